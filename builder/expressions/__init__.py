@@ -1,0 +1,31 @@
+"""The expression language of SPEC section 8: parse, check, evaluate, value slots.
+
+Plain Python only: nothing here imports Flask or SQLAlchemy. The SQL compiler lives in
+`runtime.expressions`.
+"""
+
+from .checker import FIELD_TYPES, CheckContext, FieldRef, Scope, check, infer_type
+from .errors import ExpressionError
+from .evaluator import EvalContext, UserInfo, evaluate, evaluate_condition
+from .nodes import (
+    Binary,
+    BoolOp,
+    Call,
+    Compare,
+    IfElse,
+    ListLit,
+    Literal,
+    Name,
+    Node,
+    Unary,
+)
+from .parser import FUNCTIONS, Expression, parse
+from .slots import ValueSlot, parse_slot, render_template, slot_value, template_names
+
+__all__ = [
+    "FIELD_TYPES", "FUNCTIONS", "Binary", "BoolOp", "Call", "CheckContext", "Compare",
+    "EvalContext", "Expression", "ExpressionError", "FieldRef", "IfElse", "ListLit", "Literal",
+    "Name", "Node", "Scope", "Unary", "UserInfo", "ValueSlot", "check", "evaluate",
+    "evaluate_condition", "infer_type", "parse", "parse_slot", "render_template", "slot_value",
+    "template_names",
+]

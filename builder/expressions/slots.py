@@ -1,0 +1,103 @@
+"""Value slots (defaults, `set`/`create` values, demo data) and message templates.
+
+A slot holds a literal; a string that starts with "=" is an expression; a string with
+`{field}` or `{link.field}` in it is a template filled from the record. In a template "{{" and
+"}}" stand for literal braces, and a brace that does not enclose a field name is kept as is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from .errors import ExpressionError
+from .evaluator import EvalContext, _Evaluator, evaluate
+from .nodes import Name
+from .parser import Expression, parse
+
+_PLACEHOLDER = re.compile(
+    r"\{\{|\}\}|\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}")
+
+
+@dataclass(frozen=True)
+class ValueSlot:
+    kind: Literal["literal", "template", "expression"]
+    value: Any  # the slot as written
+    expression: Expression | None = None
+    template_names: tuple[tuple[str, ...], ...] = ()
+
+
+def parse_slot(value: Any) -> ValueSlot:
+    """Classify a slot; raise ExpressionError (offset inside the whole string) for "=bad"."""
+    if isinstance(value, str):
+        if value.startswith("="):
+            try:
+                return ValueSlot("expression", value, parse(value[1:]))
+            except ExpressionError as exc:
+                raise exc.shifted(1) from None
+        names = template_names(value)
+        if names or "{{" in value or "}}" in value:
+            return ValueSlot("template", value, None, names)
+    return ValueSlot("literal", value)
+
+
+def slot_value(slot: ValueSlot, ctx: EvalContext) -> Any:
+    """The value a slot gives for one record."""
+    if slot.kind == "expression":
+        assert slot.expression is not None
+        return evaluate(slot.expression, ctx)
+    if slot.kind == "template":
+        return render_template(slot.value, ctx)
+    return slot.value
+
+
+def template_names(template: str) -> tuple[tuple[str, ...], ...]:
+    """The field paths a template names, in order of first appearance."""
+    seen: list[tuple[str, ...]] = []
+    for match in _PLACEHOLDER.finditer(template):
+        if match.group(1):
+            path = tuple(match.group(1).split("."))
+            if path not in seen:
+                seen.append(path)
+    return tuple(seen)
+
+
+def format_value(value: Any) -> str:
+    """How a value reads inside a template; null reads as the empty string."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+def render_template(template: str, ctx: EvalContext, *,
+                    formatter: Callable[[tuple[str, ...], Any], str] | None = None) -> str:
+    """Fill `{field}` placeholders from the record; `formatter(path, value)` may override."""
+    evaluator = _Evaluator(ctx)
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text in ("{{", "}}"):
+            return text[0]
+        path = tuple(match.group(1).split("."))
+        if path[0] in ("old", "user") and len(path) == 1:
+            return text
+        value = evaluator.eval(Name(path))
+        return formatter(path, value) if formatter else format_value(value)
+
+    return _PLACEHOLDER.sub(replace, template)

@@ -1,0 +1,198 @@
+"""The Python evaluator: every operator and function, and the null rules of SPEC section 8."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from builder.expressions import (
+    EvalContext,
+    ExpressionError,
+    FieldRef,
+    UserInfo,
+    evaluate,
+    evaluate_condition,
+    parse,
+    parse_slot,
+    render_template,
+    slot_value,
+)
+
+FIELDS = {
+    "offer": {
+        "amount": FieldRef("amount", "money"),
+        "qty": FieldRef("qty", "integer"),
+        "none": FieldRef("none", "integer"),
+        "name": FieldRef("name", "text"),
+        "urgent": FieldRef("urgent", "boolean"),
+        "valid_until": FieldRef("valid_until", "date"),
+        "created_at": FieldRef("created_at", "datetime"),
+        "tags": FieldRef("tags", "multichoice"),
+        "property": FieldRef("property", "link", "property"),
+        "owner": FieldRef("owner", "link", "user"),
+    },
+    "property": {"price": FieldRef("price", "money"), "agent": FieldRef("agent", "link", "user")},
+    "user": {"username": FieldRef("username", "text"), "team": FieldRef("team", "link", "team"),
+             "region": FieldRef("region", "text")},
+    "team": {"name": FieldRef("name", "text")},
+}
+
+
+class Scope:
+    def fields(self, entity):
+        return FIELDS.get(entity)
+
+
+NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)  # a Monday, ISO week 19
+RECORD = {
+    "amount": Decimal("150.50"), "qty": 7, "none": None, "name": "Anna Berg", "urgent": True,
+    "valid_until": date(2024, 5, 1), "created_at": datetime(2024, 5, 4, 23, 0, tzinfo=UTC),
+    "tags": ["vip", "new"], "property": 10, "owner": 2,
+}
+DB = {
+    ("property", 10): {"price": Decimal("200"), "agent": 3},
+    ("user", 3): {"username": "carl", "team": 5, "region": "north"},
+    ("team", 5): {"name": "North"},
+}
+USER = UserInfo(id=2, username="anna", roles=frozenset({"agent"}), team=5,
+                fields={"region": "south"})
+
+
+def ctx(record=RECORD, **kw) -> EvalContext:
+    kw.setdefault("user", USER)
+    return EvalContext(record=record, entity="offer", now=NOW, scope=Scope(),
+                       fetch=lambda entity, key: DB.get((entity, key)), **kw)
+
+
+CASES = [
+    # literals and arithmetic
+    ("1 + 2", 3), ("7 - 10", -3), ("3 * 4", 12), ("7 / 2", Decimal("3.5")),
+    ("7 % 3", 1), ("-7 % 3", -1), ("7 % -3", 1), ("7.5 % 2", Decimal("1.5")),
+    ("1 / 0", None), ("1 % 0", None), ("amount * 2", Decimal("301.00")),
+    ("amount + 0.5", Decimal("151.00")), ("qty / 2", Decimal("3.5")), ("-qty", -7),
+    ("'a' + 'b'", "ab"), ("2 + 3 * 4", 14), ("(2 + 3) * 4", 20),
+    # nulls in arithmetic
+    ("none + 1", None), ("-none", None), ("name + none", None), ("valid_until + none", None),
+    # comparisons and null
+    ("qty > 5", True), ("qty >= 7", True), ("qty < 7", False), ("qty <= 6", False),
+    ("qty == 7", True), ("qty != 7", False), ("amount == 150.5", True),
+    ("none > 1", False), ("none < 1", False), ("none == 1", False), ("none != 1", False),
+    ("none == null", True), ("none != null", False), ("null == none", True),
+    ("qty == null", False), ("qty != null", True), ("none == none", False),
+    ("'B' < 'a'", True), ("'abc' == 'ABC'", False), ("1 < qty < 10", True),
+    # boolean operators
+    ("urgent and qty > 1", True), ("urgent and none > 1", False), ("none or urgent", True),
+    ("not none", True), ("not urgent", False), ("not (none > 1)", True),
+    ("none and none", False), ("none or none", False),
+    ("1 if urgent else 2", 1), ("1 if none else 2", 2), ("1 if null else 2", 2),
+    # membership
+    ("qty in [1, 7]", True), ("qty not in [1, 7]", False), ("none in [1, null]", False),
+    ("none not in [1, 2]", False), ("qty not in [1, null]", True), ("'vip' in tags", True),
+    ("'old' not in tags", True), ("'agent' in user.roles", True), ("qty in []", False),
+    # dates and durations
+    ("today()", date(2024, 5, 6)), ("now()", NOW),
+    ("today() + days(7)", date(2024, 5, 13)), ("today() - days(1)", date(2024, 5, 5)),
+    ("today() + hours(30)", date(2024, 5, 7)), ("today() - hours(1)", date(2024, 5, 5)),
+    ("days(2) + today()", date(2024, 5, 8)), ("now() - hours(2)", NOW - timedelta(hours=2)),
+    ("valid_until - today()", timedelta(days=-5)), ("days(1) + hours(1)", timedelta(hours=25)),
+    ("days(1.5)", timedelta(hours=36)), ("-days(1)", timedelta(days=-1)),
+    ("days_since(valid_until)", 5), ("days_since(created_at)", 2), ("days_since(none)", None),
+    ("valid_until < today()", True), ("valid_until < created_at", True),
+    ("created_at > valid_until", True), ("today() == now()", True),
+    ("day(valid_until)", 1), ("week(valid_until)", 18), ("month(valid_until)", 5),
+    ("year(valid_until)", 2024), ("day(created_at)", 4), ("week(today())", 19),
+    ("valid_until - today() < days(0)", True),
+    # functions
+    ("len(name)", 9), ("len(tags)", 2), ("len(none)", 0), ("len([1, null])", 2),
+    ("lower(name)", "anna berg"), ("upper(name)", "ANNA BERG"), ("lower(none)", None),
+    ("contains(name, 'Berg')", True), ("contains(name, 'berg')", False),
+    ("contains(none, 'x')", None), ("contains(tags, 'vip')", True),
+    ("has_role('agent')", True), ("has_role('admin')", False), ("has_role(null)", None),
+    ("coalesce(none, qty)", 7), ("coalesce(none, null)", None), ("coalesce(name)", "Anna Berg"),
+    ("round(amount)", Decimal("151")), ("round(amount, 1)", Decimal("150.5")),
+    ("round(2.25, 1)", Decimal("2.3")), ("round(-2.5)", Decimal("-3")), ("round(qty, 2)", 7),
+    ("round(none, 1)", None), ("min(qty, 3, 5)", 3), ("max(qty, amount)", Decimal("150.50")),
+    ("min(qty, none)", None), ("max('a', 'b')", "b"), ("days(none)", None),
+    # names: links, old, user
+    ("property.price", Decimal("200")), ("property.agent.team.name", "North"),
+    ("(property.price - amount) / property.price * 100", Decimal("24.75")),
+    ("old.qty", None), ("user.id", 2), ("user.username", "anna"), ("user.team", 5),
+    ("user.team.name", "North"), ("user.region", "south"), ("user.roles", ["agent"]),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), CASES)
+def test_evaluate(source, expected):
+    result = evaluate(parse(source), ctx())
+    assert result == expected
+    assert type(result) is type(expected) or isinstance(expected, int | Decimal)
+
+
+def test_old_values():
+    context = ctx(old={"qty": 3, "owner": None})
+    assert evaluate(parse("old.qty"), context) == 3
+    assert evaluate_condition(parse("old.qty != qty"), context)
+    assert evaluate_condition(parse("old.owner == null"), context)
+
+
+def test_without_user():
+    context = ctx(user=None)
+    assert evaluate(parse("user.id"), context) is None
+    assert evaluate(parse("has_role('agent')"), context) is False
+    assert evaluate_condition(parse("owner == user.id"), context) is False
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("qty > 1", True), ("none > 1", False), ("none", False), ("null", False),
+    ("contains(none, 'x')", False), ("not contains(none, 'x')", True), ("urgent", True),
+])
+def test_evaluate_condition(source, expected):
+    assert evaluate_condition(parse(source), ctx()) is expected
+
+
+def test_float_values_mix_with_decimals():
+    record = dict(RECORD, amount=0.1)
+    assert evaluate(parse("amount + 0.2"), ctx(record)) == Decimal("0.3")
+    assert evaluate(parse("amount * 3 == 0.3"), ctx(record)) is True
+
+
+def test_naive_datetimes_are_utc_and_today_follows_now():
+    context = EvalContext(record={"at": datetime(2024, 1, 1, 23, 0)}, entity="offer",
+                          now=datetime(2024, 1, 2, 1, 0))
+    assert context.today == date(2024, 1, 2)
+    assert evaluate(parse("days_since(at)"), context) == 1
+
+
+def test_following_a_link_needs_fetch():
+    context = EvalContext(record=RECORD, entity="offer", scope=Scope())
+    with pytest.raises(ExpressionError) as info:
+        evaluate(parse("property.price"), context)
+    assert info.value.code == "E320"
+
+
+def test_missing_linked_record_is_null():
+    assert evaluate(parse("property.price"), ctx(dict(RECORD, property=99))) is None
+    assert evaluate(parse("property.price"), ctx(dict(RECORD, property=None))) is None
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("{name} — {amount}", "Anna Berg — 150.50"),
+    ("{none}!", "!"),
+    ("{{name}} {name}", "{name} Anna Berg"),
+    ("{property.price} {user.username}", "200 anna"),
+    ("{valid_until} {urgent} {tags}", "2024-05-01 yes vip, new"),
+    ("no fields {0}", "no fields {0}"),
+])
+def test_render_template(template, expected):
+    assert render_template(template, ctx()) == expected
+
+
+def test_slot_values():
+    assert slot_value(parse_slot("=today() + days(7)"), ctx()) == date(2024, 5, 13)
+    assert slot_value(parse_slot("Lead {name}"), ctx()) == "Lead Anna Berg"
+    assert slot_value(parse_slot(42), ctx()) == 42
+    assert slot_value(parse_slot("=old.qty"), ctx(old={"qty": 1})) == 1
+    formatted = render_template("{amount}", ctx(), formatter=lambda path, v: f"€{v}")
+    assert formatted == "€150.50"
