@@ -1,0 +1,432 @@
+"""The AppModel: what the runtime serves, built by the linker from checked definition files.
+
+Everything here is a frozen dataclass; mappings are read-only views. The model carries a
+stable content hash (sha256 of the canonical JSON of every definition document, in pack
+order), so the runtime can build tables, compiled expressions and query shapes once per hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .expressions import Expression, ValueSlot
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True)
+class Text:
+    """Text a person reads, in one or more languages (SPEC §1)."""
+
+    values: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, raw: Any, default: str = "") -> Text:
+        if isinstance(raw, Mapping):
+            return cls(tuple((str(k), str(v)) for k, v in raw.items()))
+        return cls((("en", str(raw)),)) if raw not in (None, "") else cls((("en", default),))
+
+    def get(self, language: str | None = None) -> str:
+        """The text in `language`, falling back to English, then to the first one given."""
+        table = dict(self.values)
+        for key in (language, (language or "").split("-")[0].split("_")[0], "en"):
+            if key and key in table:
+                return table[key]
+        return self.values[0][1] if self.values else ""
+
+    def __str__(self) -> str:
+        return self.get()
+
+
+def humanize(name: str) -> str:
+    """`valid_until` -> `Valid until`."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class Rollup:
+    entity: str  # the child entity whose records are summarised
+    link: str  # the child's link field that points here
+    op: str  # count, sum, avg, min, max
+    field: str | None
+    where: Expression | None
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    label: Text
+    pack: str
+    help: Text | None = None
+    placeholder: Text | None = None
+    required: bool = False
+    unique: bool = False
+    index: bool = False
+    readonly: bool = False
+    default: ValueSlot | None = None
+    min: Any = None
+    max: Any = None
+    formula: Expression | None = None
+    rollup: Rollup | None = None
+    visible_when: Expression | None = None
+    required_when: Expression | None = None
+    readonly_when: Expression | None = None
+    renamed_from: str | None = None
+    options: tuple[Option, ...] = ()
+    to: str | None = None
+    on_delete: str | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    precision: int | None = None
+    scale: int | None = None
+    currency: str | None = None
+    format: str | None = None
+    system: bool = False
+
+    @property
+    def computed(self) -> bool:
+        return self.formula is not None or self.rollup is not None or self.type == "autonumber"
+
+    @property
+    def editable(self) -> bool:
+        """Whether a person may ever type a value into it."""
+        return not (self.readonly or self.computed or self.system)
+
+    @property
+    def option_values(self) -> tuple[str, ...]:
+        return tuple(o.value for o in self.options)
+
+    def option_label(self, value: Any, language: str | None = None) -> str:
+        for option in self.options:
+            if option.value == value:
+                return option.label.get(language)
+        return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Validation:
+    rule: Expression
+    message: Text
+    field: str | None
+
+
+@dataclass(frozen=True)
+class DuplicateRule:
+    match: tuple[str, ...]
+    action: str  # block | warn
+
+
+@dataclass(frozen=True)
+class ListView:
+    columns: tuple[str, ...]
+    filters: tuple[str, ...]
+    sort: tuple[str, ...]  # "-field" for descending
+    page_size: int = 50
+    group_by: str | None = None
+    op: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    label: Text | None
+    fields: tuple[str, ...]
+    columns: int = 1
+
+
+@dataclass(frozen=True)
+class KanbanView:
+    group_by: str
+    card: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CalendarView:
+    date: str
+    end: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Related:
+    entity: str
+    field: str  # the link field on `entity` that points to this record
+    label: Text
+
+
+@dataclass(frozen=True)
+class Views:
+    list: ListView
+    form: tuple[Section, ...]
+    kanban: KanbanView | None = None
+    calendar: CalendarView | None = None
+    related: tuple[Related, ...] = ()
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    label: Text
+    final: bool = False
+    editable_by: tuple[str, ...] | None = None  # None: everyone who may update
+    color: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    label: Text
+    from_states: tuple[str, ...]
+    to: str
+    roles: tuple[str, ...] | None = None  # None: everyone who may update; (): automations only
+    when: Expression | None = None
+    requires: tuple[str, ...] = ()
+    approval: str | None = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    field: str
+    initial: str
+    states: Mapping[str, State]
+    transitions: Mapping[str, Transition]
+
+    def available_from(self, state: str | None) -> list[Transition]:
+        return [t for t in self.transitions.values() if state in t.from_states]
+
+
+@dataclass(frozen=True)
+class Approvers:
+    kind: str  # role | user | field
+    value: str
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    label: Text
+    approvers: Approvers
+    when: Expression | None = None
+    mode: str = "any"
+    escalate_after: int | None = None  # seconds
+    escalate_to: Approvers | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    name: str
+    label: Text
+    steps: tuple[Step, ...]
+    entry: Expression | None = None
+    allow_self_approval: bool = False
+    reject_to: str | None = None
+    require_comment: bool = False
+
+
+Rule = bool | Expression  # a permission: always, never, or a condition
+
+
+@dataclass(frozen=True)
+class Permission:
+    role: str
+    read: Rule = False
+    create: Rule = False
+    update: Rule = False
+    delete: Rule = False
+    hidden: tuple[str, ...] = ()
+    readonly: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    pack: str
+    label: Text
+    plural: Text
+    fields: Mapping[str, Field]
+    views: Views
+    table: str
+    description: Text | None = None
+    help: Text | None = None
+    icon: str | None = None
+    title: str | None = None  # a template like "{property} — {amount}"
+    title_field: str | None = None
+    search: tuple[str, ...] = ()
+    validations: tuple[Validation, ...] = ()
+    duplicates: tuple[DuplicateRule, ...] = ()
+    workflow: Workflow | None = None
+    approvals: Mapping[str, Approval] = field(default_factory=lambda: EMPTY)
+    permissions: Mapping[str, Permission] = field(default_factory=lambda: EMPTY)
+    system: bool = False  # the built-in `user` and `team`
+    extended_by: tuple[str, ...] = ()
+
+    def field(self, name: str) -> Field:
+        return self.fields[name]
+
+    @property
+    def data_fields(self) -> list[Field]:
+        """Fields with a column of their own (not `links`), system fields included."""
+        return [f for f in self.fields.values() if f.type != "links"]
+
+    @property
+    def user_fields(self) -> list[Field]:
+        """The fields the definition declares (not the system ones)."""
+        return [f for f in self.fields.values() if not f.system]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    kind: str  # role | user | field | owner
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of an automation; `kind` says which of the other attributes are set."""
+
+    kind: str  # set | create | notify | transition | assign
+    values: Mapping[str, ValueSlot] = field(default_factory=lambda: EMPTY)  # set, create
+    entity: str | None = None  # create
+    recipient: Recipient | None = None  # notify (None: the record's owner)
+    subject: Text | None = None
+    message: Text | None = None
+    transition: str | None = None
+    field: str | None = None  # assign
+    among: Recipient | None = None  # assign: role or team
+    strategy: str = "round_robin"
+    match: str | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str  # create | update | delete | transition | schedule
+    transition: str | None = None
+    schedule: str | None = None  # hourly | daily | weekly | 5-field cron
+
+
+@dataclass(frozen=True)
+class Automation:
+    name: str
+    entity: str
+    pack: str
+    label: Text
+    trigger: Trigger
+    actions: tuple[Action, ...]
+    when: Expression | None = None
+    where: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Widget:
+    type: str  # number | chart | table | list
+    entity: str
+    label: Text
+    where: Expression | None = None
+    op: str = "count"
+    field: str | None = None
+    chart: str | None = None
+    group_by: str | None = None  # a field, or "month(field)" etc.
+    sort: tuple[str, ...] = ()
+    limit: int | None = None
+    format: str | None = None
+    columns: tuple[str, ...] = ()
+
+    @property
+    def group_parts(self) -> tuple[str | None, str | None]:
+        """(function, field) of `group_by`: ("month", "ordered_on") or (None, "source")."""
+        if not self.group_by:
+            return None, None
+        if "(" in self.group_by:
+            fn, rest = self.group_by.split("(", 1)
+            return fn.strip(), rest.rstrip(") ").strip()
+        return None, self.group_by
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    name: str
+    pack: str
+    label: Text
+    roles: tuple[str, ...]
+    widgets: tuple[Widget, ...]
+    description: Text | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: Text
+    pack: str | None
+    inherits: tuple[str, ...] = ()
+    description: Text | None = None
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    version: str
+    label: Text
+    path: str
+    requires: tuple[str, ...] = ()
+    description: Text | None = None
+
+
+@dataclass(frozen=True)
+class DemoFile:
+    """Demo data of one entity in one pack: raw records, value slots not yet evaluated."""
+
+    pack: str
+    entity: str
+    file: str
+    records: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class AppModel:
+    packs: Mapping[str, Pack]  # in install order (required packs first)
+    roles: Mapping[str, Role]
+    entities: Mapping[str, Entity]
+    automations: tuple[Automation, ...]
+    dashboards: Mapping[str, Dashboard]
+    demo: tuple[DemoFile, ...]
+    hash: str
+    _reverse: Mapping[str, tuple[tuple[str, str], ...]] = field(
+        default_factory=lambda: EMPTY, repr=False)
+
+    def entity(self, name: str) -> Entity:
+        return self.entities[name]
+
+    def reverse_links(self, entity: str) -> tuple[tuple[str, str], ...]:
+        """(child entity, link field) pairs whose `link` or `links` point at `entity`."""
+        return self._reverse.get(entity, ())
+
+    def role_closure(self, roles: Iterator[str] | tuple[str, ...] | list[str]) -> frozenset[str]:
+        """The roles given plus every role they inherit, transitively."""
+        seen: set[str] = set()
+        stack = list(roles)
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            role = self.roles.get(name)
+            if role is not None:
+                stack.extend(role.inherits)
+        return frozenset(seen)
+
+    def automations_for(self, entity: str, kind: str) -> list[Automation]:
+        return [a for a in self.automations if a.entity == entity and a.trigger.kind == kind]

@@ -1,0 +1,112 @@
+"""The `crmforge` command line (INTERFACES.md). Each command is a small function; the
+instance commands live in `runtime/commands.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from builder.diagnostics import Diagnostics
+from builder.linker import check_paths
+from builder.packs import discover, read_pack, search_dirs
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable:
+    def register(fn: Callable[[argparse.Namespace], int]) -> Callable:
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+@command("validate")
+def cmd_validate(args: argparse.Namespace) -> int:
+    model, diags = check_paths(args.paths)
+    items = list(diags)
+    if args.format == "json":
+        print(json.dumps([d.to_dict() for d in items], indent=2, ensure_ascii=False))
+    else:
+        for diag in items:
+            print(diag.format())
+        if model is not None:
+            entities = [e for e in model.entities.values() if not e.system]
+            print(f"ok: {len(model.packs)} pack(s), {len(entities)} entities, "
+                  f"{len(model.automations)} automations, {len(model.dashboards)} dashboards",
+                  file=sys.stderr)
+        else:
+            count = len(diags.errors)
+            print(f"{count} error{'s' if count != 1 else ''}", file=sys.stderr)
+    return 0 if model is not None else 1
+
+
+@command("packs")
+def cmd_packs(args: argparse.Namespace) -> int:
+    installed = _installed_versions(args)
+    rows = []
+    for name, path in sorted(discover(search_dirs()).items()):
+        source = read_pack(path, Diagnostics())
+        manifest = source.manifest.data if source.manifest else {}
+        version = str(manifest.get("version", "-"))
+        label = manifest.get("label", name)
+        label = label.get("en", next(iter(label.values()))) if isinstance(label, dict) else label
+        state = installed.get(name)
+        status = "-" if state is None else (f"installed {state}" if state != version
+                                            else "installed")
+        rows.append((name, version, status, str(label), str(path)))
+    if not rows:
+        print("no packs found in " + ", ".join(str(d) for d in search_dirs()))
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
+    return 0
+
+
+def _installed_versions(args: argparse.Namespace) -> dict[str, str]:
+    try:
+        from .commands import installed_versions
+    except ImportError:  # the instance commands are optional for `packs`
+        return {}
+    return installed_versions(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmforge", description="CRMForge: a low-code CRM "
+                                     "builder from YAML definitions.")
+    parser.add_argument("--database-url", help="SQLAlchemy URL of the instance's database "
+                        "(default: $CRMFORGE_DATABASE_URL or sqlite:///instance/crmforge.db)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("validate", help="check packs or definition files")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    sub.add_parser("packs", help="list available and installed packs")
+    try:
+        from .commands import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub, command)
+    for action in sub.choices.values():
+        action.add_argument("--database-url", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
