@@ -1,0 +1,134 @@
+"""Shared fixtures: one `database_url` over SQLite and PostgreSQL, and instance factories.
+
+PostgreSQL comes from $CRMFORGE_TEST_DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/test). Each test gets a fresh schema of its own — the
+URL carries `options=-csearch_path=<schema>` — so tests run in parallel under pytest-xdist and
+leave nothing behind. When the server is unreachable the PostgreSQL cases are skipped with the
+reason shown.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from support import FIXTURES, Clock, admin_actor, insert_team, insert_user, write_pack
+
+from builder.linker import build_model
+from builder.model import AppModel
+from runtime.db import make_engine, normalize_url
+from runtime.instance import Actor, Instance
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+_postgres_problem: list[str] = []  # cached per worker: "" when reachable, else the reason
+
+
+def postgres_url() -> str:
+    return normalize_url(os.environ.get("CRMFORGE_TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL)
+
+
+def _postgres_unreachable() -> str:
+    if not _postgres_problem:
+        engine = sa.create_engine(postgres_url(), connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect():
+                pass
+            _postgres_problem.append("")
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _postgres_problem.append(
+                f"PostgreSQL not reachable at {sa.make_url(postgres_url()).render_as_string()}"
+                f" ({type(exc).__name__}: {first_line[:120]}); set CRMFORGE_TEST_DATABASE_URL")
+        finally:
+            engine.dispose()
+    return _postgres_problem[0]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: an SQLite file in tmp_path, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'crm.db'}"
+        return
+    problem = _postgres_unreachable()
+    if problem:
+        pytest.skip(problem)
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = sa.create_engine(postgres_url())
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(postgres_url()).update_query_dict(
+        {"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_instance(database_url: str, clock: Clock
+                  ) -> Iterator[Callable[..., Instance]]:
+    """`make_instance(model_or_pack_path, ...)`: an Instance on `database_url` with every table
+    created and an `admin` user. A path (or list of paths) is built with build_model; the
+    clock is the test's `clock` fixture unless `clock=` is given."""
+    engines: list[sa.Engine] = []
+
+    def factory(model: AppModel | str | Path | list, **kwargs: Any) -> Instance:
+        if not isinstance(model, AppModel):
+            paths = model if isinstance(model, list | tuple) else [model]
+            model = build_model(list(paths))
+        engine = make_engine(database_url)
+        engines.append(engine)
+        kwargs.setdefault("clock", clock)
+        inst = Instance.create(model, engine, **kwargs)
+        inst.schema.metadata.create_all(engine)
+        insert_user(inst, "admin", is_admin=True, full_name="Administrator")
+        return inst
+
+    yield factory
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Callable[..., Path]:
+    """`pack({"entities/x.yaml": "...", "roles.yaml": "..."})`: a pack dir in tmp_path."""
+    def factory(files: dict[str, str], **kwargs: Any) -> Path:
+        return write_pack(tmp_path / "packs", files, **kwargs)
+    return factory
+
+
+@pytest.fixture
+def spec_instance(make_instance: Callable[..., Instance]) -> Instance:
+    """The SPEC fixture pack (offer, property, contact, ...) on top of the core stand-in."""
+    return make_instance([FIXTURES / "core", FIXTURES / "spec"])
+
+
+@pytest.fixture
+def make_user() -> Callable[..., Actor]:
+    """`make_user(inst, "anna", roles=["agent"], team=None, ...)` -> the Actor of a new user."""
+    return insert_user
+
+
+@pytest.fixture
+def make_team() -> Callable[[Instance, str], int]:
+    return insert_team
+
+
+@pytest.fixture
+def admin() -> Callable[[Instance], Actor]:
+    """`admin(inst)`: the Actor of the admin user every instance has."""
+    return admin_actor
+
