@@ -15,11 +15,11 @@ demo: $(STAMP)
 	$(BIN)/crmforge demo
 
 test: $(STAMP)
-	$(BIN)/ruff check builder runtime tests
+	$(BIN)/ruff check builder runtime tests benchmarks
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check builder runtime tests
+	$(BIN)/ruff check builder runtime tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
