@@ -1,0 +1,78 @@
+"""The errors of the record layer: one small hierarchy, each with an HTTP status and a message
+that says what to do. The web pages and the API render them through one handler
+(`runtime/error_handler.py`); nothing here knows about HTTP beyond the status number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class RecordError(Exception):
+    """A write or read that cannot be done as asked; `status` is the HTTP answer."""
+
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RecordError):
+    """A malformed read: unknown filter field or operator, unknown sort field, bad cursor."""
+
+    status = 400
+
+
+class Forbidden(RecordError):
+    status = 403
+
+
+class NotFound(RecordError):
+    """No such record — or one the actor may not read: both get the same answer."""
+
+    status = 404
+
+
+class Conflict(RecordError):
+    """The record's state refuses the change: a restrict link, a blocking duplicate, a lock.
+
+    `record_id` names the other record involved when there is one (the duplicate found).
+    """
+
+    status = 409
+
+    def __init__(self, message: str, *, record_id: int | None = None,
+                 entity: str | None = None):
+        super().__init__(message)
+        self.record_id = record_id
+        self.entity = entity
+
+
+class AwaitingApproval(Conflict):
+    """The record has a pending approval request; it is locked until that is decided."""
+
+
+class StaleVersion(Conflict):
+    """Someone saved the record since the actor read it; `current` is the record now."""
+
+    def __init__(self, current: dict[str, Any], message: str | None = None):
+        super().__init__(message or (
+            f"This record was changed by someone else (it is now at version "
+            f"{current.get('version')}); reload it, apply your change again and save."),
+            record_id=current.get("id"))
+        self.current = current
+
+
+class ValidationFailed(RecordError):
+    """Values that cannot be saved: `errors` maps a field (or "_record") to its messages."""
+
+    status = 422
+
+    def __init__(self, errors: Mapping[str, Iterable[str]]):
+        self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items() if v}
+        parts = [f"{field}: {'; '.join(msgs)}" if field != "_record" else "; ".join(msgs)
+                 for field, msgs in self.errors.items()]
+        super().__init__("Some values are not valid; fix them and save again — "
+                         + " | ".join(parts))
