@@ -94,7 +94,17 @@ class DefinitionError(Exception):
         super().__init__("\n".join(lines) or "invalid definitions")
 
 
+MAX_HINT_CANDIDATES = 500
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A 'did you mean' hint for a misspelt name, or None when nothing is close."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """A 'did you mean' hint for a misspelt name, or None when nothing is close.
+
+    No hint among more than MAX_HINT_CANDIDATES names: comparing is slow, and a file with
+    thousands of mistakes among thousands of names must not take minutes to report.
+    """
+    names = list(candidates)
+    if len(names) > MAX_HINT_CANDIDATES:
+        return None
+    matches = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f"did you mean '{matches[0]}'?" if matches else None

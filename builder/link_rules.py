@@ -136,9 +136,11 @@ def build_workflow(lk: Linker, draft: EntityDraft, fields: Mapping[str, Field]
 def check_transition_approvals(lk: Linker, draft: EntityDraft, workflow: Workflow,
                                approvals: Mapping[str, Approval]) -> None:
     raw, loc = draft.settings["workflow"]
-    for name, transition in workflow.transitions.items():
-        if transition.approval and transition.approval not in approvals:
-            lk.unknown("E206", "approval", transition.approval,
+    # every written transition, also one left out of the model for another mistake
+    for name, spec in (raw.get("transitions") or {}).items():
+        approval = spec.get("approval")
+        if approval and approval not in approvals:
+            lk.unknown("E206", "approval", approval,
                        list(approvals) + list(draft.maps.get("approvals") or {}),
                        _at(loc, "transitions", name, "approval"), f"transition '{name}': ")
 
@@ -510,11 +512,12 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
                   keys: Mapping[str, set[str]]) -> None:
     from .fieldtypes import coerce
 
-    def mark(name: str | None = None) -> Mark:
+    def mark(*keys: Any, key: bool = False) -> Mark:
+        """The value at `keys` in the record (its key when `key`); a CSV row's start."""
         if isinstance(where, Mark):
             return where
         doc, path = where
-        return doc.mark((*path, name) if name else path, key=name is not None)
+        return doc.mark((*path, *keys), key=key)
 
     key = record.get("_key")
     if key is not None:
@@ -527,16 +530,19 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
             continue
         field = entity.fields.get(name)
         if field is None or (field.system and name != "owner"):
-            lk.diags.add("E412", f"{entity.name} has no field '{name}'", mark(name),
+            lk.diags.add("E412", f"{entity.name} has no field '{name}'", mark(name, key=True),
                          did_you_mean(name, [f.name for f in entity.user_fields]))
             continue
         if field.type in ("link", "links") and field.to != "user":
+            if field.to not in lk.drafts:  # the unknown entity is reported at the field
+                continue
             wanted = value if isinstance(value, list) else [value]
-            for item in wanted:
+            for index, item in enumerate(wanted):
                 if isinstance(item, str) and not item.startswith("=") and \
                         item not in keys.get(field.to or "", set()):
+                    at = mark(name, index) if isinstance(value, list) else mark(name)
                     lk.diags.add("E414", f"{entity.name}.{name}: no {field.to} record has "
-                                 f"the _key '{item}'", mark(name),
+                                 f"the _key '{item}'", at,
                                  did_you_mean(item, keys.get(field.to or "", set())))
             continue
         if field.type in ("link", "links"):
@@ -544,8 +550,12 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
         try:
             slot = parse_slot(value)
         except ExpressionError as err:
-            lk.diags.add(err.code, f"{entity.name}.{name}: {err.message}", mark(name),
-                         err.hint)
+            if isinstance(where, Mark):
+                lk.diags.add(err.code, f"{entity.name}.{name}: {err.message}", where,
+                             err.hint)
+            else:  # at the culprit inside the expression
+                lk.expression_error(err, (where[0], (*where[1], name)),
+                                    f"{entity.name}.{name}: ")
             continue
         if slot.kind != "literal":
             continue

@@ -146,6 +146,7 @@ class Linker:
         self.role_locs: dict[str, Loc] = {}
         self.drafts: dict[str, EntityDraft] = {}
         self.scope: Scope | None = None
+        self._links_to: dict[str, list[tuple[str, str]]] | None = None
 
     # -- reporting ------------------------------------------------------------------------
 
@@ -584,11 +585,24 @@ class Linker:
             calendar = CalendarView(raw["date"], raw.get("end"), raw.get("title"))
         return Views(list_view, tuple(sections), kanban, calendar, self.build_related(draft))
 
+    def links_to(self, entity: str) -> list[tuple[str, str]]:
+        """(child entity, link field) pairs of the declared `link` fields to `entity`.
+
+        Indexed once (the drafts are complete by pass 3), so that many entities stay linear.
+        """
+        if self._links_to is None:
+            self._links_to = {}
+            for child in self.drafts.values():
+                if child.system:
+                    continue
+                for f in child.fields.values():
+                    if f.raw.get("type") == "link" and not f.system and \
+                            isinstance(f.raw.get("to"), str):
+                        self._links_to.setdefault(f.raw["to"], []).append((child.name, f.name))
+        return self._links_to.get(entity, [])
+
     def build_related(self, draft: EntityDraft) -> tuple[Related, ...]:
-        reverse = [(child.name, f.name) for child in self.drafts.values()
-                   for f in child.fields.values()
-                   if f.raw.get("type") == "link" and f.raw.get("to") == draft.name
-                   and not f.system and not child.system]
+        reverse = self.links_to(draft.name)
         items = draft.lists.get("related")
         if not items:
             return tuple(Related(e, f, Text.of(self.plural_of(e))) for e, f in reverse)
