@@ -1,0 +1,646 @@
+"""Reading records: one record, filtered and sorted lists with keyset pagination, counts,
+quick search, and record titles (one query per linked entity for a whole page).
+
+Every read applies the actor's row filter (`permissions.read_filter`) in SQL and leaves out
+the fields the actor may not see. Pages never use OFFSET: a cursor carries the sort-key
+values of the row it starts after (or before), and is checked field by field when it comes
+back — a cursor that does not fit the list is a BadRequest, never a server error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from builder.diagnostics import did_you_mean
+from builder.expressions import EvalContext, render_template, template_names
+from builder.expressions.slots import format_value
+from builder.fieldtypes import REGISTRY, coerce, phone_digits
+from builder.model import Entity, Field
+
+from .context import Fetcher, scope_of
+from .errors import BadRequest, NotFound
+from .permissions import hidden_fields, read_filter
+from .values import json_value, to_json
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .instance import Actor, Instance
+
+MAX_LIMIT = 500
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")
+ORDERED_OPERATORS = ("gt", "gte", "lt", "lte")
+TEXT_TYPES = ("text", "longtext", "richtext", "email", "phone", "url", "choice",
+              "autonumber", "file", "image")
+UNSORTABLE = ("links", "multichoice", "longtext", "richtext")
+PHONE_PUNCTUATION = " ()./-+"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: JSON-able rows, and cursors for the pages after and before it."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def entity_of(inst: Instance, name: str) -> Entity:
+    ent = inst.model.entities.get(name)
+    if ent is None:
+        hint = did_you_mean(name, inst.model.entities)
+        raise NotFound(f"There is no entity '{name}'" + (f" ({hint})" if hint else "")
+                       + "; check the address.")
+    return ent
+
+
+def record_id_of(ent: Entity, record_id: Any) -> int:
+    try:
+        if isinstance(record_id, bool):
+            raise ValueError
+        number = int(str(record_id).strip())
+        if number <= 0 or number > 2**63 - 1:
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        raise NotFound(f"There is no {ent.label} with id {str(record_id)[:40]!r}; record ids "
+                       "are positive whole numbers.") from None
+
+
+def not_found(ent: Entity, record_id: Any) -> NotFound:
+    return NotFound(f"There is no {ent.label} with id {record_id}, or you may not see it; "
+                    "check the id, or ask its owner for access.")
+
+
+@contextmanager
+def reading(inst: Instance, conn: Connection | None) -> Iterator[Connection]:
+    if conn is not None:
+        yield conn
+    else:
+        with inst.engine.connect() as own:
+            yield own
+
+
+# -- loading rows -----------------------------------------------------------------------------
+
+
+def attach_links(inst: Instance, conn: Connection, ent: Entity,
+                 rows: Sequence[dict[str, Any]]) -> None:
+    """Give every row its `links` fields as sorted id lists: one query per `links` field."""
+    fields = [f for f in ent.fields.values() if f.type == "links"]
+    if not fields or not rows:
+        return
+    ids = [row["id"] for row in rows]
+    for field in fields:
+        join = inst.schema.link_table(ent.name, field.name)
+        found: dict[int, list[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for source, target in conn.execute(
+                    sa.select(join.c.source_id, join.c.target_id).where(
+                        join.c.source_id.in_(chunk))):
+                found.setdefault(source, []).append(target)
+        for row in rows:
+            row[field.name] = sorted(found.get(row["id"], []))
+
+
+def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
+         actor: Actor | None = None, for_update: bool = False) -> dict[str, Any] | None:
+    """One record in the native shape (Python values, every field), or None.
+
+    With `actor`, a record they may not read is None too. `for_update` locks the row on
+    PostgreSQL (SQLite's write transaction already holds the database's write lock).
+    """
+    ent = inst.model.entity(entity)
+    table = inst.schema.table(entity)
+    stmt = sa.select(table).where(table.c.id == record_id)
+    if actor is not None:
+        row_filter = read_filter(inst, actor, entity, table)
+        if row_filter is not None:
+            stmt = stmt.where(row_filter)
+    if for_update and conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update(key_share=True, of=table)
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        return None
+    record = dict(row)
+    attach_links(inst, conn, ent, [record])
+    return {name: record.get(name) for name in ent.fields} | {
+        k: v for k, v in record.items() if k not in ent.fields}
+
+
+def get(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
+        conn: Connection | None = None) -> dict[str, Any]:
+    """The record as JSON; NotFound when it is missing or the actor may not read it."""
+    ent = entity_of(inst, entity)
+    rid = record_id_of(ent, record_id)
+    with reading(inst, conn) as c:
+        record = load(inst, c, entity, rid, actor=actor)
+    if record is None:
+        raise not_found(ent, rid)
+    return to_json(ent, record, hidden_fields(inst, actor, entity))
+
+
+# -- filters and search -----------------------------------------------------------------------
+
+
+def phone_digits_sql(column: Any) -> Any:
+    """The digits of a phone column, in SQL (the same on SQLite and PostgreSQL)."""
+    expr = column
+    for char in PHONE_PUNCTUATION:
+        expr = sa.func.replace(expr, char, "")
+    return expr
+
+
+def _split(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, list | tuple) else [raw]
+    result: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            result.extend(part.strip() for part in item.split(",") if part.strip())
+        elif item is not None:
+            result.append(item)
+    return result
+
+
+def _one(raw: Any) -> Any:
+    if isinstance(raw, list | tuple):
+        if len(raw) != 1:
+            raise ValueError("takes one value; use __in for several")
+        return raw[0]
+    return raw
+
+
+def _filter_value(actor: Actor, field: Field, raw: Any) -> Any:
+    if field.type in ("link", "links") and isinstance(raw, str) and raw.strip() == "me" \
+            and field.to == "user":
+        return actor.user_id
+    if field.type in ("multichoice", "links"):
+        single = Field(field.name, "choice" if field.type == "multichoice" else "link",
+                       field.label, field.pack, options=field.options, to=field.to)
+        return coerce(single, raw)
+    if field.type in ("text", "longtext", "richtext", "autonumber", "file", "image"):
+        return str(raw).strip()
+    if field.type == "phone":
+        return phone_digits(str(raw))
+    return coerce(field, raw)
+
+
+def _json_has(conn_dialect: str, column: Any, value: str) -> ColumnElement:
+    """Whether a JSON list column holds `value`."""
+    if conn_dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return sa.func.coalesce(sa.cast(column, JSONB).contains([value]), sa.false())
+    each = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+
+
+def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, field: Field,
+                  op: str, values: list[Any]) -> ColumnElement:
+    if field.type == "links":
+        join = inst.schema.link_table(ent.name, field.name)
+        base = sa.select(1).where(join.c.source_id == table.c.id)
+        if op == "isnull":
+            return ~sa.exists(base) if values[0] else sa.exists(base)
+        has = sa.exists(base.where(join.c.target_id.in_(values)))
+        return ~has if op == "ne" else has
+    column = table.c[field.name]
+    if field.type == "multichoice":
+        if op == "isnull":
+            empty = sa.or_(column.is_(None), sa.cast(column, sa.String).in_(["[]", "null"]))
+            return empty if values[0] else sa.not_(empty)
+        has = sa.or_(*[_json_has(dialect, column, v) for v in values])
+        return sa.or_(column.is_(None), sa.not_(has)) if op == "ne" else has
+    if op == "isnull":
+        return column.is_(None) if values[0] else column.is_not(None)
+    if field.type == "phone":
+        column = phone_digits_sql(column)
+    if op == "contains":
+        return sa.func.lower(column).contains(str(values[0]).lower(), autoescape=True)
+    if field.type == "email":
+        column = sa.func.lower(column)
+        values = [str(v).lower() for v in values]
+    if op == "in":
+        return column.in_(values)
+    value = values[0]
+    if field.type == "datetime" and isinstance(value, datetime) and values[-1] == "day":
+        start, end = value, value + timedelta(days=1)
+        return {"eq": sa.and_(column >= start, column < end),
+                "ne": sa.or_(column < start, column >= end, column.is_(None)),
+                "gt": column >= end, "gte": column >= start, "lt": column < start,
+                "lte": column < end}[op]
+    return {"eq": column == value, "ne": sa.or_(column != value, column.is_(None)),
+            "gt": column > value, "gte": column >= value, "lt": column < value,
+            "lte": column <= value}[op]
+
+
+def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
+                   filters: Mapping[str, Any] | None, hidden: frozenset[str],
+                   dialect: str) -> list[ColumnElement]:
+    """SQL for API-style filters: `field=value`, `field__gt=value`, ... (see OPERATORS)."""
+    clauses = []
+    for key, raw in (filters or {}).items():
+        name, op = key, "eq"
+        head, sep, tail = key.rpartition("__")
+        if sep and tail in OPERATORS:
+            name, op = head, tail
+        elif sep and head in ent.fields and head not in hidden:
+            raise BadRequest(f"Unknown filter operator '__{tail}' in '{key}'; use one of: "
+                             + ", ".join("__" + o for o in OPERATORS if o != "eq") + ".")
+        field = ent.fields.get(name)
+        if field is None or name in hidden:
+            hint = did_you_mean(name, [f for f in ent.fields if f not in hidden])
+            raise BadRequest(f"Cannot filter {ent.plural} by '{name}': there is no such field"
+                             + (f" ({hint})" if hint else "") + ".")
+        if op in ORDERED_OPERATORS and not REGISTRY[field.type].ordered:
+            raise BadRequest(f"'{key}': {name} is a {field.type} field and has no order; use "
+                             "=, __ne, __in, __contains or __isnull.")
+        if op == "contains" and field.type not in (*TEXT_TYPES, "multichoice", "links"):
+            raise BadRequest(f"'{key}': __contains works on text and list fields; "
+                             f"{name} is a {field.type} field.")
+        try:
+            if op == "isnull":
+                text = str(_one(raw)).strip().lower()
+                if text not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError("must be true or false")
+                values: list[Any] = [text in ("true", "1", "yes")]
+            elif op == "in":
+                values = [_filter_value(actor, field, v) for v in _split(raw)]
+                if not values:
+                    raise ValueError("needs at least one value (a comma-separated list)")
+            else:
+                one = _one(raw)
+                values = [_filter_value(actor, field, one) if op != "contains" or field.type
+                          in ("multichoice", "links") else str(one)]
+                if field.type == "datetime" and isinstance(one, str) and len(one.strip()) == 10:
+                    values.append("day")
+        except ValueError as exc:
+            raise BadRequest(f"Filter '{key}': the value {str(raw)[:60]!r} {exc}.") from None
+        if op != "isnull" and any(v is None for v in values):
+            raise BadRequest(f"Filter '{key}' has no value; use {name}__isnull=true to find "
+                             "empty ones.")
+        clauses.append(_field_clause(inst, dialect, ent, table, field, op, values))
+    return clauses
+
+
+def _text_match(column: Any, word: str) -> ColumnElement:
+    return sa.func.lower(column).contains(word.lower(), autoescape=True)
+
+
+def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
+                  hidden: frozenset[str]) -> ColumnElement | None:
+    """Quick search over the entity's `search` fields: every word must match one of them; a
+    phone field matches on digits (so "+44 20 7946" finds "(020) 7946 …")."""
+    text = (q or "").strip()
+    if not text:
+        return None
+    fields = [ent.fields[n] for n in ent.search if n in ent.fields and n not in hidden]
+    words = text.split()[:8]
+    per_word = []
+    for word in words:
+        options = []
+        for field in fields:
+            column = table.c[field.name] if field.type != "links" else None
+            if field.type == "phone":
+                digits = phone_digits(word)
+                if len(digits) >= 3:
+                    options.append(phone_digits_sql(column).contains(digits))
+            elif field.type in TEXT_TYPES:
+                options.append(_text_match(column, word))
+            elif field.type == "link" and field.to in inst.model.entities:
+                target = inst.model.entity(field.to)
+                ttable = inst.schema.table(field.to).alias()
+                inner = [_text_match(ttable.c[n], word) for n in target.search
+                         if n in target.fields and target.fields[n].type in TEXT_TYPES]
+                if inner:
+                    options.append(column.in_(sa.select(ttable.c.id).where(sa.or_(*inner))))
+        if word.isdigit() and len(word) < 19:
+            options.append(table.c.id == int(word))
+        per_word.append(sa.or_(sa.false(), *options))
+    clause = sa.and_(*per_word)
+    digits = phone_digits(text)
+    phones = [f for f in fields if f.type == "phone"]
+    if len(words) > 1 and len(digits) >= 3 and phones:
+        clause = sa.or_(clause, *[phone_digits_sql(table.c[f.name]).contains(digits)
+                                  for f in phones])
+    return clause
+
+
+def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
+                  filters: Mapping[str, Any] | None, q: str | None,
+                  dialect: str) -> list[ColumnElement]:
+    hidden = hidden_fields(inst, actor, ent.name)
+    clauses = []
+    row_filter = read_filter(inst, actor, ent.name, table)
+    if row_filter is not None:
+        clauses.append(row_filter)
+    clauses += filter_clauses(inst, actor, ent, table, filters, hidden, dialect)
+    found = search_clause(inst, ent, table, q, hidden)
+    if found is not None:
+        clauses.append(found)
+    return clauses
+
+
+# -- sorting and cursors ----------------------------------------------------------------------
+
+
+def sort_keys(ent: Entity, sort: Sequence[str] | str | None,
+              hidden: frozenset[str]) -> list[tuple[str, bool]]:
+    """[(field, descending)], ending with `id` so that every row has a unique position."""
+    if isinstance(sort, str):
+        sort = [sort]
+    items = [s.strip() for item in (sort or ent.views.list.sort or ("id",))
+             for s in str(item).split(",") if s.strip()]
+    keys: list[tuple[str, bool]] = []
+    for item in items:
+        name, descending = item.lstrip("-+"), item.startswith("-")
+        field = ent.fields.get(name)
+        if field is None or name in hidden:
+            hint = did_you_mean(name, [f for f in ent.fields if f not in hidden])
+            raise BadRequest(f"Cannot sort {ent.plural} by '{name}': there is no such field"
+                             + (f" ({hint})" if hint else "") + ".")
+        if field.type in UNSORTABLE:
+            raise BadRequest(f"Cannot sort by '{name}': {field.type} fields have no order.")
+        if name not in (k for k, _ in keys):
+            keys.append((name, descending))
+    if "id" not in (k for k, _ in keys):
+        keys.append(("id", False))
+    return keys
+
+
+def _sort_spec(keys: list[tuple[str, bool]]) -> list[str]:
+    return [("-" if desc else "") + name for name, desc in keys]
+
+
+def encode_cursor(keys: list[tuple[str, bool]], row: Mapping[str, Any], direction: str) -> str:
+    payload = {"s": _sort_spec(keys), "d": direction,
+               "k": [json_value(row.get(name)) for name, _ in keys]}
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_key(field: Field | None, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = "integer" if field is None or field.name == "id" else field.type
+    if kind in ("integer", "link"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        return value
+    if kind in ("decimal", "money", "percent"):
+        if not isinstance(value, str):
+            raise ValueError
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError
+        return number
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+    if not isinstance(value, str) or len(value) > 4096:
+        raise ValueError
+    if kind == "date":
+        return date.fromisoformat(value)
+    if kind == "datetime":
+        return datetime.fromisoformat(value.removesuffix("Z"))
+    return value
+
+
+def decode_cursor(ent: Entity, keys: list[tuple[str, bool]], cursor: str
+                  ) -> tuple[str, list[Any]]:
+    """(direction "n" or "p", key values) of a cursor made for this sort; BadRequest if not."""
+    problem = BadRequest("The cursor is not valid for this list (it is damaged, or was made for "
+                         "another sort order); start again from the first page.")
+    try:
+        text = str(cursor).strip()
+        if len(text) > 8192:
+            raise ValueError
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        payload = json.loads(raw)
+        if not isinstance(payload, dict) or payload.get("s") != _sort_spec(keys):
+            raise ValueError
+        direction, values = payload.get("d"), payload.get("k")
+        if direction not in ("n", "p") or not isinstance(values, list) or \
+                len(values) != len(keys):
+            raise ValueError
+        decoded = [_decode_key(ent.fields.get(name), value)
+                   for (name, _), value in zip(keys, values, strict=True)]
+        if decoded[-1] is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError,
+            RecursionError):
+        raise problem from None
+    return direction, decoded
+
+
+def _keyset(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any],
+            forward: bool) -> ColumnElement:
+    """Rows strictly after (forward) or before the position `values`, in an order where
+    NULLs come last in both directions."""
+    alternatives = []
+    for index, ((_, desc), column, value) in enumerate(zip(keys, columns, values, strict=True)):
+        ties = [column_i.is_(None) if value_i is None else column_i == value_i
+                for column_i, value_i in zip(columns[:index], values[:index], strict=True)]
+        if forward:
+            if value is None:
+                continue  # nothing sorts after NULL
+            step = sa.or_(column < value if desc else column > value, column.is_(None))
+        else:
+            step = column.is_not(None) if value is None else (
+                column > value if desc else column < value)
+        alternatives.append(sa.and_(*ties, step))
+    return sa.or_(sa.false(), *alternatives)
+
+
+def _order(columns: list[Any], keys: list[tuple[str, bool]], forward: bool) -> list[Any]:
+    result = []
+    for (_, desc), column in zip(keys, columns, strict=True):
+        if forward:
+            result.append(column.desc().nulls_last() if desc else column.asc().nulls_last())
+        else:
+            result.append(column.asc().nulls_first() if desc else column.desc().nulls_first())
+    return result
+
+
+def query(inst: Instance, actor: Actor, entity: str, *,
+          filters: Mapping[str, Any] | None = None, q: str | None = None,
+          sort: Sequence[str] | str | None = None, limit: int = 50, cursor: str | None = None,
+          conn: Connection | None = None) -> Page:
+    """One page of the records the actor may read, filtered, searched and sorted."""
+    ent = entity_of(inst, entity)
+    table = inst.schema.table(entity)
+    hidden = hidden_fields(inst, actor, entity)
+    keys = sort_keys(ent, sort, hidden)
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        raise BadRequest("limit must be a whole number from 1 to 500.") from None
+    if limit < 1:
+        raise BadRequest("limit must be a whole number from 1 to 500.")
+    limit = min(limit, MAX_LIMIT)
+    direction, values = ("n", None)
+    if cursor:
+        direction, values = decode_cursor(ent, keys, cursor)
+    forward = direction == "n"
+    columns = [table.c[name] for name, _ in keys]
+    with reading(inst, conn) as c:
+        clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
+                                dialect=c.dialect.name)
+        if values is not None:
+            clauses.append(_keyset(columns, keys, values, forward))
+        stmt = sa.select(table).where(*clauses).order_by(*_order(columns, keys, forward))
+        rows = [dict(r) for r in c.execute(stmt.limit(limit + 1)).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if not forward:
+            rows.reverse()
+        attach_links(inst, c, ent, rows)
+    next_cursor = prev_cursor = None
+    if rows:
+        if more or not forward:
+            next_cursor = encode_cursor(keys, rows[-1], "n")
+        if (forward and values is not None) or (not forward and more):
+            prev_cursor = encode_cursor(keys, rows[0], "p")
+    elif values is not None:
+        position = dict(zip([k for k, _ in keys], values, strict=True))
+        if forward:
+            prev_cursor = encode_cursor(keys, position, "p")
+        else:
+            next_cursor = encode_cursor(keys, position, "n")
+    return Page([to_json(ent, row, hidden) for row in rows], next_cursor, prev_cursor)
+
+
+def count(inst: Instance, actor: Actor, entity: str, *,
+          filters: Mapping[str, Any] | None = None, q: str | None = None, cap: int = 10000,
+          conn: Connection | None = None) -> tuple[int, bool]:
+    """(how many records match, whether that is exact): counting stops at `cap`."""
+    ent = entity_of(inst, entity)
+    table = inst.schema.table(entity)
+    with reading(inst, conn) as c:
+        clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
+                                dialect=c.dialect.name)
+        inner = sa.select(table.c.id).where(*clauses).limit(cap + 1).subquery()
+        found = c.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
+    return (min(found, cap), found <= cap)
+
+
+# -- titles -----------------------------------------------------------------------------------
+
+
+def _link_ids(value: Any) -> list[int]:
+    items = value if isinstance(value, list | tuple) else [value]
+    return [int(v) for v in items if isinstance(v, int) and not isinstance(v, bool)]
+
+
+def title(inst: Instance, entity: str, record: Mapping[str, Any], *,
+          conn: Connection | None = None,
+          links: Mapping[str, Mapping[int, str]] | None = None) -> str:
+    """The record's title: the entity's `title` template or `title_field`.
+
+    A link inside the title shows the linked record's title — taken from `links` (as
+    `link_titles` returns them), else looked up through `conn`, else shown as "#id".
+    """
+    ent = inst.model.entity(entity)
+    fetch = Fetcher(inst, conn) if conn is not None else (lambda _entity, _key: None)
+
+    def linked(field: Field, value: Any) -> str:
+        if value is None:
+            return ""
+        known = (links or {}).get(field.name, {})
+        if value in known:
+            return known[value]
+        if conn is not None and field.to in inst.model.entities:
+            row = fetch(field.to, value)
+            if row is not None:
+                return _plain_title(inst, inst.model.entity(field.to), row)
+        return f"#{value}"
+
+    def formatter(path: tuple[str, ...], value: Any) -> str:
+        field = ent.fields.get(path[0])
+        if len(path) == 1 and field is not None:
+            if field.type == "link":
+                return linked(field, value)
+            if field.type == "choice":
+                return field.option_label(value)
+        return format_value(value)
+
+    if ent.title:
+        ctx = EvalContext(record=record, entity=entity, fetch=fetch, scope=scope_of(inst.model))
+        text = render_template(ent.title, ctx, formatter=formatter).strip(" —-,:")
+    elif ent.title_field and ent.title_field in ent.fields:
+        text = formatter((ent.title_field,), record.get(ent.title_field))
+    else:
+        text = ""
+    return text.strip() or f"{ent.label} #{record.get('id')}"
+
+
+def _plain_title(inst: Instance, ent: Entity, row: Mapping[str, Any],
+                 nested: Mapping[str, Mapping[int, str]] | None = None) -> str:
+    return title(inst, ent.name, row, links=nested or {})
+
+
+def _titles(inst: Instance, conn: Connection, entity: str, ids: set[int],
+            actor: Actor | None, depth: int) -> dict[int, str]:
+    ent = inst.model.entity(entity)
+    table = inst.schema.table(entity)
+    rows: list[dict[str, Any]] = []
+    id_list = sorted(ids)
+    for start in range(0, len(id_list), 500):
+        stmt = sa.select(table).where(table.c.id.in_(id_list[start:start + 500]))
+        if actor is not None:
+            row_filter = read_filter(inst, actor, entity, table)
+            if row_filter is not None:
+                stmt = stmt.where(row_filter)
+        rows += [dict(r) for r in conn.execute(stmt).mappings()]
+    nested: dict[str, dict[int, str]] = {}
+    if depth > 0 and ent.title:
+        wanted: dict[str, set[int]] = {}
+        for path in template_names(ent.title):
+            field = ent.fields.get(path[0])
+            if len(path) == 1 and field is not None and field.type == "link" and field.to:
+                for row in rows:
+                    wanted.setdefault(field.name, set()).update(_link_ids(row.get(field.name)))
+        for name, field_ids in wanted.items():
+            target = ent.fields[name].to
+            assert target is not None
+            nested[name] = _titles(inst, conn, target, field_ids, actor, depth - 1)
+    return {row["id"]: _plain_title(inst, ent, row, nested) for row in rows}
+
+
+def link_titles(inst: Instance, conn: Connection, entity: str,
+                rows: Sequence[Mapping[str, Any]], *, actor: Actor | None = None
+                ) -> dict[str, dict[int, str]]:
+    """{link field: {id: title}} for every `link`/`links` field (owner and the other user
+    links included) of `rows`: one query per linked entity for the whole page.
+
+    With `actor`, records they may not read get no title (show them as "#id")."""
+    ent = inst.model.entity(entity)
+    by_target: dict[str, set[int]] = {}
+    per_field: dict[str, set[int]] = {}
+    for field in ent.fields.values():
+        if field.type not in ("link", "links") or field.to not in inst.model.entities:
+            continue
+        ids = {i for row in rows for i in _link_ids(row.get(field.name))}
+        per_field[field.name] = ids
+        by_target.setdefault(field.to, set()).update(ids)
+    titles = {target: _titles(inst, conn, target, ids, actor, 1) if ids else {}
+              for target, ids in by_target.items()}
+    result: dict[str, dict[int, str]] = {}
+    for name, ids in per_field.items():
+        target = ent.fields[name].to
+        assert target is not None
+        result[name] = {i: titles[target][i] for i in ids if i in titles[target]}
+    return result
