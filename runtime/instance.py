@@ -76,7 +76,11 @@ class Instance:
 
     @classmethod
     def create(cls, model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
-        return cls(model, engine, build_schema(model), **kwargs)
+        inst = cls(model, engine, build_schema(model), **kwargs)
+        from .automations import install_hooks  # automations import this module
+
+        install_hooks(inst)
+        return inst
 
     def now(self) -> datetime:
         return self.clock()
