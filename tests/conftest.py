@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,15 @@ def _postgres_unreachable() -> str:
     return _postgres_problem[0]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: an SQLite file in tmp_path, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crm.db'}"
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def provision_database(kind: str, directory: Path) -> Iterator[str]:
+    """An empty database of `kind` ("sqlite" or "postgresql") for as long as the block runs:
+    an SQLite file in `directory`, or a fresh PostgreSQL schema (skips when unreachable)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'crm.db'}"
         return
     problem = _postgres_unreachable()
     if problem:
@@ -72,6 +77,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         admin.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: an SQLite file in tmp_path, or a fresh PostgreSQL schema."""
+    with provision_database(request.param, tmp_path) as url:
+        yield url
+
+
+def build_instance(model: AppModel | str | Path | list, url: str, **kwargs: Any
+                   ) -> Instance:
+    """An Instance of `model` (or of the packs at the given paths) on `url`, with every table
+    created and an `admin` user. The caller disposes of `inst.engine`."""
+    if not isinstance(model, AppModel):
+        paths = model if isinstance(model, list | tuple) else [model]
+        model = build_model(list(paths))
+    engine = make_engine(url)
+    inst = Instance.create(model, engine, **kwargs)
+    inst.schema.metadata.create_all(engine)
+    insert_user(inst, "admin", is_admin=True, full_name="Administrator")
+    return inst
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -86,15 +112,9 @@ def make_instance(database_url: str, clock: Clock
     engines: list[sa.Engine] = []
 
     def factory(model: AppModel | str | Path | list, **kwargs: Any) -> Instance:
-        if not isinstance(model, AppModel):
-            paths = model if isinstance(model, list | tuple) else [model]
-            model = build_model(list(paths))
-        engine = make_engine(database_url)
-        engines.append(engine)
         kwargs.setdefault("clock", clock)
-        inst = Instance.create(model, engine, **kwargs)
-        inst.schema.metadata.create_all(engine)
-        insert_user(inst, "admin", is_admin=True, full_name="Administrator")
+        inst = build_instance(model, database_url, **kwargs)
+        engines.append(inst.engine)
         return inst
 
     yield factory
