@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_commands(sub, command)
+    from .serve import add_serve_commands  # `run`: the web server
+
+    add_serve_commands(sub, command)
     for action in sub.choices.values():
         action.add_argument("--database-url", default=argparse.SUPPRESS,
                             help=argparse.SUPPRESS)
