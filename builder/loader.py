@@ -220,6 +220,7 @@ class _Frame:
 
 
 _NO_VALUE = object()
+_FAST = getattr(yaml, "CSafeLoader", None)
 
 
 class _Builder:
@@ -237,17 +238,23 @@ class _Builder:
     def mark(self, ymark: Any) -> Mark:
         return Mark(self.file, ymark.line + 1, ymark.column + 1)
 
-    def build(self, text: str) -> LoadedDoc | None:
-        loader = yaml.SafeLoader(text)
+    def build(self, text: str, fast: bool = _FAST is not None) -> LoadedDoc | None:
+        # libyaml parses several times faster; on any YAML error the pure-Python parser runs
+        # again so that syntax messages and positions are always the same.
+        loader = _FAST(text) if fast and _FAST is not None else yaml.SafeLoader(text)
         try:
             self._run(loader)
         except _Stop:
             return None
-        except yaml.MarkedYAMLError as exc:
-            self._syntax_error(exc)
-            return None
-        except yaml.YAMLError as exc:  # unmarked (reader) errors
-            self.diags.add("E001", f"YAML error: {exc}", Mark(self.file, 1, 1))
+        except yaml.YAMLError as exc:
+            if fast:
+                loader.dispose()
+                self.__init__(self.file, self.diags)  # type: ignore[misc]
+                return self.build(text, fast=False)
+            if isinstance(exc, yaml.MarkedYAMLError):
+                self._syntax_error(exc)
+            else:  # unmarked (reader) errors
+                self.diags.add("E001", f"YAML error: {exc}", Mark(self.file, 1, 1))
             return None
         finally:
             loader.dispose()
@@ -281,6 +288,8 @@ class _Builder:
                     )
                     raise _Stop
             elif isinstance(event, events.ScalarEvent):
+                if event.style == "":  # libyaml's plain style; the Python parser says None
+                    event.style = None
                 self._scalar(event)
             elif isinstance(event, events.AliasEvent):
                 self._alias(event)
