@@ -59,6 +59,8 @@ def json_value(value: Any) -> Any:
         return int(value.total_seconds())
     if isinstance(value, list | tuple | set | frozenset):
         return [json_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
     return str(value)
 
 
