@@ -234,16 +234,27 @@ def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, fi
         values = [str(v).lower() for v in values]
     if op == "in":
         return column.in_(values)
-    value = values[0]
-    if field.type == "datetime" and isinstance(value, datetime) and values[-1] == "day":
-        start, end = value, value + timedelta(days=1)
-        return {"eq": sa.and_(column >= start, column < end),
-                "ne": sa.or_(column < start, column >= end, column.is_(None)),
-                "gt": column >= end, "gte": column >= start, "lt": column < start,
-                "lte": column < end}[op]
-    return {"eq": column == value, "ne": sa.or_(column != value, column.is_(None)),
-            "gt": column > value, "gte": column >= value, "lt": column < value,
-            "lte": column <= value}[op]
+    value = _bound(column, values[0])
+    if field.type == "datetime" and isinstance(values[0], datetime) and values[-1] == "day":
+        start, end = values[0], values[0] + timedelta(days=1)
+        day = {"eq": lambda: sa.and_(column >= start, column < end),
+               "ne": lambda: sa.or_(column < start, column >= end, column.is_(None)),
+               "gt": lambda: column >= end, "gte": lambda: column >= start,
+               "lt": lambda: column < start, "lte": lambda: column < end}
+        return day[op]()
+    compare = {"eq": lambda: column == value,
+               "ne": lambda: sa.or_(column != value, column.is_(None)),
+               "gt": lambda: column > value, "gte": lambda: column >= value,
+               "lt": lambda: column < value, "lte": lambda: column <= value}
+    return compare[op]()
+
+
+def _bound(column: Any, value: Any) -> Any:
+    """A value to compare a column with; booleans as bound parameters, so that < and > work
+    on them like on any other value."""
+    if isinstance(value, bool):
+        return sa.literal(value, sa.Boolean())
+    return value
 
 
 def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
@@ -451,6 +462,7 @@ def _keyset(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any],
     """Rows strictly after (forward) or before the position `values`, in an order where
     NULLs come last in both directions."""
     alternatives = []
+    values = [_bound(None, v) for v in values]
     for index, ((_, desc), column, value) in enumerate(zip(keys, columns, values, strict=True)):
         ties = [column_i.is_(None) if value_i is None else column_i == value_i
                 for column_i, value_i in zip(columns[:index], values[:index], strict=True)]
