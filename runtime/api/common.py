@@ -5,9 +5,11 @@ path, and the JSON body — each failing with the one error shape (runtime/error
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from flask import g, request
+from flask import Blueprint, g, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from builder.model import Entity
 
@@ -17,6 +19,18 @@ from ..instance import Actor, Instance
 
 MAX_ID = 2**63 - 1
 ID = f"<int(min=1, max={MAX_ID}):record_id>"  # larger ids cannot exist, and would overflow
+
+
+def static_route(bp: Blueprint, path: str, endpoint: str, view: Callable) -> None:
+    """A GET-only path beside `/<entity>`: other methods answer 405 here instead of being
+    taken for a record write on an entity named like the path."""
+    bp.add_url_rule(path, endpoint, view, methods=["GET"])
+    bp.add_url_rule(path, endpoint + "_other", _get_only, methods=["POST", "PUT", "PATCH",
+                                                                  "DELETE"])
+
+
+def _get_only() -> None:
+    raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
 
 
 def instance() -> Instance:

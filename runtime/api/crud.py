@@ -13,7 +13,8 @@ from flask.typing import ResponseReturnValue
 from builder.model import Entity
 
 from .. import records
-from ..errors import BadRequest, ValidationFailed
+from ..errors import BadRequest, Forbidden, ValidationFailed
+from ..permissions import can
 from .common import ID, actor, entity_or_404, instance, json_object
 
 OPERATORS = ("ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")  # and `field=value`
@@ -31,6 +32,9 @@ def register(bp: Blueprint) -> None:
 
 def list_records(entity: str) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
+    if not can(instance(), actor(), entity, "read"):
+        raise Forbidden(f"You may not read {model_entity.plural.get()}; ask an administrator "
+                        "for a role that allows it.")
     args = list_arguments(model_entity, request.args)
     page = records.query(instance(), actor(), entity, **args)
     return {"data": list(page.rows), "next_cursor": page.next_cursor,

@@ -5,22 +5,21 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from .common import actor, instance
+from .. import records
+from .common import actor, instance, static_route
 
 
 def register(bp: Blueprint) -> None:
-    bp.add_url_rule("/me", "me", me, methods=["GET"])
+    static_route(bp, "/me", "me", me)
 
 
 def me() -> ResponseReturnValue:
-    who = actor()
+    """The user's record (the fields every user may see) with roles, admin flag, language."""
+    who, inst = actor(), instance()
     return {
-        "id": who.user_id,
-        "username": who.username,
-        **dict(who.fields),
-        "team": who.team,
+        **records.get(inst, who, "user", who.user_id),
         "roles": sorted(who.roles),
-        "all_roles": sorted(instance().model.role_closure(tuple(who.roles))),
+        "all_roles": sorted(inst.model.role_closure(tuple(who.roles))),
         "is_admin": who.is_admin,
         "language": who.language,
     }

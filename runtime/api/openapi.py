@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from builder.model import AppModel, Entity, Field
 
-from .common import instance
+from .common import instance, static_route
 from .crud import MAX_LIMIT, OPERATORS
 from .jsontypes import field_schema
 from .timeline import KINDS, MAX_ENTRIES
@@ -30,7 +30,7 @@ FILTER_HELP = (
 
 
 def register(bp: Blueprint) -> None:
-    bp.add_url_rule("/openapi.json", "openapi", openapi_json, methods=["GET"])
+    static_route(bp, "/openapi.json", "openapi", openapi_json)
 
 
 def openapi_json() -> ResponseReturnValue:
@@ -122,6 +122,7 @@ def _common_schemas() -> Schema:
                 "type": "object", "description": "When the version was stale: the record as "
                 "it is now"}}},
         "Me": {"type": "object", "required": ["id", "username", "roles", "is_admin"],
+               "description": "The user's record (the fields every user may see), with:",
                "properties": {"id": {"type": "integer"}, "username": {"type": "string"},
                               "team": {"type": ["integer", "null"]},
                               "roles": {"type": "array", "items": {"type": "string"}},
