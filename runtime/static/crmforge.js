@@ -56,7 +56,20 @@
         box.checked = all.checked;
       });
     }
+    if (event.target.closest("input[name=ids], [data-check-all]")) updateBulkBar();
   });
+
+  /* The bulk bar shows once something is selected (without scripts it is always there). */
+  function updateBulkBar() {
+    var form = document.getElementById("bulk-form");
+    if (!form) return;
+    var n = form.querySelectorAll("input[name=ids]:checked").length;
+    var bar = form.querySelector("[data-bulk-bar]");
+    if (!bar) return;
+    bar.classList.toggle("idle", n === 0);
+    var label = bar.querySelector("[data-bulk-count]");
+    if (label) label.textContent = n + " selected:";
+  }
 
   document.addEventListener("input", function (event) {
     var text = event.target.closest("[data-picker-text]");

@@ -44,7 +44,7 @@ def bar(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
     """Horizontal bars: long labels stay readable, and it fits a phone."""
     if not points:
         return Markup("")
-    row, label_w, width = 28, 120, 420
+    row, label_w, width = 30, 110, 340
     height = row * len(points) + 8
     top = _nice_max(max(max(v for _, v, _ in points), 0))
     bar_w = width - label_w - 70
@@ -55,7 +55,7 @@ def bar(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
         length = max(0.0, value) / top * bar_w if top else 0
         inner = (f'<title>{escape(label)}: {escape(fmt(value))}</title>'
                  f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end">'
-                 f'{escape(_short(label, 18))}</text>'
+                 f'{escape(_short(label, 16))}</text>'
                  f'<rect class="bar" x="{label_w}" y="{y + 5}" width="{length:.1f}" '
                  f'height="{row - 10}" rx="3"/>'
                  f'<text class="value" x="{label_w + length + 6:.1f}" y="{y + 17}">'
@@ -68,7 +68,7 @@ def bar(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
 def line(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup:
     if not points:
         return Markup("")
-    width, height, left, bottom, top_pad = 420, 200, 52, 26, 12
+    width, height, left, bottom, top_pad = 360, 190, 56, 26, 12
     plot_w, plot_h = width - left - 12, height - bottom - top_pad
     top = _nice_max(max(max(v for _, v, _ in points), 0))
     n = len(points)

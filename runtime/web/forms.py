@@ -36,7 +36,7 @@ from .layout import (
     render,
     tr,
 )
-from .listdata import resolve_title, title_of
+from .listdata import link_titles, natives, record_title, resolve_title, row_titles, title_of
 from .widgets import WIDGETS, LinkInput, Widget, display, read_form
 
 PICKER_LIMIT = 10
@@ -269,7 +269,7 @@ def new_record(entity: str) -> ResponseReturnValue:
             errors = {"_record": [exc.message]}
         else:
             attachments.claim(entity, record["id"], values)
-            flash(f"{entity_label(model_entity)} “{records.title(inst(), entity, record)}” "
+            flash(f"{entity_label(model_entity)} “{record_title(model_entity, record)}” "
                   "created.", "success")
             return redirect(_next_url() or url_for("web.record", entity=entity,
                                                     record_id=record["id"]))
@@ -287,7 +287,8 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
                    "may not see it.")
     if not can(entity, "update", record):
         abort(403, "You may not change this record.")
-    title = records.title(inst(), entity, record)
+    record = natives(model_entity, [record])[0]
+    title = record_title(model_entity, record)
     if request.method == "GET":
         form = build_form(model_entity, "edit", record, {}, {})
         form.title = title
@@ -310,11 +311,11 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
             errors = exc.errors
         except StaleVersion as exc:
             conflict = exc.current
-            record = {**record, **(exc.current or {})}
+            record = {**record, **natives(model_entity, [exc.current or {}])[0]}
         except Conflict as exc:
             errors = {"_record": [exc.message]}
         else:
-            flash(f"Saved “{records.title(inst(), entity, saved)}”.", "success")
+            flash(f"Saved “{record_title(model_entity, saved)}”.", "success")
             return redirect(_next_url() or url_for("web.record", entity=entity,
                                                     record_id=record_id))
     form = build_form(model_entity, "edit", record, posted, errors)
@@ -391,7 +392,7 @@ def link_options(entity: str) -> ResponseReturnValue:
     page = records.query(inst(), actor(), entity, filters={}, q=q or None, sort=[],
                          limit=PICKER_LIMIT, cursor=None)
     rows = [dict(r) for r in page.rows]
-    options = [(row["id"], records.title(inst(), entity, row)) for row in rows]
+    options = list(row_titles(model_entity, rows, link_titles(model_entity, rows)).items())
     return render("widgets/options.html", options=options, target=target, q=q,
                   model_entity=model_entity)
 
@@ -404,6 +405,4 @@ def link_choices(f: Field, limit: int = 200) -> list[tuple[int, str]]:
     page = records.query(inst(), actor(), f.to, filters={}, q=None,
                          sort=list(target.views.list.sort), limit=limit, cursor=None)
     rows = list(page.rows)
-    from .listdata import link_titles, row_titles
-
     return list(row_titles(target, rows, link_titles(target, rows)).items())

@@ -29,7 +29,7 @@ def formatter(value_field: Any, widget: Widget) -> Any:
             return str(Markup(display(value, value_field)).striptags())
         if widget.format == "money":
             return f"{float(value):,.2f}"
-        if isinstance(value, float) or not float(value).is_integer():
+        if not float(value).is_integer():
             return f"{float(value):,.1f}"
         return f"{int(float(value)):,}"
     return fmt

@@ -19,7 +19,7 @@ from builder.model import Entity, Field
 
 from .. import records
 from ..errors import BadRequest
-from .layout import actor, field_label, hidden_fields, inst
+from .layout import actor, entity_label, field_label, hidden_fields, inst
 from .widgets import WIDGETS, display
 
 RESERVED = {"q", "sort", "cursor", "view", "month", "saved", "_", "limit"}
@@ -151,9 +151,16 @@ def row_titles(entity: Entity, rows: Iterable[dict[str, Any]],
     instance = inst()
     result = {}
     for row in rows:
-        result[row["id"]] = records.title(instance, entity.name, row, links=titles) or \
-            f"#{row['id']}"
+        text = records.title(instance, entity.name, row, links=titles)
+        if not text or text == str(row["id"]) or text == f"#{row['id']}":
+            text = f"{entity_label(entity)} #{row['id']}"
+        result[row["id"]] = text
     return result
+
+
+def record_title(entity: Entity, record: dict[str, Any]) -> str:
+    """One record's title, with the titles of the records it links to."""
+    return row_titles(entity, [record], link_titles(entity, [record]))[record["id"]]
 
 
 def build_filters(entity: Entity, args: MultiDict) -> list[Filter]:
@@ -189,7 +196,7 @@ def title_of(entity: str, record_id: int) -> str | None:
         record = records.get(inst(), actor(), entity, record_id)
     except Exception:  # noqa: BLE001 - a missing or unreadable record has no title to show
         return None
-    return records.title(inst(), entity, record)
+    return record_title(inst().model.entity(entity), record)
 
 
 def build(entity: Entity, args: MultiDict, *, limit: int | None = None) -> ListData:

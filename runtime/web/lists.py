@@ -140,7 +140,7 @@ def move(entity: str, record_id: int) -> ResponseReturnValue:
         else:
             records.update(inst(), actor(), entity, record_id, {kanban.group_by: value},
                            version=int(version) if version.isdigit() else record["version"])
-        flash(f"Moved “{records.title(inst(), entity, record)}”.", "success")
+        flash(f"Moved “{listdata.record_title(model_entity, record)}”.", "success")
     except ValidationFailed as exc:
         flash("Not moved: " + "; ".join(
             f"{field_label(model_entity, k) if k != '_record' else ''} {' '.join(v)}".strip()

@@ -186,7 +186,7 @@ def record_page(entity: str, record_id: int) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     record = load(model_entity, record_id)
     titles = listdata.link_titles(model_entity, [record])
-    title = records.title(inst(), entity, record, links=titles) or f"#{record_id}"
+    title = listdata.row_titles(model_entity, [record], titles)[record["id"]]
     files = attachments.listing(entity, record_id)
     return render(
         "record.html", entity=entity, fragment="record", model_entity=model_entity,
@@ -194,7 +194,8 @@ def record_page(entity: str, record_id: int) -> ResponseReturnValue:
         sections=sections(model_entity, record, titles),
         related=related_lists(model_entity, record),
         timeline=timeline_entries(model_entity, record_id), kinds=TIMELINE_KINDS,
-        icons=KIND_ICONS, entry_label=entry_label, attachments=files, human_size=attachments.human_size,
+        icons=KIND_ICONS, entry_label=entry_label, attachments=files,
+        human_size=attachments.human_size,
         can_update=can(entity, "update", record), can_delete=can(entity, "delete", record),
         meta=_meta(model_entity, record, titles), today=inst().today())
 
@@ -214,7 +215,7 @@ def delete_record(entity: str, record_id: int) -> ResponseReturnValue:
     record = load(model_entity, record_id)
     if not can(entity, "delete", record):
         abort(403, "You may not delete this record.")
-    title = records.title(inst(), entity, record)
+    title = listdata.record_title(model_entity, record)
     if request.method == "GET":
         return render("delete.html", entity=entity, model_entity=model_entity, record=record,
                       title=title)

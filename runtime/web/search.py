@@ -98,7 +98,7 @@ def search(q: str) -> list[Group]:
                         if n in entity.fields and n not in hidden][:3]
         hits = []
         for i, row in enumerate(rows):
-            details = [(f, row.get(f.name)) for f in shown_fields if row.get(f.name)]
+            details = [(f, row.get(f.name), titles) for f in shown_fields if row.get(f.name)]
             hit = Hit(row["id"], names[row["id"]], details)
             if i < LINKED_FOR:
                 hit.linked = linked_records(entity, row["id"])
