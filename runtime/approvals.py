@@ -153,8 +153,13 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
             state = "approved"
         elif index == request["step_index"] and request["status"] == PENDING:
             state = "current"
+        elif request["status"] != PENDING:
+            state = "not reached"
+        elif step.when is not None and record is not None and not evaluate_condition(
+                step.when, eval_context(inst, None, request["entity"], record, conn=conn)):
+            state = "skipped"  # the record is locked: it will still be false then
         else:
-            state = "waiting" if request["status"] == PENDING else "not reached"
+            state = "waiting"
         steps.append({
             "index": index, "name": step.name, "label": step.label.get(), "mode": step.mode,
             "state": state,

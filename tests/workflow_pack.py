@@ -91,6 +91,8 @@ approvals:
     steps:
       - name: vera
         approvers: {user: vera}
+      - name: owner
+        approvers: {field: owner}
       - name: boss
         approvers: {field: owner.manager}
 permissions:
