@@ -118,8 +118,8 @@ def hidden_fields(inst: Instance, actor: Actor, entity: str) -> frozenset[str]:
         visible = set(PUBLIC_FIELDS.get(entity, ())) | set(META_FIELDS)
         return frozenset(name for name in ent.fields if name not in visible)
     readers = [perm for perm in grants(inst, actor, ent) if perm.read is not False]
-    if not readers:
-        return frozenset(ent.fields)
+    if not readers:  # they see no record at all; the bare record metadata is no secret
+        return frozenset(name for name in ent.fields if name not in META_FIELDS)
     hidden = set(readers[0].hidden)
     for perm in readers[1:]:
         hidden &= set(perm.hidden)

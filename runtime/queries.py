@@ -372,8 +372,9 @@ def sort_keys(ent: Entity, sort: Sequence[str] | str | None,
     """[(field, descending)], ending with `id` so that every row has a unique position."""
     if isinstance(sort, str):
         sort = [sort]
-    items = [s.strip() for item in (sort or ent.views.list.sort or ("id",))
-             for s in str(item).split(",") if s.strip()]
+    items = [s.strip() for item in (sort or ()) for s in str(item).split(",") if s.strip()]
+    if not items:  # the list view's sort, without what this reader may not see
+        items = [s for s in ent.views.list.sort if s.lstrip("-+") not in hidden] or ["id"]
     keys: list[tuple[str, bool]] = []
     for item in items:
         name, descending = item.lstrip("-+"), item.startswith("-")

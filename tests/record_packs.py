@@ -85,6 +85,11 @@ DESK = {
           viewer:  {label: Viewer}
           nobody:  {label: Nobody}
         """,
+    "entities/user_region.yaml": """\
+        extends: user
+        fields:
+          region: {type: text}
+        """,
     "entities/case.yaml": """\
         entity: case
         title_field: subject
