@@ -135,12 +135,17 @@ def move(entity: str, record_id: int) -> ResponseReturnValue:
     version = request.form.get("version", "")
     try:
         record = records.get(inst(), actor(), entity, record_id)
+        waiting = False
         if model_entity.workflow is not None and model_entity.workflow.field == kanban.group_by:
-            _transition_to(model_entity, record, value)
+            waiting = _transition_to(model_entity, record, value)
         else:
             records.update(inst(), actor(), entity, record_id, {kanban.group_by: value},
                            version=int(version) if version.isdigit() else record["version"])
-        flash(f"Moved “{listdata.record_title(model_entity, record)}”.", "success")
+        title = listdata.record_title(model_entity, record)
+        if waiting:
+            flash(f"“{title}” waits for approval before it moves.", "info")
+        else:
+            flash(f"Moved “{title}”.", "success")
     except ValidationFailed as exc:
         flash("Not moved: " + "; ".join(
             f"{field_label(model_entity, k) if k != '_record' else ''} {' '.join(v)}".strip()
@@ -158,12 +163,13 @@ def move(entity: str, record_id: int) -> ResponseReturnValue:
     return redirect(url_for("web.list", entity=entity, **args))
 
 
-def _transition_to(entity: Entity, record: dict[str, Any], state: str) -> None:
+def _transition_to(entity: Entity, record: dict[str, Any], state: str) -> bool:
+    """Take the transition that leads to `state`; True when it waits for an approval."""
     workflow = entity.workflow
     assert workflow is not None
     current = record.get(workflow.field)
     if current == state:
-        return
+        return False
     candidates = [t for t in workflow.available_from(current) if t.to == state]
     if not candidates:
         raise ValidationFailed({"_record": [
@@ -171,8 +177,9 @@ def _transition_to(entity: Entity, record: dict[str, Any], state: str) -> None:
             "the steps it can take."]})
     from .. import workflow as engine
 
-    engine.fire(inst(), actor(), entity.name, record["id"], candidates[0].name,
-                version=record.get("version"))
+    result = engine.fire(inst(), actor(), entity.name, record["id"], candidates[0].name,
+                         version=record.get("version"))
+    return result.status == 202
 
 
 # -- CSV export -------------------------------------------------------------------------------
