@@ -50,7 +50,7 @@ def authenticate(inst: Instance, username: str, password: str) -> Actor | None:
         if row is None:
             verify_password(_timing_hash(), password)  # answer as slowly as for a real user
             return None
-        if not verify_password(row.password_hash, password) or not row.active:
+        if not verify_password(row.password_hash, password) or _inactive(row):
             return None
         return _actor_from_row(inst, conn, row)
 
@@ -73,11 +73,15 @@ def set_password(inst: Instance, user_id: int, password: str) -> None:
             password_hash=hash_password(password)))
 
 
-def _actor_from_row(inst: Instance, conn: Connection, row: Row) -> Actor:
+def _actor_from_row(inst: Instance, conn: Connection | None, row: Row,
+                    roles: frozenset[str] | None = None) -> Actor:
+    """The Actor of a crm_user row; its roles are read with `conn` unless given."""
     values = row._mapping
-    role_table = inst.schema.system("user_role")
-    roles = frozenset(conn.execute(sa.select(role_table.c.role).where(
-        role_table.c.user_id == values["id"])).scalars())
+    if roles is None:
+        assert conn is not None
+        role_table = inst.schema.system("user_role")
+        roles = frozenset(conn.execute(sa.select(role_table.c.role).where(
+            role_table.c.user_id == values["id"])).scalars())
     entity = inst.model.entity("user")
     extra = sorted((f.name, values[f.name]) for f in entity.user_fields
                    if f.name in values and f.name not in ("username", "team"))
@@ -85,6 +89,11 @@ def _actor_from_row(inst: Instance, conn: Connection, row: Row) -> Actor:
         user_id=values["id"], username=values["username"], roles=roles, team=values["team"],
         is_admin=bool(values["is_admin"]) or "admin" in roles,
         language=values["language"] or "en", fields=tuple(extra))
+
+
+def _inactive(row: Row) -> bool:
+    """`active` is false. NULL counts as active: it is the field's default."""
+    return row.active is not None and not row.active
 
 
 def _timing_hash() -> str:
@@ -120,19 +129,25 @@ def revoke_token(inst: Instance, token: str) -> bool:
 
 
 def actor_for_token(inst: Instance, token: str) -> Actor | None:
-    """The Actor behind an API token; None when the token is unknown or its user inactive."""
+    """The Actor behind an API token; None when the token is unknown or its user inactive.
+
+    One query per request: the token, its user and the user's roles (one row per role).
+    """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     users, tokens = inst.schema.table("user"), inst.schema.system("token")
+    role_table = inst.schema.system("user_role")
     query = (sa.select(users, tokens.c.id.label("_token_id"),
-                       tokens.c.last_used_at.label("_token_used"))
+                       tokens.c.last_used_at.label("_token_used"), role_table.c.role.label("_role"))
              .join(tokens, tokens.c.user_id == users.c.id)
+             .outerjoin(role_table, role_table.c.user_id == users.c.id)
              .where(tokens.c.token_hash == hash_token(token)))
     with inst.engine.connect() as conn:
-        row = conn.execute(query).first()
-        if row is None or not row.active:
-            return None
-        actor = _actor_from_row(inst, conn, row)
+        rows = conn.execute(query).all()
+    if not rows or _inactive(rows[0]):
+        return None
+    row = rows[0]
+    actor = _actor_from_row(inst, None, row, frozenset(r._role for r in rows if r._role))
     now = inst.now()
     if row._token_used is None or now - row._token_used >= TOUCH_EVERY:
         with write_transaction(inst.engine) as conn:
@@ -216,7 +231,7 @@ def _session_actor() -> Actor | None:
     users = inst.schema.table("user")
     with inst.engine.connect() as conn:
         row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
-        if (row is None or not row.active
+        if (row is None or _inactive(row)
                 or session.get(SESSION_FINGERPRINT) != _fingerprint(row.password_hash)):
             session.clear()
             return None
