@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve import add_serve_commands  # `run`: the web server
 
     add_serve_commands(sub, command)
+    from .worker import add_worker_commands  # `worker`: scheduled automations, escalation
+
+    add_worker_commands(sub, command)
     for action in sub.choices.values():
         action.add_argument("--database-url", default=argparse.SUPPRESS,
                             help=argparse.SUPPRESS)

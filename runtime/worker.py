@@ -155,9 +155,15 @@ def add_worker_commands(sub: argparse._SubParsersAction,
     command("worker")(cmd_worker)
 
 
+def open_instance(url: str) -> Instance:
+    """The installed instance at `url` (the instance commands' loader)."""
+    from .setup import open_instance as open_installed
+
+    return open_installed(url)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .db import database_url
-    from .setup import open_instance
 
     url = database_url(getattr(args, "database_url", None))
     huey = make_huey(args.queue_url)
