@@ -22,7 +22,7 @@ from flask import Flask, current_app, g, render_template
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
-from .db import database_url
+from .db import database_url, normalize_url
 from .instance import Instance
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"  # package data
@@ -76,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(overrides)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.config["INSTANCE_DIR"]))
+    app.config["DATABASE_URL"] = normalize_url(app.config["DATABASE_URL"])
     if instance is None:
         instance = _open_instance(app.config["DATABASE_URL"])
     app.extensions[EXTENSION] = instance
