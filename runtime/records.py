@@ -11,6 +11,7 @@ here, so `records` is the one module callers need.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -283,8 +284,28 @@ def find_duplicates(inst: Instance, conn: Connection, entity: str,
     return found
 
 
+def _serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any]) -> None:
+    """On PostgreSQL, two transactions inserting the same customer at once would both miss
+    each other; a transaction-scoped advisory lock per (entity, rule, values) makes the second
+    wait for the first and then see its row. (SQLite's write lock already serialises.)"""
+    if is_sqlite(conn):
+        return
+    for rule in ent.duplicates:
+        if rule.action != "block":
+            continue
+        values = [record.get(name) for name in rule.match]
+        if not rule.match or any(is_empty(v) for v in values):
+            continue
+        parts = [phone_digits(v) if ent.fields[n].type == "phone" else str(v).lower()
+                 for n, v in zip(rule.match, values, strict=True)]
+        digest = hashlib.sha256("\x1f".join([ent.name, *rule.match, *parts]).encode())
+        key = int.from_bytes(digest.digest()[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
 def _duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[str, Any],
                 changed: set[str] | None, confirmed: bool) -> list[dict[str, Any]]:
+    _serialise_duplicates(conn, ent, record)
     warnings = []
     for match in find_duplicates(inst, conn, ent.name, record):
         if changed is not None and not changed & set(match["fields"]):
