@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostics, Mark, did_you_mean
-from .loader import MAX_BYTES, LoadedDoc, load_file
+from .loader import MAX_BYTES, LoadedDoc, _decode, load_file
 from .schema_check import check_document, kind_for
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "verticals"
@@ -135,10 +135,13 @@ def _read_csv(file: Path, diags: Diagnostics) -> CsvDoc:
                   "split it into several files")
         return doc
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (UnicodeDecodeError, OSError) as exc:
-        diags.add("E004", f"cannot read the CSV file as UTF-8: {exc}", Mark(name, 1, 1),
-                  "save it as UTF-8")
+        raw = file.read_bytes()
+    except OSError as exc:
+        diags.add("E012", f"cannot read the file: {exc.strerror or type(exc).__name__}",
+                  Mark(name, 1, 1), "check that the file is readable")
+        return doc
+    text = _decode(raw, name, diags)  # E006 at the first bad byte, as for YAML files
+    if text is None:
         return doc
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:

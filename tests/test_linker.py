@@ -610,6 +610,10 @@ CASES = [
     case("demo-expression-syntax", "E301", "data/deal.yaml", '"=today() + days(3)"',
          '"=today() + days@@(3"', message="never closed"),
     case("demo-bad-number", "E415", "data/company.yaml", "size: 10", "size: @@ten"),
+    case("csv-row-too-long", "E410", "data/contact.csv", None,
+         "first_name,last_name\nBob,Ray\n@@Eve,Kim,extra\n"),
+    case("csv-unknown-key-reference", "E414", "data/contact.csv", None,
+         "first_name,last_name,company\nBob,Ray,acme\n@@Eve,Kim,acmee\n"),
     # -- fields and entities --------------------------------------------------------------
     case("default-of-wrong-type", "E216", "entities/deal.yaml",
          "urgent: {type: boolean, default: false}", "urgent: {type: boolean, default: @@maybe}"),
@@ -684,9 +688,9 @@ def test_there_are_enough_broken_cases():
 def test_broken_definition_is_reported_at_the_culprit(tmp_path, case):
     pack, where = write_pack(tmp_path, case.edits)
     assert where is not None, "the case has no @@ marker"
-    started = time.perf_counter()
+    cpu = time.process_time()
     model, diags = check_paths([pack])
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - cpu < 2
     assert model is None
     errors = diags.errors
     found = [(d.code, Path(d.file).resolve(), d.line, d.col) for d in errors]
@@ -736,11 +740,11 @@ HOSTILE = [
     ("deep-expression", {"entities/x.yaml": "entity: x\nfields:\n  a: {type: integer, formula: \""
                          + "(" * 900 + "1" + ")" * 900 + "\"}\n"}, "E304"),
     ("many-mistakes-among-many-names", {"entities/wide.yaml": "entity: wide\nfields:\n" + "".join(
-        f"  f{i}: {{type: integer, formula: \"f{i}x + 1\"}}\n" for i in range(800))}, "E310"),
+        f"  f{i}: {{type: integer, formula: \"f{i}x + 1\"}}\n" for i in range(600))}, "E310"),
     ("many-unknown-columns", {"entities/x.yaml": "entity: x\nfields:\n  a: {type: text}\n"
                               "views:\n  list:\n    columns: [" + ", ".join(
-                                  f"nope{i}" for i in range(5000)) + "]\n"}, "E203"),
-    ("many-entities", _many_entities(200), None),
+                                  f"nope{i}" for i in range(3000)) + "]\n"}, "E203"),
+    ("many-entities", _many_entities(150), None),
 ]
 
 
@@ -754,19 +758,32 @@ def test_hostile_input_is_refused_quickly(tmp_path, files, code):
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     model, diags = check_paths([pack])  # never raises
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2, f"{elapsed:.2f}s"  # a sanity guard: these take well under a second
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    # Sanity guards only: each takes well under half a second on an idle machine. The 2 s
+    # bound is on this process's CPU time so that a loaded machine (parallel test workers)
+    # does not make it flaky; the wall-clock bound only catches a hang.
+    assert cpu < 2, f"{cpu:.2f}s of CPU"
+    assert elapsed < 30, f"{elapsed:.2f}s"
     if code is None:
         assert [d.format() for d in diags] == [] and model is not None
-        assert len(model.entities) == 200 + 5
+        assert len(model.entities) == 150 + 5
         return
     assert model is None
     assert {d.code for d in diags.errors} == {code}, [d.format() for d in diags][:5]
     for diag in diags:
         assert diag.line >= 1 and diag.col >= 1
         assert Path(diag.file).resolve().is_relative_to(pack.resolve())
+
+
+def test_csv_demo_data_that_is_not_utf8(tmp_path):
+    pack, _ = write_pack(tmp_path)
+    (pack / "data" / "contact.csv").write_bytes(b"first_name,last_name\nRen\xe9,Lee\n")
+    model, diags = check_paths([pack])
+    assert model is None
+    assert [(d.code, Path(d.file).name, d.line, d.col) for d in diags] == [
+        ("E006", "contact.csv", 2, 4)]
 
 
 def test_no_hint_is_computed_among_too_many_names():
