@@ -535,6 +535,12 @@ def test_records_match_their_openapi_schema(client, manager):
     note = client.post(f"/api/v1/company/{record['id']}/timeline", json={"body": "hi"},
                        headers=manager).get_json()
     component_validator(document, "TimelineEntry").validate(note)
+    client.patch(f"/api/v1/company/{record['id']}", json={"version": 1, "city": "York"},
+                 headers=manager)
+    entries = client.get(f"/api/v1/company/{record['id']}/timeline", headers=manager)
+    assert {e["source"] for e in entries.get_json()["data"]} >= {"timeline", "audit"}
+    for entry in entries.get_json()["data"]:
+        component_validator(document, "TimelineEntry").validate(entry)
     me = client.get("/api/v1/me", headers=manager).get_json()
     component_validator(document, "Me").validate(me)
 

@@ -129,12 +129,21 @@ def _common_schemas() -> Schema:
                               "all_roles": {"type": "array", "items": {"type": "string"}},
                               "is_admin": {"type": "boolean"},
                               "language": {"type": "string"}}},
-        "TimelineEntry": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "kind": {"type": "string"},
-            "body": {"type": ["string", "null"]},
-            "follow_up_on": {"type": ["string", "null"], "format": "date"},
-            "data": {"type": ["object", "null"]},
-            "created_at": {"type": "string", "format": "date-time"}}},
+        "TimelineEntry": {
+            "type": "object", "required": ["source", "id", "kind", "at"],
+            "description": "A note or activity (source `timeline`), a saved change (`audit`), "
+                           "an approval decision (`approval`) or a file (`attachment`).",
+            "properties": {
+                "source": {"type": "string",
+                           "enum": ["timeline", "audit", "approval", "attachment"]},
+                "id": {"type": "integer"}, "kind": {"type": "string"},
+                "at": {"type": ["string", "null"], "format": "date-time"},
+                "user_id": {"type": ["integer", "null"]},
+                "user": {"type": ["string", "null"]},
+                "body": {"type": ["string", "null"]},
+                "follow_up_on": {"type": ["string", "null"], "format": "date"},
+                "follow_up_done": {"type": "boolean"},
+                "data": {"type": ["object", "null"]}}},
         "TimelineEntryInput": {
             "type": "object", "required": ["body"], "additionalProperties": False,
             "properties": {"kind": {"type": "string", "enum": list(KINDS), "default": "note"},
