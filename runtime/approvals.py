@@ -203,8 +203,28 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
 
 
 def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
+    """One request, for those involved in it (submitter, approvers, their delegates, those
+    who decided) and those who may read its record; NotFound for everyone else."""
+    from .queries import load as load_readable
+
     with inst.engine.connect() as conn:
-        return request_dict(inst, conn, _request_row(inst, conn, request_id), viewer=actor)
+        request = _request_row(inst, conn, request_id)
+        _, assignees, decisions = _tables(inst)
+        me = actor.user_id
+        involved = actor.all_powerful or me is not None and (
+            me == request["submitted_by"]
+            or conn.execute(sa.select(assignees.c.user_id).where(
+                assignees.c.request_id == request["id"],
+                assignees.c.user_id.in_([me, *_delegators(inst, conn, me)]))).first()
+            is not None
+            or conn.execute(sa.select(decisions.c.id).where(
+                decisions.c.request_id == request["id"], decisions.c.user_id == me)).first()
+            is not None)
+        if not involved and (request["entity"] not in inst.model.entities or load_readable(
+                inst, conn, request["entity"], request["record_id"], actor=actor) is None):
+            raise NotFound(f"There is no approval request {request_id}; check the id in your "
+                           "approval inbox (GET /api/v1/approvals).")
+        return request_dict(inst, conn, request, viewer=actor)
 
 
 def for_record(inst: Instance, conn: Connection, entity: str, record_id: int,

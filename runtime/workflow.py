@@ -155,6 +155,9 @@ def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, An
     ent, workflow = workflow_of(inst, entity)
     if not isinstance(record, Mapping):
         found = load(inst, conn, entity, record)
+        if found is not None and not (actor.all_powerful
+                                      or _readable(inst, actor, entity, found, conn)):
+            found = None
         if found is None:
             raise NotFound(f"There is no {ent.label.get().lower()} {record}.")
         record = found

@@ -13,7 +13,7 @@ from flask import Blueprint
 
 from ..auth import require_token
 
-MODULES = ["me", "openapi", "timeline", "crud"]
+MODULES = ["me", "openapi", "timeline", "workflow", "crud"]
 
 
 def create_blueprint() -> Blueprint:
