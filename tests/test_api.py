@@ -598,3 +598,32 @@ def test_real_server_over_http(app, crm, tmp_path: Path):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_other_api_modules_document_their_routes(crm, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import runtime.api
+    import runtime.api.openapi as openapi_module
+
+    fake = types.ModuleType("runtime.api.extra_resource")
+
+    def register(bp) -> None:  # noqa: ANN001
+        bp.add_url_rule("/extras", "extras", lambda: {"data": []}, methods=["GET"])
+
+    fake.register = register  # type: ignore[attr-defined]
+    fake.openapi = lambda model: {  # type: ignore[attr-defined]
+        "paths": {"/extras": {"get": {"operationId": "extras", "responses": {
+            "200": {"description": "ok"},
+            "401": {"$ref": "#/components/responses/Unauthorized"}}}}},
+        "schemas": {"Extra": {"type": "object"}}}
+    monkeypatch.setitem(sys.modules, "runtime.api.extra_resource", fake)
+    monkeypatch.setattr(runtime.api, "MODULES", [*runtime.api.MODULES, "extra_resource"])
+    monkeypatch.setattr(openapi_module, "_CACHE", {})
+    client = make_app(crm, tmp_path).test_client()
+    token = bearer(auth.create_token(crm, admin_actor(crm).user_id))
+    assert client.get("/api/v1/extras", headers=token).get_json() == {"data": []}
+    document = client.get("/api/v1/openapi.json", headers=token).get_json()
+    assert "/extras" in document["paths"] and "Extra" in document["components"]["schemas"]
+    assert not list(openapi_validator().iter_errors(document))

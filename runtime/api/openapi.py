@@ -1,10 +1,16 @@
 """`GET /api/v1/openapi.json`: the OpenAPI 3.1 document of this instance, generated from the
 AppModel (a schema per entity, the paths of every operation, bearer authentication) and built
 once per model hash.
+
+Another API module documents its own routes by defining `openapi(model)`, returning
+`{"paths": {...}, "schemas": {...}}` (paths relative to /api/v1; `_ref`-style references to
+`#/components/responses/Unauthorized` etc. may be used).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from threading import Lock
 from typing import Any
 
@@ -47,6 +53,20 @@ def openapi_document(model: AppModel) -> Schema:
         return document
 
 
+def _contributors() -> list[Callable[[AppModel], Schema]]:
+    """`openapi(model) -> {"paths": {...}, "schemas": {...}}` of the other API modules that
+    define one, so that each resource documents its own routes."""
+    from . import MODULES
+
+    found = []
+    for name in MODULES:
+        module = importlib.import_module(f"{__package__}.{name}")
+        contribute = getattr(module, "openapi", None)
+        if callable(contribute) and module.__name__ != __name__:
+            found.append(contribute)
+    return found
+
+
 def _ref(name: str, kind: str = "schemas") -> Schema:
     return {"$ref": f"#/components/{kind}/{name}"}
 
@@ -82,6 +102,10 @@ def _build(model: AppModel) -> Schema:
                            "next_cursor": {"type": ["string", "null"]},
                            "prev_cursor": {"type": ["string", "null"]}}}
         paths.update(_entity_paths(entity))
+    for contribute in _contributors():
+        extra = contribute(model)
+        paths.update(extra.get("paths", {}))
+        schemas.update(extra.get("schemas", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "CRMForge API", "version": model.hash[:12],
