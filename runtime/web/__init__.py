@@ -33,5 +33,8 @@ def register_web(app: Flask) -> None:
         module.register(bp)
     app.register_blueprint(bp)
     layout.install(app)
+    from . import workflow_pages  # state bar, approval panel, /approvals, notification bell
+
+    workflow_pages.register(app)
     app.jinja_env.globals["link_choices"] = forms.link_choices
     app.url_value_preprocessor(attachments.allow_uploads)
