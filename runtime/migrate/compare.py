@@ -211,6 +211,8 @@ class _Planner:
         self.removed: list[O.Op] = []
         self.notes: list[O.Op] = []
         self.typed: set[tuple[str, str]] = set()  # columns with a type operation
+        self.added_columns: set[tuple[str, str]] = set()
+        self.removed_tables: set[str] = set()
 
     def run(self) -> Plan:
         context = MigrationContext.configure(self.conn, opts={
@@ -219,6 +221,8 @@ class _Planner:
         diffs = _flatten(compare_metadata(context, self.target))
         self.renames()
         added = {d[1].name for d in diffs if d[0] == "add_table"}
+        self.added_columns = {(d[2], d[3].name) for d in diffs if d[0] == "add_column"}
+        self.removed_tables = {d[1].name for d in diffs if d[0] == "remove_table"}
         for diff in diffs:
             self.diff(diff)
         self.create_tables(added)
@@ -307,6 +311,9 @@ class _Planner:
                 return
             (self.add_column if kind == "add_column" else self.remove_column)(table, column)
             return
+        subject = diff[1] if kind in ("remove_index", "remove_constraint", "remove_fk") else None
+        if subject is not None and subject.table.name in self.removed_tables:
+            return  # goes with its table
         handler = getattr(self, "on_" + kind, None)
         if handler is not None:
             handler(*diff[1:])
@@ -372,6 +379,8 @@ class _Planner:
         if table not in self.live_tables:
             return  # created with the table
         columns = tuple(c.name for c in fk.columns)
+        if all((table, c) in self.added_columns for c in columns):
+            return  # the new column brings its foreign key
         referent = fk.referred_table.name
         orphans = 0
         if all(c in self.live_columns(table) for c in columns) and referent in self.live_tables:
@@ -411,34 +420,15 @@ class _Planner:
             return
         entity, _ = self.field_of(table, column)
         live = self.live_columns(table)
-        recreate = [i for i in target.table.indexes if column in i.columns]
-        recreate += [c for c in target.table.constraints
-                     if isinstance(c, sa.UniqueConstraint) and column in c.columns]
         source = column
         for op in self.local:  # a renamed column still has its old name when counting
             if isinstance(op, O.RenameColumn) and op.table == table and op.new == column:
                 source = op.old
         rows = self.not_null(table, source) if source in live else 0
-        for name, columns, drop in self.constraints_on(table, source):
-            self.local.append(drop(table, name=name, columns=columns))
         self.local.append(O.ReplaceColumn(
             table, column=column, aside=self.aside(column, live), target=target,
             old_type=old, old_text=old_text, new_text=new_text,
-            entity=entity.name if entity else None, rows=rows, nullable=bool(nullable),
-            recreate=tuple(recreate)))
-
-    def constraints_on(self, table: str, column: str) -> list[tuple[str, tuple, type]]:
-        """Indexes and unique constraints of the live table over `column` (they are dropped
-        before the column is replaced, and made again on the new column)."""
-        found = []
-        for index in self.inspector.get_indexes(table):
-            if column in index["column_names"] and index.get("name"):
-                found.append((index["name"], tuple(index["column_names"]), O.DropIndex))
-        for unique in self.inspector.get_unique_constraints(table):
-            if column in unique["column_names"]:
-                name = unique.get("name") or _conv("uq", table, unique["column_names"])
-                found.append((name, tuple(unique["column_names"]), O.DropUnique))
-        return found
+            entity=entity.name if entity else None, rows=rows, nullable=bool(nullable)))
 
     def on_modify_nullable(self, schema: Any, table: str, column: str, info: dict,
                            old: bool, new: bool) -> None:

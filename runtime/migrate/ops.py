@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -109,7 +110,7 @@ class CreateTable(Op):
         if ctx.dialect.supports_alter:  # our foreign keys are use_alter: never inline there
             for fk in fks:
                 if fk.use_alter:
-                    ctx.conn.execute(sa.schema.AddConstraint(fk))
+                    ctx.conn.execute(sa.schema.AddConstraint(fk, isolate_from_table=False))
         for index in sorted(self.target.indexes, key=lambda i: i.name or ""):
             ctx.conn.execute(sa.schema.CreateIndex(index))
 
@@ -158,11 +159,14 @@ class RemoveTable(Op):
                 f"{self.aside}")
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
-        # A copy keeps the data without the constraints and index names of the original, so
-        # the entity can come back later under its old name.
-        source = ctx.conn.dialect.identifier_preparer.quote(self.table)
-        target = ctx.conn.dialect.identifier_preparer.quote(self.aside)
-        ctx.conn.exec_driver_sql(f"CREATE TABLE {target} AS SELECT * FROM {source}")
+        # A copy keeps the data and the column types without the constraints and index names
+        # of the original, so the entity can come back later under its old name.
+        source = _table(ctx, self.table)
+        copy = sa.Table(self.aside, sa.MetaData(), *(
+            sa.Column(c.name, c.type, nullable=True) for c in source.columns))
+        copy.create(ctx.conn)
+        ctx.conn.execute(copy.insert().from_select([c.name for c in source.columns],
+                                                   sa.select(*source.columns)))
         _drop_table(ctx, self.table)
 
 
@@ -349,7 +353,7 @@ class AddColumn(Op):
         return text
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
-        alter.add_column(self.target._copy())
+        alter.add_column(detached(self.target))
 
     def after(self, ctx: ApplyContext) -> None:
         if not (self.backfill and self.rows and self.entity):
@@ -394,12 +398,15 @@ class ChangeType(Op):
 class ReplaceColumn(Op):
     """A type change that may not keep every value (narrower, or another kind of value).
 
-    The column is renamed aside with all its values; a new column of the new type takes its
-    place and receives every value that converts. Nothing is lost: what does not convert stays
-    in the aside column.
+    The values are first copied to an aside column; the column, emptied, takes the new type;
+    then every value that converts exactly comes back. Nothing is lost: what does not convert
+    stays in the aside column. The column keeps its name, indexes and constraints.
+
+    It runs on its own (`local = False`) because its data steps sit between two DDL steps.
     """
 
     kind: ClassVar[str] = "replace_column"
+    local: ClassVar[bool] = False
     phase: ClassVar[int] = 35
     safety: str = DESTRUCTIVE
     column: str = ""
@@ -411,7 +418,6 @@ class ReplaceColumn(Op):
     entity: str | None = None
     rows: int = 0
     nullable: bool = True
-    recreate: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # indexes, ...
 
     def describe(self) -> str:
         return (f"change type of {self.table}.{self.column} from {self.old_text} to "
@@ -420,15 +426,14 @@ class ReplaceColumn(Op):
                 "left empty")
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
-        alter.alter_column(self.column, new_column_name=self.aside, existing_type=self.old_type,
-                           nullable=True, existing_nullable=self.nullable)
-        alter.add_column(self.target._copy())
-        for item in self.recreate:
-            if isinstance(item, sa.Index):
-                alter.create_index(item.name, [c.name for c in item.columns],
-                                   unique=bool(item.unique))
-            elif isinstance(item, sa.UniqueConstraint):
-                alter.create_unique_constraint(item.name, [c.name for c in item.columns])
+        with ctx.operations.batch_alter_table(self.table) as batch:
+            batch.add_column(sa.Column(self.aside, self.old_type, nullable=True))
+        table = _table(ctx, self.table)
+        ctx.conn.execute(table.update().values({self.aside: table.c[self.column]}))
+        ctx.conn.execute(table.update().values({self.column: None}))
+        with ctx.operations.batch_alter_table(self.table) as batch:
+            batch.alter_column(self.column, type_=self.target.type, existing_type=self.old_type,
+                               existing_nullable=self.nullable, postgresql_using="NULL")
 
     def after(self, ctx: ApplyContext) -> None:
         if not self.rows:
@@ -562,6 +567,19 @@ class RequiredFieldNote(Op):
 # -- helpers -------------------------------------------------------------------------------
 
 
+def detached(column: sa.Column) -> sa.Column:
+    """A copy of a table's column that carries its foreign key (SQLAlchemy's own copy leaves
+    table-level constraints behind), without indexes or unique constraints: those are
+    operations of their own."""
+    fks = [sa.ForeignKey(fk.target_fullname, ondelete=fk.ondelete, onupdate=fk.onupdate,
+                         name=fk.constraint.name if fk.constraint is not None else None)
+           for fk in column.foreign_keys]
+    default = column.server_default
+    return sa.Column(column.name, column.type, *fks, nullable=column.nullable,
+                     server_default=default.arg if isinstance(default, sa.DefaultClause)
+                     else None)
+
+
 def _records(n: int) -> str:
     return f"{n} record{'s' if n != 1 else ''}"
 
@@ -596,9 +614,16 @@ def _convert(f: Any, value: Any) -> Any:
     if isinstance(value, str) and f.type == "multichoice":
         value = _json_list(value) or [v.strip() for v in value.split(",") if v.strip()]
     try:
-        return coerce(f, value)
+        converted = coerce(f, value)
     except (ValueError, TypeError):
         return None
+    if isinstance(converted, int | Decimal) and not isinstance(converted, bool):
+        try:  # a rounded number is a changed number: leave it to the aside column
+            if Decimal(str(value).strip()) != converted:
+                return None
+        except (InvalidOperation, ValueError):
+            pass
+    return converted
 
 
 def counts(ops: list[Op] | tuple[Op, ...]) -> Mapping[str, int]:
