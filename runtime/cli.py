@@ -12,7 +12,8 @@ from pathlib import Path
 
 from builder.diagnostics import Diagnostics
 from builder.linker import check_paths
-from builder.packs import discover, read_pack, search_dirs
+from builder.loader import load_file
+from builder.packs import discover, search_dirs
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -49,11 +50,11 @@ def cmd_packs(args: argparse.Namespace) -> int:
     installed = _installed_versions(args)
     rows = []
     for name, path in sorted(discover(search_dirs()).items()):
-        source = read_pack(path, Diagnostics())
-        manifest = source.manifest.data if source.manifest else {}
+        manifest = _manifest(path)
         version = str(manifest.get("version", "-"))
-        label = manifest.get("label", name)
-        label = label.get("en", next(iter(label.values()))) if isinstance(label, dict) else label
+        label = manifest.get("label") or name
+        if isinstance(label, dict):
+            label = label.get("en", next(iter(label.values())))
         state = installed.get(name)
         status = "-" if state is None else (f"installed {state}" if state != version
                                             else "installed")
@@ -65,6 +66,18 @@ def cmd_packs(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
     return 0
+
+
+def _manifest(path: Path) -> dict:
+    """The pack.yaml of the pack at `path` as data; {} when it is missing or not a mapping.
+
+    Only the manifest is read: listing packs must not load (and check) all their files.
+    """
+    for file in (path / "pack.yaml", path / "pack.yml"):
+        if file.is_file():
+            doc = load_file(file, str(file), Diagnostics())
+            return doc.data if doc is not None and isinstance(doc.data, dict) else {}
+    return {}
 
 
 def _installed_versions(args: argparse.Namespace) -> dict[str, str]:

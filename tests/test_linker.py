@@ -893,6 +893,10 @@ def test_cli_packs_lists_the_custom_dir(tmp_path):
     manifest.write_text(manifest.read_text(encoding="utf-8").replace(
         "pack: real_estate", "pack: zz_fixture_pack").replace(
         "label: Real Estate", "label: Fixture pack"), encoding="utf-8")
+    (custom / "zz_broken_manifest").mkdir()
+    (custom / "zz_broken_manifest" / "pack.yaml").write_text("- not\n- a mapping\n")
+    (custom / "zz_empty_label").mkdir()
+    (custom / "zz_empty_label" / "pack.yaml").write_text("pack: zz_empty_label\nlabel: {}\n")
     result = crmforge("packs", env={"CRMFORGE_CUSTOM_DIR": str(custom),
                                     "CRMFORGE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
                       cwd=tmp_path)
@@ -901,6 +905,11 @@ def test_cli_packs_lists_the_custom_dir(tmp_path):
     mine = [row for row in rows if row[0] == "zz_fixture_pack"]
     assert mine == [["zz_fixture_pack", "1.2.0", "-", "Fixture", "pack",
                      str(custom / "zz_fixture_pack")]]
+    # a malformed manifest is listed as it can be, never a traceback
+    assert [row for row in rows if row[0].startswith("zz_") and row[0] != mine[0][0]] == [
+        ["zz_broken_manifest", "-", "-", "zz_broken_manifest",
+         str(custom / "zz_broken_manifest")],
+        ["zz_empty_label", "-", "-", "zz_empty_label", str(custom / "zz_empty_label")]]
 
 
 def test_cli_usage_errors_are_not_tracebacks():
