@@ -377,6 +377,7 @@ def refresh_rollups(inst: Instance, conn: Connection, child: str,
     """Recompute the rollups that a change to one `child` record may affect: one aggregate
     UPDATE per rollup field, over the parents it linked to before and after."""
     pending: dict[str, tuple[Entity, set[int]]] = {}
+    locked: set[tuple[str, int]] = set()
     for parent, field in _rollups_from(inst, child):
         rollup = field.rollup
         assert rollup is not None
@@ -385,6 +386,14 @@ def refresh_rollups(inst: Instance, conn: Connection, child: str,
         if not ids:
             continue
         parents = inst.schema.table(parent.name)
+        fresh = [i for i in ids if (parent.name, i) not in locked]
+        if fresh and not is_sqlite(conn):
+            # Lock the parents first, in id order: the aggregates below then run in
+            # statements that start after any concurrent child write has committed
+            # (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement).
+            conn.execute(sa.select(parents.c.id).where(parents.c.id.in_(fresh)).order_by(
+                parents.c.id).with_for_update(key_share=True))
+            locked.update((parent.name, i) for i in fresh)
         rows = inst.schema.table(child).alias("rollup_child")
         conditions = [rows.c[rollup.link] == parents.c.id]
         if rollup.where is not None:
