@@ -31,7 +31,7 @@ state and usually finds the step already decided.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,8 +39,26 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from builder.expressions import evaluate_condition
-from builder.model import Approval, Approvers, Entity, Step, Transition
+from builder.model import Approval, Approvers, Step, Transition
 
+from .approval_requests import (
+    APPROVED,
+    PENDING,
+    RECALLED,
+    REJECTED,
+    STATUSES,
+    assignees_of,
+    capacity,
+    decisions_of,
+    definition,
+    delegators,
+    is_away,
+    may_decide,
+    pending_request,
+    request_dict,
+    request_row,
+    tables,
+)
 from .context import eval_context
 from .db import write_transaction
 from .errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -57,8 +75,11 @@ from .workflow_support import (
     usernames,
 )
 
-PENDING, APPROVED, REJECTED, RECALLED = "pending", "approved", "rejected", "recalled"
-STATUSES = (PENDING, APPROVED, REJECTED, RECALLED)
+__all__ = [
+    "APPROVED", "PENDING", "RECALLED", "REJECTED", "STATUSES", "approve", "decide",
+    "definition", "entry_holds", "escalate", "for_record", "get", "inbox", "is_away",
+    "open_request", "pending_request", "recall", "reject", "rejecting", "request_dict"]
+
 DECISIONS = ("approve", "reject")
 MAX_ATTEMPTS = 4
 REJECTING = "crmforge_approval_rejecting"
@@ -68,154 +89,20 @@ class _Lost(Exception):
     """Another decision changed the request first; start again from the new state."""
 
 
-# -- reading ----------------------------------------------------------------------------------
-
-def _tables(inst: Instance) -> tuple[sa.Table, sa.Table, sa.Table]:
-    return (inst.schema.system("approval_request"), inst.schema.system("approval_assignee"),
-            inst.schema.system("approval_decision"))
-
-
-def pending_request(inst: Instance, conn: Connection, entity: str,
-                    record_id: int) -> dict[str, Any] | None:
-    """The pending request of a record (the record is locked while there is one)."""
-    requests, _, _ = _tables(inst)
-    row = conn.execute(sa.select(requests).where(
-        requests.c.entity == entity, requests.c.record_id == int(record_id),
-        requests.c.status == PENDING)).mappings().first()
-    return dict(row) if row is not None else None
-
-
-def _request_row(inst: Instance, conn: Connection, request_id: Any) -> dict[str, Any]:
-    requests, _, _ = _tables(inst)
-    try:
-        key = int(request_id)
-    except (TypeError, ValueError):
-        key = -1
-    row = conn.execute(sa.select(requests).where(requests.c.id == key)).mappings().first()
-    if row is None:
-        raise NotFound(f"There is no approval request {request_id}; check the id in your "
-                       "approval inbox (GET /api/v1/approvals).")
-    return dict(row)
-
-
-def definition(inst: Instance, request: Mapping[str, Any]
-               ) -> tuple[Entity, Approval | None, Transition | None]:
-    """The entity, approval and transition a request was opened for (None when the
-    definitions no longer have them)."""
-    ent = inst.model.entities.get(request["entity"])
-    if ent is None or ent.workflow is None:
-        return entity_of(inst, request["entity"]), None, None
-    return ent, ent.approvals.get(request["approval"]), ent.workflow.transitions.get(
-        request["transition"])
-
-
-def _assignees(inst: Instance, conn: Connection, request_id: int,
-               step_index: int) -> dict[int, bool]:
-    """user id -> escalated, for one step."""
-    _, assignees, _ = _tables(inst)
-    rows = conn.execute(sa.select(assignees.c.user_id, assignees.c.escalated).where(
-        assignees.c.request_id == request_id, assignees.c.step_index == step_index)).all()
-    return {row.user_id: bool(row.escalated) for row in rows}
-
-
-def _decisions(inst: Instance, conn: Connection, request_id: int,
-               step_index: int | None = None) -> list[dict[str, Any]]:
-    _, _, decisions = _tables(inst)
-    query = sa.select(decisions).where(decisions.c.request_id == request_id)
-    if step_index is not None:
-        query = query.where(decisions.c.step_index == step_index)
-    return [dict(r) for r in conn.execute(query.order_by(decisions.c.id)).mappings()]
-
-
-def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
-                 *, viewer: Actor | None = None) -> dict[str, Any]:
-    """A request as the API and the pages show it."""
-    ent, approval, transition = definition(inst, request)
-    record = load(inst, conn, request["entity"], request["record_id"])
-    decisions = _decisions(inst, conn, request["id"])
-    _, assignees, _ = _tables(inst)
-    assigned = conn.execute(sa.select(assignees).where(
-        assignees.c.request_id == request["id"])).mappings().all()
-    names = usernames(inst, conn, [request["submitted_by"],
-                                   *(a["user_id"] for a in assigned),
-                                   *(d["user_id"] for d in decisions),
-                                   *(d["on_behalf_of"] for d in decisions)])
-    steps = []
-    for index, step in enumerate(approval.steps if approval else ()):
-        rows = [d for d in decisions if d["step_index"] == index]
-        kinds = {d["decision"] for d in rows}
-        if "skipped" in kinds:
-            state = "skipped"
-        elif "reject" in kinds:
-            state = "rejected"
-        elif index < request["step_index"] or (request["status"] == APPROVED
-                                               and index <= request["step_index"]):
-            state = "approved"
-        elif index == request["step_index"] and request["status"] == PENDING:
-            state = "current"
-        elif request["status"] != PENDING:
-            state = "not reached"
-        elif step.when is not None and record is not None and not evaluate_condition(
-                step.when, eval_context(inst, None, request["entity"], record, conn=conn)):
-            state = "skipped"  # the record is locked: it will still be false then
-        else:
-            state = "waiting"
-        steps.append({
-            "index": index, "name": step.name, "label": step.label.get(), "mode": step.mode,
-            "state": state,
-            "approvers": [{"id": a["user_id"], "name": names.get(a["user_id"]),
-                           "escalated": bool(a["escalated"])}
-                          for a in assigned if a["step_index"] == index]})
-    current = approval.steps[request["step_index"]] if (
-        approval and request["status"] == PENDING
-        and 0 <= request["step_index"] < len(approval.steps)) else None
-    result = {
-        "id": request["id"], "entity": request["entity"], "record_id": request["record_id"],
-        "record_title": record_title(inst, conn, request["entity"], record) if record else None,
-        "link": record_link(request["entity"], request["record_id"]),
-        "approval": request["approval"],
-        "label": approval.label.get() if approval else request["approval"],
-        "transition": request["transition"],
-        "transition_label": transition.label.get() if transition else request["transition"],
-        "from_state": request["from_state"], "to_state": transition.to if transition else None,
-        "status": request["status"], "step_index": request["step_index"],
-        "step": current.name if current else None,
-        "step_label": current.label.get() if current else None,
-        "steps": steps,
-        "submitted_by": request["submitted_by"],
-        "submitted_by_name": names.get(request["submitted_by"]) or "system",
-        "submitted_at": request["submitted_at"], "step_started_at": request["step_started_at"],
-        "decided_at": request["decided_at"], "comment": request["comment"],
-        "version": request["version"],
-        "decisions": [{
-            "step_index": d["step_index"], "step": d["step"], "decision": d["decision"],
-            "user_id": d["user_id"], "user_name": names.get(d["user_id"]),
-            "on_behalf_of": d["on_behalf_of"], "on_behalf_of_name": names.get(d["on_behalf_of"]),
-            "comment": d["comment"], "at": d["at"]} for d in decisions],
-    }
-    if viewer is not None:
-        result["can_decide"] = request["status"] == PENDING and _capacity_or_none(
-            inst, conn, viewer, request, approval) is not False
-        result["can_recall"] = request["status"] == PENDING and (
-            viewer.is_admin or (viewer.user_id is not None
-                                and viewer.user_id == request["submitted_by"]))
-    return result
-
-
 def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
     """One request, for those involved in it (submitter, approvers, their delegates, those
     who decided) and those who may read its record; NotFound for everyone else."""
     from .queries import load as load_readable
 
     with inst.engine.connect() as conn:
-        request = _request_row(inst, conn, request_id)
-        _, assignees, decisions = _tables(inst)
+        request = request_row(inst, conn, request_id)
+        _, assignees, decisions = tables(inst)
         me = actor.user_id
         involved = actor.all_powerful or me is not None and (
             me == request["submitted_by"]
             or conn.execute(sa.select(assignees.c.user_id).where(
                 assignees.c.request_id == request["id"],
-                assignees.c.user_id.in_([me, *_delegators(inst, conn, me)]))).first()
+                assignees.c.user_id.in_([me, *delegators(inst, conn, me)]))).first()
             is not None
             or conn.execute(sa.select(decisions.c.id).where(
                 decisions.c.request_id == request["id"], decisions.c.user_id == me)).first()
@@ -230,7 +117,7 @@ def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
 def for_record(inst: Instance, conn: Connection, entity: str, record_id: int,
                *, viewer: Actor | None = None) -> list[dict[str, Any]]:
     """The record's requests, newest first (the approval panel of the record page)."""
-    requests, _, _ = _tables(inst)
+    requests, _, _ = tables(inst)
     rows = conn.execute(sa.select(requests).where(
         requests.c.entity == entity, requests.c.record_id == int(record_id)).order_by(
         requests.c.id.desc())).mappings().all()
@@ -244,12 +131,12 @@ def inbox(inst: Instance, actor: Actor, status: str = PENDING,
     was an approver of, or decided."""
     if status not in (*STATUSES, "all"):
         raise ValueError(status)
-    requests, assignees, decisions = _tables(inst)
+    requests, assignees, decisions = tables(inst)
     if actor.user_id is None:
         return []
     with inst.engine.connect() as conn:
         if status == PENDING:
-            people = [actor.user_id, *_delegators(inst, conn, actor.user_id)]
+            people = [actor.user_id, *delegators(inst, conn, actor.user_id)]
             query = sa.select(requests).join(assignees, sa.and_(
                 assignees.c.request_id == requests.c.id,
                 assignees.c.step_index == requests.c.step_index)).where(
@@ -258,7 +145,7 @@ def inbox(inst: Instance, actor: Actor, status: str = PENDING,
             result = []
             for row in rows:
                 _ent, approval, _t = definition(inst, row)
-                if _capacity_or_none(inst, conn, actor, row, approval) is not False:
+                if may_decide(inst, conn, actor, row, approval) is not False:
                     result.append(request_dict(inst, conn, row, viewer=actor))
             return result
         mine = sa.or_(
@@ -272,62 +159,6 @@ def inbox(inst: Instance, actor: Actor, status: str = PENDING,
             query = query.where(requests.c.status == status)
         rows = conn.execute(query.order_by(requests.c.id.desc()).limit(limit)).mappings().all()
         return [request_dict(inst, conn, row, viewer=actor) for row in rows]
-
-
-# -- who may decide ---------------------------------------------------------------------------
-
-def is_away(row: Mapping[str, Any], today: date) -> bool:
-    """Whether a user row is away today (a period with at least one end given)."""
-    start, end = row.get("away_from"), row.get("away_until")
-    if start is None and end is None:
-        return False
-    return (start is None or start <= today) and (end is None or today <= end)
-
-
-def _delegators(inst: Instance, conn: Connection, user_id: int) -> list[int]:
-    """Users who are away today and named `user_id` as their delegate."""
-    users = inst.schema.table("user")
-    rows = conn.execute(sa.select(users.c.id, users.c.away_from, users.c.away_until).where(
-        users.c.delegate == user_id)).mappings().all()
-    return [row["id"] for row in rows if is_away(row, inst.today())]
-
-
-def _capacity(inst: Instance, conn: Connection, actor: Actor, request: Mapping[str, Any],
-              approval: Approval | None) -> int | None:
-    """None when the actor decides as themselves, the id of the away approver they stand in
-    for; raises Forbidden or Conflict with the reason otherwise."""
-    if approval is None:
-        raise Conflict(f"The approval '{request['approval']}' is no longer defined for "
-                       f"{request['entity']}; the submitter (or an admin) should recall this "
-                       "request.")
-    if actor.user_id is None:
-        raise Forbidden("Only a signed-in approver can decide an approval request.")
-    if not approval.allow_self_approval and actor.user_id == request["submitted_by"]:
-        raise Forbidden("You submitted this request, and this approval does not allow "
-                        "self-approval: someone else must decide it.")
-    step = approval.steps[request["step_index"]]
-    assigned = _assignees(inst, conn, request["id"], request["step_index"])
-    decided = _decisions(inst, conn, request["id"], request["step_index"])
-    if any(d["user_id"] == actor.user_id for d in decided):
-        raise Conflict(f"You already decided step '{step.label.get()}' of this request.")
-    covered = {d["on_behalf_of"] or d["user_id"] for d in decided if d["user_id"]}
-    if actor.user_id in assigned:
-        return None
-    for away in _delegators(inst, conn, actor.user_id):
-        if away in assigned and away not in covered and (
-                approval.allow_self_approval or away != request["submitted_by"]):
-            return away
-    raise Forbidden(f"You are not an approver of step '{step.label.get()}' of this request "
-                    "(nor the delegate of an approver who is away).")
-
-
-def _capacity_or_none(inst: Instance, conn: Connection, actor: Actor,
-                      request: Mapping[str, Any], approval: Approval | None) -> int | None | bool:
-    """Like _capacity, but False instead of raising."""
-    try:
-        return _capacity(inst, conn, actor, request, approval)
-    except (Forbidden, Conflict):
-        return False
 
 
 # -- opening a request ------------------------------------------------------------------------
@@ -348,7 +179,7 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
 
     When every step is skipped the transition passes at once (the request is `approved`).
     Returns the request as `request_dict` shows it, plus `record` (the record now)."""
-    requests, _, _ = _tables(inst)
+    requests, _, _ = tables(inst)
     workflow = entity_of(inst, entity).workflow
     assert workflow is not None
     if pending_request(inst, conn, entity, record["id"]) is not None:
@@ -360,7 +191,7 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
         transition=transition.name, from_state=record.get(workflow.field), status=PENDING,
         step_index=0, step_started_at=None, submitted_by=actor.user_id, submitted_at=now,
         comment=comment, version=1).returning(requests.c.id)).scalar_one()
-    request = _request_row(inst, conn, request_id)
+    request = request_row(inst, conn, request_id)
     add_timeline(inst, conn, entity, record["id"], "approval", comment, {
         "event": "requested", "request": request_id, "approval": approval.name,
         "label": approval.label.get(), "transition": transition.name}, actor.user_id)
@@ -368,7 +199,7 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
     if not _start_step(inst, conn, request, approval, record, 0):
         record_now = _finish(inst, conn, request, approval, transition, record, APPROVED,
                              actor, None, depth=depth)
-    result = request_dict(inst, conn, _request_row(inst, conn, request_id), viewer=actor)
+    result = request_dict(inst, conn, request_row(inst, conn, request_id), viewer=actor)
     result["record"] = dict(record_now)
     return result
 
@@ -398,7 +229,7 @@ def _nobody(approvers: Approvers, step: Step, approval: Approval, excluded_self:
 def _start_step(inst: Instance, conn: Connection, request: Mapping[str, Any],
                 approval: Approval, record: Mapping[str, Any], start: int) -> bool:
     """Start the first step from `start` on whose `when` holds; False when none is left."""
-    requests, assignees, decisions = _tables(inst)
+    requests, assignees, decisions = tables(inst)
     entity = request["entity"]
     now = inst.now()
     for index in range(start, len(approval.steps)):
@@ -504,7 +335,7 @@ def _guarded(fn: Any, inst: Instance, conn: Connection, *args: Any) -> dict[str,
 def _claim(inst: Instance, conn: Connection, request: Mapping[str, Any],
            **values: Any) -> None:
     """Compare-and-set on the request's version: the one place concurrent decisions meet."""
-    requests, _, _ = _tables(inst)
+    requests, _, _ = tables(inst)
     done = conn.execute(requests.update().where(
         requests.c.id == request["id"], requests.c.version == request["version"]).values(
         version=request["version"] + 1, **values)).rowcount
@@ -514,8 +345,8 @@ def _claim(inst: Instance, conn: Connection, request: Mapping[str, Any],
 
 def _decide(inst: Instance, conn: Connection, actor: Actor, request_id: Any, decision: str,
             comment: str | None, version: int | None) -> dict[str, Any]:
-    _, _, decisions = _tables(inst)
-    request = _request_row(inst, conn, request_id)
+    _, _, decisions = tables(inst)
+    request = request_row(inst, conn, request_id)
     if request["status"] != PENDING:
         raise Conflict(f"This request was already {request['status']}; there is nothing left "
                        "to decide.")
@@ -523,7 +354,7 @@ def _decide(inst: Instance, conn: Connection, actor: Actor, request_id: Any, dec
         raise Conflict(f"This request changed since you loaded it (it is now at version "
                        f"{request['version']}); reload it and decide again.")
     _ent, approval, transition = definition(inst, request)
-    on_behalf_of = _capacity(inst, conn, actor, request, approval)
+    on_behalf_of = capacity(inst, conn, actor, request, approval)
     assert approval is not None
     if transition is None:
         raise Conflict(f"The transition '{request['transition']}' is no longer defined; "
@@ -548,16 +379,16 @@ def _decide(inst: Instance, conn: Connection, actor: Actor, request_id: Any, dec
     elif _step_complete(inst, conn, request, step, actor, on_behalf_of):
         if not _start_step(inst, conn, request, approval, record, request["step_index"] + 1):
             _finish(inst, conn, request, approval, transition, record, APPROVED, actor, comment)
-    return request_dict(inst, conn, _request_row(inst, conn, request["id"]), viewer=actor)
+    return request_dict(inst, conn, request_row(inst, conn, request["id"]), viewer=actor)
 
 
 def _step_complete(inst: Instance, conn: Connection, request: Mapping[str, Any], step: Step,
                    actor: Actor, on_behalf_of: int | None) -> bool:
-    assigned = _assignees(inst, conn, request["id"], request["step_index"])
+    assigned = assignees_of(inst, conn, request["id"], request["step_index"])
     if step.mode != "all" or assigned.get(on_behalf_of or actor.user_id):
         return True  # `any`, or an escalation approver, who decides the step alone
     approved = {d["on_behalf_of"] or d["user_id"]
-                for d in _decisions(inst, conn, request["id"], request["step_index"])
+                for d in decisions_of(inst, conn, request["id"], request["step_index"])
                 if d["decision"] == "approve"}
     return all(user in approved for user, escalated in assigned.items() if not escalated)
 
@@ -568,7 +399,7 @@ def _finish(inst: Instance, conn: Connection, request: Mapping[str, Any], approv
     """Close the request and move the record: to `to` when approved, to `on_reject.to` (if
     any) when rejected. The move runs as the system acting for the decider: the approval,
     not the decider's edit rights, authorises it."""
-    requests, _, _ = _tables(inst)
+    requests, _, _ = tables(inst)
     entity = request["entity"]
     conn.execute(requests.update().where(requests.c.id == request["id"]).values(
         status=status, decided_at=inst.now()))
@@ -635,7 +466,7 @@ def recall(inst: Instance, actor: Actor, request_id: Any, *, comment: str | None
 
 def _recall(inst: Instance, conn: Connection, actor: Actor, request_id: Any,
             comment: str | None) -> dict[str, Any]:
-    request = _request_row(inst, conn, request_id)
+    request = request_row(inst, conn, request_id)
     if request["status"] != PENDING:
         raise Conflict(f"This request was already {request['status']}; it cannot be recalled.")
     if not (actor.all_powerful or (actor.user_id is not None
@@ -647,13 +478,13 @@ def _recall(inst: Instance, conn: Connection, actor: Actor, request_id: Any,
     add_timeline(inst, conn, request["entity"], request["record_id"], "approval", comment, {
         "event": "recalled", "request": request["id"], "approval": request["approval"],
         "label": approval.label.get() if approval else request["approval"]}, actor.user_id)
-    waiting = [u for u in _assignees(inst, conn, request["id"], request["step_index"])
+    waiting = [u for u in assignees_of(inst, conn, request["id"], request["step_index"])
                if u != actor.user_id]
     if waiting:
         notify(inst, conn, waiting, f"Approval request recalled: {request['entity']} "
                f"#{request['record_id']}", "You no longer need to decide it.",
                record_link(request["entity"], request["record_id"]))
-    return request_dict(inst, conn, _request_row(inst, conn, request["id"]), viewer=actor)
+    return request_dict(inst, conn, request_row(inst, conn, request["id"]), viewer=actor)
 
 
 # -- escalation -------------------------------------------------------------------------------
@@ -662,7 +493,7 @@ def escalate(inst: Instance, now: datetime | None = None) -> int:
     """Hand each step that has waited past its `escalate_after` to its `escalate_to`
     (once per step); returns how many steps were escalated. Idempotent: the worker calls it
     every minute."""
-    requests, _, decisions = _tables(inst)
+    requests, _, decisions = tables(inst)
     now = now or inst.now()
     with inst.engine.connect() as conn:
         rows = conn.execute(sa.select(requests).where(
@@ -687,8 +518,8 @@ def escalate(inst: Instance, now: datetime | None = None) -> int:
 
 
 def _escalate_one(inst: Instance, conn: Connection, request_id: int, now: datetime) -> bool:
-    requests, assignees, decisions = _tables(inst)
-    request = _request_row(inst, conn, request_id)
+    requests, assignees, decisions = tables(inst)
+    request = request_row(inst, conn, request_id)
     if request["status"] != PENDING:
         return False
     _ent, approval, _t = definition(inst, request)
@@ -702,7 +533,7 @@ def _escalate_one(inst: Instance, conn: Connection, request_id: int, now: dateti
         return False
     _claim(inst, conn, request)
     record = load(inst, conn, request["entity"], request["record_id"]) or {}
-    current = _assignees(inst, conn, request_id, index)
+    current = assignees_of(inst, conn, request_id, index)
     users: list[int] = []
     if step.escalate_to is not None:
         users = [u for u in _approvers(inst, conn, request["entity"], record, step.escalate_to,
