@@ -1049,7 +1049,7 @@ def gen_leads(d: Data, accounts: list[Account], contacts: list[dict],
     words = COMPANY_WORDS[:]
     lead_phones: dict[str, list[int]] = {}
     for _city, _region, prefix, _areas in CITIES:
-        numbers = list(range(500, 1000))
+        numbers = list(range(500, 750))  # real_estate's leads use 0750-0999
         rng.shuffle(numbers)
         lead_phones[prefix] = numbers
     index = 0
