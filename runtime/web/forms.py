@@ -386,7 +386,8 @@ def link_options(entity: str) -> ResponseReturnValue:
     search."""
     model_entity = entity_or_404(entity)
     target = request.args.get("target", "")
-    q = (request.args.get("q") or "").strip()
+    typed = [v for k, v in request.args.items() if k.endswith("__q")]  # the picker's own box
+    q = (request.args.get("q") or (typed[0] if typed else "")).strip()
     if not q:
         return ""
     page = records.query(inst(), actor(), entity, filters={}, q=q or None, sort=[],

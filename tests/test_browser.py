@@ -1,0 +1,258 @@
+"""The web pages in a real browser: Playwright drives Debian's Chromium against a server on
+127.0.0.1 (a random port, in a thread). Skipped, visibly, when Chromium or Playwright is not
+installed (`apt-get install -y chromium`).
+
+`CRMFORGE_SCREENSHOTS=1` also saves every page, desktop and 390-pixel phone, to
+docs/screenshots/ (the pictures in docs/web.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import FIXTURES, write_pack
+from test_web_forms import SUPPORT_PACK
+from web_support import PASSWORD, make_app, seed
+
+from runtime import records, timeline
+from runtime.auth import set_password
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DESKTOP = {"width": 1366, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if CHROMIUM is None or sync_playwright is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium); browser tests "
+                    "skipped")
+    from conftest import build_instance
+    from werkzeug.serving import make_server
+
+    directory = tmp_path_factory.mktemp("browser")
+    support = write_pack(directory / "packs", SUPPORT_PACK, name="support")
+    inst = build_instance([FIXTURES / "core", FIXTURES / "spec", support],
+                          f"sqlite:///{directory / 'crm.db'}")
+    from support import admin_actor
+
+    admin = admin_actor(inst)
+    set_password(inst, admin.user_id, PASSWORD)
+    data = seed(inst, admin)
+    timeline.add_entry(inst, admin, "offer", data["offers"][0]["id"], "call",
+                       "Called Anna: she wants to sign before the end of the month.",
+                       follow_up_on=inst.today())
+    app = make_app(inst, directory)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{httpd.server_port}", "inst": inst, "admin": admin,
+               "data": data}
+    finally:
+        httpd.shutdown()
+        inst.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(server: dict[str, Any]) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def signed_in(browser: Browser, server: dict[str, Any], viewport: dict | None = None) -> Page:
+    page = browser.new_page(viewport=viewport or DESKTOP)
+    page.set_default_timeout(10_000)
+    page.goto(server["url"] + "/login")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(server["url"] + "/")
+    return page
+
+
+def shoot(page: Page, name: str) -> None:
+    if os.environ.get("CRMFORGE_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_sign_in_and_open_the_dashboard(browser, server) -> None:
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(server["url"] + "/e/offer")
+    expect(page.locator("h1")).to_have_text("Sign in to your workspace")
+    page.fill("#username", "admin")
+    page.fill("#password", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator(".flash-error")).to_contain_text("Wrong username or password")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/e/offer$"))  # back where the user wanted to go
+    page.goto(server["url"] + "/")
+    expect(page.locator(".widget")).to_have_count(5)
+    expect(page.locator("svg.chart")).to_have_count(2)
+    expect(page.locator(".stat").first).to_be_visible()
+    page.close()
+
+
+def test_create_with_a_validation_error_then_fix_it(browser, server) -> None:
+    page = signed_in(browser, server)
+    page.goto(server["url"] + "/e/offer/new")
+    page.fill("#f-property", "loft")
+    page.locator("#f-property-results .picker-option", has_text="City loft").click()
+    expect(page.locator("#f-property")).to_have_value("City loft")
+    page.fill("#f-buyer", "Okafor")
+    page.locator("#f-buyer-results .picker-option", has_text="Ben Okafor").click()
+    page.select_option("#f-financing", "mortgage")
+    page.fill("#f-amount", "5000")
+    page.click("button:has-text('Create')")
+    expect(page.locator("#field-amount .errors")).to_contain_text("Mortgage offers start at")
+    expect(page.locator("#f-buyer")).to_have_value("Ben Okafor")  # the input is kept
+    page.fill("#f-amount", "600000")
+    page.click("button:has-text('Create')")
+    expect(page.locator(".flash-success")).to_contain_text("created")
+    expect(page.locator("h1")).to_contain_text("City loft")
+    page.close()
+
+
+def test_conditional_field_appears_live(browser, server) -> None:
+    page = signed_in(browser, server)
+    page.goto(server["url"] + "/e/ticket/new")
+    detail = page.locator("#field-detail")
+    expect(detail).to_be_hidden()
+    page.select_option("#f-kind", "other")
+    expect(detail).to_be_visible()  # the server's evaluator said so, through htmx
+    expect(detail.locator("[data-req]")).to_be_visible()
+    page.select_option("#f-kind", "bug")
+    expect(detail).to_be_hidden()
+    page.close()
+
+
+def test_filter_sort_and_search_a_list(browser, server) -> None:
+    page = signed_in(browser, server)
+    page.goto(server["url"] + "/e/offer")
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(server_offer_count(server))
+    page.select_option("#flt-financing", "cash")
+    expect(page).to_have_url(re.compile(r"financing=cash"))
+    expect(rows).to_have_count(2)
+    page.click("th a:has-text('Amount')")
+    expect(page).to_have_url(re.compile(r"sort=amount"))
+    expect(rows.first.locator("td").nth(4)).to_contain_text("405,000.00")
+    page.click("th a:has-text('Amount')")
+    expect(rows.first.locator("td").nth(4)).to_contain_text("1,180,000.00")
+    page.goto(server["url"] + "/e/contact")
+    page.fill("#q", "okafor")
+    expect(page.locator("#results tbody tr")).to_have_count(1)
+    expect(page.locator("#results")).to_contain_text("Ben")
+    page.close()
+
+
+def server_offer_count(server: dict[str, Any]) -> int:
+    return records.count(server["inst"], server["admin"], "offer")[0]
+
+
+def test_drag_a_kanban_card(browser, server) -> None:
+    page = signed_in(browser, server)
+    page.goto(server["url"] + "/e/offer?view=kanban")
+    offer = server["data"]["offers"][2]  # no approval needed for this one
+    card = page.locator(f".kanban-card[data-id='{offer['id']}']")
+    target = page.locator(".kanban-col[data-value='accepted']")
+    card.drag_to(target)
+    expect(page.locator("#board .flash-success")).to_contain_text("Moved")
+    expect(target.locator(f".kanban-card[data-id='{offer['id']}']")).to_be_visible()
+    moved = records.get(server["inst"], server["admin"], "offer", offer["id"])
+    assert moved["status"] == "accepted"
+    page.close()
+
+
+def test_search_a_phone_number(browser, server) -> None:
+    page = signed_in(browser, server)
+    page.fill("#global-q", "+44 20 7946 0958")
+    page.press("#global-q", "Enter")
+    expect(page.locator(".result-group").first).to_contain_text("Anna Schmidt")
+    expect(page.locator(".linked").first).to_contain_text("Offers:")
+    page.close()
+
+
+def test_works_with_javascript_off(browser, server) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(server["url"] + "/login")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(server["url"] + "/e/offer")
+    page.select_option("#flt-financing", "cash")
+    page.click(".filters button:has-text('Apply')")
+    expect(page.locator("#results tbody tr")).to_have_count(2)
+    page.goto(server["url"] + "/e/lead/new")
+    page.fill("#f-name", "Offline lead")
+    page.click("button:has-text('Create')")
+    expect(page.locator(".flash-success")).to_contain_text("created")
+    context.close()
+
+
+PAGES = [
+    ("login", "/login"),
+    ("home", "/"),
+    ("list", "/e/offer"),
+    ("list-filtered", "/e/offer?financing=cash&sort=-amount"),
+    ("kanban", "/e/offer?view=kanban"),
+    ("calendar", "/e/viewing?view=calendar"),
+    ("record", "/e/offer/{offer}"),
+    ("edit", "/e/offer/{offer}/edit"),
+    ("new-with-errors", "/e/offer/new"),
+    ("search", "/search?q=%2B44+20+7946+0958"),
+    ("leads", "/e/lead"),
+]
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_every_page_renders_in_the_browser(browser, server, device: str) -> None:
+    viewport = DESKTOP if device == "desktop" else PHONE
+    errors: list[str] = []
+    page = browser.new_page(viewport=viewport)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server["url"] + "/login")
+    shoot(page, f"{device}-login")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(server["url"] + "/")
+    offer = server["data"]["offers"][0]["id"]
+    for name, path in PAGES[1:]:
+        answer = page.goto(server["url"] + path.format(offer=offer))
+        assert answer is not None and answer.status == 200, path
+        if name == "new-with-errors":
+            page.click("button:has-text('Create')")
+            expect(page.locator(".errors").first).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"] + 1, f"{path} scrolls sideways on a {device}"
+        shoot(page, f"{device}-{name}")
+    if device == "phone":
+        page.goto(server["url"] + "/")
+        page.click("label.menu-toggle")
+        expect(page.locator(".sidebar")).to_be_in_viewport()
+        shoot(page, "phone-menu")
+    assert errors == []
+    page.close()
