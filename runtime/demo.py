@@ -1,0 +1,280 @@
+"""Demo data (`crmforge install --demo`): each pack's `data/*.yaml|csv` written through the one
+write path, `records.create`, once per pack.
+
+Values are value slots (SPEC §8): literals, `{field}` templates and `=expressions`, evaluated
+with the instance's clock (`listed_on: "=today() - days(40)"`). A link holds the `_key` of
+another demo record; records are created in passes — those whose links all resolve first —
+and records that link to each other in a circle are created without those links and linked
+afterwards. Links to users (and `owner`) hold usernames: users that do not exist are created
+as demo users. A bad row is reported with its file and line and skipped; the others load.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from builder.diagnostics import Diagnostics
+from builder.expressions import EvalContext, ExpressionError, parse_slot, slot_value
+from builder.loader import load_file
+from builder.model import DemoFile, Field
+
+from .db import write_transaction
+from .instance import Actor, Instance
+
+
+@dataclass
+class Row:
+    pack: str
+    entity: str
+    file: str
+    line: int | None
+    values: Mapping[str, Any]
+    id: int | None = None
+    deferred: dict[str, Any] = field(default_factory=dict)  # circular links, set afterwards
+
+    @property
+    def key(self) -> str | None:
+        key = self.values.get("_key")
+        return str(key) if key is not None else None
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass
+class DemoResult:
+    created: dict[str, int] = field(default_factory=dict)  # entity -> records
+    users: list[str] = field(default_factory=list)  # demo users created for links
+    problems: list[str] = field(default_factory=list)  # "file:line: entity: message"
+
+    @property
+    def total(self) -> int:
+        return sum(self.created.values())
+
+
+class _Unresolved(Exception):
+    """A link to a demo record that is not created yet."""
+
+
+def load_demo(inst: Instance, packs: Iterable[str], *,
+              actor: Actor | None = None) -> DemoResult:
+    """Load the demo data of `packs` in one transaction; marks them in `crm_installed`."""
+    from . import records
+
+    wanted = set(packs)
+    actor = actor or Actor.system_actor("demo")
+    rows = [row for demo in inst.model.demo if demo.pack in wanted
+            for row in _rows(inst, demo)]
+    loader = _Loader(inst, actor, rows, records)
+    with write_transaction(inst.engine) as conn:
+        loader.run(conn)
+        installed = inst.schema.system("installed")
+        conn.execute(installed.update().where(installed.c.pack.in_(sorted(wanted)))
+                     .values(demo=True))
+    return loader.result
+
+
+def _rows(inst: Instance, demo: DemoFile) -> list[Row]:
+    lines = _lines(inst, demo)
+    return [Row(demo.pack, demo.entity, demo.file, lines[i] if i < len(lines) else None, rec)
+            for i, rec in enumerate(demo.records)]
+
+
+def _lines(inst: Instance, demo: DemoFile) -> list[int | None]:
+    """The line of each record in its file (the model keeps the records, not their lines)."""
+    path = Path(demo.file)
+    pack = inst.model.packs.get(demo.pack)
+    if not path.is_file() and pack is not None:
+        path = Path(pack.path) / "data" / path.name
+    if not path.is_file():
+        return []
+    if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
+        return [reader.line_num for row in reader if None not in row]
+    doc = load_file(path, demo.file, Diagnostics())
+    if doc is None or not isinstance(doc.data, list):
+        return []
+    return [doc.mark((i,)).line for i in range(len(doc.data))]
+
+
+class _Loader:
+    def __init__(self, inst: Instance, actor: Actor, rows: list[Row], records: Any):
+        self.inst = inst
+        self.actor = actor
+        self.rows = rows
+        self.records = records
+        self.result = DemoResult()
+        self.keys: dict[tuple[str, str], int] = {}
+        self.pending_keys = {(r.entity, r.key) for r in rows if r.key}
+        self.usernames: dict[str, int] = {}
+        self.pending_users = {str(r.values["username"]) for r in rows
+                              if r.entity == "user" and r.values.get("username")}
+
+    def run(self, conn: Connection) -> None:
+        pending = list(self.rows)
+        circular = False
+        while pending:
+            left: list[Row] = []
+            for row in pending:
+                try:
+                    values = self.values(conn, row, circular)
+                except _Unresolved:
+                    left.append(row)
+                    continue
+                except (ValueError, ExpressionError) as exc:
+                    self.problem(row, str(getattr(exc, "message", exc)))
+                    self.forget(row)
+                    continue
+                self.create(conn, row, values)
+            if len(left) == len(pending):
+                if circular:  # even without the optional links nothing moves: give up
+                    for row in left:
+                        self.problem(row, "links to records that could not be created")
+                    break
+                circular = True
+            else:
+                circular = False
+            pending = left
+        for row in self.rows:
+            if row.id is not None and row.deferred:
+                self.link_later(conn, row)
+
+    # -- values ---------------------------------------------------------------------------
+
+    def values(self, conn: Connection, row: Row, circular: bool) -> dict[str, Any]:
+        entity = self.inst.model.entities.get(row.entity)
+        if entity is None:
+            raise ValueError(f"there is no entity '{row.entity}'")
+        literals: dict[str, Any] = {}
+        later: dict[str, Any] = {}
+        links: dict[str, Any] = {}
+        for name, raw in row.values.items():
+            if name == "_key" or raw is None:
+                continue
+            f = entity.fields.get(name)
+            if f is None:
+                raise ValueError(f"{entity.name} has no field '{name}'")
+            if f.type in ("link", "links"):
+                links[name] = raw
+                continue
+            slot = parse_slot(raw)
+            (literals if slot.kind == "literal" else later)[name] = slot
+        values = {name: slot.value for name, slot in literals.items()}
+        ctx = EvalContext(record=dict(values), entity=entity.name, now=self.inst.now(),
+                          today=self.inst.today())
+        for name, slot in later.items():
+            values[name] = slot_value(slot, ctx)
+        deferred: dict[str, Any] = {}
+        for name, raw in links.items():
+            f = entity.fields[name]
+            try:
+                values[name] = self.link(conn, f, raw)
+            except _Unresolved:
+                if not circular or f.required:
+                    raise
+                deferred[name] = raw
+        row.deferred = deferred
+        return values
+
+    def link(self, conn: Connection, f: Field, raw: Any) -> Any:
+        if f.type == "links":
+            items = raw if isinstance(raw, list) else [raw]
+            return [self.one(conn, f, item) for item in items]
+        return self.one(conn, f, raw)
+
+    def one(self, conn: Connection, f: Field, raw: Any) -> int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        value = str(raw)
+        if f.to == "user":
+            return self.user(conn, value)
+        if (f.to, value) in self.keys:
+            return self.keys[(f.to or "", value)]
+        if (f.to, value) in self.pending_keys:
+            raise _Unresolved(value)
+        raise ValueError(f"{f.name}: no {f.to} record has the _key '{value}'")
+
+    def user(self, conn: Connection, username: str) -> int:
+        if username in self.usernames:
+            return self.usernames[username]
+        users = self.inst.schema.table("user")
+        found = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+        if found is None and username in self.pending_users:
+            raise _Unresolved(username)
+        if found is None:
+            record = self.records.create(self.inst, self.actor, "user", {
+                "username": username, "full_name": _full_name(username)}, conn=conn)
+            found = record["id"]
+            self.result.users.append(username)
+        self.usernames[username] = int(found)
+        return int(found)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create(self, conn: Connection, row: Row, values: dict[str, Any]) -> None:
+        from .errors import RecordError
+
+        try:
+            with conn.begin_nested():
+                record = self.records.create(self.inst, self.actor, row.entity, values,
+                                             conn=conn)
+        except RecordError as exc:
+            self.problem(row, _message(exc))
+            self.forget(row)
+            return
+        row.id = int(record["id"])
+        if row.key:
+            self.keys[(row.entity, row.key)] = row.id
+        if row.entity == "user" and values.get("username"):
+            self.usernames[str(values["username"])] = row.id
+        self.result.created[row.entity] = self.result.created.get(row.entity, 0) + 1
+
+    def link_later(self, conn: Connection, row: Row) -> None:
+        from .errors import RecordError
+
+        entity = self.inst.model.entity(row.entity)
+        values = {}
+        for name, raw in row.deferred.items():
+            try:
+                values[name] = self.link(conn, entity.fields[name], raw)
+            except (_Unresolved, ValueError):
+                self.problem(row, f"{name}: the linked record could not be created")
+        if not values:
+            return
+        try:
+            with conn.begin_nested():
+                self.records.update(self.inst, self.actor, row.entity, row.id, values,
+                                    version=None, conn=conn)
+        except RecordError as exc:
+            self.problem(row, _message(exc))
+
+    def forget(self, row: Row) -> None:
+        """A row that will not be created: links to it are errors, not waits."""
+        if row.key:
+            self.pending_keys.discard((row.entity, row.key))
+        if row.entity == "user" and row.values.get("username"):
+            self.pending_users.discard(str(row.values["username"]))
+
+    def problem(self, row: Row, message: str) -> None:
+        self.result.problems.append(f"{row.where()}: {row.entity}: {message}")
+
+
+def _message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, Mapping) and errors:
+        return "; ".join(f"{k}: {', '.join(v)}" if k != "_record" else ", ".join(v)
+                         for k, v in errors.items())
+    return str(getattr(exc, "message", exc))
+
+
+def _full_name(username: str) -> str:
+    return " ".join(p.capitalize() for p in username.replace(".", " ").replace("_", " ").split())
+
