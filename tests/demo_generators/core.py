@@ -708,7 +708,7 @@ def gen_sales(d: Data, accounts: list[Account], contacts: list[dict]) -> None:
                    ["new_business", "upsell", "renewal", "replacement"],
                    weights=[40, 30, 18, 12])[0] if acc.kind == "customer" else "new_business",
                "amount": amount if amount is not None else money(rng.randint(20, 900) * 100),
-               "expected_close": day(close), "status": status, "owner": acc.owner}
+               "expected_close": day(close), "stage": status, "owner": acc.owner}
         started = [k for k in campaign_keys if d.when[k] < close - 14]
         if started and rng.random() < 0.25:
             rec["campaign"] = rng.choice(started)
@@ -1296,7 +1296,7 @@ def gen_tasks_and_activities(d: Data, accounts: list[Account]) -> None:
     rng = d.rng
     leads = [r for r in d.records["lead"] if r.get("owner") and
              r["status"] in ("new", "contacted", "qualified")]
-    opps = [r for r in d.records["opportunity"] if r["status"] not in ("won", "lost")]
+    opps = [r for r in d.records["opportunity"] if r["stage"] not in ("won", "lost")]
     customers = [a for a in accounts if a.contacts]
     task_subjects = ["Call back about the renewal", "Send the revised proposal",
                      "Book the site survey", "Chase the signed contract",
