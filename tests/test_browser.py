@@ -153,7 +153,7 @@ def test_filter_sort_and_search_a_list(browser, server) -> None:
     rows = page.locator("#results tbody tr")
     expect(rows).to_have_count(server_offer_count(server))
     page.select_option("#flt-financing", "cash")
-    expect(page).to_have_url(re.compile(r"financing=cash"))
+    expect(page).to_have_url(re.compile(r"financing=cash"))  # the address follows
     expect(rows).to_have_count(2)
     page.click("th a:has-text('Amount')")
     expect(page).to_have_url(re.compile(r"sort=amount"))
@@ -253,6 +253,7 @@ def test_every_page_renders_in_the_browser(browser, server, device: str) -> None
         page.goto(server["url"] + "/")
         page.click("label.menu-toggle")
         expect(page.locator(".sidebar")).to_be_in_viewport()
+        page.wait_for_timeout(400)  # the menu slides in
         shoot(page, "phone-menu")
     assert errors == []
     page.close()

@@ -8,9 +8,10 @@ replayed against `/api/v1/<entity>`.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -36,6 +37,10 @@ class Filter:
     label: str
     values: dict[str, str] = field(default_factory=dict)  # input name -> current value
     link_title: str = ""
+
+    @property
+    def active(self) -> bool:
+        return any(self.values.values())
 
 
 @dataclass
@@ -239,7 +244,19 @@ class CalendarDay:
     day: date
     in_month: bool
     today: bool
-    events: list[tuple[int, str]]
+    events: list[tuple[int, str, str]]  # (id, title, time of day or "")
+
+
+def fill(template: str, entity: Entity, row: dict[str, Any],
+         links: dict[str, dict[Any, str]]) -> str:
+    """A `{field}` template with the row's values as people read them (links by title)."""
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        f = entity.fields.get(name)
+        if f is None or row.get(name) is None:
+            return ""
+        return str(display(row.get(name), f, links).striptags())
+    return re.sub(r"\{(\w+)\}", value, template).strip()
 
 
 def month_of(args: MultiDict, today: date) -> date:
@@ -277,7 +294,14 @@ def calendar_days(entity: Entity, args: MultiDict, date_field: str,
                          sort=[date_field], limit=limit, cursor=None)
     rows = natives(entity, page.rows)
     by_day: dict[date, list[tuple[int, str]]] = {}
-    titles = row_titles(entity, rows, link_titles(entity, rows))
+    links = link_titles(entity, rows)
+    titles = row_titles(entity, rows, links)
+    template = entity.views.calendar.title if entity.views.calendar else None
+    if template:
+        titles = {row["id"]: fill(template, entity, row, links) or titles[row["id"]]
+                  for row in rows}
+    times = {row["id"]: f"{row[date_field]:%H:%M}" for row in rows
+             if isinstance(row.get(date_field), datetime)}
     for row in rows:
         value = row.get(date_field)
         if value is None:
@@ -285,6 +309,7 @@ def calendar_days(entity: Entity, args: MultiDict, date_field: str,
         if isinstance(value, str):
             value = date.fromisoformat(value[:10])
         day = value.date() if hasattr(value, "date") and callable(value.date) else value
-        by_day.setdefault(day, []).append((row["id"], titles[row["id"]]))
+        by_day.setdefault(day, []).append((row["id"], titles[row["id"]],
+                                           times.get(row["id"], "")))
     days = [CalendarDay(d, d.month == first.month, d == today, by_day.get(d, [])) for d in grid]
     return first, days
