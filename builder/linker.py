@@ -167,8 +167,9 @@ class Linker:
         mark = doc.mark(path)
         style = doc.scalar_style(path)
         value = _get(doc.data, path)
-        if style in ("plain", "'", '"') and isinstance(value, str) and "\n" not in value and \
-                mark.line == doc.mark(path).line:
+        # Inside the expression when the text is written as it reads (one line, no escapes);
+        # at the start of the value otherwise (block scalars, folded or escaped text).
+        if isinstance(value, str) and doc.is_verbatim(path):
             mark = Mark(mark.file, mark.line, mark.col + err.offset + (style != "plain"))
         hint = err.hint
         self.diags.add(err.code, f"{prefix}{err.message}", mark, hint)

@@ -61,6 +61,7 @@ class LoadedDoc:
     value_marks: dict[tuple, Mark] = field(default_factory=dict)
     key_marks: dict[tuple, Mark] = field(default_factory=dict)
     styles: dict[tuple, str] = field(default_factory=dict)
+    verbatim: set[tuple] = field(default_factory=set)
 
     def mark(self, path: tuple, *, key: bool = False) -> Mark:
         """The mark of `path` (its key when `key` and it has one), else its nearest ancestor's.
@@ -85,6 +86,12 @@ class LoadedDoc:
         one-to-one.
         """
         return self.styles.get(tuple(path))
+
+    def is_verbatim(self, path: tuple) -> bool:
+        """Whether the text scalar at `path` is written on one line exactly as its value reads
+        (plain, or quoted without escapes and without folding): then an offset inside the
+        value is an offset from its mark (plus one for the opening quote)."""
+        return tuple(path) in self.verbatim
 
 
 def load_file(
@@ -390,6 +397,8 @@ class _Builder:
                 self.doc.value_marks[()] = mark
             if scalar is not None:
                 self.doc.styles[()] = scalar.style or "plain"
+                if _verbatim(scalar):
+                    self.doc.verbatim.add(())
                 # `---` alone: the document has no content at all (unlike `~` or `null`)
                 self.empty_root = (
                     scalar.value == ""
@@ -429,6 +438,8 @@ class _Builder:
             self.doc.value_marks[path] = mark
         if scalar is not None:
             self.doc.styles[path] = scalar.style or "plain"
+            if _verbatim(scalar):
+                self.doc.verbatim.add(path)
 
     def _key(
         self, value: Any, mark: Mark, scalar: events.ScalarEvent | None, alias: bool, frame: _Frame
@@ -606,3 +617,12 @@ def _syntax_hint(problem: str) -> str | None:
     if "found undefined alias" in problem:
         return "define the '&anchor' before its '*alias'"
     return None
+
+
+def _verbatim(scalar: events.ScalarEvent) -> bool:
+    """One line, and as many characters as its value (and quotes): no escape, no folding."""
+    start, end = scalar.start_mark, scalar.end_mark
+    if start is None or end is None or start.line != end.line:
+        return False
+    quotes = 2 if scalar.style in ("'", '"') else 0 if scalar.style is None else -1
+    return quotes >= 0 and end.column - start.column == len(scalar.value) + quotes

@@ -531,6 +531,13 @@ CASES = [
          'when: "amount > @@)"'),
     case("expression-syntax-single-quoted", "E301", "entities/deal.yaml",
          "rule: \"discount <= 50\"", "rule: 'discount <=@@= 50'"),
+    # escaped or folded text does not read as written: reported at the start of the value
+    case("expression-with-escapes", "E310", "entities/deal.yaml", 'rule: "discount <= 50"',
+         'rule: @@"name != \\"x\\" and discnt <= 50"', hint="did you mean 'discount'?"),
+    case("expression-over-two-lines", "E310", "entities/deal.yaml", 'rule: "discount <= 50"',
+         'rule: @@"discount <=\n      discnt"'),
+    case("expression-block-scalar", "E310", "entities/deal.yaml", 'rule: "discount <= 50"',
+         "rule: @@>-\n      discount <= 50 and\n      discnt > 0"),
     case("formula-unknown-name", "E310", "entities/deal.yaml", 'formula: "amount / 1000"',
          'formula: "@@amont / 1000"', hint="did you mean 'amount'?"),
     case("visible-when-unknown-name", "E310", "entities/deal.yaml",
