@@ -90,10 +90,10 @@ def signed_in(browser: Browser, server: dict[str, Any], viewport: dict | None = 
     return page
 
 
-def shoot(page: Page, name: str) -> None:
+def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
     if os.environ.get("CRMFORGE_SCREENSHOTS"):
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 def test_sign_in_and_open_the_dashboard(browser, server) -> None:
@@ -254,6 +254,6 @@ def test_every_page_renders_in_the_browser(browser, server, device: str) -> None
         page.click("label.menu-toggle")
         expect(page.locator(".sidebar")).to_be_in_viewport()
         page.wait_for_timeout(400)  # the menu slides in
-        shoot(page, "phone-menu")
+        shoot(page, "phone-menu", full_page=False)
     assert errors == []
     page.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,6 +83,13 @@ def test_attachments_upload_check_and_download(web) -> None:
         assert download.mimetype == "application/pdf"
     stored = list((web["tmp"] / "uploads").iterdir())
     assert len(stored) == 1 and stored[0].read_bytes() == PDF  # outside the web root
+    assert not str(stored[0]).startswith(str(Path(__file__).resolve().parent.parent / "runtime"))
+    big = PDF + b"0" * (3 * 1024 * 1024)  # above the app's 2 MB body limit, within 10 MB
+    with client.post(f"{url}/attachments", data={
+            "csrf_token": token, "file": (io.BytesIO(big), "scan.pdf")},
+            content_type="multipart/form-data") as answer:
+        assert answer.status_code == 302
+    assert "Attached “scan.pdf”" in client.get(url).get_data(as_text=True)
     for name, content, message in [
             ("evil.html", b"<script>", "not a file type we accept"),
             ("fake.pdf", b"MZ\x90\x00", "not really a pdf file")]:
