@@ -241,3 +241,15 @@ def test_calendar_month_grid(web) -> None:
     assert "January 2030" in later and 'class="event"' not in later
     viewings = client.get("/e/viewing?view=calendar").get_data(as_text=True)
     assert viewings.count('class="event"') == 2
+
+
+def test_list_view_report_groups_the_current_filter(web) -> None:
+    client = web["client"]
+    html = client.get("/e/lead").get_data(as_text=True)  # lead's list: group_by source, count
+    assert "By source:" in html
+    assert re.search(r"Website <strong>3</strong>", html)
+    assert "/e/lead?source=referral" in html
+    narrowed = client.get("/e/lead?region=north").get_data(as_text=True)
+    assert re.search(r"Website <strong>2</strong>", narrowed)
+    assert "Referral <strong>" not in narrowed
+    assert 'class="summary"' not in client.get("/e/offer").get_data(as_text=True)

@@ -187,3 +187,25 @@ def as_number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str, str],
+                 q: str | None, language: str = "en") -> list[Point]:
+    """A list view's report (`group_by` and `op` on the list view): the groups of the records
+    the list shows now — same row filter, filters and search — in one query."""
+    from ..queries import where_clauses
+
+    view = entity.views.list
+    if not view.group_by:
+        return []
+    widget = Widget(type="table", entity=entity.name, label=entity.label, op=view.op or "count",
+                    field=None, group_by=view.group_by, sort=("-value",), limit=MAX_GROUPS)
+    fn, name = widget.group_parts
+    hidden = permissions.hidden_fields(inst, actor, entity.name)
+    if name not in entity.fields or name in hidden:
+        return []
+    table = inst.schema.table(entity.name)
+    with inst.engine.connect() as conn:
+        clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
+                                dialect=conn.dialect.name)
+        return _groups(inst, conn, table, clauses, widget, entity, language)

@@ -67,6 +67,7 @@ class ListData:
     count: int
     exact: bool
     errors: list[str] = field(default_factory=list)
+    summary: list[Any] = field(default_factory=list)  # the view's report: dashboards.Point
 
     @property
     def count_text(self) -> str:
@@ -228,9 +229,13 @@ def build(entity: Entity, args: MultiDict, *, limit: int | None = None) -> ListD
     columns = [Column(f, field_label(entity, f.name), sorted_by.get(f.name),
                       WIDGETS[f.type].numeric) for f in visible_columns(entity)]
     titles = link_titles(entity, rows)
+    from .dashboards import list_summary
+    from .layout import language
+
+    summary = list_summary(instance, who, entity, filters, q or None, language())
     return ListData(entity, columns, rows, titles, row_titles(entity, rows, titles),
                     build_filters(entity, args), filters, q, sort, page.next_cursor,
-                    page.prev_cursor, count, exact, errors)
+                    page.prev_cursor, count, exact, errors, summary)
 
 
 def cell(data: ListData, row: dict[str, Any], column: Column) -> Any:
