@@ -3,13 +3,16 @@ rollback of a failing action, and scheduled runs that are idempotent per period.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from support import FIXTURES, admin_actor, insert_user
 
+from builder.linker import build_model
 from runtime import automations, records, timeline, workflow
 from runtime.automations import AutomationFailed, AutomationLoop, period_key
 from runtime.errors import RecordError
@@ -578,3 +581,25 @@ def test_spec_commission_on_accept_and_expire_offers(make_instance, clock):
     automations.run_due(inst)
     assert get(inst, "offer", waiting["id"])["status"] == "expired"
     assert get(inst, "offer", accepted["id"])["status"] == "accepted"
+
+
+# -- the shipped packs ------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def shipped_model():
+    root = Path(__file__).parent.parent / "verticals"
+    return build_model(sorted(p for p in root.iterdir() if (p / "pack.yaml").exists()))
+
+
+@pytest.mark.slow
+def test_every_shipped_schedule_runs_on_an_empty_database(make_instance):
+    inst = make_instance(shipped_model())
+    found = automations.scheduled(inst)
+    assert found, "the shipped packs have scheduled automations"
+    monday = datetime(2026, 3, 2, 8, 0)
+    for automation in found:  # every cron expression is one Huey accepts
+        schedule = automation.trigger.schedule
+        if schedule not in ("hourly", "daily", "weekly"):
+            assert automations.cron_matches(schedule, monday) in (True, False)
+    reports = automations.run_due(inst)
+    assert [r.failed for r in reports if r.failed] == []
