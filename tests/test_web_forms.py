@@ -225,3 +225,20 @@ def test_user_without_update_rights_cannot_edit(spec_instance, admin, make_user,
     sign_in(client, inst, agent)
     assert client.get(f"/e/lead/{lead['id']}/edit").status_code == 404  # not readable
     del data
+
+
+def test_duplicates_block_with_a_link_and_warn_after_saving(web) -> None:
+    client, data = web["client"], web["data"]
+    token = token_of(client, "/e/contact/new")
+    blocked = client.post("/e/contact/new", data={
+        "csrf_token": token, "first_name": "Anna", "last_name": "Other",
+        "phone": "+44 20 7946-0958"})
+    assert blocked.status_code == 422
+    html = blocked.get_data(as_text=True)
+    assert "already exists" in html
+    assert f'href="/e/contact/{data["anna"]["id"]}">Open the existing record' in html
+    warned = client.post("/e/contact/new", data={
+        "csrf_token": token, "first_name": "Anna", "last_name": "Schmidt",
+        "birth_date": "1986-04-12", "email": "anna2@example.com"}, follow_redirects=True)
+    assert warned.status_code == 200
+    assert "already exists" in warned.get_data(as_text=True)  # saved, with a warning

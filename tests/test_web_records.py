@@ -81,6 +81,7 @@ def test_attachments_upload_check_and_download(web) -> None:
     with client.get(f"/attachments/{link}") as download:
         assert download.status_code == 200 and download.data == PDF
         assert download.mimetype == "application/pdf"
+        assert "sandbox" in download.headers["Content-Security-Policy"]
     stored = list((web["tmp"] / "uploads").iterdir())
     assert len(stored) == 1 and stored[0].read_bytes() == PDF  # outside the web root
     assert not str(stored[0]).startswith(str(Path(__file__).resolve().parent.parent / "runtime"))

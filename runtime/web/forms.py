@@ -74,6 +74,7 @@ class FormData:
     record_errors: list[str]
     conflict: dict[str, Any] | None = None
     title: str = ""
+    duplicate_url: str | None = None  # the existing record a `block` duplicate rule found
 
     @property
     def has_files(self) -> bool:
@@ -255,6 +256,7 @@ def new_record(entity: str) -> ResponseReturnValue:
                       model_entity=model_entity, mode="new")
     posted = editable_values(model_entity, "new", request.form)
     errors: dict[str, list[str]] = {}
+    duplicate = None
     values = resolve_links(model_entity, posted, errors)
     try:
         values.update(attachments.form_files(model_entity, request.files, None))
@@ -267,13 +269,17 @@ def new_record(entity: str) -> ResponseReturnValue:
             errors = exc.errors
         except Conflict as exc:
             errors = {"_record": [exc.message]}
+            duplicate = _duplicate_url(exc)
         else:
             attachments.claim(entity, record["id"], values)
+            for warning in record.get("_warnings") or []:
+                flash(str(warning.get("message")), "warning")
             flash(f"{entity_label(model_entity)} “{record_title(model_entity, record)}” "
                   "created.", "success")
             return redirect(_next_url() or url_for("web.record", entity=entity,
                                                     record_id=record["id"]))
     form = build_form(model_entity, "new", None, posted, errors)
+    form.duplicate_url = duplicate
     return render("form.html", entity=entity, fragment="form", form=form,
                   model_entity=model_entity, mode="new", status=422)
 
@@ -325,6 +331,12 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
     return render("form.html", entity=entity, fragment="form", form=form,
                   model_entity=model_entity, mode="edit", record=record,
                   status=409 if conflict is not None else 422)
+
+
+def _duplicate_url(exc: Conflict) -> str | None:
+    if exc.record_id is None or not exc.entity:
+        return None
+    return url_for("web.record", entity=exc.entity, record_id=exc.record_id)
 
 
 def _conflict(entity: Entity, current: dict[str, Any], posted: dict[str, Any]) -> dict:
