@@ -573,7 +573,10 @@ def test_real_server_over_http(app, crm, tmp_path: Path):
                 raw = response.read()
                 return response.status, dict(response.headers), json.loads(raw) if raw else None
         except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), json.loads(exc.read())
+            try:
+                return exc.code, dict(exc.headers), json.loads(exc.read())
+            finally:
+                exc.close()
 
     try:
         status, _, me = call("GET", "/me")
