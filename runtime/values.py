@@ -212,7 +212,8 @@ def check_fields(entity: Entity, record: Mapping[str, Any], ctx: EvalContext, er
     """`required` / `required_when` (skipped when `visible_when` hides the field), `min`,
     `max`, and the entity's validations; messages go into `errors`."""
     for field in entity.fields.values():
-        if field.system or field.type == "autonumber" or field.rollup is not None:
+        if field.name in AUTO_FIELDS or field.name == "owner" or field.type == "autonumber" \
+                or field.rollup is not None:
             continue
         value = record.get(field.name)
         visible = field.visible_when is None or condition(field.visible_when, ctx)

@@ -269,3 +269,14 @@ def test_users_and_teams_are_readable_by_everyone_writable_by_admins(desk):
     anonymous = Actor(None, "anonymous")
     assert records.query(inst, anonymous, "user").rows == []
     assert not permissions.can(inst, anonymous, "user", "read")
+
+
+def test_admins_write_users_through_the_same_rules(desk):
+    with pytest.raises(ValidationFailed) as info:
+        records.create(desk.inst, desk.admin, "user", {"username": "new"})
+    assert info.value.errors == {"full_name": ["is required; fill it in"]}
+    made = records.create(desk.inst, desk.admin, "user", {"username": "new", "full_name": "N"})
+    assert made["active"] is True and "password_hash" not in made
+    with pytest.raises(ValidationFailed) as info:
+        records.create(desk.inst, desk.admin, "user", {"username": "new", "full_name": "M"})
+    assert "username" in info.value.errors
