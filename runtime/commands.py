@@ -72,6 +72,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     c.add_argument("--admin", action="store_true", help="may do everything")
     c.add_argument("--full-name", help="display name (default: from the username)")
     c.add_argument("--email")
+    _database_option(c)
     command("user")(cmd_user)
 
     p = sub.add_parser("token", help="manage API tokens")
@@ -80,6 +81,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     c = actions.add_parser("create", help="print a new API token for a user")
     c.add_argument("username")
     c.add_argument("--label", help="what the token is for")
+    _database_option(c)
     command("token")(cmd_token)
 
     p = sub.add_parser("export", help="export an entity's records")
@@ -105,6 +107,12 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--no-serve", action="store_true", help="prepare the instance only")
     command("demo")(cmd_demo)
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    """`--database-url` after a nested command too (`crmforge user create ... --database-url`);
+    `runtime/cli.py` adds it to the first level."""
+    parser.add_argument("--database-url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def installed_versions(args: argparse.Namespace) -> dict[str, str]:
@@ -439,7 +447,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     for column in result.ignored:
-        print(f"note: column '{column}' is not imported (set by CRMForge)", file=sys.stderr)
+        print(f"note: column '{column}' is not imported (CRMForge sets it: a system, computed "
+              "or read-only field)", file=sys.stderr)
     for line, message in result.problems:
         print(f"{args.file}:{line}: {message}", file=sys.stderr)
     done = f"{result.created} created, {result.updated} updated"

@@ -28,6 +28,7 @@ from builder.model import DemoFile, Field
 
 from .db import write_transaction
 from .instance import Actor, Instance
+from .transfer import unsettable, write
 
 
 @dataclass
@@ -117,6 +118,7 @@ class _Loader:
         self.usernames: dict[str, int] = {}
         self.pending_users = {str(r.values["username"]) for r in rows
                               if r.entity == "user" and r.values.get("username")}
+        self.ignored: dict[tuple[str, str], int] = {}  # (file, field): rows
 
     def run(self, conn: Connection) -> None:
         pending = list(self.rows)
@@ -146,6 +148,10 @@ class _Loader:
         for row in self.rows:
             if row.id is not None and row.deferred:
                 self.link_later(conn, row)
+        for (file, name), count in self.ignored.items():
+            self.result.problems.append(
+                f"{file}: field '{name}' is computed or read-only: its value was left out of "
+                f"{count} record(s)")
 
     # -- values ---------------------------------------------------------------------------
 
@@ -162,6 +168,10 @@ class _Loader:
             f = entity.fields.get(name)
             if f is None:
                 raise ValueError(f"{entity.name} has no field '{name}'")
+            if unsettable(entity, name):
+                self.ignored.setdefault((row.file, name), 0)
+                self.ignored[(row.file, name)] += 1
+                continue
             if f.type in ("link", "links"):
                 links[name] = raw
                 continue
@@ -224,8 +234,7 @@ class _Loader:
 
         try:
             with conn.begin_nested():
-                record = self.records.create(self.inst, self.actor, row.entity, values,
-                                             conn=conn)
+                record = write(self.inst, self.actor, conn, row.entity, values)
         except RecordError as exc:
             self.problem(row, _message(exc))
             self.forget(row)

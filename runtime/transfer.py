@@ -41,6 +41,50 @@ class TransferError(Exception):
     """A file that cannot be imported as a whole (unreadable, unknown columns)."""
 
 
+# -- writing one record, state included ----------------------------------------------------
+
+
+def unsettable(ent: Entity, name: str) -> bool:
+    """Fields nobody writes, not even an import: computed ones and `readonly: true` ones."""
+    f = ent.fields[name]
+    return f.computed or f.readonly and not (ent.workflow and name == ent.workflow.field)
+
+
+def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
+          values: Mapping[str, Any], record_id: int | None = None) -> dict[str, Any]:
+    """Create (or update) a record through `records`, including its workflow state.
+
+    The state field changes only through a transition; data brought in from elsewhere
+    (demo data, an import from another system) is already in its state, so after the write the
+    record is moved there with a transition that leads to it — kept on its timeline like any
+    other, with "imported" as the comment.
+    """
+    from . import records
+
+    ent = inst.model.entity(entity)
+    values = dict(values)
+    state = ent.workflow.field if ent.workflow is not None else None
+    target = values.pop(state, None) if state else None
+    if record_id is None:
+        record = records.create(inst, actor, entity, values, conn=conn)
+    elif values:
+        record = records.update(inst, actor, entity, record_id, values, version=None,
+                                conn=conn)
+    else:
+        record = records.get(inst, actor, entity, record_id, conn=conn)
+    if target is not None and ent.workflow is not None and record.get(state) != target:
+        if target not in ent.workflow.states:
+            from .errors import ValidationFailed
+
+            raise ValidationFailed({state: [f"must be one of: "
+                                            f"{', '.join(ent.workflow.states)}"]})
+        into = [t for t in ent.workflow.transitions.values() if t.to == target]
+        name = (into[0] if into else next(iter(ent.workflow.transitions.values()))).name
+        record = records.update(inst, actor, entity, record["id"], {state: target},
+                                version=None, conn=conn, transition=name, comment="imported")
+    return record
+
+
 # -- export --------------------------------------------------------------------------------
 
 
@@ -218,7 +262,7 @@ def match_columns(ent: Entity, header: list[str], update_by: str | None
             unknown.append(column)
             continue
         f = ent.fields[name]
-        if name == update_by or (name not in SKIPPED and not f.computed and
+        if name == update_by or (name not in SKIPPED and not unsettable(ent, name) and
                                  (not f.system or name == "owner" or ent.system)):
             if name in mapping.values():
                 raise TransferError(f"two columns are the field '{name}'; keep one")
@@ -256,10 +300,10 @@ def import_rows(inst: Instance, entity: str, header: list[str],
     try:
         with write_transaction(inst.engine) as conn:
             for index, (line, raw) in enumerate(rows, start=1):
-                problem = importer.row(conn, raw)
-                if isinstance(problem, str):
+                outcome, problem = importer.row(conn, raw)
+                if problem is not None:
                     result.problems.append((line, problem))
-                elif problem == "created":
+                elif outcome == "created":
                     result.created += 1
                 else:
                     result.updated += 1
@@ -287,13 +331,12 @@ class _Importer:
         self.update_by = update_by
         self.link_cache: dict[tuple[str, str], int | str] = {}
 
-    def row(self, conn: Connection, raw: Mapping[str, Any]) -> str:
-        """"created", "updated", or the row's problems as one message."""
-        from . import records
+    def row(self, conn: Connection, raw: Mapping[str, Any]) -> tuple[str, str | None]:
+        """("created" | "updated", None), or ("", the row's problems as one message)."""
         from .errors import RecordError
 
         if "\0" in raw:
-            return str(raw["\0"])
+            return "", str(raw["\0"])
         values: dict[str, Any] = {}
         problems: list[str] = []
         for column, name in self.mapping.items():
@@ -309,27 +352,28 @@ class _Importer:
                 except ValueError as exc:
                     problems.append(f"{name}: {exc}")
                     continue
-            values[name] = _plain(value)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # a spreadsheet's whole number
+            values[name] = value
         if problems:
-            return "; ".join(problems)
+            return "", "; ".join(problems)
         try:
             with conn.begin_nested():
                 existing = self.existing(conn, values)
                 if existing is None:
-                    records.create(self.inst, self.actor, self.ent.name, values, conn=conn)
-                    return "created"
+                    write(self.inst, self.actor, conn, self.ent.name, values)
+                    return "created", None
                 values.pop(self.update_by or "", None)
-                records.update(self.inst, self.actor, self.ent.name, existing, values,
-                               version=None, conn=conn)
-                return "updated"
+                write(self.inst, self.actor, conn, self.ent.name, values, existing)
+                return "updated", None
         except RecordError as exc:
             errors = getattr(exc, "errors", None)
             if isinstance(errors, Mapping) and errors:
-                return "; ".join(f"{k}: {', '.join(v)}" if k != "_record" else ", ".join(v)
-                                 for k, v in errors.items())
-            return exc.message
+                return "", "; ".join(f"{k}: {', '.join(v)}" if k != "_record" else
+                                     ", ".join(v) for k, v in errors.items())
+            return "", exc.message
         except ValueError as exc:
-            return str(exc)
+            return "", str(exc)
 
     def existing(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
         if self.update_by is None:
@@ -392,11 +436,3 @@ class _Importer:
             return f"several {target.plural} have {column} '{text}'; give the id"
         return int(ids[0])
 
-
-def _plain(value: Any) -> Any:
-    """Spreadsheet cells as values the write path reads (it coerces text itself)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, datetime) and value.time() == datetime.min.time():
-        return value
-    return value
