@@ -31,6 +31,7 @@ from .setup import (
     build,
     installed_packs,
     last_applied,
+    locate,
     open_instance,
     pack_paths,
 )
@@ -200,13 +201,18 @@ def _apply(plan: migrate.Plan, engine: sa.Engine, allow_destructive: bool = Fals
 # -- install, upgrade, migrate --------------------------------------------------------------
 
 
-def _targets(names: list[str]) -> list[Path]:
+def _targets(names: list[str], installed: dict) -> list[Path]:
+    """The pack directories named: paths, installed packs (where they were installed from),
+    or packs found in verticals/ and the custom dir."""
     known = discover(search_dirs())
     paths: list[Path] = []
     for name in names:
         path = Path(name)
+        found = locate(name, installed[name].path, known) if name in installed else None
         if path.exists():
             paths.append(path)
+        elif found is not None:
+            paths.append(found)
         elif name in known:
             paths.append(known[name])
         else:
@@ -221,7 +227,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     engine = _engine(args)
     before = installed_packs(engine)
-    wanted = _targets(args.packs)
+    wanted = _targets(args.packs, before)
     wanted_real = {p.resolve() for p in wanted}
     kept = [p for p in pack_paths(before.values()) if p.resolve() not in wanted_real]
     model = build([*kept, *wanted])

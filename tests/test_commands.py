@@ -450,3 +450,21 @@ def test_migrations_doc_names_every_operation() -> None:
              if isinstance(cls, type) and issubclass(cls, ops.Op) and cls is not ops.Op}
     missing = sorted(k for k in kinds if f"`{k}`" not in text)
     assert not missing, f"docs/migrations.md does not explain {', '.join(missing)}"
+
+
+def test_custom_definitions_join_the_model(run: Callable, engine: sa.Engine,
+                                           item_pack: Callable, tmp_path: Path) -> None:
+    """The instance's own extensions (CRMFORGE_CUSTOM_DIR, no pack.yaml) are part of every
+    model; adding one is a migration like any other."""
+    assert run("install", item_pack())[0] == 0
+    custom = tmp_path / "custom" / "entities"
+    custom.mkdir(parents=True)
+    (custom / "item_extra.yaml").write_text(
+        "extends: item\nfields:\n  internal_ref: {type: text}\n")
+    code, out, _ = run("migrate")
+    assert code == 0 and "[safe] add column item.internal_ref" in out
+    assert "internal_ref" in columns(engine, "item")
+    code, out, _ = run("packs")
+    assert "custom" in out
+    code, out, _ = run("install", "test")  # by name: found where it was installed from
+    assert code == 0 and "nothing to install" in out
