@@ -960,6 +960,8 @@ def gen_payment_plan(d: Data, contract: dict, acc: Account, start: int, status: 
                            "owner": acc.owner})
     for inst in instalments:
         d.add("instalment", inst)
+        if d.when[inst["_key"]] >= 0:
+            continue  # the instalment's own automation asks for this invoice
         state = inst["status"]
         ir_status = {"paid": "paid", "overdue": "invoiced", "invoiced": "invoiced",
                      "scheduled": "approved"}[state]
@@ -1117,10 +1119,9 @@ def gen_leads(d: Data, accounts: list[Account], contacts: list[dict],
             rng.random() < 0.4 else None
         owner = rng.choice(REPS[region])
         in_pool = status in ("new", "contacted") and rng.random() < 0.14
-        if in_pool:
-            if rng.random() < 0.6:
-                rec["previous_owner"] = owner
-                rec["returned_to_pool_at"] = moment(-rng.randint(2, 200))
+        if in_pool:  # returned to the pool by an earlier owner
+            rec["previous_owner"] = owner
+            rec["returned_to_pool_at"] = moment(-rng.randint(2, 200))
         else:
             rec["owner"] = owner
             rec["claimed_at"] = moment(-age * 24 + rng.randint(1, 20))
