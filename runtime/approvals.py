@@ -164,11 +164,13 @@ def inbox(inst: Instance, actor: Actor, status: str = PENDING,
 # -- opening a request ------------------------------------------------------------------------
 
 def entry_holds(inst: Instance, conn: Connection, entity: str, approval: Approval,
-                record: Mapping[str, Any]) -> bool:
-    """Whether the transition needs this approval for this record (no `entry`: always)."""
+                record: Mapping[str, Any], actor: Actor | None = None) -> bool:
+    """Whether the transition needs this approval for this record (no `entry`: always).
+    `user` in the condition is the person taking the transition."""
     if approval.entry is None:
         return True
-    return evaluate_condition(approval.entry, eval_context(inst, None, entity, record,
+    user = actor if actor is not None and actor.user_id is not None else None
+    return evaluate_condition(approval.entry, eval_context(inst, user, entity, record,
                                                            conn=conn))
 
 

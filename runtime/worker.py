@@ -157,8 +157,11 @@ def add_worker_commands(sub: argparse._SubParsersAction,
 
 def open_instance(url: str) -> Instance:
     """The installed instance at `url` (the instance commands' loader)."""
-    from .setup import open_instance as open_installed
-
+    try:
+        from .setup import open_instance as open_installed
+    except ImportError as exc:  # pragma: no cover - the instance commands ship with CRMForge
+        raise SystemExit("crmforge worker: cannot open the instance (runtime.setup is "
+                         f"missing: {exc}); reinstall CRMForge.") from exc
     return open_installed(url)
 
 

@@ -168,7 +168,7 @@ def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, An
         if transition.approval and (problem is None or problem.code == "requires"):
             approval = ent.approvals.get(transition.approval)
             if approval is not None and approvals.entry_holds(inst, conn, entity, approval,
-                                                              record):
+                                                              record, actor):
                 needs = approval.name
         result.append({
             "name": transition.name, "label": transition.label.get(actor.language),
@@ -219,7 +219,8 @@ def fire(inst: Instance, actor: Actor, entity: str, record_id: int, transition: 
         if problem is not None:
             _raise(problem, record)
     approval = ent.approvals.get(t.approval) if t.approval else None
-    if approval is not None and approvals.entry_holds(inst, conn, entity, approval, record):
+    if approval is not None and approvals.entry_holds(inst, conn, entity, approval, record,
+                                                      actor):
         request = approvals.open_request(inst, conn, actor, entity, record, t, approval,
                                          comment=comment, depth=depth)
         moved = request.pop("record")

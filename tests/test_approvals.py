@@ -455,3 +455,15 @@ def test_concurrent_approvals_in_mode_all_both_count(env):
                     lambda: approvals.approve(inst, p.fred, request["id"])])
     assert all(isinstance(r, dict) for r in results), results
     assert stage(inst, p, deal) == "won"
+
+
+def test_entry_sees_the_person_taking_the_transition(make_instance, pack):
+    personal = DEAL.replace('entry: "discount > 10"',
+                            "entry: \"discount > 10 and user.username != 'max'\"")
+    assert personal != DEAL
+    inst = make_instance(deal_pack(pack, {"entities/deal.yaml": personal}))
+    p = people(inst)
+    first = new_deal(inst, p, stage="review", discount="15", reason="x")
+    assert workflow.fire(inst, p.mia, "deal", first["id"], "win").status == 202
+    second = new_deal(inst, p, stage="review", discount="15", reason="x")
+    assert workflow.fire(inst, p.max, "deal", second["id"], "win").status == 200
