@@ -157,7 +157,9 @@ def row_titles(entity: Entity, rows: Iterable[dict[str, Any]],
     instance = inst()
     result = {}
     for row in rows:
-        text = records.title(instance, entity.name, row, links=titles)
+        # A title template is filled with values as people read them ("415,000.00").
+        text = fill(entity.title, entity, row, titles or {}) if entity.title else \
+            records.title(instance, entity.name, row, links=titles)
         if not text or text == str(row["id"]) or text == f"#{row['id']}":
             text = f"{entity_label(entity)} #{row['id']}"
         result[row["id"]] = text
