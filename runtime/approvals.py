@@ -194,8 +194,10 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
         step_index=0, step_started_at=None, submitted_by=actor.user_id, submitted_at=now,
         comment=comment, version=1).returning(requests.c.id)).scalar_one()
     request = request_row(inst, conn, request_id)
-    add_timeline(inst, conn, entity, record["id"], "approval", comment, {
-        "event": "requested", "request": request_id, "approval": approval.name,
+    asked = f"Asked for approval “{approval.label.get()}” to {transition.label.get().lower()}"
+    add_timeline(inst, conn, entity, record["id"], "approval",
+                 asked + (f": {comment}" if comment else ""), {
+        "event": "requested", "comment": comment, "request": request_id, "approval": approval.name,
         "label": approval.label.get(), "transition": transition.name}, actor.user_id)
     record_now: Mapping[str, Any] = record
     if not _start_step(inst, conn, request, approval, record, 0):
@@ -477,9 +479,11 @@ def _recall(inst: Instance, conn: Connection, actor: Actor, request_id: Any,
                         "recall it.")
     _claim(inst, conn, request, status=RECALLED, decided_at=inst.now())
     _ent, approval, _transition = definition(inst, request)
-    add_timeline(inst, conn, request["entity"], request["record_id"], "approval", comment, {
-        "event": "recalled", "request": request["id"], "approval": request["approval"],
-        "label": approval.label.get() if approval else request["approval"]}, actor.user_id)
+    label = approval.label.get() if approval else request["approval"]
+    body = f"Recalled the approval request “{label}”" + (f": {comment}" if comment else "")
+    add_timeline(inst, conn, request["entity"], request["record_id"], "approval", body, {
+        "event": "recalled", "comment": comment, "request": request["id"],
+        "approval": request["approval"], "label": label}, actor.user_id)
     waiting = [u for u in assignees_of(inst, conn, request["id"], request["step_index"])
                if u != actor.user_id]
     if waiting:
