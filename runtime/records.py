@@ -372,6 +372,20 @@ def _rollups_from(inst: Instance, child: str) -> list[tuple[Entity, Field]]:
         return table.get(child, [])
 
 
+_ALIASES: dict[tuple[str, str], sa.Alias] = {}
+
+
+def _rollup_alias(inst: Instance, child: str) -> sa.Alias:
+    """An alias of the child table for rollup subqueries (the parent may be the same table),
+    made once per model: building one copies every column."""
+    key = (inst.model.hash, child)
+    with _ROLLUPS_LOCK:
+        alias = _ALIASES.get(key)
+        if alias is None:
+            alias = _ALIASES[key] = inst.schema.table(child).alias("rollup_child")
+        return alias
+
+
 def refresh_rollups(inst: Instance, conn: Connection, child: str,
                     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
     """Recompute the rollups that a change to one `child` record may affect: one aggregate
@@ -394,7 +408,7 @@ def refresh_rollups(inst: Instance, conn: Connection, child: str,
             conn.execute(sa.select(parents.c.id).where(parents.c.id.in_(fresh)).order_by(
                 parents.c.id).with_for_update(key_share=True))
             locked.update((parent.name, i) for i in fresh)
-        rows = inst.schema.table(child).alias("rollup_child")
+        rows = _rollup_alias(inst, child)
         conditions = [rows.c[rollup.link] == parents.c.id]
         if rollup.where is not None:
             conditions.append(to_sql(rollup.where, sql_context(inst, None, child), base=rows))
