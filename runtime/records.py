@@ -388,43 +388,55 @@ def _rollup_alias(inst: Instance, child: str) -> sa.Alias:
 
 def refresh_rollups(inst: Instance, conn: Connection, child: str,
                     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
-    """Recompute the rollups that a change to one `child` record may affect: one aggregate
-    UPDATE per rollup field, over the parents it linked to before and after."""
+    """Recompute the rollups that a change to one `child` record may affect, over the
+    parents it linked to before and after: one UPDATE per parent entity and link field,
+    setting every rollup field to its aggregate subquery."""
+    groups: dict[tuple[str, str], tuple[Entity, list[Field]]] = {}
+    for parent, field in _rollups_from(inst, child):
+        assert field.rollup is not None
+        groups.setdefault((parent.name, field.rollup.link), (parent, []))[1].append(field)
     pending: dict[str, tuple[Entity, set[int]]] = {}
     locked: set[tuple[str, int]] = set()
-    for parent, field in _rollups_from(inst, child):
-        rollup = field.rollup
-        assert rollup is not None
-        ids = sorted({r[rollup.link] for r in (before, after)
-                      if r is not None and r.get(rollup.link) is not None})
+    rows = _rollup_alias(inst, child) if groups else None
+    for (_, link), (parent, fields) in groups.items():
+        assert rows is not None
+        ids = sorted({r[link] for r in (before, after)
+                      if r is not None and r.get(link) is not None})
         if not ids:
             continue
         parents = inst.schema.table(parent.name)
         fresh = [i for i in ids if (parent.name, i) not in locked]
         if fresh and not is_sqlite(conn):
-            # Lock the parents first, in id order: the aggregates below then run in
-            # statements that start after any concurrent child write has committed
+            # Lock the parents first, in id order: the aggregates below then run in a
+            # statement that starts after any concurrent child write has committed
             # (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement).
             conn.execute(sa.select(parents.c.id).where(parents.c.id.in_(fresh)).order_by(
                 parents.c.id).with_for_update(key_share=True))
             locked.update((parent.name, i) for i in fresh)
-        rows = _rollup_alias(inst, child)
-        conditions = [rows.c[rollup.link] == parents.c.id]
-        if rollup.where is not None:
-            conditions.append(to_sql(rollup.where, sql_context(inst, None, child), base=rows))
-        column = rows.c[rollup.field] if rollup.field else rows.c.id
-        aggregate = {"count": sa.func.count(rows.c.id), "sum": sa.func.sum(column),
-                     "avg": sa.func.avg(column), "min": sa.func.min(column),
-                     "max": sa.func.max(column)}[rollup.op]
-        if rollup.op in ("count", "sum"):
-            aggregate = sa.func.coalesce(aggregate, 0)
-        value = sa.select(aggregate).where(*conditions).scalar_subquery()
-        conn.execute(parents.update().where(parents.c.id.in_(ids)).values({field.name: value}))
+        values = {field.name: _aggregate(inst, child, rows, parents, field) for field in fields}
+        conn.execute(parents.update().where(parents.c.id.in_(ids)).values(values))
         pending.setdefault(parent.name, (parent, set()))[1].update(ids)
     for parent, ids in pending.values():
         if any(f.formula is not None for f in parent.fields.values()):
             for parent_id in sorted(ids):
                 _refresh_formulas(inst, conn, parent, parent_id)
+
+
+def _aggregate(inst: Instance, child: str, rows: sa.Alias, parents: sa.Table,
+               field: Field) -> Any:
+    """The correlated subquery that computes one rollup field for its parent row."""
+    rollup = field.rollup
+    assert rollup is not None
+    conditions = [rows.c[rollup.link] == parents.c.id]
+    if rollup.where is not None:
+        conditions.append(to_sql(rollup.where, sql_context(inst, None, child), base=rows))
+    column = rows.c[rollup.field] if rollup.field else rows.c.id
+    aggregate = {"count": sa.func.count(rows.c.id), "sum": sa.func.sum(column),
+                 "avg": sa.func.avg(column), "min": sa.func.min(column),
+                 "max": sa.func.max(column)}[rollup.op]
+    if rollup.op in ("count", "sum"):
+        aggregate = sa.func.coalesce(aggregate, 0)
+    return sa.select(aggregate).where(*conditions).scalar_subquery()
 
 
 def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, record_id: int) -> None:
