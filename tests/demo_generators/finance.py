@@ -645,6 +645,9 @@ class Gen:
                 decided = None
             if status in ("submitted", "underwriting"):
                 submitted = rng.randrange(1, 25)
+            if status in ("approved", "conditional"):
+                submitted = rng.randrange(6, 40)
+                decided = rng.randrange(0, min(submitted - 1, 25))
             record = {
                 "_key": self.next_key("la", 3), "owner": cust["relationship_manager"] or
                 cust["owner"], "applicant": cust["_key"],

@@ -726,6 +726,7 @@ class Gen:
         return rows
 
     def run(self, out: Path) -> None:
+        rng = self.rng
         self.hotels()
         self.simulate()
         self.memberships()
@@ -743,6 +744,17 @@ class Gen:
             if stay["status"] == "checked_in" or (stay["status"] == "checked_out"
                                                   and stay["departure"] == 0):
                 room["hk_status"] = self.pick({"dirty": 60, "clean": 25, "inspected": 15})
+        for room in self.room_rows:
+            if room["hk_status"] in ("clean", "inspected"):
+                room["last_cleaned_at"] = moment(-rng.uniform(0.05, 0.25))
+        # guests with five stays or more are VIP 1 (the pack's nightly rule)
+        stays: dict[str, int] = {}
+        for stay in self.history + self.stays:
+            if stay["status"] == "checked_out":
+                stays[stay["guest"]["_key"]] = stays.get(stay["guest"]["_key"], 0) + 1
+        for guest in self.guest_rows:
+            if guest["vip_level"] == "none" and stays.get(guest["_key"], 0) >= 5:
+                guest["vip_level"] = "vip1"
         out.mkdir(parents=True, exist_ok=True)
         write_yaml(out, "hotel_site", self.site_rows, "The two hotels of the group.")
         write_yaml(out, "room_type", self.type_rows, "Room types and their best available rates.")

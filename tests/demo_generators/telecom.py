@@ -628,7 +628,8 @@ class Gen:
                 count = rng.choices([0, 1, 2], weights=[60, 30, 10])[0]
                 for code in rng.sample(eligible, min(count, len(eligible))):
                     start = rng.randrange(1, meta["activated"] + 1) if meta["activated"] else 1
-                    rec = {"subscription": row["_key"], "addon": "tel-off-" + code.lower(),
+                    rec = {"subscription": row["_key"], "account": row["account"],
+                           "addon": "tel-off-" + code.lower(),
                            "activated_on": day(-start), "status": "active"}
                     if meta["ended"] is not None:
                         if start <= meta["ended"]:
@@ -830,6 +831,7 @@ class Gen:
             elif offer_type == "free_addon":
                 case["retention_offering"] = "tel-off-add-retboost"
                 self.addon_rows.append({"subscription": row["_key"],
+                                        "account": row["account"],
                                         "addon": "tel-off-add-retboost",
                                         "activated_on": day(-closed), "status": "active"})
             elif offer_type == "device_upgrade":
@@ -926,7 +928,9 @@ class Gen:
             if port_out:
                 score += 70
                 drivers.append("port-out requested; ")
-            if account["since_days"] < 365:
+            tenure = (Decimal(account["since_days"]) / Decimal("30.4")).quantize(
+                Decimal(1), rounding=ROUND_HALF_UP)
+            if tenure < 12:
                 score += 10
                 drivers.append("first year; ")
             account["churn_score"] = min(100, score)
