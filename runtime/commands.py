@@ -156,6 +156,10 @@ def guarded(fn: Command) -> Command:
             _error(exc.message)
         except sa.exc.OperationalError as exc:
             _error(f"cannot use the database: {str(exc.orig or exc).strip().splitlines()[0]}")
+        except sa.exc.ArgumentError as exc:
+            _error(f"cannot use the database URL: {exc}")
+        except OSError as exc:
+            _error(str(exc))
         return 1
     return run
 
@@ -230,7 +234,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     wanted = _targets(args.packs, before)
     wanted_real = {p.resolve() for p in wanted}
     kept = [p for p in pack_paths(before.values()) if p.resolve() not in wanted_real]
-    model = build([*kept, *wanted])
+    model = build([*kept, *wanted], demo=bool(getattr(args, "demo", False)))
     plan = migrate.plan(model, engine)
     if plan.ops:
         print(f"migrating: {_summary(plan)}")
