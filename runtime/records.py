@@ -11,21 +11,20 @@ here, so `records` is the one module callers need.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from threading import Lock
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
-from builder.fieldtypes import phone_digits
-from builder.model import Entity, Field
+from builder.model import Entity
 
-from .context import Fetcher, eval_context, sql_context
-from .db import is_sqlite, write_transaction
+from . import checks, derived
+from .checks import find_duplicates
+from .context import Fetcher, eval_context
+from .db import write_transaction
 from .errors import (
     AwaitingApproval,
     Conflict,
@@ -34,9 +33,8 @@ from .errors import (
     StaleVersion,
     ValidationFailed,
 )
-from .expressions import to_sql
 from .instance import WriteEvent
-from .permissions import can, hidden_fields, read_filter, readonly_fields, state_lock
+from .permissions import can, hidden_fields, readonly_fields, state_lock
 from .queries import (
     Page,
     count,
@@ -45,7 +43,6 @@ from .queries import (
     link_titles,
     load,
     not_found,
-    phone_digits_sql,
     query,
     reading,
     record_id_of,
@@ -76,7 +73,7 @@ if TYPE_CHECKING:
     from .instance import Actor, Instance
 
 __all__ = ["Page", "count", "create", "delete", "find_duplicates", "get", "link_titles",
-           "load", "query", "title", "to_json", "update"]
+           "load", "query", "reading", "title", "to_json", "update"]
 
 MAX_DEPTH = 8  # automations writing records that fire automations...
 RETRIES = 6
@@ -209,250 +206,6 @@ def _check_create_readonly(inst: Instance, actor: Actor, ent: Entity, record: di
                 "is read-only for this record; leave it out")
 
 
-# -- checks against other rows ----------------------------------------------------------------
-
-
-def _check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
-                 record: Mapping[str, Any], names: list[str], errors: Errors) -> None:
-    """Every linked id exists and the actor may see it."""
-    for name in names:
-        field = ent.fields[name]
-        if field.type not in ("link", "links") or field.to not in inst.model.entities:
-            continue
-        value = record.get(name)
-        ids = [value] if field.type == "link" else list(value or [])
-        ids = [i for i in ids if i is not None]
-        if not ids:
-            continue
-        target = inst.schema.table(field.to)
-        stmt = sa.select(target.c.id).where(target.c.id.in_(ids))
-        row_filter = read_filter(inst, actor, field.to, target)
-        if row_filter is not None:
-            stmt = stmt.where(row_filter)
-        found = set(conn.execute(stmt).scalars())
-        missing = [i for i in ids if i not in found]
-        if missing:
-            label = inst.model.entity(field.to).label
-            errors.setdefault(name, []).append(
-                f"there is no {label} with id {', '.join(map(str, missing))} (or you may not "
-                "see it); choose an existing record")
-
-
-def _check_unique(conn: Connection, ent: Entity, table: sa.Table, record: Mapping[str, Any],
-                  names: list[str], errors: Errors) -> None:
-    for name in names:
-        field = ent.fields[name]
-        value = record.get(name)
-        if not (field.unique and name in table.c) or is_empty(value):
-            continue
-        stmt = sa.select(table.c.id).where(table.c[name] == value)
-        if record.get("id") is not None:
-            stmt = stmt.where(table.c.id != record["id"])
-        if conn.execute(stmt.limit(1)).first() is not None:
-            errors.setdefault(name, []).append(
-                "is already used by another record; enter a different value")
-
-
-def find_duplicates(inst: Instance, conn: Connection, entity: str,
-                    record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The records that the entity's duplicate rules say are the same as `record`:
-    [{"fields", "action", "record_id"}], one per rule that matches (text compares without
-    case, phone numbers by their digits). `record` may have an `id` to exclude."""
-    ent = inst.model.entity(entity)
-    table = inst.schema.table(entity)
-    found = []
-    for rule in ent.duplicates:
-        values = [record.get(name) for name in rule.match]
-        if not rule.match or any(is_empty(v) for v in values):
-            continue
-        conditions = []
-        for name, value in zip(rule.match, values, strict=True):
-            field = ent.fields[name]
-            column = table.c[name]
-            if field.type == "phone":
-                conditions.append(phone_digits_sql(column) == phone_digits(value))
-            elif field.type in ("text", "email") and isinstance(value, str):
-                conditions.append(sa.func.lower(column) == value.lower())
-            else:
-                conditions.append(column == value)
-        if record.get("id") is not None:
-            conditions.append(table.c.id != record["id"])
-        match = conn.execute(sa.select(table.c.id).where(*conditions).order_by(
-            table.c.id).limit(1)).scalar()
-        if match is not None:
-            found.append({"fields": list(rule.match), "action": rule.action, "record_id": match})
-    return found
-
-
-def _serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any]) -> None:
-    """On PostgreSQL, two transactions inserting the same customer at once would both miss
-    each other; a transaction-scoped advisory lock per (entity, rule, values) makes the second
-    wait for the first and then see its row. (SQLite's write lock already serialises.)"""
-    if is_sqlite(conn):
-        return
-    for rule in ent.duplicates:
-        if rule.action != "block":
-            continue
-        values = [record.get(name) for name in rule.match]
-        if not rule.match or any(is_empty(v) for v in values):
-            continue
-        parts = [phone_digits(v) if ent.fields[n].type == "phone" else str(v).lower()
-                 for n, v in zip(rule.match, values, strict=True)]
-        digest = hashlib.sha256("\x1f".join([ent.name, *rule.match, *parts]).encode())
-        key = int.from_bytes(digest.digest()[:8], "big", signed=True)
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-
-
-def _duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[str, Any],
-                changed: set[str] | None, confirmed: bool) -> list[dict[str, Any]]:
-    _serialise_duplicates(conn, ent, record)
-    warnings = []
-    for match in find_duplicates(inst, conn, ent.name, record):
-        if changed is not None and not changed & set(match["fields"]):
-            continue
-        labels = ", ".join(str(ent.fields[n].label) for n in match["fields"])
-        if match["action"] == "block":
-            raise Conflict(f"A {ent.label} with the same {labels} already exists (#"
-                           f"{match['record_id']}); open that record instead of entering it "
-                           "twice.", record_id=match["record_id"], entity=ent.name)
-        if not confirmed:
-            warnings.append({**match, "message": f"A {ent.label} with the same {labels} "
-                             f"already exists (#{match['record_id']}); check that this is "
-                             "not the same one, or merge them."})
-    return warnings
-
-
-def _pending_approval(inst: Instance, conn: Connection, entity: str, record_id: int
-                      ) -> str | None:
-    requests = inst.schema.system("approval_request")
-    return conn.execute(sa.select(requests.c.approval).where(
-        requests.c.entity == entity, requests.c.record_id == record_id,
-        requests.c.status == "pending").limit(1)).scalar()
-
-
-# -- derived values ---------------------------------------------------------------------------
-
-
-def next_number(inst: Instance, conn: Connection, entity: str, field: str) -> int:
-    """The next number of an autonumber field, allocated inside the caller's transaction:
-    the counter row is updated in place (UPDATE ... RETURNING), so concurrent writers queue
-    on it and never get the same number."""
-    counters = inst.schema.system("autonumber")
-    bump = counters.update().where(counters.c.entity == entity, counters.c.field == field) \
-        .values(next_value=counters.c.next_value + 1).returning(counters.c.next_value)
-    value = conn.execute(bump).scalar()
-    if value is None:
-        table = inst.schema.table(entity)
-        start = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() + 1
-        if is_sqlite(conn):
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        conn.execute(insert(counters).values(entity=entity, field=field, next_value=start)
-                     .on_conflict_do_nothing())
-        value = conn.execute(bump).scalar_one()
-    return int(value) - 1
-
-
-_ROLLUPS: dict[str, dict[str, list[tuple[Entity, Field]]]] = {}
-_ROLLUPS_LOCK = Lock()
-
-
-def _rollups_from(inst: Instance, child: str) -> list[tuple[Entity, Field]]:
-    """(parent entity, rollup field) pairs that summarise records of `child`."""
-    with _ROLLUPS_LOCK:
-        table = _ROLLUPS.get(inst.model.hash)
-        if table is None:
-            table = {}
-            for ent in inst.model.entities.values():
-                for field in ent.fields.values():
-                    if field.rollup is not None:
-                        table.setdefault(field.rollup.entity, []).append((ent, field))
-            _ROLLUPS[inst.model.hash] = table
-        return table.get(child, [])
-
-
-_ALIASES: dict[tuple[str, str], sa.Alias] = {}
-
-
-def _rollup_alias(inst: Instance, child: str) -> sa.Alias:
-    """An alias of the child table for rollup subqueries (the parent may be the same table),
-    made once per model: building one copies every column."""
-    key = (inst.model.hash, child)
-    with _ROLLUPS_LOCK:
-        alias = _ALIASES.get(key)
-        if alias is None:
-            alias = _ALIASES[key] = inst.schema.table(child).alias("rollup_child")
-        return alias
-
-
-def refresh_rollups(inst: Instance, conn: Connection, child: str,
-                    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
-    """Recompute the rollups that a change to one `child` record may affect, over the
-    parents it linked to before and after: one UPDATE per parent entity and link field,
-    setting every rollup field to its aggregate subquery."""
-    groups: dict[tuple[str, str], tuple[Entity, list[Field]]] = {}
-    for parent, field in _rollups_from(inst, child):
-        assert field.rollup is not None
-        groups.setdefault((parent.name, field.rollup.link), (parent, []))[1].append(field)
-    pending: dict[str, tuple[Entity, set[int]]] = {}
-    locked: set[tuple[str, int]] = set()
-    rows = _rollup_alias(inst, child) if groups else None
-    for (_, link), (parent, fields) in groups.items():
-        assert rows is not None
-        ids = sorted({r[link] for r in (before, after)
-                      if r is not None and r.get(link) is not None})
-        if not ids:
-            continue
-        parents = inst.schema.table(parent.name)
-        fresh = [i for i in ids if (parent.name, i) not in locked]
-        if fresh and not is_sqlite(conn):
-            # Lock the parents first, in id order: the aggregates below then run in a
-            # statement that starts after any concurrent child write has committed
-            # (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement).
-            conn.execute(sa.select(parents.c.id).where(parents.c.id.in_(fresh)).order_by(
-                parents.c.id).with_for_update(key_share=True))
-            locked.update((parent.name, i) for i in fresh)
-        values = {field.name: _aggregate(inst, child, rows, parents, field) for field in fields}
-        conn.execute(parents.update().where(parents.c.id.in_(ids)).values(values))
-        pending.setdefault(parent.name, (parent, set()))[1].update(ids)
-    for parent, ids in pending.values():
-        if any(f.formula is not None for f in parent.fields.values()):
-            for parent_id in sorted(ids):
-                _refresh_formulas(inst, conn, parent, parent_id)
-
-
-def _aggregate(inst: Instance, child: str, rows: sa.Alias, parents: sa.Table,
-               field: Field) -> Any:
-    """The correlated subquery that computes one rollup field for its parent row."""
-    rollup = field.rollup
-    assert rollup is not None
-    conditions = [rows.c[rollup.link] == parents.c.id]
-    if rollup.where is not None:
-        conditions.append(to_sql(rollup.where, sql_context(inst, None, child), base=rows))
-    column = rows.c[rollup.field] if rollup.field else rows.c.id
-    aggregate = {"count": sa.func.count(rows.c.id), "sum": sa.func.sum(column),
-                 "avg": sa.func.avg(column), "min": sa.func.min(column),
-                 "max": sa.func.max(column)}[rollup.op]
-    if rollup.op in ("count", "sum"):
-        aggregate = sa.func.coalesce(aggregate, 0)
-    return sa.select(aggregate).where(*conditions).scalar_subquery()
-
-
-def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, record_id: int) -> None:
-    """Formulas of a record whose rollups just changed (they may use them)."""
-    record = load(inst, conn, ent.name, record_id)
-    if record is None:
-        return
-    computed = dict(record)
-    compute_formulas(ent, computed, eval_context(inst, None, ent.name, computed, conn=conn), {})
-    changes = {f.name: computed[f.name] for f in ent.fields.values()
-               if f.formula is not None and not same(computed[f.name], record[f.name])}
-    if changes:
-        table = inst.schema.table(ent.name)
-        conn.execute(table.update().where(table.c.id == record_id).values(changes))
-
-
 # -- writing ----------------------------------------------------------------------------------
 
 
@@ -545,8 +298,8 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
         compute_formulas(ent, record, ctx, errors)
         check_fields(ent, record, ctx, errors, language=actor_language(actor))
         _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
-        _check_links(inst, actor, conn, ent, record, list(given), errors)
-        _check_unique(conn, ent, table, record,
+        checks.check_links(inst, actor, conn, ent, record, list(given), errors)
+        checks.check_unique(conn, ent, table, record,
                       [n for n in ent.fields if not is_empty(record.get(n))], errors)
         if errors:
             raise ValidationFailed(errors)
@@ -554,10 +307,10 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
             raise Forbidden(f"You may not create this {ent.label} (your role's create rule "
                             "does not hold for these values); change them or ask an "
                             "administrator.")
-        warnings = _duplicates(inst, conn, ent, record, None, confirmed)
+        warnings = checks.duplicates(inst, conn, ent, record, None, confirmed)
         for field in ent.fields.values():
             if field.type == "autonumber":
-                number = next_number(inst, conn, entity, field.name)
+                number = derived.next_number(inst, conn, entity, field.name)
                 record[field.name] = format_autonumber(field.format, number, inst.today())
         result = _execute(conn, ent, table, table.insert().values(
             _columns(ent, table, record)).returning(table.c.id))
@@ -567,7 +320,7 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
         _audit(inst, conn, actor, ent, record_id, "create", [(None, None, {
             k: v for k, v in record.items()
             if not is_empty(v) and k not in AUTO_FIELDS and k in ent.fields})])
-        refresh_rollups(inst, conn, entity, None, record)
+        derived.refresh_rollups(inst, conn, entity, None, record)
         _fire(inst, conn, actor, WriteEvent("create", entity, dict(record), None, None, depth))
         out = _result(inst, actor, conn, ent, record_id)
         if warnings:
@@ -625,7 +378,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             if lock:
                 raise Forbidden(lock)
             if not actor.system:
-                approval = _pending_approval(inst, conn, entity, rid)
+                approval = checks.pending_approval(inst, conn, entity, rid)
                 if approval:
                     raise AwaitingApproval(
                         f"This {ent.label} is awaiting approval ({approval}); it can be "
@@ -648,14 +401,14 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                        eval_context(inst, actor, entity, old, fetch=fetch), errors)
         changed = [n for n in ent.fields if n in table.c or ent.fields[n].type == "links"
                    if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
-        _check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
+        checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
                      errors)
-        _check_unique(conn, ent, table, record, changed, errors)
+        checks.check_unique(conn, ent, table, record, changed, errors)
         if errors:
             raise ValidationFailed(errors)
         if not changed and transition is None:
             return to_json(ent, old, hidden)
-        _duplicates(inst, conn, ent, record, set(changed), confirmed)
+        checks.duplicates(inst, conn, ent, record, set(changed), confirmed)
         now = inst.now()
         record.update({k: v for k, v in {"updated_at": now, "updated_by": actor.user_id,
                                          "version": old["version"] + 1}.items()
@@ -678,7 +431,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             record_transition(inst, conn, actor, entity, rid, transition,
                               old.get(ent.workflow.field), record.get(ent.workflow.field),
                               comment)
-        refresh_rollups(inst, conn, entity, old, record)
+        derived.refresh_rollups(inst, conn, entity, old, record)
         _fire(inst, conn, actor, WriteEvent(kind, entity, dict(record), dict(old), transition,
                                             depth))
         return _result(inst, actor, conn, ent, rid)
@@ -704,7 +457,7 @@ def delete(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
         lock = state_lock(inst, actor, entity, old)
         if lock:
             raise Forbidden(lock)
-        if not actor.system and _pending_approval(inst, conn, entity, rid):
+        if not actor.system and checks.pending_approval(inst, conn, entity, rid):
             raise AwaitingApproval(f"This {ent.label} is awaiting approval; it can be deleted "
                                    "once the request is decided or recalled.",
                                    record_id=rid, entity=entity)
@@ -747,7 +500,7 @@ def _delete_row(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
     _audit(inst, conn, actor, ent, rid, "delete", [(None, {
         k: v for k, v in old.items() if not is_empty(v) and k in ent.fields
         and k not in AUTO_FIELDS}, None)])
-    refresh_rollups(inst, conn, ent.name, old, None)
+    derived.refresh_rollups(inst, conn, ent.name, old, None)
     _fire(inst, conn, actor, WriteEvent("delete", ent.name, None, dict(old), None, depth))
 
 
@@ -761,9 +514,6 @@ def _set_null(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
     conn.execute(table.update().where(table.c.id == row["id"]).values(values))
     _audit(inst, conn, actor, ent, row["id"], "update", [(link, parent_id, None)])
     after = {**row, **values}
-    refresh_rollups(inst, conn, ent.name, row, after)
+    derived.refresh_rollups(inst, conn, ent.name, row, after)
     _fire(inst, conn, actor, WriteEvent("update", ent.name, after, dict(row), None, depth))
 
-
-# `reading` and `count` are part of this module's surface for callers that read and write.
-_ = (reading, count, get, query, link_titles, title)

@@ -19,7 +19,8 @@ from builder.fieldtypes import coerce_date
 
 from .errors import Forbidden, NotFound, ValidationFailed
 from .permissions import can, hidden_fields
-from .queries import _titles, entity_of, load, not_found, reading, record_id_of
+from .queries import entity_of, load, not_found, reading, record_id_of
+from .titles import titles_of
 from .values import json_value
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def due_follow_ups(inst: Instance, actor: Actor, *, until: date,
         for row in found:
             if row["entity"] in inst.model.entities:
                 by_entity.setdefault(row["entity"], set()).add(row["record_id"])
-        titles = {name: _titles(inst, c, name, ids, actor, 1) for name, ids in by_entity.items()}
+        titles = {name: titles_of(inst, c, name, ids, actor, 1) for name, ids in by_entity.items()}
         names = _user_names(inst, c, {r["user_id"] for r in found})
     result = []
     for row in found:

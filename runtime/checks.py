@@ -1,0 +1,144 @@
+"""Checks of a record against the other rows, inside the write transaction: links point to
+records that exist (and that the actor may read), `unique` values, duplicate rules, and
+pending approval requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from builder.fieldtypes import phone_digits
+from builder.model import Entity
+
+from .db import is_sqlite
+from .errors import Conflict
+from .permissions import read_filter
+from .queries import phone_digits_sql
+from .values import Errors, is_empty
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .instance import Actor, Instance
+
+
+def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
+                 record: Mapping[str, Any], names: list[str], errors: Errors) -> None:
+    """Every linked id exists and the actor may see it."""
+    for name in names:
+        field = ent.fields[name]
+        if field.type not in ("link", "links") or field.to not in inst.model.entities:
+            continue
+        value = record.get(name)
+        ids = [value] if field.type == "link" else list(value or [])
+        ids = [i for i in ids if i is not None]
+        if not ids:
+            continue
+        target = inst.schema.table(field.to)
+        stmt = sa.select(target.c.id).where(target.c.id.in_(ids))
+        row_filter = read_filter(inst, actor, field.to, target)
+        if row_filter is not None:
+            stmt = stmt.where(row_filter)
+        found = set(conn.execute(stmt).scalars())
+        missing = [i for i in ids if i not in found]
+        if missing:
+            label = inst.model.entity(field.to).label
+            errors.setdefault(name, []).append(
+                f"there is no {label} with id {', '.join(map(str, missing))} (or you may not "
+                "see it); choose an existing record")
+
+
+def check_unique(conn: Connection, ent: Entity, table: sa.Table, record: Mapping[str, Any],
+                  names: list[str], errors: Errors) -> None:
+    for name in names:
+        field = ent.fields[name]
+        value = record.get(name)
+        if not (field.unique and name in table.c) or is_empty(value):
+            continue
+        stmt = sa.select(table.c.id).where(table.c[name] == value)
+        if record.get("id") is not None:
+            stmt = stmt.where(table.c.id != record["id"])
+        if conn.execute(stmt.limit(1)).first() is not None:
+            errors.setdefault(name, []).append(
+                "is already used by another record; enter a different value")
+
+
+def find_duplicates(inst: Instance, conn: Connection, entity: str,
+                    record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records that the entity's duplicate rules say are the same as `record`:
+    [{"fields", "action", "record_id"}], one per rule that matches (text compares without
+    case, phone numbers by their digits). `record` may have an `id` to exclude."""
+    ent = inst.model.entity(entity)
+    table = inst.schema.table(entity)
+    found = []
+    for rule in ent.duplicates:
+        values = [record.get(name) for name in rule.match]
+        if not rule.match or any(is_empty(v) for v in values):
+            continue
+        conditions = []
+        for name, value in zip(rule.match, values, strict=True):
+            field = ent.fields[name]
+            column = table.c[name]
+            if field.type == "phone":
+                conditions.append(phone_digits_sql(column) == phone_digits(value))
+            elif field.type in ("text", "email") and isinstance(value, str):
+                conditions.append(sa.func.lower(column) == value.lower())
+            else:
+                conditions.append(column == value)
+        if record.get("id") is not None:
+            conditions.append(table.c.id != record["id"])
+        match = conn.execute(sa.select(table.c.id).where(*conditions).order_by(
+            table.c.id).limit(1)).scalar()
+        if match is not None:
+            found.append({"fields": list(rule.match), "action": rule.action, "record_id": match})
+    return found
+
+
+def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any]) -> None:
+    """On PostgreSQL, two transactions inserting the same customer at once would both miss
+    each other; a transaction-scoped advisory lock per (entity, rule, values) makes the second
+    wait for the first and then see its row. (SQLite's write lock already serialises.)"""
+    if is_sqlite(conn):
+        return
+    for rule in ent.duplicates:
+        if rule.action != "block":
+            continue
+        values = [record.get(name) for name in rule.match]
+        if not rule.match or any(is_empty(v) for v in values):
+            continue
+        parts = [phone_digits(v) if ent.fields[n].type == "phone" else str(v).lower()
+                 for n, v in zip(rule.match, values, strict=True)]
+        digest = hashlib.sha256("\x1f".join([ent.name, *rule.match, *parts]).encode())
+        key = int.from_bytes(digest.digest()[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[str, Any],
+                changed: set[str] | None, confirmed: bool) -> list[dict[str, Any]]:
+    serialise_duplicates(conn, ent, record)
+    warnings = []
+    for match in find_duplicates(inst, conn, ent.name, record):
+        if changed is not None and not changed & set(match["fields"]):
+            continue
+        labels = ", ".join(str(ent.fields[n].label) for n in match["fields"])
+        if match["action"] == "block":
+            raise Conflict(f"A {ent.label} with the same {labels} already exists (#"
+                           f"{match['record_id']}); open that record instead of entering it "
+                           "twice.", record_id=match["record_id"], entity=ent.name)
+        if not confirmed:
+            warnings.append({**match, "message": f"A {ent.label} with the same {labels} "
+                             f"already exists (#{match['record_id']}); check that this is "
+                             "not the same one, or merge them."})
+    return warnings
+
+
+def pending_approval(inst: Instance, conn: Connection, entity: str, record_id: int
+                      ) -> str | None:
+    requests = inst.schema.system("approval_request")
+    return conn.execute(sa.select(requests.c.approval).where(
+        requests.c.entity == entity, requests.c.record_id == record_id,
+        requests.c.status == "pending").limit(1)).scalar()
