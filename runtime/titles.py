@@ -4,6 +4,7 @@ their own titles — for one record, or for a whole page with one query per link
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,12 +62,22 @@ def title(inst: Instance, entity: str, record: Mapping[str, Any], *,
 
     if ent.title:
         ctx = EvalContext(record=record, entity=entity, fetch=fetch, scope=scope_of(inst.model))
-        text = render_template(ent.title, ctx, formatter=formatter).strip(" —-,:")
+        text = _trim(render_template(ent.title, ctx, formatter=formatter))
     elif ent.title_field and ent.title_field in ent.fields:
         text = formatter((ent.title_field,), record.get(ent.title_field))
     else:
         text = ""
     return text.strip() or f"{ent.label} #{record.get('id')}"
+
+
+_LEADING = re.compile(r"^\s*(?:[,;]+\s*|[—–\-:|/·]+\s+)+")
+_TRAILING = re.compile(r"(?:\s*[,;]+|\s+[—–\-:|/·]+)+\s*$")
+
+
+def _trim(text: str) -> str:
+    """A rendered title without the separators left dangling by empty fields
+    ("Flat — " -> "Flat"); a leading minus sign stays ("-5.00")."""
+    return _TRAILING.sub("", _LEADING.sub("", text.strip())).strip()
 
 
 def _plain_title(inst: Instance, ent: Entity, row: Mapping[str, Any],

@@ -493,3 +493,13 @@ def test_link_titles_use_one_query_per_linked_entity(spec):
 
 def test_fixture_pack_is_present():
     assert (FIXTURES / "spec" / "entities" / "offer.yaml").exists()
+
+
+def test_titles_drop_separators_left_by_empty_fields(spec):
+    inst, actor, prop, buyer = spec
+    record = {"id": 9, "property": None, "amount": "-5.00"}
+    assert records.title(inst, "offer", record) == "-5.00"
+    assert records.title(inst, "offer", {"id": 9, "property": None, "amount": None}) == \
+        "Offer #9"
+    assert records.title(inst, "contact", {"id": 3, "first_name": "Anna",
+                                           "last_name": None}) == "Anna"
