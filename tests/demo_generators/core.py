@@ -743,6 +743,10 @@ def gen_sales(d: Data, accounts: list[Account], contacts: list[dict]) -> None:
                "status": status, "owner": acc.owner}
         if status in ("sent", "accepted", "declined", "expired"):
             rec["sent_on"] = day(created + 2)
+        if status == "accepted":
+            rec["accepted_on"] = day(min(created + rng.randint(5, 20), 0))
+        if opp is not None and "proposed_on" not in opp:
+            opp["proposed_on"] = day(created)
         if status == "sent":
             rec["valid_until"] = day(max(created + 30, 3))
         if status == "declined":
@@ -780,6 +784,8 @@ def gen_sales(d: Data, accounts: list[Account], contacts: list[dict]) -> None:
                else rng.choice(["net_30", "net_30", "net_14", "net_60", "prepayment"]),
                "contract_required": total >= 20000 and not acc.person, "status": status,
                "owner": acc.owner}
+        if status != "draft":
+            rec["confirmed_on"] = day(min(when + rng.randint(0, 2), 0))
         if status in ("fulfilled", "closed"):
             rec["delivery_date"] = day(when + rng.randint(2, min(20, age)))
         elif status == "confirmed":
@@ -906,6 +912,7 @@ def gen_contracts_and_payments(d: Data, orders: list[dict]) -> None:
         if status not in ("signed", "completed", "terminated") or \
                 rec["payment_terms"] != "instalments":
             continue
+        contract["billing_started"] = True
         gen_payment_plan(d, contract, acc, start, status)
 
 
@@ -999,6 +1006,7 @@ def gen_invoices_for_orders(d: Data, orders: list[dict]) -> None:
         else:
             status = rng.choices(["invoiced", "approved", "draft"], weights=[60, 25, 15])[0]
         reference = rec.get("customer_reference")
+        rec["invoice_requested_on"] = day(min(due - 30, 0))
         invoice_request(d, acc, status, order["total"],
                         f"Delivered order, customer PO {reference}" if reference
                         else "Delivered order", due, rec["reviewer"], order=rec["_key"])
@@ -1126,7 +1134,9 @@ def gen_leads(d: Data, accounts: list[Account], contacts: list[dict],
             rec["owner"] = owner
             rec["claimed_at"] = moment(-age * 24 + rng.randint(1, 20))
         if status in ("new", "contacted", "qualified") and not in_pool:
-            rec["next_follow_up"] = day(rng.randint(-6, 12))
+            # Owned open leads have a follow-up planned (the pool rule takes back the others
+            # after 7 days); only recently claimed ones may be overdue.
+            rec["next_follow_up"] = day(rng.randint(-3, 10) if age <= 6 else rng.randint(0, 12))
         if status == "lost":
             rec["lost_reason"] = rng.choices(
                 ["no_budget", "no_need", "competitor", "no_response", "bad_timing",

@@ -523,7 +523,7 @@ def gen_viewings_and_offers(d: Data, story: Story, buyers: list[Buyer], end: int
                         "not_for_them": rng.choice([1, 2, 2])}[outcome]
             viewing.update({"outcome": outcome, "interest": interest,
                             "feedback": rng.choice(FEEDBACK[outcome]),
-                            "feedback_to_owner": rng.random() < 0.8})
+                            "feedback_to_owner": when < -72})
         elif viewing["status"] == "cancelled":
             viewing["cancel_reason"] = rng.choice(["Buyer found somewhere else",
                                                    "Buyer ill", "Owner not available"])
@@ -684,6 +684,7 @@ def gen_deals(d: Data, stories: list[Story]) -> None:
             if offer["financing"] in ("mortgage", "mixed"):
                 gen_mortgage(d, story, offer, buyer)
             if contract["status"] == "completed":
+                contract["fee_invoiced_on"] = day(story.closed)
                 sale_commissions(d, story, contract, fee)
                 fee_invoice(d, story, prop["property_owner"], fee, story.closed,
                             sales_contract=contract["_key"], what="sale", reviewer=manager)
@@ -723,6 +724,7 @@ def gen_deals(d: Data, stories: list[Story]) -> None:
             fee = money(annual * prop["agency_fee_pct"] / 100)
             if lease["status"] != "draft":
                 signed = story.accepted + 4
+                lease["fee_invoiced_on"] = day(signed)
                 letting_commission(d, story, lease, fee, signed)
                 fee_invoice(d, story, prop["property_owner"], fee, signed,
                             lease_contract=lease["_key"], what="letting",
