@@ -5,7 +5,8 @@ Values are value slots (SPEC §8): literals, `{field}` templates and `=expressio
 with the instance's clock (`listed_on: "=today() - days(40)"`). A link holds the `_key` of
 another demo record; records are created in passes — those whose links all resolve first —
 and records that link to each other in a circle are created without those links and linked
-afterwards. Links to users (and `owner`) hold usernames: users that do not exist are created
+afterwards; the keys are kept (`crm_demo_key`), so a pack whose demo data loads later can
+link to them. Links to users (and `owner`) hold usernames: users that do not exist are created
 as demo users. A bad row is reported with its file and line and skipped; the others load.
 """
 
@@ -121,6 +122,9 @@ class _Loader:
         self.ignored: dict[tuple[str, str], int] = {}  # (file, field): rows
 
     def run(self, conn: Connection) -> None:
+        keys = self.inst.schema.system("demo_key")
+        for entity, key, record_id in conn.execute(sa.select(keys)):
+            self.keys[(entity, key)] = int(record_id)  # demo data of packs loaded before
         pending = list(self.rows)
         circular = False
         while pending:
@@ -242,6 +246,9 @@ class _Loader:
         row.id = int(record["id"])
         if row.key:
             self.keys[(row.entity, row.key)] = row.id
+            keys = self.inst.schema.system("demo_key")
+            conn.execute(keys.delete().where(keys.c.entity == row.entity, keys.c.key == row.key))
+            conn.execute(keys.insert().values(entity=row.entity, key=row.key, record_id=row.id))
         if row.entity == "user" and values.get("username"):
             self.usernames[str(values["username"])] = row.id
         self.result.created[row.entity] = self.result.created.get(row.entity, 0) + 1

@@ -280,3 +280,8 @@ def _system_tables(metadata: sa.MetaData) -> None:
     sa.Table("crm_assign_cursor", metadata,
              sa.Column("key", sa.String(255), primary_key=True),
              sa.Column("last_user_id", sa.BigInteger()))
+    # demo records by their `_key`, so that a pack's demo data loaded later can link to them
+    sa.Table("crm_demo_key", metadata,
+             sa.Column("entity", sa.String(63), primary_key=True),
+             sa.Column("key", sa.String(255), primary_key=True),
+             sa.Column("record_id", sa.BigInteger(), nullable=False))

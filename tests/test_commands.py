@@ -468,3 +468,19 @@ def test_custom_definitions_join_the_model(run: Callable, engine: sa.Engine,
     assert "custom" in out
     code, out, _ = run("install", "test")  # by name: found where it was installed from
     assert code == 0 and "nothing to install" in out
+
+
+def test_demo_of_a_later_pack_links_to_earlier_demo_records(run: Callable, engine: sa.Engine,
+                                                             tmp_path: Path) -> None:
+    base = write_pack(tmp_path / "packs", {
+        "entities/item.yaml": "entity: item\nfields:\n  name: {type: text}\n",
+        "data/item.yaml": "- {_key: first, name: First}\n"}, name="base")
+    more = write_pack(tmp_path / "packs", {
+        "entities/thing.yaml": "entity: thing\nfields:\n  item: {type: link, to: item}\n",
+        "data/thing.yaml": "- {item: first}\n"}, name="more", requires=("base",))
+    assert run("install", base, "--demo")[0] == 0
+    code, out, err = run("install", more, "--demo")
+    assert code == 0 and "demo data: 1 records (more)" in out, err
+    with engine.connect() as conn:
+        item = conn.execute(sa.text("SELECT id FROM item")).scalar()
+        assert conn.execute(sa.text("SELECT item FROM thing")).scalar() == item
