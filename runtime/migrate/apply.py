@@ -80,9 +80,11 @@ def apply(plan: Plan, engine: Engine, allow_destructive: bool = False, *,
             run(plan.ops, ctx)
             record(conn, plan.model, now)
         except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise MigrationFailed(
-                "the database refused the migration and nothing was changed: "
-                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
+                f"the database refused the migration and nothing was changed: {reason} (fix "
+                "the data it names; if another migration ran at the same time, run the "
+                "command again)") from exc
     return ctx.notes
 
 
