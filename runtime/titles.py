@@ -71,13 +71,15 @@ def title(inst: Instance, entity: str, record: Mapping[str, Any], *,
 
 
 _LEADING = re.compile(r"^\s*(?:[,;]+\s*|[—–\-:|/·]+\s+)+")
+_ONLY_SEPARATORS = re.compile(r"[\s—–\-,:;|/·]*")
 _TRAILING = re.compile(r"(?:\s*[,;]+|\s+[—–\-:|/·]+)+\s*$")
 
 
 def _trim(text: str) -> str:
     """A rendered title without the separators left dangling by empty fields
     ("Flat — " -> "Flat"); a leading minus sign stays ("-5.00")."""
-    return _TRAILING.sub("", _LEADING.sub("", text.strip())).strip()
+    text = _TRAILING.sub("", _LEADING.sub("", text.strip())).strip()
+    return "" if _ONLY_SEPARATORS.fullmatch(text) else text
 
 
 def _plain_title(inst: Instance, ent: Entity, row: Mapping[str, Any],
