@@ -211,3 +211,35 @@ def test_lock_errors_are_retried_then_a_409(things, monkeypatch, orig, retried):
     else:
         with pytest.raises(sa.exc.OperationalError):
             records._in_transaction(inst, None, flaky)
+
+
+class FakeDiag:
+    def __init__(self, name):
+        self.constraint_name = name
+
+
+class FakeIntegrity(Exception):
+    def __init__(self, name):
+        super().__init__("duplicate key value violates unique constraint (whatever it says)")
+        self.diag = FakeDiag(name)
+
+
+@pytest.mark.parametrize(("constraint", "field", "message"), [
+    ("uq_thing_code", "code", "already used"),
+    ("fk_thing_other", "other", "does not exist"),
+    ("uq_thing_ref", "ref", "already used"),
+])
+def test_integrity_errors_map_to_fields_by_constraint_name(things, constraint, field, message):
+    inst, _ = things
+    ent, table = inst.model.entity("thing"), inst.schema.table("thing")
+    error = records._integrity(ent, table, sa.exc.IntegrityError("INSERT", {},
+                                                                 FakeIntegrity(constraint)))
+    assert isinstance(error, ValidationFailed)
+    assert message in error.errors[field][0]
+
+
+def test_unnamed_integrity_errors_are_a_409(things):
+    inst, _ = things
+    ent, table = inst.model.entity("thing"), inst.schema.table("thing")
+    error = records._integrity(ent, table, sa.exc.IntegrityError("INSERT", {}, Exception("?")))
+    assert isinstance(error, Conflict) and error.status == 409
