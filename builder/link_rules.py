@@ -7,6 +7,7 @@ diagnostics; they return the frozen model objects.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -548,7 +549,7 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
         if field.type in ("link", "links"):
             continue
         try:
-            slot = parse_slot(value)
+            slot = _demo_slot(value) if isinstance(value, str) else parse_slot(value)
         except ExpressionError as err:
             if isinstance(where, Mark):
                 lk.diags.add(err.code, f"{entity.name}.{name}: {err.message}", where,
@@ -564,6 +565,12 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
         except ValueError as exc:
             lk.diags.add("E415", f"{entity.name}.{name}: {str(value)[:40]!r} {exc}",
                          mark(name))
+
+
+@functools.lru_cache(maxsize=8192)
+def _demo_slot(value: str) -> Any:
+    # demo files repeat the same few expressions ("=today() - days(3)") thousands of times
+    return parse_slot(value)
 
 
 def _stem(file: str) -> str:

@@ -744,11 +744,15 @@ def content_hash(sources: list[PackSource]) -> str:
     return digest.hexdigest()
 
 
-def check_paths(paths: list[str | Path], extra_dirs: list[Path] | None = None
-                ) -> tuple[AppModel | None, Diagnostics]:
-    """Validate the packs at `paths` (and what they require): the model, or None on errors."""
+def check_paths(paths: list[str | Path], extra_dirs: list[Path] | None = None, *,
+                demo: bool = True) -> tuple[AppModel | None, Diagnostics]:
+    """Validate the packs at `paths` (and what they require): the model, or None on errors.
+
+    `demo=False` skips the demo data files: the model (and its hash) is the same, and
+    serving an instance does not need them.
+    """
     diags = Diagnostics()
-    sources = resolve([Path(p) for p in paths], diags, extra_dirs)
+    sources = resolve([Path(p) for p in paths], diags, extra_dirs, demo)
     if diags.errors or not sources:
         return None, diags
     try:
@@ -759,9 +763,10 @@ def check_paths(paths: list[str | Path], extra_dirs: list[Path] | None = None
     return (None if diags.errors else model), diags
 
 
-def build_model(paths: list[str | Path], extra_dirs: list[Path] | None = None) -> AppModel:
+def build_model(paths: list[str | Path], extra_dirs: list[Path] | None = None, *,
+                demo: bool = True) -> AppModel:
     """The AppModel of the packs at `paths`; raises DefinitionError with every problem."""
-    model, diags = check_paths(paths, extra_dirs)
+    model, diags = check_paths(paths, extra_dirs, demo=demo)
     if model is None:
         raise DefinitionError(diags.errors)
     return model

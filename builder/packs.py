@@ -90,8 +90,9 @@ def discover(dirs: list[Path]) -> dict[str, Path]:
     return found
 
 
-def read_pack(path: Path, diags: Diagnostics) -> PackSource:
-    """Load and schema-check every definition file of the pack at `path`."""
+def read_pack(path: Path, diags: Diagnostics, demo: bool = True) -> PackSource:
+    """Load and schema-check every definition file of the pack at `path`; demo data only
+    when `demo` (the running app never needs it)."""
     manifest_path = path / "pack.yaml" if (path / "pack.yaml").exists() else path / "pack.yml"
     manifest = None
     name = path.name
@@ -110,6 +111,8 @@ def read_pack(path: Path, diags: Diagnostics) -> PackSource:
         if rel in ("pack.yaml", "pack.yml") or any(p.startswith(".") for p in rel.split("/")):
             continue
         kind = kind_for(rel)
+        if not demo and rel.startswith("data/"):
+            continue
         if kind is None:
             if rel.startswith("data/") and rel.count("/") == 1 and rel.endswith(".csv"):
                 source.csv.append(_read_csv(file, diags))
@@ -157,7 +160,7 @@ def _read_csv(file: Path, diags: Diagnostics) -> CsvDoc:
 
 
 def resolve(paths: list[Path], diags: Diagnostics,
-            extra_dirs: list[Path] | None = None) -> list[PackSource]:
+            extra_dirs: list[Path] | None = None, demo: bool = True) -> list[PackSource]:
     """The packs named by `paths` plus every pack they require, in install order.
 
     A path may be a pack directory, a directory of packs, or a file inside a pack.
@@ -204,7 +207,7 @@ def resolve(paths: list[Path], diags: Diagnostics,
                               did_you_mean(required, known) or "install it, or put it in "
                               "verticals/ or CRMFORGE_CUSTOM_DIR")
                     continue
-                loaded[required] = read_pack(known[required], diags)
+                loaded[required] = read_pack(known[required], diags, demo)
             visit(loaded[required], (*chain, source.name))
         if source.implicit:
             for other in list(loaded):
@@ -214,7 +217,7 @@ def resolve(paths: list[Path], diags: Diagnostics,
 
     sources: list[PackSource] = []
     for path in wanted:
-        source = read_pack(path, diags)
+        source = read_pack(path, diags, demo)
         if source.name in loaded and loaded[source.name].path.resolve() != path.resolve():
             mark = source.manifest.mark(("pack",)) if source.manifest else None
             diags.add("E403", f"two packs are named '{source.name}' "

@@ -77,7 +77,11 @@ def check_document(doc: LoadedDoc, kind: str, diags: Diagnostics) -> bool:
     """
     if kind not in KINDS:
         raise ValueError(f"unknown definition kind {kind!r}; expected one of {sorted(KINDS)}")
+    if kind == "data" and _plain_data(doc.data):
+        return True  # the common case, checked without jsonschema: demo files are big
     schemas = _schemas()
+    if _fast_valid(schemas, kind, doc.data):
+        return True
     validator = schemas.validators[kind]
     problems: dict[tuple, _Problem] = {}
     for error in validator.iter_errors(doc.data):
@@ -92,6 +96,34 @@ def check_document(doc: LoadedDoc, kind: str, diags: Diagnostics) -> bool:
     return not kept
 
 
+_DATA_KEY = re.compile(r"^(_key|[a-z][a-z0-9_]{0,62})$")
+_RECORD_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_data(data: Any) -> bool:
+    """True when a demo data document certainly satisfies data.schema.json.
+
+    A shortcut for speed only: anything unusual goes through the schema, which finds and
+    words the problems.
+    """
+    if not isinstance(data, list):
+        return False
+    for record in data:
+        if not isinstance(record, dict):
+            return False
+        for key, value in record.items():
+            if not isinstance(key, str) or not _DATA_KEY.match(key):
+                return False
+            if key == "_key":
+                if not isinstance(value, str) or not _RECORD_KEY.match(value):
+                    return False
+            elif not isinstance(value, _SCALARS) and not (
+                    isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value)):
+                return False
+    return True
+
+
 # -- schemas -----------------------------------------------------------------------------
 
 
@@ -101,6 +133,19 @@ class _Schemas:
     base_of: dict[int, str]  # id() of every schema object -> URI of the file holding it
     validators: dict[str, Draft202012Validator]
     registry: Registry
+    fast: dict[str, Any]  # jsonschema-rs validators, when that library is installed
+
+
+def _fast_valid(schemas: _Schemas, kind: str, data: Any) -> bool:
+    """True when the compiled (Rust) validator accepts `data`. Only a shortcut: documents it
+    rejects, or cannot read, go through `jsonschema`, which finds and words the problems."""
+    fast = schemas.fast.get(kind)
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(data))
+    except Exception:  # noqa: BLE001 - anything odd is for the reference validator to judge
+        return False
 
 
 @functools.cache
@@ -121,7 +166,21 @@ def _schemas() -> _Schemas:
         kind: Draft202012Validator(by_uri[by_name[name]], registry=registry)
         for kind, name in KINDS.items()
     }
-    return _Schemas(by_uri, base_of, validators, registry)
+    return _Schemas(by_uri, base_of, validators, registry, _fast_validators(by_uri, by_name))
+
+
+def _fast_validators(by_uri: dict[str, dict], by_name: dict[str, str]) -> dict[str, Any]:
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return {}
+    try:
+        registry = jsonschema_rs.Registry(list(by_uri.items()))
+        return {kind: jsonschema_rs.Draft202012Validator(by_uri[by_name[name]],
+                                                         registry=registry)
+                for kind, name in KINDS.items()}
+    except Exception:  # noqa: BLE001 - an incompatible version: use jsonschema alone
+        return {}
 
 
 def _index(node: Any, uri: str, base_of: dict[int, str]) -> None:

@@ -96,10 +96,12 @@ def pack_paths(installed: Iterable[InstalledPack]) -> list[Path]:
     return paths
 
 
-def build(paths: list[Path]) -> AppModel:
-    """The model of `paths` (and the custom dir); SetupError listing every problem."""
+def build(paths: list[Path], *, demo: bool = False) -> AppModel:
+    """The model of `paths` (and the custom dir); SetupError listing every problem.
+
+    Demo data files are read (and checked) only with `demo`."""
     wanted = list(dict.fromkeys([*paths, *(p for p in custom_paths() if p not in paths)]))
-    model, diags = check_paths(wanted)
+    model, diags = check_paths(wanted, demo=demo)
     if model is None:
         raise SetupError(format_problems(diags))
     return model

@@ -12,9 +12,9 @@ from builder.loader import MAX_BYTES, load_file, load_text
 
 def load(text: str | bytes):
     diags = Diagnostics()
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: steady on a busy machine
     doc = load_text(text, "f.yaml", diags)
-    return doc, list(diags), time.perf_counter() - started
+    return doc, list(diags), time.process_time() - started
 
 
 def only(diags):
