@@ -591,7 +591,6 @@ class Gen:
                                                    "System error", None])
                 if status == "reopened":
                     record["reopen_reason"] = "The guest wrote again: the problem came back."
-                    record["times_reopened"] = 1
                 if compensation in ("room_discount", "refund", "free_night") and \
                         stay["status"] == "checked_out":
                     self.adjustments.setdefault(stay["key"], []).append(

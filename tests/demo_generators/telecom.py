@@ -951,7 +951,8 @@ class Gen:
             live = account.get("live") or []
             pending = [m for m in live if m["row"]["status"] == "pending_cancel"]
             porting = [m for m in live if m["row"].get("port_out_requested")]
-            if not (account.get("churn_score") or 0) >= 70 and not pending:
+            if pending or not (account.get("churn_score") or 0) >= 70:
+                # a line moved to pending cancellation opens its own case (cancel_request_case)
                 continue
             target = (porting or pending or live)[0]
             trigger = "port_out_request" if porting else (
