@@ -504,7 +504,7 @@ def gen_accounts(d: Data, phones: Phones) -> list[Account]:
         domain = slug(name.replace(" Ltd", "").replace(" plc", "").replace(" LLP", "")) + ".co.uk"
         acc = Account(f"acc{index:03d}", name, domain, region, city, owner, industry, kind,
                       size, key_account)
-        acc.trend = rng.choices([1.15, 1.0, 0.85, 0.45, 0.0], weights=[30, 35, 15, 14, 6])[0]
+        acc.trend = rng.choices([1.15, 1.0, 0.85, 0.45, 0.0], weights=[35, 40, 10, 10, 5])[0]
         accounts.append(acc)
         revenue = size * rng.randint(55, 140) * 1000
         d.add("account", {
@@ -805,22 +805,29 @@ def gen_sales(d: Data, accounts: list[Account], contacts: list[dict]) -> None:
     for acc in accounts:
         if acc.kind not in ("customer", "former_customer", "partner"):
             continue
-        yearly = 1 + (1 if acc.size >= 150 else 0) + (2 if acc.key_account else 0)
+        yearly = 1 + (1 if acc.size >= 250 else 0) + (1 if acc.key_account else 0)
         yearly += 1 if rng.random() < 0.1 else 0
-        for year in (1, 0):  # 1 = last year, 0 = the latest 365 days
+        bought = {1: Decimal(0), 0: Decimal(0)}
+        for year in (1, 0):  # 1 = the 12 months before, 0 = the last 12 months
             count = yearly
             if year == 0:
-                count = round(yearly * acc.trend) if acc.kind == "customer" else 0
+                count = 0 if acc.kind == "former_customer" else round(yearly * acc.trend)
             for _ in range(count):
-                when = -(year * 365 + rng.randint(1 if year == 0 else 0, 364))
+                when = -(year * 365 + rng.randint(1, 364))
                 big = rng.random() < 0.35
                 lines = line_items(rng, acc, big)
+                bought[year] += totals(lines)[1]
                 opp = quote = None
                 if year == 0 and rng.random() < 0.45:
                     list_total, total, _cost = totals(lines)
                     opp = new_opportunity(acc, "won", when, total, lines)
                     quote = new_quote(acc, opp, "accepted", when - rng.randint(7, 30), lines)
                 new_order(acc, when, lines, quote, opp)
+        if acc.trend >= 0.85 and acc.kind != "former_customer" and \
+                bought[0] < bought[1] * Decimal("0.9"):
+            # A steady customer keeps buying about as much as before: a consulting project.
+            days = int((bought[1] * Decimal("0.95") - bought[0]) / 950) + 1
+            new_order(acc, -rng.randint(20, 300), [("prd_svcons", days, 950.0)], None, None)
 
     # Private customers: small orders of laptops, monitors, training and support.
     private = [c for c in contacts if "account" not in c]
