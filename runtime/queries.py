@@ -476,14 +476,46 @@ def _keyset(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any],
     return sa.or_(sa.false(), *alternatives)
 
 
-def _order(columns: list[Any], keys: list[tuple[str, bool]], forward: bool) -> list[Any]:
+def _order(columns: list[Any], keys: list[tuple[str, bool]], forward: bool, *,
+           not_null: int = 0) -> list[Any]:
+    """ORDER BY of a page; the first `not_null` columns are known to hold no NULL in the
+    rows selected (and `id` never does), so they get a plain order an index can serve."""
     result = []
-    for (_, desc), column in zip(keys, columns, strict=True):
+    for index, ((name, desc), column) in enumerate(zip(keys, columns, strict=True)):
+        plain = index < not_null or name == "id"
         if forward:
-            result.append(column.desc().nulls_last() if desc else column.asc().nulls_last())
+            ordered = column.desc() if desc else column.asc()
+            result.append(ordered if plain else ordered.nulls_last())
         else:
-            result.append(column.asc().nulls_first() if desc else column.desc().nulls_first())
+            ordered = column.asc() if desc else column.desc()
+            result.append(ordered if plain else ordered.nulls_first())
     return result
+
+
+def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any] | None,
+              forward: bool) -> list[tuple[list[ColumnElement], int]]:
+    """The page as consecutive index-friendly parts, read in order until it is full:
+    (clauses, how many leading sort columns are non-NULL in it). The non-NULL part of the
+    first sort column is a range (`col <= v AND (col < v OR (col = v AND rest))`), the NULL
+    part (NULLs sort last) is read by a second query only when the page is not yet full."""
+    if values is None or len(keys) < 2 or keys[0][0] == "id":
+        clauses = [] if values is None else [_keyset(columns, keys, values, forward)]
+        return [(clauses, 0)]
+    (_, desc), column, value = keys[0], columns[0], _bound(None, values[0])
+    rest = _keyset(columns[1:], keys[1:], values[1:], forward)
+    if value is None:
+        if forward:  # the NULL tail, after the position
+            return [([column.is_(None), rest], 0)]
+        # backwards from inside the NULL tail: the NULLs before it, then every non-NULL
+        return [([column.is_(None), rest], 0), ([column.is_not(None)], 1)]
+    after = forward != desc  # the rows to read have larger values of the column
+    if after:
+        part = [column >= value, sa.or_(column > value, sa.and_(column == value, rest))]
+    else:
+        part = [column <= value, sa.or_(column < value, sa.and_(column == value, rest))]
+    if forward:
+        return [(part, 1), ([column.is_(None)], 0)]
+    return [(part, 1)]
 
 
 def query(inst: Instance, actor: Actor, entity: str, *,
@@ -510,10 +542,14 @@ def query(inst: Instance, actor: Actor, entity: str, *,
     with reading(inst, conn) as c:
         clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
                                 dialect=c.dialect.name)
-        if values is not None:
-            clauses.append(_keyset(columns, keys, values, forward))
-        stmt = sa.select(table).where(*clauses).order_by(*_order(columns, keys, forward))
-        rows = [dict(r) for r in c.execute(stmt.limit(limit + 1)).mappings()]
+        rows = []
+        for part, not_null in _segments(columns, keys, values, forward):
+            stmt = sa.select(table).where(*clauses, *part).order_by(
+                *_order(columns, keys, forward, not_null=not_null))
+            rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
+                        .mappings())
+            if len(rows) > limit:
+                break
         more = len(rows) > limit
         rows = rows[:limit]
         if not forward:
