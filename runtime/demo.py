@@ -69,7 +69,7 @@ class _Unresolved(Exception):
 def load_demo(inst: Instance, packs: Iterable[str], *,
               actor: Actor | None = None) -> DemoResult:
     """Load the demo data of `packs` in one transaction; marks them in `crm_installed`."""
-    from . import records
+    from . import derived, records
 
     wanted = set(packs)
     actor = actor or Actor.system_actor("demo")
@@ -77,7 +77,8 @@ def load_demo(inst: Instance, packs: Iterable[str], *,
             for row in _rows(inst, demo)]
     loader = _Loader(inst, actor, rows, records)
     with write_transaction(inst.engine) as conn:
-        loader.run(conn)
+        with derived.batch(inst, conn):  # rollups once per parent, at the end
+            loader.run(conn)
         installed = inst.schema.system("installed")
         conn.execute(installed.update().where(installed.c.pack.in_(sorted(wanted)))
                      .values(demo=True))

@@ -4,7 +4,9 @@ counters, and rollups (with the formulas of the parents that use them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -77,35 +79,150 @@ def _rollup_alias(inst: Instance, child: str) -> sa.Alias:
         return alias
 
 
+# -- batching ---------------------------------------------------------------------------------
+
+
+class _Batch:
+    """Parents whose rollups a batch of writes touched: {(parent, link): (Entity, fields,
+    child, ids)}."""
+
+    def __init__(self, inst: Instance, conn: Connection) -> None:
+        self.inst = inst
+        self.conn = conn
+        self.pending: dict[tuple[str, str, str], set[int]] = {}
+
+
+_BATCH: ContextVar[_Batch | None] = ContextVar("crm_rollup_batch", default=None)
+
+
+@contextmanager
+def batch(inst: Instance, conn: Connection) -> Iterator[None]:
+    """Defer rollup maintenance of the writes made on `conn` inside the block to its end.
+
+    Every write still goes through `records.create/update/delete` with all their checks,
+    audit and hooks; only step 15 (rollups, and the parents' formulas after them) is
+    collected: at the end of the block each affected parent is recomputed once, with one
+    set-based `UPDATE … WHERE id IN (…)` per parent entity and link. Inside the block a
+    parent's rollup fields (and formulas using them) are stale, so use it only for bulk loads
+    that do not read them back (the demo loader, imports). An exception leaves the block
+    without refreshing (the transaction is rolled back anyway). Nested blocks on the same
+    connection join the outer one."""
+    current = _BATCH.get()
+    if current is not None and current.conn is conn:
+        yield
+        return
+    state = _Batch(inst, conn)
+    token = _BATCH.set(state)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    _flush(state)
+
+
+def _flush(state: _Batch) -> None:
+    inst, conn = state.inst, state.conn
+    formulas: dict[str, set[int]] = {}
+    for (child, parent_name, link), ids in state.pending.items():
+        if not ids:
+            continue
+        parent = inst.model.entity(parent_name)
+        fields = _groups(inst, child)[(parent_name, link)][1]
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i:i + 500]
+            _lock_parents(inst, conn, parent_name, chunk)
+            conn.execute(_rollup_update(inst, child, parent, link, fields), {"ids": chunk})
+        if any(f.formula is not None for f in parent.fields.values()):
+            formulas.setdefault(parent_name, set()).update(ids)
+    for parent_name, ids in formulas.items():
+        parent = inst.model.entity(parent_name)
+        for parent_id in sorted(ids):
+            _refresh_formulas(inst, conn, parent, parent_id)
+
+
+# -- rollups ----------------------------------------------------------------------------------
+
+_GROUPS: dict[tuple[str, str], dict[tuple[str, str], tuple[Entity, list[Field]]]] = {}
+_UPDATES: dict[tuple[Any, ...], Any] = {}
+
+
+def _groups(inst: Instance, child: str) -> dict[tuple[str, str], tuple[Entity, list[Field]]]:
+    """{(parent, link): (parent entity, rollup fields)} of `child`, once per model."""
+    key = (inst.model.hash, child)
+    groups = _GROUPS.get(key)
+    if groups is None:
+        groups = {}
+        for parent, field in _rollups_from(inst, child):
+            assert field.rollup is not None
+            groups.setdefault((parent.name, field.rollup.link), (parent, []))[1].append(field)
+        _GROUPS[key] = groups
+    return groups
+
+
+def _rollup_update(inst: Instance, child: str, parent: Entity, link: str,
+                   fields: list[Field]) -> Any:
+    """The UPDATE that sets every rollup field of `fields` for the parents in the expanding
+    `ids` parameter. Compiled `where` clauses are cached per model, child and parent; a clause
+    using `today()` is keyed by the date too, one using `now()` is rebuilt every time."""
+    uses_now = any(f.rollup is not None and f.rollup.where is not None
+                   and "now" in f.rollup.where.source for f in fields)
+    uses_today = any(f.rollup is not None and f.rollup.where is not None
+                     and "today" in f.rollup.where.source for f in fields)
+    key = (inst.model.hash, child, parent.name, link, inst.today() if uses_today else None)
+    stmt = None if uses_now else _UPDATES.get(key)
+    if stmt is None:
+        rows = _rollup_alias(inst, child)
+        parents = inst.schema.table(parent.name)
+        values = {field.name: _aggregate(inst, child, rows, parents, field) for field in fields}
+        stmt = parents.update().where(
+            parents.c.id.in_(sa.bindparam("ids", expanding=True))).values(values)
+        if not uses_now:
+            with _ROLLUPS_LOCK:
+                if len(_UPDATES) > 4096:
+                    _UPDATES.clear()
+                _UPDATES[key] = stmt
+    return stmt
+
+
+def _lock_parents(inst: Instance, conn: Connection, parent: str, ids: list[int]) -> None:
+    if is_sqlite(conn):
+        return
+    # Lock the parents first, in id order: the aggregates then run in a statement that
+    # starts after any concurrent child write has committed (PostgreSQL's READ COMMITTED
+    # takes a fresh snapshot per statement).
+    parents = inst.schema.table(parent)
+    conn.execute(sa.select(parents.c.id).where(parents.c.id.in_(ids)).order_by(
+        parents.c.id).with_for_update(key_share=True))
+
+
 def refresh_rollups(inst: Instance, conn: Connection, child: str,
                     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
     """Recompute the rollups that a change to one `child` record may affect, over the
     parents it linked to before and after: one UPDATE per parent entity and link field,
-    setting every rollup field to its aggregate subquery."""
-    groups: dict[tuple[str, str], tuple[Entity, list[Field]]] = {}
-    for parent, field in _rollups_from(inst, child):
-        assert field.rollup is not None
-        groups.setdefault((parent.name, field.rollup.link), (parent, []))[1].append(field)
+    setting every rollup field to its aggregate subquery. Inside `batch(inst, conn)` the
+    parents are only noted, and refreshed once at the end of the batch."""
+    groups = _groups(inst, child)
+    if not groups:
+        return
+    state = _BATCH.get()
+    if state is not None and state.conn is not conn:
+        state = None
     pending: dict[str, tuple[Entity, set[int]]] = {}
     locked: set[tuple[str, int]] = set()
-    rows = _rollup_alias(inst, child) if groups else None
     for (_, link), (parent, fields) in groups.items():
-        assert rows is not None
         ids = sorted({r[link] for r in (before, after)
                       if r is not None and r.get(link) is not None})
         if not ids:
             continue
-        parents = inst.schema.table(parent.name)
+        if state is not None:
+            state.pending.setdefault((child, parent.name, link), set()).update(ids)
+            continue
         fresh = [i for i in ids if (parent.name, i) not in locked]
-        if fresh and not is_sqlite(conn):
-            # Lock the parents first, in id order: the aggregates below then run in a
-            # statement that starts after any concurrent child write has committed
-            # (PostgreSQL's READ COMMITTED takes a fresh snapshot per statement).
-            conn.execute(sa.select(parents.c.id).where(parents.c.id.in_(fresh)).order_by(
-                parents.c.id).with_for_update(key_share=True))
+        if fresh:
+            _lock_parents(inst, conn, parent.name, fresh)
             locked.update((parent.name, i) for i in fresh)
-        values = {field.name: _aggregate(inst, child, rows, parents, field) for field in fields}
-        conn.execute(parents.update().where(parents.c.id.in_(ids)).values(values))
+        conn.execute(_rollup_update(inst, child, parent, link, fields), {"ids": ids})
         pending.setdefault(parent.name, (parent, set()))[1].update(ids)
     for parent, ids in pending.values():
         if any(f.formula is not None for f in parent.fields.values()):

@@ -287,6 +287,7 @@ def import_rows(inst: Instance, entity: str, header: list[str],
                 actor: Actor | None = None,
                 progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Import `rows` into `entity` (see the module's docstring)."""
+    from . import derived
     from .queries import entity_of
 
     ent = entity_of(inst, entity)
@@ -298,7 +299,7 @@ def import_rows(inst: Instance, entity: str, header: list[str],
     result = ImportResult(ignored=ignored)
     importer = _Importer(inst, ent, actor, mapping, update_by)
     try:
-        with write_transaction(inst.engine) as conn:
+        with write_transaction(inst.engine) as conn, derived.batch(inst, conn):
             for index, (line, raw) in enumerate(rows, start=1):
                 outcome, problem = importer.row(conn, raw)
                 if problem is not None:
