@@ -128,6 +128,10 @@ def revoke_token(inst: Instance, token: str) -> bool:
     return bool(result.rowcount)
 
 
+# the token query, built once per schema (a statement, not a result: revocation is immediate)
+_TOKEN_QUERIES: dict[int, tuple[Any, Any]] = {}
+
+
 def actor_for_token(inst: Instance, token: str) -> Actor | None:
     """The Actor behind an API token; None when the token is unknown or its user inactive.
 
@@ -135,15 +139,19 @@ def actor_for_token(inst: Instance, token: str) -> Actor | None:
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    users, tokens = inst.schema.table("user"), inst.schema.system("token")
-    role_table = inst.schema.system("user_role")
-    query = (sa.select(users, tokens.c.id.label("_token_id"),
-                       tokens.c.last_used_at.label("_token_used"), role_table.c.role.label("_role"))
-             .join(tokens, tokens.c.user_id == users.c.id)
-             .outerjoin(role_table, role_table.c.user_id == users.c.id)
-             .where(tokens.c.token_hash == hash_token(token)))
+    tokens = inst.schema.system("token")
+    query = _TOKEN_QUERIES.get(id(inst.schema))
+    if query is None or query[0] is not inst.schema:
+        users, role_table = inst.schema.table("user"), inst.schema.system("user_role")
+        query = _TOKEN_QUERIES[id(inst.schema)] = (inst.schema, (
+            sa.select(users, tokens.c.id.label("_token_id"),
+                      tokens.c.last_used_at.label("_token_used"),
+                      role_table.c.role.label("_role"))
+            .join(tokens, tokens.c.user_id == users.c.id)
+            .outerjoin(role_table, role_table.c.user_id == users.c.id)
+            .where(tokens.c.token_hash == sa.bindparam("token_hash"))))
     with inst.engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(query[1], {"token_hash": hash_token(token)}).all()
     if not rows or _inactive(rows[0]):
         return None
     row = rows[0]

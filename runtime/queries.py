@@ -518,6 +518,32 @@ def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any
     return [(part, 1)]
 
 
+_PAGE_STATEMENTS: dict[tuple[Any, ...], tuple[sa.Table, list[Any]]] = {}
+
+
+def _page_statements(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
+                     values: list[Any] | None, forward: bool) -> list[Any]:
+    """The SELECTs of an unfiltered page (see `_segments`), cursor values and the limit
+    as parameters (`k0`…, `lim`): built and cache-keyed once per table, sort, direction and
+    which cursor values are NULL."""
+    shape = None if values is None else tuple(v is None for v in values)
+    key = (id(table), tuple(keys), forward, shape)
+    found = _PAGE_STATEMENTS.get(key)
+    if found is not None and found[0] is table:
+        return found[1]
+    params = None if values is None else [
+        None if v is None else sa.bindparam(f"k{i}", type_=column.type)
+        for i, (v, column) in enumerate(zip(values, columns, strict=True))]
+    statements = [sa.select(table).where(*part).order_by(
+        *_order(columns, keys, forward, not_null=not_null)).limit(
+        sa.bindparam("lim", type_=sa.Integer())) for part, not_null in
+        _segments(columns, keys, params, forward)]
+    if len(_PAGE_STATEMENTS) > 4096:
+        _PAGE_STATEMENTS.clear()
+    _PAGE_STATEMENTS[key] = (table, statements)
+    return statements
+
+
 def query(inst: Instance, actor: Actor, entity: str, *,
           filters: Mapping[str, Any] | None = None, q: str | None = None,
           sort: Sequence[str] | str | None = None, limit: int = 50, cursor: str | None = None,
@@ -542,14 +568,22 @@ def query(inst: Instance, actor: Actor, entity: str, *,
     with reading(inst, conn) as c:
         clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
                                 dialect=c.dialect.name)
-        rows = []
-        for part, not_null in _segments(columns, keys, values, forward):
-            stmt = sa.select(table).where(*clauses, *part).order_by(
-                *_order(columns, keys, forward, not_null=not_null))
-            rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
-                        .mappings())
-            if len(rows) > limit:
-                break
+        rows: list[dict[str, Any]] = []
+        if clauses:
+            for part, not_null in _segments(columns, keys, values, forward):
+                stmt = sa.select(table).where(*clauses, *part).order_by(
+                    *_order(columns, keys, forward, not_null=not_null))
+                rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
+                            .mappings())
+                if len(rows) > limit:
+                    break
+        else:  # no filter at all: statements with parameters, built once per sort
+            bind = {f"k{i}": v for i, v in enumerate(values or ()) if v is not None}
+            for stmt in _page_statements(table, columns, keys, values, forward):
+                bind["lim"] = limit + 1 - len(rows)
+                rows.extend(dict(r) for r in c.execute(stmt, bind).mappings())
+                if len(rows) > limit:
+                    break
         more = len(rows) > limit
         rows = rows[:limit]
         if not forward:
