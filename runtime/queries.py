@@ -113,6 +113,9 @@ def attach_links(inst: Instance, conn: Connection, ent: Entity,
             row[field.name] = sorted(found.get(row["id"], []))
 
 
+_LOAD_STATEMENTS: dict[tuple[int, bool], tuple[sa.Table, Any]] = {}
+
+
 def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
          actor: Actor | None = None, for_update: bool = False) -> dict[str, Any] | None:
     """One record in the native shape (Python values, every field), or None.
@@ -122,14 +125,22 @@ def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
     """
     ent = inst.model.entity(entity)
     table = inst.schema.table(entity)
-    stmt = sa.select(table).where(table.c.id == record_id)
-    if actor is not None:
-        row_filter = read_filter(inst, actor, entity, table)
-        if row_filter is not None:
-            stmt = stmt.where(row_filter)
-    if for_update and conn.dialect.name != "sqlite":
-        stmt = stmt.with_for_update(key_share=True, of=table)
-    row = conn.execute(stmt).mappings().first()
+    lock = for_update and conn.dialect.name != "sqlite"
+    row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
+    if row_filter is None:  # the common case: one prebuilt statement per table
+        key = (id(table), lock)
+        found = _LOAD_STATEMENTS.get(key)
+        if found is None or found[0] is not table:
+            built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
+            if lock:
+                built = built.with_for_update(key_share=True, of=table)
+            found = _LOAD_STATEMENTS[key] = (table, built)
+        row = conn.execute(found[1], {"_crm_id": record_id}).mappings().first()
+    else:
+        stmt = sa.select(table).where(table.c.id == record_id, row_filter)
+        if lock:
+            stmt = stmt.with_for_update(key_share=True, of=table)
+        row = conn.execute(stmt).mappings().first()
     if row is None:
         return None
     record = dict(row)

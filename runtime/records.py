@@ -125,9 +125,27 @@ def _integrity(ent: Entity, table: sa.Table, exc: sa.exc.IntegrityError) -> Reco
                     "reload the record and try again.")
 
 
-def _execute(conn: Connection, ent: Entity, table: sa.Table, stmt: Any) -> Any:
+_STATEMENTS: dict[tuple[int, str], tuple[sa.Table, Any]] = {}
+
+
+def _statement(table: sa.Table, kind: str) -> Any:
+    """The INSERT … RETURNING id, or the UPDATE … WHERE id = :_crm_id AND version =
+    :_crm_version, of a table: built once; the columns come with the execution's parameters
+    (so SQLAlchemy's compiled cache serves them without building a statement per write)."""
+    key = (id(table), kind)
+    found = _STATEMENTS.get(key)
+    if found is None or found[0] is not table:
+        stmt = table.insert().returning(table.c.id) if kind == "insert" else \
+            table.update().where(table.c.id == sa.bindparam("_crm_id"),
+                                 table.c.version == sa.bindparam("_crm_version"))
+        found = _STATEMENTS[key] = (table, stmt)
+    return found[1]
+
+
+def _execute(conn: Connection, ent: Entity, table: sa.Table, stmt: Any,
+             params: Any = None) -> Any:
     try:
-        return conn.execute(stmt)
+        return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
     except sa.exc.IntegrityError as exc:
         raise _integrity(ent, table, exc) from exc
 
@@ -312,8 +330,8 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
             if field.type == "autonumber":
                 number = derived.next_number(inst, conn, entity, field.name)
                 record[field.name] = format_autonumber(field.format, number, inst.today())
-        result = _execute(conn, ent, table, table.insert().values(
-            _columns(ent, table, record)).returning(table.c.id))
+        result = _execute(conn, ent, table, _statement(table, "insert"),
+                          _columns(ent, table, record))
         record_id = int(result.scalar_one())
         record["id"] = record_id
         _write_links(inst, conn, ent, record_id, record, None)
@@ -416,8 +434,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         columns = {n: record[n] for n in changed if n in table.c}
         columns.update({k: record[k] for k in ("updated_at", "updated_by", "version")
                         if k in table.c})
-        done = _execute(conn, ent, table, table.update().where(
-            table.c.id == rid, table.c.version == old["version"]).values(columns))
+        done = _execute(conn, ent, table, _statement(table, "update"), {
+            **columns, "_crm_id": rid, "_crm_version": old["version"]})
         if done.rowcount == 0:
             current = load(inst, conn, entity, rid)
             if current is None:
