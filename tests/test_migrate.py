@@ -392,3 +392,19 @@ def test_widening(old: sa.types.TypeEngine, new: sa.types.TypeEngine, wider: boo
 ])
 def test_server_default_normalisation(text: str | None, normal: str | None) -> None:
     assert normalize_default(text) == normal
+
+
+def test_create_all_elsewhere_does_not_lose_foreign_keys(engine: sa.Engine,
+                                                         versions: Callable) -> None:
+    """SQLAlchemy's create_all on PostgreSQL marks the shared tables' use_alter foreign keys
+    "never inline"; a later install in the same process (on SQLite) must still create them."""
+    model = build_model([versions({"entities/item.yaml": ITEM.replace(
+        "entity: item", "entity: item\nlabel: Isolated") + "  parent: {type: link, to: item}\n"})])
+    for table in build_schema(model).metadata.tables.values():
+        for fk in table.foreign_key_constraints:
+            if fk.use_alter:
+                sa.schema.AddConstraint(fk)  # what create_all does on PostgreSQL
+    migrate.apply(migrate.plan(model, engine), engine)
+    assert migrate.plan(model, engine).empty
+    fks = sa.inspect(engine).get_foreign_keys("item")
+    assert {tuple(fk["constrained_columns"]) for fk in fks} >= {("parent",), ("owner",)}

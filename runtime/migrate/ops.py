@@ -53,10 +53,24 @@ class ApplyContext:
     model: AppModel
     now: datetime
     notes: list[str] = field(default_factory=list)  # what the data steps report
+    _copies: sa.MetaData | None = None
 
     @property
     def dialect(self) -> sa.engine.Dialect:
         return self.conn.dialect
+
+    def fresh(self, table: sa.Table) -> sa.Table:
+        """A private copy of `table` for CREATE TABLE.
+
+        The model's tables are shared (built once per model); SQLAlchemy's `create_all` on
+        PostgreSQL marks their use_alter foreign keys "never inline" as a side effect, which
+        would leave those keys out of a CREATE TABLE on SQLite later in the same process.
+        """
+        if self._copies is None:
+            self._copies = sa.MetaData(naming_convention=table.metadata.naming_convention)
+            for other in table.metadata.tables.values():
+                other.to_metadata(self._copies)
+        return self._copies.tables[table.name]
 
 
 @dataclass(frozen=True)
@@ -104,14 +118,14 @@ class CreateTable(Op):
         return f"create table {self.table}{what} ({len(self.target.columns)} columns)"
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
-        fks = [fk for fk in self.target.foreign_key_constraints
-               if fk.name not in self.deferred_fks]
-        ctx.conn.execute(sa.schema.CreateTable(self.target, include_foreign_key_constraints=fks))
+        table = ctx.fresh(self.target)
+        fks = [fk for fk in table.foreign_key_constraints if fk.name not in self.deferred_fks]
+        ctx.conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=fks))
         if ctx.dialect.supports_alter:  # our foreign keys are use_alter: never inline there
             for fk in fks:
                 if fk.use_alter:
                     ctx.conn.execute(sa.schema.AddConstraint(fk, isolate_from_table=False))
-        for index in sorted(self.target.indexes, key=lambda i: i.name or ""):
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
             ctx.conn.execute(sa.schema.CreateIndex(index))
 
 
@@ -130,14 +144,14 @@ class CopyTable(Op):
                 "links move with it)")
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
+        table = ctx.fresh(self.target)
         ctx.conn.execute(sa.schema.CreateTable(
-            self.target, include_foreign_key_constraints=list(
-                self.target.foreign_key_constraints)))
-        for index in self.target.indexes:
+            table, include_foreign_key_constraints=list(table.foreign_key_constraints)))
+        for index in table.indexes:
             ctx.conn.execute(sa.schema.CreateIndex(index))
-        names = [c.name for c in self.target.columns]
+        names = [c.name for c in table.columns]
         old = _table(ctx, self.old)
-        ctx.conn.execute(self.target.insert().from_select(
+        ctx.conn.execute(table.insert().from_select(
             names, sa.select(*(old.c[n] for n in names))))
         _drop_table(ctx, self.old)
 
