@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from .instance import Actor, Instance
 
 
+_EXISTS: dict[int, tuple[sa.Table, Any]] = {}
+_DUPLICATES: dict[tuple[Any, ...], tuple[sa.Table, Any]] = {}
+
+
 def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
                  record: Mapping[str, Any], names: list[str], errors: Errors) -> None:
     """Every linked id exists and the actor may see it."""
@@ -39,11 +43,16 @@ def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
         if not ids:
             continue
         target = inst.schema.table(field.to)
-        stmt = sa.select(target.c.id).where(target.c.id.in_(ids))
         row_filter = read_filter(inst, actor, field.to, target)
-        if row_filter is not None:
-            stmt = stmt.where(row_filter)
-        found = set(conn.execute(stmt).scalars())
+        if row_filter is None:  # one prebuilt statement per target table
+            cached = _EXISTS.get(id(target))
+            if cached is None or cached[0] is not target:
+                cached = _EXISTS[id(target)] = (target, sa.select(target.c.id).where(
+                    target.c.id.in_(sa.bindparam("ids", expanding=True))))
+            found = set(conn.execute(cached[1], {"ids": ids}).scalars())
+        else:
+            found = set(conn.execute(sa.select(target.c.id).where(
+                target.c.id.in_(ids), row_filter)).scalars())
         missing = [i for i in ids if i not in found]
         if missing:
             label = inst.model.entity(field.to).label
@@ -68,31 +77,57 @@ def check_unique(conn: Connection, ent: Entity, table: sa.Table, record: Mapping
 
 
 def find_duplicates(inst: Instance, conn: Connection, entity: str,
-                    record: Mapping[str, Any]) -> list[dict[str, Any]]:
+                    record: Mapping[str, Any], *, changed: set[str] | None = None,
+                    blocking_only: bool = False) -> list[dict[str, Any]]:
     """The records that the entity's duplicate rules say are the same as `record`:
     [{"fields", "action", "record_id"}], one per rule that matches (text compares without
-    case, phone numbers by their digits). `record` may have an `id` to exclude."""
+    case, phone numbers by their digits). `record` may have an `id` to exclude. `changed`
+    (the fields an update changes) skips rules that match on none of them; `blocking_only`
+    skips `warn` rules (their matches would not be reported)."""
     ent = inst.model.entity(entity)
     table = inst.schema.table(entity)
     found = []
-    for rule in ent.duplicates:
+    for index, rule in enumerate(ent.duplicates):
+        if changed is not None and not changed & set(rule.match):
+            continue
+        if blocking_only and rule.action != "block":
+            continue
         values = [record.get(name) for name in rule.match]
         if not rule.match or any(is_empty(v) for v in values):
             continue
-        conditions = []
-        for name, value in zip(rule.match, values, strict=True):
-            field = ent.fields[name]
-            column = table.c[name]
-            if field.type == "phone":
-                conditions.append(phone_digits_sql(column) == phone_digits(value))
-            elif field.type in ("text", "email") and isinstance(value, str):
-                conditions.append(sa.func.lower(column) == value.lower())
+        texts = tuple(ent.fields[n].type in ("text", "email") and isinstance(v, str)
+                      for n, v in zip(rule.match, values, strict=True))
+        with_id = record.get("id") is not None
+        key = (id(table), index, texts, with_id)
+        cached = _DUPLICATES.get(key)
+        if cached is None or cached[0] is not table:
+            conditions = []
+            for i, name in enumerate(rule.match):
+                field = ent.fields[name]
+                column = table.c[name]
+                param = sa.bindparam(f"v{i}", type_=sa.String() if field.type == "phone"
+                                     or texts[i] else column.type)
+                if field.type == "phone":
+                    conditions.append(phone_digits_sql(column) == param)
+                elif texts[i]:
+                    conditions.append(sa.func.lower(column) == param)
+                else:
+                    conditions.append(column == param)
+            if with_id:
+                conditions.append(table.c.id != sa.bindparam("_crm_id"))
+            cached = _DUPLICATES[key] = (table, sa.select(table.c.id).where(
+                *conditions).order_by(table.c.id).limit(1))
+        params: dict[str, Any] = {}
+        for i, (name, value) in enumerate(zip(rule.match, values, strict=True)):
+            if ent.fields[name].type == "phone":
+                params[f"v{i}"] = phone_digits(value)
+            elif texts[i]:
+                params[f"v{i}"] = value.lower()
             else:
-                conditions.append(column == value)
-        if record.get("id") is not None:
-            conditions.append(table.c.id != record["id"])
-        match = conn.execute(sa.select(table.c.id).where(*conditions).order_by(
-            table.c.id).limit(1)).scalar()
+                params[f"v{i}"] = value
+        if with_id:
+            params["_crm_id"] = record["id"]
+        match = conn.execute(cached[1], params).scalar()
         if match is not None:
             found.append({"fields": list(rule.match), "action": rule.action, "record_id": match})
     return found
@@ -121,9 +156,8 @@ def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[st
                 changed: set[str] | None, confirmed: bool) -> list[dict[str, Any]]:
     serialise_duplicates(conn, ent, record)
     warnings = []
-    for match in find_duplicates(inst, conn, ent.name, record):
-        if changed is not None and not changed & set(match["fields"]):
-            continue
+    for match in find_duplicates(inst, conn, ent.name, record, changed=changed,
+                                 blocking_only=confirmed):
         labels = ", ".join(str(ent.fields[n].label) for n in match["fields"])
         if match["action"] == "block":
             raise Conflict(f"A {ent.label} with the same {labels} already exists (#"
