@@ -88,8 +88,8 @@ def make_instance(url: str) -> tuple[Instance, str]:
     model = build_model([HERE / "pack"])
     engine = make_engine(url)
     schema = build_schema(model)
-    schema.metadata.drop_all(engine)
-    schema.metadata.create_all(engine)
+    schema.private_metadata().drop_all(engine)
+    schema.create_all(engine)
     inst = Instance.create(model, engine)
     now = utcnow()
     with write_transaction(engine) as conn:

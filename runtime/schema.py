@@ -51,6 +51,22 @@ class Schema:
         """A system table by its name without the prefix: `system("audit")`."""
         return self.metadata.tables[f"crm_{name}"]
 
+    def private_metadata(self) -> sa.MetaData:
+        """A copy of the tables to emit DDL from. The shared tables must not be handed to
+        DDL: SQLAlchemy marks use_alter foreign keys "never inline" on the constraint objects
+        while creating them on PostgreSQL, which would leave them out on SQLite later."""
+        copy = sa.MetaData(naming_convention=NAMING_CONVENTION)
+        for table in self.metadata.tables.values():
+            table.to_metadata(copy)
+        for table in copy.tables.values():
+            for constraint in table.constraints:
+                constraint._create_rule = None  # undo a mark copied from the shared table
+        return copy
+
+    def create_all(self, bind: sa.Engine | sa.Connection) -> None:
+        """Create every table (tests and benchmarks; instances are built by `migrate`)."""
+        self.private_metadata().create_all(bind)
+
 
 _CACHE: dict[str, Schema] = {}
 _LOCK = Lock()

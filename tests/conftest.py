@@ -93,7 +93,7 @@ def build_instance(model: AppModel | str | Path | list, url: str, **kwargs: Any
         model = build_model(list(paths))
     engine = make_engine(url)
     inst = Instance.create(model, engine, **kwargs)
-    inst.schema.metadata.create_all(engine)
+    inst.schema.create_all(engine)
     insert_user(inst, "admin", is_admin=True, full_name="Administrator")
     return inst
 

@@ -70,6 +70,9 @@ class ApplyContext:
             self._copies = sa.MetaData(naming_convention=table.metadata.naming_convention)
             for other in table.metadata.tables.values():
                 other.to_metadata(self._copies)
+            for copy in self._copies.tables.values():
+                for constraint in copy.constraints:
+                    constraint._create_rule = None  # a "never inline" mark comes with a copy
         return self._copies.tables[table.name]
 
 
