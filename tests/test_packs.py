@@ -143,3 +143,47 @@ def test_core_lead_to_quote_approved_by_sales_manager(api):
     assert quote["status"] == "accepted"
     (order,) = a.list("rita", "order", quote=quote["id"])
     assert order["account"] == accounts[0]["id"] and order["owner"] == a.ids["rita"]
+
+
+# -- real_estate: an offer 8% below asking → branch manager → sales contract ----------------
+
+
+def test_real_estate_offer_below_asking_accepted_by_branch_manager(api):
+    a = api("real_estate")
+    a.user("alice", "agent")
+    a.user("bob", "branch_manager")
+
+    seller = a.create("alice", "contact", first_name="Sam", last_name="Seller",
+                      email="sam@example.com", aml_checked=True, aml_checked_on="2026-03-01")
+    buyer = a.create("alice", "contact", first_name="Anna", last_name="Buyer",
+                     email="anna@example.com")
+    prop = a.create("bob", "property", headline="Bright flat", listing_type="sale",
+                    property_type="flat", address="1 High St", district="camden",
+                    postcode="NW1 1AA", area_m2="70", bedrooms=2, epc_rating="C",
+                    description="A flat.", price="400000.00", property_owner=seller["id"],
+                    listing_agent=a.ids["alice"])
+    prop = a.fire("alice", "property", prop["id"], "publish")
+    assert prop["status"] == "available" and prop["listed_on"] == "2026-03-02"
+
+    offer = a.create("alice", "offer", property=prop["id"], buyer=buyer["id"],
+                     amount="368000.00", financing="cash")
+    assert float(offer["below_asking_pct"]) == 8
+    answer = a.fire("alice", "offer", offer["id"], "accept", status=202)
+    request = answer["approval"]
+    assert answer["record"]["status"] == "pending"
+    assert (request["approval"], request["step"]) == ("below_asking", "branch_manager")
+    assert [s["state"] for s in request["steps"]] == ["current", "skipped"]
+    a.approve("alice", request["id"], status=403)
+    assert [r["id"] for r in a.inbox("bob")] == [request["id"]]
+    assert a.approve("bob", request["id"])["status"] == "approved"
+
+    offer = a.get("alice", "offer", offer["id"])
+    assert offer["status"] == "accepted" and offer["decided_at"] is not None
+    (contract,) = a.list("alice", "sales_contract", offer=offer["id"])
+    assert (contract["property"], contract["buyer"], contract["seller"]) == (
+        prop["id"], buyer["id"], seller["id"])
+    assert contract["price"] == "368000.00" and contract["deposit"] == "36800.00"
+    assert contract["selling_agent"] == a.ids["alice"]
+    assert not a.list("alice", "financing_application", offer=offer["id"])  # a cash buyer
+    prop = a.fire("alice", "property", prop["id"], "mark_under_offer")
+    assert prop["status"] == "under_offer"
