@@ -187,3 +187,57 @@ def test_real_estate_offer_below_asking_accepted_by_branch_manager(api):
     assert not a.list("alice", "financing_application", offer=offer["id"])  # a cash buyer
     prop = a.fire("alice", "property", prop["id"], "mark_under_offer")
     assert prop["status"] == "under_offer"
+
+
+# -- finance: a 750,000 mortgage through the credit matrix, maker-checker, mode all ---------
+
+
+def test_finance_large_loan_through_the_credit_matrix(api):
+    a = api("finance")
+    a.user("rm", "relationship_manager")
+    a.user("olga", "credit_officer")
+    a.user("cleo", "compliance_officer")
+    for name in ("reg1", "reg2"):
+        a.user(name, "regional_credit_manager")
+    for name in ("hq1", "hq2"):
+        a.user(name, "credit_committee")
+
+    applicant = a.create("cleo", "contact", first_name="Ada", last_name="Lovelace",
+                         email="ada@example.com", kyc_status="verified",
+                         kyc_verified_on="2026-01-10", kyc_expiry="2027-01-10",
+                         relationship_manager=a.ids["rm"])
+    loan = a.create("rm", "loan_application", applicant=applicant["id"], branch="harbour",
+                    product="mortgage", purpose="home_purchase", amount="750000.00",
+                    term_months=300, base_rate="4.250", collateral_type="property",
+                    collateral_value="1200000.00", monthly_income="25000.00",
+                    documents_complete=True)
+    loan = a.fire("rm", "loan_application", loan["id"], "submit")
+    assert loan["status"] == "submitted" and loan["submitted_on"] == "2026-03-02"
+    assert loan["underwriter"] == a.ids["olga"]
+    loan = a.fire("olga", "loan_application", loan["id"], "start_underwriting",
+                  values={"credit_score": 760, "bureau_checked_on": "2026-03-02"})
+    assert loan["status"] == "underwriting"
+
+    answer = a.fire("olga", "loan_application", loan["id"], "approve", status=202)
+    request = answer["approval"]
+    assert answer["record"]["status"] == "underwriting"
+    assert request["approval"] == "credit_decision" and request["step"] == "regional_committee"
+    assert [s["state"] for s in request["steps"]] == [
+        "skipped", "skipped", "current", "waiting", "skipped"]
+    assert request["steps"][2]["mode"] == "all"
+    a.approve("olga", request["id"], status=403)  # the maker never approves
+    a.approve("hq1", request["id"], status=403)  # not their step yet
+
+    request = a.approve("reg1", request["id"])
+    assert (request["status"], request["step"]) == ("pending", "regional_committee")
+    a.approve("reg1", request["id"], status=409)  # already decided their part
+    request = a.approve("reg2", request["id"])
+    assert (request["status"], request["step"]) == ("pending", "head_office_committee")
+    request = a.approve("hq1", request["id"])
+    assert (request["status"], request["step"]) == ("pending", "head_office_committee")
+    request = a.approve("hq2", request["id"])
+    assert request["status"] == "approved"
+
+    loan = a.get("rm", "loan_application", loan["id"])
+    assert loan["status"] == "approved" and loan["decided_on"] == "2026-03-02"
+    assert loan["offer_expires_on"] == "2026-04-01"
