@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from api_support import bearer, make_app, user_with_token
+from support import admin_actor
 
 from builder.linker import check_paths
+from runtime import automations
+from runtime.auth import create_token
 
 ROOT = Path(__file__).resolve().parent.parent / "verticals"
 CORE = ROOT / "core"
@@ -27,8 +30,9 @@ PACKS = {
 class Api:
     """A Flask test client with one bearer token per user name."""
 
-    def __init__(self, inst, tmp_path: Path):
+    def __init__(self, inst, tmp_path: Path, clock):
         self.inst = inst
+        self.clock = clock
         self.client = make_app(inst, tmp_path).test_client()
         self.tokens: dict[str, dict[str, str]] = {}
         self.ids: dict[str, int] = {}
@@ -71,9 +75,12 @@ class Api:
 
 
 @pytest.fixture
-def api(make_instance, tmp_path):
+def api(make_instance, tmp_path, clock):
     def factory(pack: str) -> Api:
-        return Api(make_instance(PACKS[pack]), tmp_path)
+        a = Api(make_instance(PACKS[pack]), tmp_path, clock)
+        a.ids["admin"] = admin_actor(a.inst).user_id
+        a.tokens["admin"] = bearer(create_token(a.inst, a.ids["admin"], "admin's test token"))
+        return a
     return factory
 
 
@@ -241,3 +248,84 @@ def test_finance_large_loan_through_the_credit_matrix(api):
     loan = a.get("rm", "loan_application", loan["id"])
     assert loan["status"] == "approved" and loan["decided_on"] == "2026-03-02"
     assert loan["offer_expires_on"] == "2026-04-01"
+
+
+# -- hotel: a returning guest's window table, the stay, a detractor's recovery task ---------
+
+
+def _run_schedules(a: Api, **delta: float) -> None:
+    """Move the clock and run what the worker would run then (the pack's scheduled flows)."""
+    a.clock.advance(**delta)
+    reports = automations.run_due(a.inst, a.clock())
+    assert not [r for r in reports if r.failed], [r.failed for r in reports if r.failed]
+
+
+def _stay(a: Api, site: int, guest: int, room_type: int, arrival: str, departure: str
+          ) -> dict:
+    booking = a.create("ra", "reservation", hotel_site=site, guest=guest,
+                       room_type=room_type, arrival=arrival,
+                       departure=departure, rate_per_night="150.00", channel="direct_web",
+                       rate_plan="bar")
+    booking = a.fire("ra", "reservation", booking["id"], "confirm")
+    assert booking["status"] == "confirmed"
+    return booking
+
+
+def _check_in_and_out(a: Api, booking: dict, room: int, nights: int, days_to_departure: int
+                      ) -> dict:
+    booking = a.fire("fd", "reservation", booking["id"], "check_in", values={"room": room})
+    assert booking["status"] == "checked_in" and booking["checked_in_at"] is not None
+    a.create("fd", "folio_line", reservation=booking["id"], kind="payment",
+             department="cashier", description="Card payment", quantity="1",
+             unit_price=f"{150 * nights}.00", payment_method="card")
+    a.clock.advance(days=days_to_departure)
+    booking = a.fire("fd", "reservation", booking["id"], "check_out")
+    assert booking["status"] == "checked_out" and booking["checked_out_at"] is not None
+    return booking
+
+
+def test_hotel_returning_guest_stay_and_recovery(api):
+    a = api("hotel")
+    a.user("ra", "reservations_agent")
+    a.user("fd", "front_desk")
+    chef = a.user("chef", "restaurant")
+    gr = a.user("gr", "guest_relations")
+    site = a.create("admin", "hotel_site", code="LDN", name="Grand London", city="London",
+                    restaurant_lead=chef, guest_relations_lead=gr)
+    rtype = a.create("admin", "room_type", hotel_site=site["id"], code="DBL", name="Double",
+                     base_rate="150.00")
+    room = a.create("admin", "room", hotel_site=site["id"], number="101",
+                    room_type=rtype["id"], floor=1)
+    guest = a.create("ra", "contact", first_name="Grace", last_name="Hopper",
+                     email="grace@example.com", hotel_guest=True)
+
+    # a first stay (Monday to Wednesday) makes her a returning guest
+    first = _stay(a, site["id"], guest["id"], rtype["id"], "2026-03-02", "2026-03-04")
+    assert first["returning_guest"] is False
+    _check_in_and_out(a, first, room["id"], 2, 2)
+    assert a.get("fd", "contact", guest["id"])["stays_count"] == 1
+
+    # she books again; her window-table preference reaches the restaurant the day before
+    a.create("fd", "guest_preference", guest=guest["id"], category="dining_table",
+             detail="table by the window")
+    second = _stay(a, site["id"], guest["id"], rtype["id"], "2026-03-10", "2026-03-12")
+    assert second["returning_guest"] is True
+    _run_schedules(a, days=5, hours=1)  # Monday 9 March, 10:00
+    tasks = a.list("admin", "task", reservation=second["id"])
+    (table,) = [t for t in tasks if "table" in t["subject"]]
+    assert table["assignee"] == chef and table["due_on"] == "2026-03-10"
+    assert "Grace Hopper" in table["subject"]
+
+    # she checks in and out; the survey goes out the day after and a 5 opens a recovery task
+    a.clock.advance(days=1)  # Tuesday 10 March, arrival day
+    _check_in_and_out(a, second, room["id"], 2, 2)
+    _run_schedules(a, days=1, hours=1)  # Friday 13 March, 11:00
+    (survey,) = a.list("gr", "survey_response", reservation=second["id"])
+    assert survey["sent_on"] == "2026-03-13" and survey["nps"] is None
+    survey = a.patch("gr", "survey_response", survey["id"], nps=5,
+                     responded_on="2026-03-13", version=survey["version"])
+    assert survey["recovery_opened"] is True and survey["nps_category"] == "detractor"
+    (recovery,) = [t for t in a.list("admin", "task", reservation=second["id"])
+                   if t["subject"].startswith("Service recovery")]
+    assert recovery["assignee"] == gr and recovery["priority"] == "high"
+    assert "NPS 5" in recovery["subject"]
