@@ -329,3 +329,60 @@ def test_hotel_returning_guest_stay_and_recovery(api):
                    if t["subject"].startswith("Service recovery")]
     assert recovery["assignee"] == gr and recovery["priority"] == "high"
     assert "NPS 5" in recovery["subject"]
+
+
+# -- telecom: the nightly churn score opens a retention case; 25% off needs the team lead ----
+
+
+def test_telecom_churn_risk_to_retained_line(api):
+    a = api("telecom")
+    a.user("sam", "store_agent")
+    ret = a.user("ret", "retention_agent")
+    a.user("tl", "team_lead")
+
+    account = a.create("admin", "account", name="Kim Family", region="london",
+                       subscriber_type="consumer", subscriber_since="2025-10-01")
+    billing = a.create("admin", "billing_account", account=account["id"],
+                       bill_to_name="Kim Family", payment_method="card")
+    plan = a.create("admin", "offering", code="MOB-50", name="Mobile 50 GB", kind="plan",
+                    monthly_fee="40.00")
+    line = a.create("sam", "subscription", msisdn="+447700900123", account=account["id"],
+                    billing_account=billing["id"], plan=plan["id"], commitment_months=1)
+    line = a.fire("sam", "subscription", line["id"], "activate",
+                  values={"plan_fee": "40.00", "sim_iccid": "8944000000000000001",
+                          "commitment_end": "2026-04-01"})
+    assert line["status"] == "active" and line["commitment_end"] == "2026-04-01"
+    # data use down 40%, and two bills paid late
+    for month, change in (("2026-01-01", "-10"), ("2026-02-01", "-40")):
+        a.create("admin", "usage_snapshot", subscription=line["id"], account=account["id"],
+                 period_month=month, data_change_pct=change, bill_amount="40.00",
+                 due_on=month[:8] + "15",
+                 paid_on=month[:8] + "25")
+    assert a.get("admin", "account", account["id"])["open_retention_cases"] == 0
+
+    _run_schedules(a, hours=17)  # 02:00: the nightly score
+    account = a.get("admin", "account", account["id"])
+    assert account["churn_score"] == 75 and account["churn_scored_on"] == "2026-03-03"
+    _run_schedules(a, minutes=30)  # 02:30: 70 or more opens a case
+    (case,) = a.list("ret", "retention_case", account=account["id"])
+    assert (case["trigger"], case["status"], case["owner"]) == ("churn_score", "open", ret)
+    assert case["churn_score_at_open"] == 75
+
+    # a 25% discount for 12 months: the team lead approves, not the agent who made it
+    answer = a.fire("ret", "retention_case", case["id"], "make_offer", status=202,
+                    values={"reason": "price", "offer_type": "discount",
+                            "discount_pct": "25", "discount_months": 12})
+    request = answer["approval"]
+    assert answer["record"]["status"] == "open"
+    assert (request["approval"], request["step"]) == ("retention_offer", "team_lead")
+    a.approve("ret", request["id"], status=403)
+    assert a.approve("tl", request["id"])["status"] == "approved"
+    case = a.get("ret", "retention_case", case["id"])
+    assert case["status"] == "offer_made"
+    tasks = a.list("admin", "task", retention_case=case["id"])
+    assert len(tasks) == 1 and tasks[0]["subject"].startswith("Apply retention offer")
+
+    case = a.fire("ret", "retention_case", case["id"], "accept_offer",
+                  values={"saved_mrr": "30.00"})
+    assert case["status"] == "saved" and case["closed_on"] == "2026-03-03"
+    assert a.get("admin", "account", account["id"])["open_retention_cases"] == 0
