@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from api_support import bearer, make_app, user_with_token
 from support import admin_actor
 
 from builder.linker import check_paths
 from runtime import automations
 from runtime.auth import create_token
+from runtime.cli import main
+from runtime.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent / "verticals"
 CORE = ROOT / "core"
@@ -86,9 +89,34 @@ def api(make_instance, tmp_path, clock):
 
 @pytest.mark.parametrize("pack", sorted(PACKS))
 def test_pack_validates(pack):
-    model = check_paths(PACKS[pack])
-    assert model is not None
-    assert pack in {p.name for p in model.packs} if hasattr(model, "packs") else True
+    """The pack (with its demo data) checks clean, and brings the packs it requires."""
+    model, diags = check_paths([PACKS[pack][-1]])
+    assert model is not None and not diags.errors, diags.errors
+    assert list(model.packs) == [p.name for p in PACKS[pack]]
+
+
+@pytest.mark.parametrize("pack", sorted(PACKS))
+def test_pack_installs_once(pack, database_url, tmp_path, monkeypatch, capsys):
+    """`crmforge install <pack>` twice: the second run has nothing to do (test_commands.py
+    locks the messages on a fixture pack; this runs it on every shipped one, without demo)."""
+    monkeypatch.setenv("CRMFORGE_CUSTOM_DIR", str(tmp_path / "custom"))
+    monkeypatch.delenv("CRMFORGE_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    argv = ["install", str(PACKS[pack][-1]), "--database-url", database_url]
+    assert main(argv) == 0, capsys.readouterr().err
+    first = capsys.readouterr().out
+    assert "[safe] create table" in first
+    assert main(argv) == 0, capsys.readouterr().err
+    second = capsys.readouterr().out
+    assert "nothing to install" in second and "[safe]" not in second, second
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            installed = {row[0] for row in conn.execute(sa.text("SELECT pack FROM crm_installed"))}
+            models = conn.execute(sa.text("SELECT count(*) FROM crm_model")).scalar_one()
+    finally:
+        engine.dispose()
+    assert installed == {p.name for p in PACKS[pack]} and models == 1
 
 
 # -- core: lead → conversion → quote with a discount above 10% ------------------------------
