@@ -302,7 +302,12 @@ class _Compiler:
                 return bind(len(args[0].items))
             return sa.func.coalesce(sa.func.length(self.value(args[0])), 0)
         if name == "coalesce":
-            return sa.func.coalesce(*[self.value(a) for a in args])
+            # null arguments add nothing; coalesce of nulls alone is NULL of no type, which
+            # PostgreSQL would take for text
+            values = [v for v in (self.value(a) for a in args) if not isinstance(v, Null)]
+            if not values:
+                return sa.null()
+            return values[0] if len(values) == 1 else sa.func.coalesce(*values)
         values = [self.value(a) for a in args]
         if any(isinstance(v, sa.sql.elements.Null) for v in values):
             return sa.null()
