@@ -214,12 +214,7 @@ def coerce_links(value: Any, field: Field) -> list[int]:
         value = [v for v in value.replace(";", ",").split(",") if v.strip()]
     if not isinstance(value, list | tuple):
         raise ValueError(f"must be a list of {field.to} ids")
-    result: list[int] = []
-    for item in value:
-        number = coerce_link(item, field)
-        if number not in result:
-            result.append(number)
-    return result
+    return sorted({coerce_link(item, field) for item in value})  # a set: ids in order
 
 
 def coerce_file(value: Any, field: Field) -> str:

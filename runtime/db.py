@@ -69,6 +69,16 @@ def _sqlite_events(engine: Engine, memory: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def mark_written(conn: Connection) -> None:
+    """Count a change to an entity row made on `conn` (the write path, rollups, timeline):
+    a write that sees the count unchanged after its hooks knows its record is as it left it."""
+    conn.info["crm_writes"] = conn.info.get("crm_writes", 0) + 1
+
+
+def writes(conn: Connection) -> int:
+    return conn.info.get("crm_writes", 0)
+
+
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 

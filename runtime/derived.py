@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from builder.model import Entity, Field
 
 from .context import eval_context, sql_context
-from .db import is_sqlite
+from .db import is_sqlite, mark_written
 from .expressions import to_sql
 from .queries import load
 from .values import compute_formulas, same
@@ -133,6 +133,7 @@ def _flush(state: _Batch) -> None:
             chunk = ordered[i:i + 500]
             _lock_parents(inst, conn, parent_name, chunk)
             conn.execute(_rollup_update(inst, child, parent, link, fields), {"ids": chunk})
+            mark_written(conn)
         if any(f.formula is not None for f in parent.fields.values()):
             formulas.setdefault(parent_name, set()).update(ids)
     for parent_name, ids in formulas.items():
@@ -223,6 +224,7 @@ def refresh_rollups(inst: Instance, conn: Connection, child: str,
             _lock_parents(inst, conn, parent.name, fresh)
             locked.update((parent.name, i) for i in fresh)
         conn.execute(_rollup_update(inst, child, parent, link, fields), {"ids": ids})
+        mark_written(conn)
         pending.setdefault(parent.name, (parent, set()))[1].update(ids)
     for parent, ids in pending.values():
         if any(f.formula is not None for f in parent.fields.values()):
@@ -259,3 +261,4 @@ def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, record_id: 
     if changes:
         table = inst.schema.table(ent.name)
         conn.execute(table.update().where(table.c.id == record_id).values(changes))
+        mark_written(conn)

@@ -24,7 +24,7 @@ from builder.model import Entity
 from . import checks, derived
 from .checks import find_duplicates
 from .context import Fetcher, eval_context
-from .db import write_transaction
+from .db import mark_written, write_transaction, writes
 from .errors import (
     AwaitingApproval,
     Conflict,
@@ -144,6 +144,7 @@ def _statement(table: sa.Table, kind: str) -> Any:
 
 def _execute(conn: Connection, ent: Entity, table: sa.Table, stmt: Any,
              params: Any = None) -> Any:
+    mark_written(conn)
     try:
         return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
     except sa.exc.IntegrityError as exc:
@@ -265,9 +266,12 @@ def _fire(inst: Instance, conn: Connection, actor: Actor, event: WriteEvent) -> 
         hook(inst, conn, actor, event)
 
 
-def _result(inst: Instance, actor: Actor, conn: Connection, ent: Entity, record_id: int
-            ) -> dict[str, Any]:
-    record = load(inst, conn, ent.name, record_id)
+def _result(inst: Instance, actor: Actor, conn: Connection, ent: Entity, record_id: int,
+            record: dict[str, Any], written: int) -> dict[str, Any]:
+    """The record as JSON after the write: as written when the hooks changed no row since
+    (`written` is the connection's write count then), else read back."""
+    if writes(conn) != written:
+        record = load(inst, conn, ent.name, record_id)
     if record is None:  # an automation deleted it
         return {"id": record_id}
     return to_json(ent, record, hidden_fields(inst, actor, ent.name))
@@ -339,8 +343,9 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
             k: v for k, v in record.items()
             if not is_empty(v) and k not in AUTO_FIELDS and k in ent.fields})])
         derived.refresh_rollups(inst, conn, entity, None, record)
+        written = writes(conn)
         _fire(inst, conn, actor, WriteEvent("create", entity, dict(record), None, None, depth))
-        out = _result(inst, actor, conn, ent, record_id)
+        out = _result(inst, actor, conn, ent, record_id, record, written)
         if warnings:
             out["_warnings"] = warnings
         return out
@@ -449,10 +454,16 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             record_transition(inst, conn, actor, entity, rid, transition,
                               old.get(ent.workflow.field), record.get(ent.workflow.field),
                               comment)
+        # a rollup over its own entity may have just changed this very row (a record made
+        # its own parent): then it is read back
+        written = writes(conn)
         derived.refresh_rollups(inst, conn, entity, old, record)
+        if not any(f.rollup is not None and f.rollup.entity == entity
+                   for f in ent.fields.values()):
+            written = writes(conn)
         _fire(inst, conn, actor, WriteEvent(kind, entity, dict(record), dict(old), transition,
                                             depth))
-        return _result(inst, actor, conn, ent, rid)
+        return _result(inst, actor, conn, ent, rid, record, written)
 
     return _in_transaction(inst, conn, work)
 
@@ -530,6 +541,7 @@ def _set_null(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
     values.update({k: v for k, v in {"version": row["version"] + 1, "updated_at": now,
                                      "updated_by": actor.user_id}.items() if k in table.c})
     conn.execute(table.update().where(table.c.id == row["id"]).values(values))
+    mark_written(conn)
     _audit(inst, conn, actor, ent, row["id"], "update", [(link, parent_id, None)])
     after = {**row, **values}
     derived.refresh_rollups(inst, conn, ent.name, row, after)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from builder.fieldtypes import coerce_date
 
+from .db import mark_written
 from .errors import Forbidden, NotFound, ValidationFailed
 from .permissions import can, hidden_fields
 from .queries import entity_of, load, not_found, reading, record_id_of
@@ -95,6 +96,7 @@ def add_entry(inst: Instance, actor: Actor, entity: str, record_id: Any, kind: s
         if "last_activity_at" in table.c:
             conn.execute(table.update().where(table.c.id == record["id"]).values(
                 last_activity_at=now))
+            mark_written(conn)
         return _timeline_entry(inst, {
             "id": entry_id, "entity": entity, "record_id": record["id"], "kind": kind,
             "body": text, "data": extra, "follow_up_on": due, "follow_up_done": False,
