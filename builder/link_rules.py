@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Mark, did_you_mean
-from .expressions import CheckContext, ExpressionError, parse_slot
+from .expressions import CheckContext, ExpressionError, Name, parse_slot
 from .model import (
     Action,
     Approval,
@@ -323,7 +323,9 @@ def _automation(lk: Linker, name: str, entity: str, raw: dict, loc: Loc, pack: s
 
 
 def _values(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, context: str,
-            allow_old: bool) -> dict:
+            allow_old: bool, computed: bool = True) -> dict:
+    """The value slots of `set`, `create` or `update` for fields of `entity`, evaluated on a
+    record of `context`; `computed=False` also refuses formula and rollup fields."""
     values = {}
     for fname, value in (raw or {}).items():
         at = _at(loc, fname)
@@ -333,6 +335,12 @@ def _values(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, context: 
         if field.system and fname != "owner":
             lk.error("E209", f"{prefix}'{fname}' is kept by the system and cannot be set", at,
                      key=True)
+            continue
+        if not computed and (field.raw.get("formula") is not None
+                             or field.raw.get("rollup") is not None):
+            what = "formula" if field.raw.get("formula") is not None else "rollup"
+            lk.error("E209", f"{prefix}'{fname}' of {entity} is a {what} and cannot be set",
+                     at, key=True)
             continue
         slot = lk.slot(value, at, context, prefix, allow_old)
         if slot is not None:
@@ -363,13 +371,32 @@ def _action(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, allow_old
                 lk.template(body[key], _at(at, key), entity, prefix, allow_old)
         return Action("notify", recipient=recipient, subject=_opt_text(body.get("subject")),
                       message=Text.of(body["message"]))
-    if kind == "transition":
-        workflow = lk.drafts[entity].setting("workflow") or {}
-        if body not in (workflow.get("transitions") or {}):
-            lk.unknown("E211", "transition", body, workflow.get("transitions") or {}, at,
-                       prefix)
+    if kind == "update":
+        target, slot = _target(lk, entity, body, at, prefix, allow_old, "update")
+        if target is None or slot is None:
             return None
-        return Action("transition", transition=body)
+        values = _values(lk, target, body.get("values"), _at(at, "values"), prefix, entity,
+                         allow_old, computed=False)
+        return Action("update", entity=target, record=slot, values=frozen_map(values))
+    if kind == "transition":
+        name, target, slot = body, entity, None
+        if isinstance(body, dict):
+            name = body["name"]
+            target, slot = _target(lk, entity, body, at, prefix, allow_old, "transition")
+            if target is None or slot is None:
+                return None
+            at = _at(at, "name")
+        workflow = lk.drafts[target].setting("workflow") or {}
+        if name not in (workflow.get("transitions") or {}):
+            if slot is not None and not workflow:
+                lk.error("E211", f"{prefix}transition: {target} has no workflow, so it has "
+                         f"no transition '{name}'", at)
+            else:
+                lk.unknown("E211", "transition", name, workflow.get("transitions") or {}, at,
+                           prefix if slot is None else f"{prefix}transition on {target}: ")
+            return None
+        return Action("transition", transition=name,
+                      entity=None if slot is None else target, record=slot)
     # assign
     field = lk.field_ref(entity, body["field"], _at(at, "field"), "field", prefix)
     if field is not None and not (field.raw.get("type") == "link"
@@ -387,6 +414,59 @@ def _action(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, allow_old
                      f"{{{body['match']}: ...}})")
     return Action("assign", field=body["field"], among=Recipient(among_kind, str(among_value)),
                   strategy=body.get("strategy", "round_robin"), match=body.get("match"))
+
+
+def _target(lk: Linker, entity: str, body: dict, at: Loc, prefix: str, allow_old: bool,
+            action: str) -> tuple[str | None, Any]:
+    """The entity and the `record` slot of an action on another record (`update`, or
+    `transition: {name, record}`): `record` is evaluated on this record and gives the other
+    record's id. A link or a path of links (`=room`, `=offer.property`, `=old.room`) says the
+    entity itself; any other expression needs `entity:`. (None, None) after reporting."""
+    explicit = body.get("entity")
+    if explicit is not None and not lk.entity_ref(explicit, _at(at, "entity"), prefix):
+        return None, None
+    rloc = _at(at, "record")
+    slot = lk.slot(body["record"], rloc, entity, prefix, allow_old)
+    if slot is None:
+        return None, None
+    expr = slot.expression
+    tree = expr.tree if expr is not None else None
+    if isinstance(tree, Name) and tree.path != ("id",):
+        path = tree.path[1:] if tree.path[0] == "old" and len(tree.path) > 1 else tree.path
+        shown = ".".join(tree.path)
+        led_to = _path_target(lk, entity, path)
+        if led_to is None:
+            last = _path_field(lk, entity, path)
+            kind = last.type if last is not None else "not a field"
+            lk.error("E217", f"{prefix}{action}: record '{shown}' is not a link ({kind}), so "
+                     "it names no record", rloc, "give a link field, or a path of links like "
+                     "'=offer.property'")
+            return None, None
+        if explicit is not None and explicit != led_to:
+            lk.error("E218", f"{prefix}{action}: record '{shown}' is a link to {led_to}, not "
+                     f"to {explicit}", _at(at, "entity"),
+                     f"write 'entity: {led_to}', or leave 'entity' out")
+            return None, None
+        return led_to, slot
+    if explicit is None:
+        lk.error("E217", f"{prefix}{action}: cannot tell which entity the record "
+                 f"'{body['record']}' is", rloc, "add 'entity: NAME', or give a link field "
+                 "like '=room'")
+        return None, None
+    return explicit, slot
+
+
+def _path_field(lk: Linker, entity: str, path: tuple[str, ...]) -> Any:
+    """The field reference at the end of a (valid) path, or None."""
+    current: str | None = entity
+    ref = None
+    for name in path:
+        fields = lk.scope.fields(current) if lk.scope and current else None
+        ref = fields.get(name) if fields else None
+        if ref is None:
+            return None
+        current = ref.to
+    return ref
 
 
 def _recipient(lk: Linker, entity: str, raw: dict | None, loc: Loc, prefix: str

@@ -298,9 +298,9 @@ class Recipient:
 class Action:
     """One step of an automation; `kind` says which of the other attributes are set."""
 
-    kind: str  # set | create | notify | transition | assign
-    values: Mapping[str, ValueSlot] = field(default_factory=lambda: EMPTY)  # set, create
-    entity: str | None = None  # create
+    kind: str  # set | create | update | notify | transition | assign
+    values: Mapping[str, ValueSlot] = field(default_factory=lambda: EMPTY)  # set, create, update
+    entity: str | None = None  # create; update and transition on another record: its entity
     recipient: Recipient | None = None  # notify (None: the record's owner)
     subject: Text | None = None
     message: Text | None = None
@@ -309,6 +309,8 @@ class Action:
     among: Recipient | None = None  # assign: role or team
     strategy: str = "round_robin"
     match: str | None = None
+    # update, and transition on another record: the slot whose value is that record's id
+    record: ValueSlot | None = None
 
 
 @dataclass(frozen=True)

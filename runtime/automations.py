@@ -12,8 +12,11 @@ in model order:
   and `now`/`today` from the instance clock;
 - the actions run as the system, in the same transaction as the change: `set` (through
   `records.update`; a `set` that changes nothing writes nothing), `create` (`records.create`),
-  `notify` (to a role, a user, a record field, the owner; default the owner), `transition`
-  (`workflow.fire`: roles `[]` included), `assign` (`round_robin` with a cursor in
+  `update` (another record, the one whose id the `record` slot gives, e.g. a link: through
+  `records.update`; a null link skips it), `notify` (to a role, a user, a record field, the
+  owner; default the owner), `transition` (`workflow.fire`: roles `[]` included; on another
+  record with `{name, record}`, skipped when that record is not in a `from` state of the
+  transition, or its link is null), `assign` (`round_robin` with a cursor in
   `crm_assign_cursor`, or `least_loaded`: fewest open records of this entity, i.e. not in a
   final state; `match: F` keeps the users whose own `F` equals the record's);
 - any failing action raises `AutomationFailed` (a `RecordError`): the whole change, the
@@ -165,7 +168,11 @@ def run_actions(inst: Instance, conn: Connection, automation: Automation,
 def _describe(action: Action) -> str:
     if action.kind == "create":
         return f"create {action.entity}"
+    if action.kind == "update":
+        return f"update {action.entity} " + ", ".join(action.values)
     if action.kind == "transition":
+        if action.record is not None:
+            return f"transition {action.transition} of {action.entity}"
         return f"transition {action.transition}"
     if action.kind == "assign":
         return f"assign {action.field}"
@@ -223,6 +230,47 @@ def _do_create(inst: Instance, conn: Connection, automation: Automation, action:
     records.create(inst, SYSTEM, action.entity, values, conn=conn, depth=depth + 1)
 
 
+def _other_record(inst: Instance, conn: Connection, automation: Automation, action: Action,
+                  record: Mapping[str, Any], old: Mapping[str, Any] | None, now: datetime
+                  ) -> dict[str, Any] | None:
+    """The record an `update` or a `transition: {record: ...}` acts on: its `record` slot
+    evaluated on this record gives the id; None when it is null (the action is skipped)."""
+    assert action.record is not None and action.entity is not None
+    ctx = _context(inst, conn, automation.entity, record, old, now)
+    value = slot_value(action.record, ctx)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise AutomationFailed(f"'{action.record.value}' gave {value!r}, not the id of a "
+                               f"{action.entity}.")
+    try:
+        record_id = int(value)
+    except ValueError:
+        raise AutomationFailed(f"'{action.record.value}' gave {value!r}, not the id of a "
+                               f"{action.entity}.") from None
+    target = load(inst, conn, action.entity, record_id)
+    if target is None:
+        raise AutomationFailed(f"there is no {action.entity} #{record_id} "
+                               f"('{action.record.value}').")
+    return target
+
+
+def _do_update(inst: Instance, conn: Connection, automation: Automation, action: Action,
+               record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
+               now: datetime, deleted: bool) -> None:
+    from . import records
+
+    assert action.entity is not None
+    target = _other_record(inst, conn, automation, action, record, old, now)
+    if target is None:
+        return
+    values = _values(inst, conn, automation, action, record, old, now)
+    changed = {k: v for k, v in values.items() if not _same(target.get(k), v)}
+    if changed:
+        records.update(inst, SYSTEM, action.entity, target["id"], changed,
+                       version=target["version"], conn=conn, depth=depth + 1)
+
+
 def _do_notify(inst: Instance, conn: Connection, automation: Automation, action: Action,
                record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
                now: datetime, deleted: bool) -> None:
@@ -245,9 +293,24 @@ def _do_transition(inst: Instance, conn: Connection, automation: Automation, act
     from . import workflow
 
     assert action.transition is not None
-    workflow.fire(inst, SYSTEM, automation.entity, record["id"], action.transition,
-                  comment=f"by the automation '{automation.label.get()}'", conn=conn,
-                  depth=depth + 1)
+    if action.record is None:
+        workflow.fire(inst, SYSTEM, automation.entity, record["id"], action.transition,
+                      comment=f"by the automation '{automation.label.get()}'", conn=conn,
+                      depth=depth + 1)
+        return
+    assert action.entity is not None
+    target = _other_record(inst, conn, automation, action, record, old, now)
+    if target is None:
+        return
+    _, flow, transition = workflow.transition_of(inst, action.entity, action.transition)
+    if target.get(flow.field) not in transition.from_states:
+        log.info("automation %s.%s: %s #%s is '%s'; transition '%s' skipped",
+                 automation.entity, automation.name, action.entity, target["id"],
+                 target.get(flow.field), action.transition)
+        return
+    workflow.fire(inst, SYSTEM, action.entity, target["id"], action.transition,
+                  comment=f"by the automation '{automation.label.get()}' of "
+                          f"{automation.entity} #{record['id']}", conn=conn, depth=depth + 1)
 
 
 def _do_assign(inst: Instance, conn: Connection, automation: Automation, action: Action,
@@ -280,7 +343,7 @@ def _do_assign(inst: Instance, conn: Connection, automation: Automation, action:
                        version=record["version"], conn=conn, depth=depth + 1)
 
 
-ACTIONS = {"set": _do_set, "create": _do_create, "notify": _do_notify,
+ACTIONS = {"set": _do_set, "create": _do_create, "update": _do_update, "notify": _do_notify,
            "transition": _do_transition, "assign": _do_assign}
 
 

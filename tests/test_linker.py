@@ -417,6 +417,20 @@ widgets:
 }
 
 OTHER_PACK = "pack: other\nformat: 1\nversion: 1.0.0\n"
+OTHER_RECORD = """\
+automations:
+  touch_other:
+    entity: deal
+    on: update
+    do:
+      - {}
+"""
+VISIT = """\
+entity: visit
+fields:
+  note: {type: text}
+  deal: {type: link, to: deal}
+"""
 
 
 @dataclass
@@ -589,6 +603,64 @@ CASES = [
     case("assign-match-missing-on-user", "E203", "automations/deal_flow.yaml",
          "strategy: round_robin}", "strategy: round_robin, match: @@region}",
          message="users have no field 'region'", hint="extends: user"),
+    # automations on another record: update, transition {name, record}
+    case("update-unknown-entity", "E202", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=company", entity: @@compnay, '
+                             'values: {size: 1}}'), hint="did you mean 'company'?"),
+    case("update-unknown-field", "E203", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=company", values: {@@sise: 1}}'),
+         hint="did you mean 'size'?"),
+    case("update-unknown-field-two-steps", "E203", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=contact.company", values: {@@sise: 1}}'),
+         message="unknown field 'sise'"),
+    case("update-record-not-a-link", "E217", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: @@"=name", values: {size: 1}}'),
+         message="record 'name' is not a link (text)"),
+    case("update-record-path-ends-on-a-non-link", "E217", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: @@"=contact.email", values: {size: 1}}'),
+         message="'contact.email' is not a link"),
+    case("update-record-not-an-expression", "E105", "automations/other.yaml", None,
+         OTHER_RECORD.format("update: {record: @@company, values: {size: 1}}"),
+         message="starting with '='"),
+    case("update-record-unknown-field", "E310", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=@@compny", values: {size: 1}}'),
+         hint="did you mean 'company'?"),
+    case("update-needs-an-entity", "E217", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: @@"=coalesce(contact.company, company)", '
+                             "values: {size: 1}}"), hint="entity: NAME"),
+    case("update-entity-is-not-where-the-link-leads", "E218", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=contact", entity: @@company, '
+                             "values: {size: 1}}"),
+         message="a link to contact, not to company"),
+    case("update-system-field", "E209", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=company", values: {@@created_at: null}}'),
+         message="kept by the system"),
+    case("update-rollup-field", "E209", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=company", values: {@@deal_total: 5}}'),
+         message="is a rollup"),
+    case("update-wrong-literal", "E216", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=contact", values: {region: @@west}}')),
+    case("update-value-unknown-name", "E310", "automations/other.yaml", None,
+         OTHER_RECORD.format('update: {record: "=company", values: {size: "=@@amout"}}'),
+         hint="did you mean 'amount'?"),
+    case("update-without-values", "E103", "automations/other.yaml", None,
+         OTHER_RECORD.format('@@update: {record: "=company"}'), message="'values'"),
+    case("transition-other-unknown", "E211", "automations/other.yaml", None,
+         OTHER_RECORD.format("transition: {name: @@wn, record: \"=company\", entity: "
+                             "company}"),
+         message="company has no workflow"),
+    Case("transition-other-misspelt", "E211", {
+        "entities/visit.yaml": (None, VISIT),
+        "automations/other.yaml": (None, OTHER_RECORD.replace("entity: deal", "entity: visit")
+                                   .format('transition: {name: @@loose, record: "=deal"}')),
+    }, hint="did you mean 'lose'?", message="transition on deal: unknown transition 'loose'"),
+    Case("transition-other-not-a-link", "E217", {
+        "entities/visit.yaml": (None, VISIT),
+        "automations/other.yaml": (None, OTHER_RECORD.replace("entity: deal", "entity: visit")
+                                   .format('transition: {name: lose, record: @@"=note"}')),
+    }),
+    case("transition-other-without-record", "E103", "automations/other.yaml", None,
+         OTHER_RECORD.format("@@transition: {name: lose}"), message="'record'"),
     case("where-on-an-event", "E209", "automations/deal_flow.yaml", 'when: "owner == null"',
          '@@where: "owner == null"', message="use 'when' for events"),
     case("rollup-from-non-link", "E209", "entities/company.yaml", "from: deal.company",
@@ -711,6 +783,38 @@ def test_broken_definition_is_reported_at_the_culprit(tmp_path, case):
     if case.message is not None:
         assert case.message in diag.message, diag.format()
     assert "Traceback" not in diag.message
+
+
+def test_actions_on_another_record_say_which_entity(tmp_path):
+    pack, _ = write_pack(tmp_path, {
+        "entities/visit.yaml": (None, VISIT),
+        "automations/other.yaml": (None, """\
+automations:
+  follow:
+    entity: visit
+    on: update
+    when: "old.deal != deal"
+    do:
+      - update: {record: "=deal.company", values: {size: "=len(note)", website: "{note}"}}
+      - update: {record: "=old.deal", values: {urgent: false}}
+      - update: {record: "=coalesce(deal, old.deal)", entity: deal, values: {urgent: true}}
+      - transition: {name: lose, record: "=deal", entity: deal}
+      - transition: lose_it
+"""),
+    })
+    model, diags = check_paths([pack])
+    assert [d.code for d in diags.errors] == ["E211"]  # lose_it: visit has no workflow
+    assert diags.errors[0].line == 11
+    pack.joinpath("automations/other.yaml").write_text(
+        pack.joinpath("automations/other.yaml").read_text().replace(
+            "      - transition: lose_it\n", ""))
+    model, diags = check_paths([pack])
+    assert [d.format() for d in diags] == [] and model is not None
+    actions = next(a for a in model.automations if a.name == "follow").actions
+    assert [(a.kind, a.entity, a.record.value) for a in actions] == [
+        ("update", "company", "=deal.company"), ("update", "deal", "=old.deal"),
+        ("update", "deal", "=coalesce(deal, old.deal)"), ("transition", "deal", "=deal")]
+    assert set(actions[0].values) == {"size", "website"} and actions[3].transition == "lose"
 
 
 # -- hostile input through the whole validator ---------------------------------------------
