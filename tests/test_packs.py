@@ -214,14 +214,13 @@ def test_real_estate_offer_below_asking_accepted_by_branch_manager(api):
 
     offer = a.get("alice", "offer", offer["id"])
     assert offer["status"] == "accepted" and offer["decided_at"] is not None
+    assert a.get("alice", "property", prop["id"])["status"] == "under_offer"  # at once
     (contract,) = a.list("alice", "sales_contract", offer=offer["id"])
     assert (contract["property"], contract["buyer"], contract["seller"]) == (
         prop["id"], buyer["id"], seller["id"])
     assert contract["price"] == "368000.00" and contract["deposit"] == "36800.00"
     assert contract["selling_agent"] == a.ids["alice"]
     assert not a.list("alice", "financing_application", offer=offer["id"])  # a cash buyer
-    prop = a.fire("alice", "property", prop["id"], "mark_under_offer")
-    assert prop["status"] == "under_offer"
 
 
 # -- finance: a 750,000 mortgage through the credit matrix, maker-checker, mode all ---------
@@ -316,6 +315,7 @@ def test_hotel_returning_guest_stay_and_recovery(api):
     a = api("hotel")
     a.user("ra", "reservations_agent")
     a.user("fd", "front_desk")
+    a.user("hk", "housekeeping")
     chef = a.user("chef", "restaurant")
     gr = a.user("gr", "guest_relations")
     site = a.create("admin", "hotel_site", code="LDN", name="Grand London", city="London",
@@ -344,9 +344,12 @@ def test_hotel_returning_guest_stay_and_recovery(api):
     assert table["assignee"] == chef and table["due_on"] == "2026-03-10"
     assert "Grace Hopper" in table["subject"]
 
-    # she checks in and out; the survey goes out the day after and a 5 opens a recovery task
+    # she checks in and out (the room, cleaned for her, needs cleaning again at once); the
+    # survey goes out the day after and a 5 opens a recovery task
     a.clock.advance(days=1)  # Tuesday 10 March, arrival day
+    assert a.fire("hk", "room", room["id"], "mark_clean")["hk_status"] == "clean"
     _check_in_and_out(a, second, room["id"], 2, 2)
+    assert a.get("hk", "room", room["id"])["hk_status"] == "dirty"
     _run_schedules(a, days=1, hours=1)  # Friday 13 March, 11:00
     (survey,) = a.list("gr", "survey_response", reservation=second["id"])
     assert survey["sent_on"] == "2026-03-13" and survey["nps"] is None
@@ -398,7 +401,8 @@ def test_telecom_churn_risk_to_retained_line(api):
     # a 25% discount for 12 months: the team lead approves, not the agent who made it
     answer = a.fire("ret", "retention_case", case["id"], "make_offer", status=202,
                     values={"reason": "price", "offer_type": "discount",
-                            "discount_pct": "25", "discount_months": 12})
+                            "discount_pct": "25", "discount_months": 12,
+                            "subscription": line["id"]})
     request = answer["approval"]
     assert answer["record"]["status"] == "open"
     assert (request["approval"], request["step"]) == ("retention_offer", "team_lead")
@@ -412,4 +416,7 @@ def test_telecom_churn_risk_to_retained_line(api):
     case = a.fire("ret", "retention_case", case["id"], "accept_offer",
                   values={"saved_mrr": "30.00"})
     assert case["status"] == "saved" and case["closed_on"] == "2026-03-03"
+    line = a.get("admin", "subscription", line["id"])  # the discount is on the line at once
+    assert float(line["retention_discount_pct"]) == 25
+    assert line["retention_discount_until"] == "2027-02-26"  # 12 x 30 days
     assert a.get("admin", "account", account["id"])["open_retention_cases"] == 0
