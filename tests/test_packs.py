@@ -277,6 +277,24 @@ def test_finance_large_loan_through_the_credit_matrix(api):
     assert loan["offer_expires_on"] == "2026-04-01"
 
 
+def test_finance_closing_a_kyc_review_renews_the_customer(api):
+    a = api("finance")
+    a.user("cleo", "compliance_officer")
+    customer = a.create("cleo", "contact", first_name="Ada", last_name="Lovelace",
+                        email="ada@example.com", kyc_status="review_due",
+                        kyc_verified_on="2023-04-01", kyc_expiry="2026-04-01")
+    case = a.create("cleo", "compliance_case", case_type="kyc_review", customer=customer["id"],
+                    source="periodic_review", severity="low", summary="KYC review: Ada")
+    a.fire("cleo", "compliance_case", case["id"], "start_review")
+    case = a.fire("cleo", "compliance_case", case["id"], "close",
+                  values={"findings": "Fresh passport and proof of address.",
+                          "outcome": "kyc_updated"})
+    assert case["status"] == "closed"
+    customer = a.get("cleo", "contact", customer["id"])
+    assert (customer["kyc_status"], customer["kyc_verified_on"], customer["kyc_expiry"]) == (
+        "verified", "2026-03-02", "2029-03-01")
+
+
 # -- hotel: a returning guest's window table, the stay, a detractor's recovery task ---------
 
 
