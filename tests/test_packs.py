@@ -222,6 +222,22 @@ def test_real_estate_offer_below_asking_accepted_by_branch_manager(api):
     assert contract["selling_agent"] == a.ids["alice"]
     assert not a.list("alice", "financing_application", offer=offer["id"])  # a cash buyer
 
+    # the buyer's checks are done; the sale is approved, exchanged and completed, and the
+    # property follows each step at once
+    a.patch("alice", "contact", buyer["id"], aml_checked=True, aml_checked_on="2026-03-02",
+            version=a.get("alice", "contact", buyer["id"])["version"])
+    answer = a.fire("alice", "sales_contract", contract["id"], "submit", status=202,
+                    values={"reviewer": a.ids["bob"], "buyer_solicitor": "Law & Co",
+                            "seller_solicitor": "Deeds Ltd"})
+    assert a.approve("bob", answer["approval"]["id"])["status"] == "approved"
+    a.fire("alice", "sales_contract", contract["id"], "exchange",
+           values={"exchanged_on": "2026-03-02", "target_completion": "2026-04-01"})
+    assert a.get("alice", "property", prop["id"])["status"] == "reserved"
+    a.fire("bob", "sales_contract", contract["id"], "complete",
+           values={"completed_on": "2026-03-02", "listing_agent": a.ids["alice"]})
+    prop = a.get("alice", "property", prop["id"])
+    assert (prop["status"], prop["sold_on"], prop["days_on_market"]) == ("sold", "2026-03-02", 0)
+
 
 # -- finance: a 750,000 mortgage through the credit matrix, maker-checker, mode all ---------
 
