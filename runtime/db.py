@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from .expressions.sqlfuncs import register_sqlite_functions
+
 DEFAULT_URL = "sqlite:///instance/crmforge.db"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -62,6 +64,7 @@ def _sqlite_events(engine: Engine, memory: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)  # pow() for expressions, if SQLite lacks it
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:

@@ -22,7 +22,7 @@ NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
 
 ints = st.integers(-20, 20)
 quarters = st.integers(-400, 400).map(lambda q: Decimal(q) / 4)
-texts = st.sampled_from(["", "a", "B", "ab", "Ab", "ba", "b a"])
+texts = st.sampled_from(["", "a", "B", "ab", "Ab", "ba", "b a", " a ", "\tb  "])
 dates = st.dates(date(2024, 4, 20), date(2024, 5, 20))
 datetimes = st.builds(
     lambda d, s: datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(seconds=s),
@@ -109,7 +109,7 @@ def num_exprs(draw, depth=2):
     if depth == 0:
         return draw(num_small)
     kind = draw(st.sampled_from(["small", "small", "binary", "neg", "coalesce", "if", "minmax",
-                                 "round", "len", "date"]))
+                                 "round", "len", "date", "pow"]))
     sub = num_exprs(depth=depth - 1)
     if kind == "small":
         return draw(num_small)
@@ -127,6 +127,10 @@ def num_exprs(draw, depth=2):
         return f"round({draw(num_leaf)}, {draw(st.integers(0, 2))})"
     if kind == "len":
         return f"len({draw(text_exprs(depth=0))})"
+    if kind == "pow":
+        # whole exponents from 0 to 3 keep the results exact binary fractions, so that they
+        # can be compared exactly; other exponents are in pow_values, compared approximately
+        return f"pow({draw(num_leaf)}, {draw(st.sampled_from(['0', '1', '2', '3', 'null']))})"
     return (f"{draw(st.sampled_from(['day', 'week', 'month', 'year', 'days_since']))}"
             f"({draw(st.sampled_from(['closes', 'seen']))})")
 
@@ -136,13 +140,24 @@ def text_exprs(draw, depth=1):
     if depth == 0:
         return draw(text_leaf)
     sub = text_exprs(depth=depth - 1)
-    kind = draw(st.sampled_from(["leaf", "leaf", "case", "concat", "coalesce", "if", "minmax"]))
+    kind = draw(st.sampled_from(["leaf", "leaf", "case", "concat", "coalesce", "if", "minmax",
+                                 "slice", "trim", "replace"]))
     if kind == "leaf":
         return draw(text_leaf)
     if kind == "case":
         return f"{draw(st.sampled_from(['lower', 'upper']))}({draw(sub)})"
     if kind == "concat":
         return f"({draw(sub)} + {draw(sub)})"
+    if kind == "slice":
+        count = st.one_of(st.sampled_from(["qty", "price", "null"]), st.integers(-3, 12).map(str),
+                          st.sampled_from(["1.5", "-0.5", "1e20", "-1e20"]))
+        func = draw(st.sampled_from(["left", "right", "mid"]))
+        extra = f", {draw(count)}" if func == "mid" else ""
+        return f"{func}({draw(sub)}, {draw(count)}{extra})"
+    if kind == "trim":
+        return f"trim({draw(sub)})"
+    if kind == "replace":
+        return f"replace({draw(sub)}, {draw(text_leaf)}, {draw(text_leaf)})"
     if kind == "coalesce":
         return f"coalesce({draw(sub)}, {draw(sub)})"
     if kind == "if":
@@ -150,10 +165,16 @@ def text_exprs(draw, depth=1):
     return f"{draw(st.sampled_from(['min', 'max']))}({draw(sub)}, {draw(sub)})"
 
 
+pow_values = st.tuples(
+    num_leaf,
+    st.one_of(num_leaf, st.sampled_from(["0.5", "-1", "-2", "1.5", "-0.25", "qty * 20"])),
+).map(fmt("pow({}, {})"))
+
 value_exprs = st.one_of(
     num_exprs(),
     text_exprs(),
     st.tuples(num_leaf, num_leaf).map(fmt("{} / {}")),
+    pow_values,
 )
 
 
@@ -223,6 +244,12 @@ def test_python_and_sql_agree(kind):
         # cases hypothesis found once: nulls without a type inside comparisons
         @example(source="qty < (qty + null)", rows=[_NULL_ROW], prop_rows=[_NULL_PROP] * 2)
         @example(source="qty == coalesce(null, (qty + null))", rows=[_NULL_ROW],
+                 prop_rows=[_NULL_PROP] * 2)
+        @example(source="(qty + ((qty + null) + (qty + null)))", rows=[_NULL_ROW],
+                 prop_rows=[_NULL_PROP] * 2)
+        @example(source="coalesce(qty, (null if qty == qty else null))", rows=[_NULL_ROW],
+                 prop_rows=[_NULL_PROP] * 2)
+        @example(source="qty == (null if qty == qty else (qty + null))", rows=[_NULL_ROW],
                  prop_rows=[_NULL_PROP] * 2)
         def check(source, rows, prop_rows):
             run(db, source, rows, prop_rows)

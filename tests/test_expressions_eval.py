@@ -115,6 +115,30 @@ CASES = [
     ("round(2.25, 1)", Decimal("2.3")), ("round(-2.5)", Decimal("-3")), ("round(qty, 2)", 7),
     ("round(none, 1)", None), ("min(qty, 3, 5)", 3), ("max(qty, amount)", Decimal("150.50")),
     ("min(qty, none)", None), ("max('a', 'b')", "b"), ("days(none)", None),
+    # text functions: positions are 1-based; counts are truncated, clamped to the text
+    ("left(name, 4)", "Anna"), ("left(name, 0)", ""), ("left(name, -3)", ""),
+    ("left(name, 99)", "Anna Berg"), ("left(name, 2.9)", "An"), ("left(none, 2)", None),
+    ("left(name, none)", None), ("right(name, 4)", "Berg"), ("right(name, 0)", ""),
+    ("right(name, -1)", ""), ("right(name, 99)", "Anna Berg"), ("right(name, 1.5)", "g"),
+    ("right(none, 1)", None), ("right('', 3)", ""), ("mid(name, 1, 4)", "Anna"),
+    ("mid(name, 6, 99)", "Berg"), ("mid(name, 0, 2)", "An"), ("mid(name, -4, 2)", "An"),
+    ("mid(name, 10, 1)", ""), ("mid(name, 3, 0)", ""), ("mid(name, 3, -2)", ""),
+    ("mid(name, 2.7, 2.7)", "nn"), ("mid(name, none, 1)", None), ("mid(name, 1, none)", None),
+    ("mid('héllo', 2, 1)", "é"), ("trim('  a b  ')", "a b"),
+    ("trim(none)", None), ("replace(name, 'n', 'N')", "ANNa Berg"),
+    ("replace(name, 'nn', '')", "Aa Berg"), ("replace(name, '', 'x')", "Anna Berg"),
+    ("replace('aaa', 'aa', 'b')", "ba"), ("replace(name, none, 'x')", None),
+    ("'•••• ' + right('19850412-1234', 4)", "•••• 1234"),
+    # pow: the float result read back as its shortest decimal; null in, null out
+    ("pow(2, 10)", Decimal("1024")), ("pow(qty, 2)", Decimal("49")),
+    ("pow(2, -2)", Decimal("0.25")), ("pow(-2, 3)", Decimal("-8")), ("pow(4, 0.5)", Decimal("2")),
+    ("pow(2, 0.5)", Decimal("1.4142135623730951")), ("pow(1.1, 2)", Decimal("1.2100000000000002")),
+    ("pow(0, 0)", Decimal("1")), ("pow(0, 3)", Decimal("0")), ("pow(0, -1)", None),
+    ("pow(-8, 1 / 3)", None), ("pow(-8, 2.0)", Decimal("64")), ("pow(none, 2)", None),
+    ("pow(2, none)", None), ("pow(10, 299)", Decimal("1e299")), ("pow(10, 300)", None),
+    ("pow(10, 1000)", None), ("pow(10, -300)", Decimal("1e-300")), ("pow(10, -301)", Decimal(0)),
+    ("pow(0.5, 2000)", Decimal(0)),
+    ("round(amount * 0.005 / (1 - pow(1 + 0.005, -qty * 12)), 2)", Decimal("2.20")),
     # names: links, old, user
     ("property.price", Decimal("200")), ("property.agent.team.name", "North"),
     ("(property.price - amount) / property.price * 100", Decimal("24.75")),
@@ -196,3 +220,8 @@ def test_slot_values():
     assert slot_value(parse_slot("=old.qty"), ctx(old={"qty": 1})) == 1
     formatted = render_template("{amount}", ctx(), formatter=lambda path, v: f"€{v}")
     assert formatted == "€150.50"
+
+
+def test_trim_removes_spaces_only():
+    record = dict(RECORD, name="\t a\n ")
+    assert evaluate(parse("trim(name)"), ctx(record)) == "\t a\n"

@@ -102,6 +102,9 @@ VALID = [
     "amount >\n  0",
     "user.team.name == 'North'",
     "\"double\" == status",
+    "pow(1 + amount / 1200, -12)",
+    "'•••• ' + right(notes, 4)",
+    "left(status, 1) + mid(notes, 2, 3) == trim(replace(notes, 'a', 'b'))",
 ]
 
 
@@ -175,6 +178,13 @@ INVALID = [
     ("len(a, b)", "E303", 0),
     ("today(1)", "E303", 0),
     ("contains(a)", "E303", 0),
+    ("pow(amount)", "E303", 0),
+    ("left(notes)", "E303", 0),
+    ("right(notes, 1, 2)", "E303", 0),
+    ("mid(notes, 1)", "E303", 0),
+    ("substr(notes, 1, 2)", "E303", 0),
+    ("replace(notes, 'a')", "E303", 0),
+    ("trim()", "E303", 0),
     ("amount > 0 and " + "x" * 2000, "E304", 2000),
     ("(" * 60 + "1" + ")" * 60, "E304", 50),
     ("-" * 60 + "1", "E304", 50),
@@ -252,6 +262,18 @@ CHECKS = [
     ("has_role('agent') or 'a' in user.roles", CheckContext("offer", require_sql=True), []),
     ("old.amount > 1", CheckContext("offer", allow_old=True, require_sql=True), [("E314", 0)]),
     ("amount > 1", CheckContext("nothing"), [("E310", 0)]),
+    ("pow(amount, 2) > 1", COND, []),
+    ("pow(status, 2)", VALUE, [("E313", 4)]),
+    ("pow(2, valid_until)", VALUE, [("E313", 7)]),
+    ("pow(amount, null)", VALUE, []),
+    ("left(amount, 2)", VALUE, [("E313", 5)]),
+    ("right(status, '2')", VALUE, [("E313", 14)]),
+    ("mid(status, 1, days(1))", VALUE, [("E313", 15)]),
+    ("mid(status, urgent, 2)", VALUE, [("E313", 12)]),
+    ("replace(status, 1, 'x')", VALUE, [("E313", 16)]),
+    ("trim(tags)", VALUE, [("E313", 5)]),
+    ("left(status, 2) + 1", VALUE, [("E313", 16)]),
+    ("pow(amount, 2) + 'x'", VALUE, [("E313", 15)]),
 ]
 
 
@@ -275,6 +297,8 @@ def test_unknown_field_hint():
     ("now() - hours(1)", "datetime"), ("valid_until - today()", "duration"),
     ("amount + null", "number"), ("coalesce(null, 'x')", "text"), ("user.roles", "list"),
     ("user.team.name", "text"), ("amount > 1", "bool"), ("days_since(created_at)", "number"),
+    ("pow(amount, 2)", "number"), ("left(status, 2)", "text"), ("right(status, 2)", "text"),
+    ("mid(status, 1, 2)", "text"), ("trim(status)", "text"), ("replace(status, 'a', 'b')", "text"),
 ])
 def test_infer_type(source, kind):
     assert infer_type(parse(source), Scope(), VALUE) == kind
@@ -315,3 +339,12 @@ def test_builder_imports_no_flask_or_sqlalchemy():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'sqlalchemy')]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_pow_is_the_hint_for_the_power_operator():
+    with pytest.raises(ExpressionError) as info:
+        parse("amount ** 2")
+    assert info.value.hint == "use pow(x, y)"
+    with pytest.raises(ExpressionError) as info:
+        parse("substr(notes, 1, 2)")
+    assert info.value.code == "E303"

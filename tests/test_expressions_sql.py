@@ -184,6 +184,30 @@ CONDITIONS = [
     ("(1 if active else 2) == 2", [2, 3]), ("(qty if active else null) == null", [2, 3]),
     ("true", [1, 2, 3]), ("null", []), ("1 + 1 == 2 and not false", [1, 2, 3]),
     ("-qty > 0", [2]), ("1 < qty < 10", [1]),
+    # text functions: 1-based positions, counts beyond the text, negative counts, nulls
+    ("left(name, 2) == 'Bo'", [1]), ("right(name, 3) == 'ice'", [2]),
+    ("mid(name, 2, 3) == 'lic'", [2]), ("mid(name, 0, 2) == 'Bo'", [1]),
+    ("mid(name, -5, 1) == 'a'", [2]), ("mid(name, 3, 100) == 'ice'", [2]),
+    ("mid(name, 4, 1) == ''", [1]), ("mid(name, 2, -1) == ''", [1, 2]),
+    ("left(name, -1) == ''", [1, 2]), ("right(name, 0) == ''", [1, 2]),
+    ("right(name, 10) == name", [1, 2]), ("left(name, 1e20) == name", [1, 2]),
+    ("right(name, -1e20) == ''", [1, 2]), ("left(name, qty) == 'Bob'", [1]),
+    ("right(name, qty) == ''", [2]), ("mid(name, qty, 1) == ''", [1]),
+    ("left(name, price / 4) == 'Bo'", [1]), ("left(name, 2) == null", [3]),
+    ("mid(name, qty, 2) == null", [3]), ("left(prop.city, 1) == 'O'", [1]),
+    ("trim('  ' + name + ' ') == name", [1, 2]), ("trim(' a b ') + name == 'a bBob'", [1]),
+    ("replace(name, 'l', 'L') == 'aLice'", [2]), ("replace(name, '', 'x') == name", [1, 2]),
+    ("replace(name, 'o', '') == 'Bb'", [1]), ("replace(name, 'o', null) == null", [1, 2, 3]),
+    ("replace('', '', name) == null", [3]), ("replace(name, '', name) == name", [1, 2]),
+    # pow: null in, null out; 0 to a negative power and a negative number to a fraction are
+    # null; a result of 1e300 or more is null, one below 1e-300 is 0
+    ("pow(qty, 2) == 25", [1]), ("pow(qty, 2) == 49", [2]), ("pow(qty, 3) < 0", [2]),
+    ("pow(price, 2) == 110.25", [1]), ("pow(qty, 0.5) > 2", [1]),
+    ("pow(qty, 0.5) == null", [2, 3]), ("pow(price, -1) == null", [2, 3]),
+    ("pow(price, 0) == 1", [1, 2]), ("pow(10, qty) == 100000", [1]),
+    ("pow(10, qty * 100) == null", [1, 3]), ("pow(10, qty * 100) == 0", [2]),
+    ("pow(qty, 0.5) == 2.23606797749979", [1]), ("pow(2, qty) == 0.0078125", [2]),
+    ("pow(prop.price, 0.5) == 10", [1]), ("pow(1 + price / 100, 2) > 1.2", [1]),
 ]
 
 
@@ -204,6 +228,9 @@ VALUES = [
     "coalesce(qty, 42)", "len(name)", "round(price, 1)", "max(qty, 1)", "prop.price - price",
     "days_since(closes)", "day(seen)", "1 if active else 0", "contains(name, 'o')",
     "user.id + qty", "qty / price",
+    "pow(qty, 2)", "pow(price, 0.5)", "pow(1 + price / 100, -qty)", "pow(qty, -1)",
+    "left(name, 2)", "right(name, qty)", "mid(name, 2, 2)", "trim(name)",
+    "replace(name, 'b', 'p')",
 ]
 
 
@@ -272,3 +299,78 @@ def test_constants_are_folded():
         assert "julianday" not in text and "date(" not in text
     finally:
         db.close()
+
+
+POW_EXACT = ["pow(price, 0.5)", "pow(qty, -1)", "pow(1.0025, -qty * 72)", "pow(qty, 1.5) + 1",
+             "round(100000 * 0.004 / (1 - pow(1.004, -qty * 12)), 2)"]
+
+
+@pytest.mark.parametrize("source", POW_EXACT)
+def test_pow_is_the_same_float_everywhere(backend, source):
+    """pow() is computed in binary floating point in all three engines: the very same value,
+    not merely a close one."""
+    load(backend)
+    expr = parse(source)
+    # the driver's own value: sa.Numeric would round SQLite's floats to 10 decimals
+    value = sa.type_coerce(to_sql(expr, backend.context(), condition=False), sa.types.NullType())
+    deal = backend.tables["deal"]
+    with backend.engine.connect() as conn:
+        for row in ROWS:
+            got = conn.execute(sa.select(value).where(deal.c.id == row["id"])).scalar()
+            expected = evaluate(expr, eval_ctx(row))
+            assert (got is None) == (expected is None), (row["id"], got, expected)
+            if got is not None:
+                if backend.kind == "postgresql":
+                    assert Decimal(got) == expected, row["id"]
+                else:
+                    assert float(got) == float(expected), row["id"]
+
+
+def test_pow_without_sqlite_math_functions():
+    """The Python pow() and floor() registered on SQLite builds without math functions give
+    the built-in answers."""
+    from runtime.expressions import sqlfuncs
+
+    def run(register):
+        engine = sa.create_engine("sqlite://")
+        if register:
+            @sa.event.listens_for(engine, "connect")
+            def connect(dbapi_connection, _record):
+                dbapi_connection.create_function("pow", 2, sqlfuncs._sqlite_pow,
+                                                 deterministic=True)
+                dbapi_connection.create_function("floor", 1, sqlfuncs._sqlite_floor,
+                                                 deterministic=True)
+        cases = [(x, y) for x in (0, -0.5, -8, 2, 10, 1.0025, None)
+                 for y in (0, -1, 0.5, 3, -360, 400, -400, None)]
+        x, y = sa.bindparam("x", type_=sa.Numeric()), sa.bindparam("y", type_=sa.Numeric())
+        query = sa.select(sqlfuncs.Pow(x, y))
+        with engine.connect() as conn:
+            results = [conn.execute(query, {"x": a, "y": b}).scalar() for a, b in cases]
+        engine.dispose()
+        return results
+
+    assert run(register=True) == run(register=False)
+
+
+def test_register_sqlite_functions_keeps_the_built_ins():
+    import sqlite3
+
+    from runtime.expressions.sqlfuncs import register_sqlite_functions
+
+    class Missing:
+        def __init__(self):
+            self.real = sqlite3.connect(":memory:")
+            self.registered = []
+
+        def execute(self, sql):
+            raise sqlite3.OperationalError("no such function: pow")
+
+        def create_function(self, name, *args, **kwargs):
+            self.registered.append(name)
+
+    conn = sqlite3.connect(":memory:")
+    register_sqlite_functions(conn)  # this SQLite has them: nothing is replaced
+    assert conn.execute("SELECT pow(2, 3), floor(2.5)").fetchone() == (8.0, 2.0)
+    missing = Missing()
+    register_sqlite_functions(missing)
+    assert missing.registered == ["pow", "floor"]

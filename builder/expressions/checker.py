@@ -321,9 +321,22 @@ class _Typer:
         if name == "len":
             need(0, "text", "list")
             return "number"
-        if name in ("lower", "upper"):
+        if name in ("lower", "upper", "trim"):
             need(0, "text")
             return "text"
+        if name in ("left", "right", "mid"):
+            need(0, "text")
+            for index in range(1, len(args)):
+                need(index, "number")
+            return "text"
+        if name == "replace":
+            for index in range(3):
+                need(index, "text")
+            return "text"
+        if name == "pow":
+            need(0, "number")
+            need(1, "number")
+            return "number"
         if name == "contains":
             need(0, "text", "list")
             if args[0] == "text":

@@ -6,6 +6,7 @@ expression; the rules below are mirrored there and locked by a property test.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,33 @@ def arithmetic(op: str, a: Any, b: Any) -> Any:
                 "/": operator.truediv, "%": operator.mod}[op](a, b)
     except InvalidOperation:
         return None
+
+
+POW_LIMIT = 1e300  # pow() results this large are null, results smaller than 1/POW_LIMIT are 0
+
+
+def power(x: Any, y: Any) -> Decimal | None:
+    """pow(x, y) on two non-null numbers, computed as the SQL compiler does: in binary floating
+    point (the same C pow() as SQLite and PostgreSQL), read back as the shortest decimal of
+    that float. Null for 0 to a negative power, a negative number to a fractional power and
+    results of POW_LIMIT or more; 0 for results below 1 / POW_LIMIT."""
+    try:
+        xf, yf = float(x), float(y)
+    except OverflowError:
+        return None
+    if not (math.isfinite(xf) and math.isfinite(yf)):
+        return None
+    if (xf == 0 and yf < 0) or (xf < 0 and yf != math.floor(yf)):
+        return None
+    try:
+        result = math.pow(xf, yf)
+    except (OverflowError, ValueError):
+        return None
+    if abs(result) >= POW_LIMIT:
+        return None
+    if abs(result) < 1 / POW_LIMIT:
+        return Decimal(0)
+    return Decimal(repr(result))
 
 
 _ORDER = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
@@ -284,6 +312,26 @@ class _Evaluator:
         if isinstance(container, str):
             return isinstance(part, str) and part in container
         return any(compare("==", part, item) for item in container)
+
+    def fn_trim(self, s: str) -> str:
+        return s.strip(" ")
+
+    def fn_left(self, s: str, n: Any) -> str:
+        return s[:max(int(n), 0)]
+
+    def fn_right(self, s: str, n: Any) -> str:
+        count = int(n)
+        return s[-count:] if count > 0 else ""
+
+    def fn_mid(self, s: str, start: Any, length: Any) -> str:
+        first = max(int(start), 1) - 1
+        return s[first:first + max(int(length), 0)]
+
+    def fn_replace(self, s: str, old: str, new: str) -> str:
+        return s.replace(old, new) if old else s
+
+    def fn_pow(self, x: Any, y: Any) -> Decimal | None:
+        return power(x, y)
 
     def fn_has_role(self, role: str) -> bool:
         return role in self.ctx.user.roles

@@ -41,10 +41,16 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "len": (1, 1),
     "lower": (1, 1),
     "upper": (1, 1),
+    "trim": (1, 1),
+    "left": (2, 2),
+    "right": (2, 2),
+    "mid": (3, 3),
+    "replace": (3, 3),
     "contains": (2, 2),
     "has_role": (1, 1),
     "coalesce": (1, None),
     "round": (1, 2),
+    "pow": (2, 2),
     "min": (2, None),
     "max": (2, None),
     "day": (1, 1),
@@ -58,7 +64,7 @@ RESERVED_ROOTS = ("old", "user")
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
 _BINARY_FORBIDDEN = {
-    ast.Pow: ("'**' is not supported", None),
+    ast.Pow: ("'**' is not supported", "use pow(x, y)"),
     ast.FloorDiv: ("'//' is not supported", "use round(a / b, 0)"),
     ast.BitAnd: ("'&' is not supported", "use 'and'"),
     ast.BitOr: ("'|' is not supported", "use 'or'"),

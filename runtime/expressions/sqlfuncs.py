@@ -7,6 +7,8 @@ normalised to `timestamp without time zone` in UTC. Durations are whole seconds 
 
 from __future__ import annotations
 
+import math
+
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -337,3 +339,154 @@ def _extreme_pg(element, compiler, **kw):
 for _cls in (Least, Greatest):
     compiles(_cls)(_extreme)
     compiles(_cls, "postgresql")(_extreme_pg)
+
+
+class Pow(_Construct):
+    """pow(x, y) in binary floating point, as `builder.expressions.evaluator.power`: null for 0
+    to a negative power, a negative number to a fractional power and results of 1e300 or more;
+    0 for results below 1e-300. On SQLite this needs pow() and floor(): see
+    `register_sqlite_functions`."""
+
+    inherit_cache = True
+    name = "crm_pow"
+    type = sa.Numeric()
+
+
+@compiles(Pow)
+def _pow(element, compiler, **kw):
+    x, y = _args(compiler, element, **kw)
+    p = f"pow({x}, {y})"
+    return (f"(CASE WHEN ({x}) IS NULL OR ({y}) IS NULL THEN NULL"
+            f" WHEN ({x}) = 0 AND ({y}) < 0 THEN NULL"
+            f" WHEN ({x}) < 0 AND ({y}) <> floor({y}) THEN NULL"
+            f" WHEN abs({p}) >= 1e300 THEN NULL WHEN abs({p}) < 1e-300 THEN 0 ELSE {p} END)")
+
+
+@compiles(Pow, "postgresql")
+def _pow_pg(element, compiler, **kw):
+    x, y = _args(compiler, element, **kw)
+    xf, yf = f"CAST({x} AS DOUBLE PRECISION)", f"CAST({y} AS DOUBLE PRECISION)"
+    p = f"power({xf}, {yf})"
+    magnitude = f"{yf} * ln(NULLIF(abs({xf}), 0))"  # guards power() against its range errors
+    # float8 as text is its shortest exact decimal (extra_float_digits >= 1, the default), the
+    # same digits as Python's repr(); a plain cast to numeric would keep only 15 digits
+    return (f"(CASE WHEN ({x}) IS NULL OR ({y}) IS NULL THEN NULL"
+            f" WHEN {xf} = 0 AND {yf} < 0 THEN NULL"
+            f" WHEN {xf} < 0 AND {yf} <> floor({yf}) THEN NULL"
+            f" WHEN {magnitude} > 700 THEN NULL WHEN {magnitude} < -700 THEN 0"
+            f" WHEN abs({p}) >= 1e300 THEN NULL WHEN abs({p}) < 1e-300 THEN 0"
+            f" ELSE CAST(CAST({p} AS TEXT) AS NUMERIC) END)")
+
+
+_MAX_CHARS = 1_000_000_000  # character positions and counts are clamped to this
+
+
+def _clamp(n: str, low: int) -> str:
+    """A number as a whole count (truncated towards zero) from `low` to _MAX_CHARS."""
+    return f"min(max(CAST({n} AS INTEGER), {low}), {_MAX_CHARS})"
+
+
+def _clamp_pg(n: str, low: int) -> str:
+    return (f"CAST(LEAST(GREATEST(trunc(CAST({n} AS NUMERIC)), {low}), {_MAX_CHARS}) "
+            f"AS INTEGER)")
+
+
+def _null_guard(args: list[str], then: str) -> str:
+    nulls = " OR ".join(f"({a}) IS NULL" for a in args)
+    return f"(CASE WHEN {nulls} THEN NULL ELSE {then} END)"
+
+
+class Mid(_Construct):
+    """mid(s, start, length): `length` characters from position `start` (1-based); a start
+    below 1 counts as 1, a negative length as 0; fractions are truncated."""
+
+    inherit_cache = True
+    name = "crm_mid"
+    type = sa.String()
+
+
+@compiles(Mid)
+def _mid(element, compiler, **kw):
+    args = _args(compiler, element, **kw)
+    s, start, length = args
+    return _null_guard(args, f"substr({s}, {_clamp(start, 1)}, {_clamp(length, 0)})")
+
+
+@compiles(Mid, "postgresql")
+def _mid_pg(element, compiler, **kw):
+    args = _args(compiler, element, **kw)
+    s, start, length = args
+    return _null_guard(args, f"substr({s}, {_clamp_pg(start, 1)}, {_clamp_pg(length, 0)})")
+
+
+class Right(_Construct):
+    """right(s, n): the last n characters (all of s when n is larger, '' when n <= 0)."""
+
+    inherit_cache = True
+    name = "crm_right"
+    type = sa.String()
+
+
+@compiles(Right)
+def _right(element, compiler, **kw):
+    args = _args(compiler, element, **kw)
+    s, n = args
+    return _null_guard(args, f"substr({s}, max(length({s}) - {_clamp(n, 0)} + 1, 1), "
+                             f"{_clamp(n, 0)})")
+
+
+@compiles(Right, "postgresql")
+def _right_pg(element, compiler, **kw):
+    args = _args(compiler, element, **kw)
+    s, n = args
+    return _null_guard(args, f"substr({s}, GREATEST(char_length({s}) - {_clamp_pg(n, 0)} + 1, "
+                             f"1), {_clamp_pg(n, 0)})")
+
+
+class Replace(_Construct):
+    """replace(s, old, new): every `old` in s replaced; an empty `old` changes nothing. Null
+    when any argument is (SQLite's replace(s, '', NULL) would give s)."""
+
+    inherit_cache = True
+    name = "crm_replace"
+    type = sa.String()
+
+
+@compiles(Replace)
+def _replace(element, compiler, **kw):
+    args = _args(compiler, element, **kw)
+    return _null_guard(args, f"replace({', '.join(args)})")
+
+
+def register_sqlite_functions(dbapi_connection) -> None:  # noqa: ANN001
+    """Give a SQLite connection the math functions the compiler uses (pow, floor) when the
+    linked SQLite was built without them; deterministic Python versions of the C ones."""
+    try:
+        dbapi_connection.execute("SELECT pow(2, 3), floor(1.5)").fetchall()
+        return
+    except Exception:  # noqa: BLE001 - sqlite3.OperationalError: no such function
+        pass
+    dbapi_connection.create_function("pow", 2, _sqlite_pow, deterministic=True)
+    dbapi_connection.create_function("floor", 1, _sqlite_floor, deterministic=True)
+
+
+def _sqlite_pow(x, y):  # noqa: ANN001, ANN202
+    if x is None or y is None:
+        return None
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return math.inf
+    except (ValueError, TypeError):
+        return None
+
+
+def _sqlite_floor(x):  # noqa: ANN001, ANN202
+    if x is None:
+        return None
+    if isinstance(x, int):
+        return x
+    try:
+        return float(math.floor(x))
+    except (ValueError, OverflowError, TypeError):
+        return None

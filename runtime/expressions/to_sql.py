@@ -210,8 +210,10 @@ class _Compiler:
         return sa.and_(*parts) if node.op == "and" else sa.or_(*parts)
 
     def _IfElse(self, node: IfElse) -> Any:
-        return sa.case((self.truth(node.test), self.value(node.body)),
-                       else_=self.value(node.orelse))
+        body, orelse = self.value(node.body), self.value(node.orelse)
+        if isinstance(body, Null) and isinstance(orelse, Null):
+            return sa.null()  # a CASE of two NULLs would be text on PostgreSQL
+        return sa.case((self.truth(node.test), body), else_=orelse)
 
     def aligned(self, left: Node, right: Node, ordering: bool) -> tuple[Any, Any]:
         """Both sides ready to compare: date parts for date vs datetime, code-point text."""
@@ -271,6 +273,8 @@ class _Compiler:
         if "null" in (lk, rk):
             return sa.null()
         a, b = self.value(node.left), self.value(node.right)
+        if isinstance(a, Null) or isinstance(b, Null):
+            return sa.null()  # `(x + null)` is typed but null: NULL + NULL has no type in SQL
         op = node.op
         if lk == "number" and rk == "number":
             if op == "/":
@@ -319,8 +323,19 @@ class _Compiler:
             if name == "days_since":
                 return f.DaysBetween(bind(self.ctx.today), d)
             return f.DateField(name, d)
-        if name in ("lower", "upper"):
+        if name in ("lower", "upper", "trim"):
+            # SQLite's and PostgreSQL's trim() take spaces only, as the evaluator does
             return getattr(sa.func, name)(values[0], type_=sa.String())
+        if name == "replace":
+            return f.Replace(*values)
+        if name == "left":
+            return f.Mid(values[0], bind(1), values[1])
+        if name == "mid":
+            return f.Mid(*values)
+        if name == "right":
+            return f.Right(*values)
+        if name == "pow":
+            return f.Pow(*values)
         if name == "contains":
             return self.contains(node, values)
         if name == "round":
