@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Mark, did_you_mean
@@ -609,8 +609,12 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
     for name, value in record.items():
         if name == "_key" or value is None:
             continue
+        if name == "roles" and entity.name == "user":
+            _check_demo_roles(lk, value, mark)
+            continue
         field = entity.fields.get(name)
-        if field is None or (field.system and name != "owner"):
+        if field is None or (field.system and name != "owner" and (
+                not entity.system or name in _AUTOMATIC)):
             lk.diags.add("E412", f"{entity.name} has no field '{name}'", mark(name, key=True),
                          did_you_mean(name, [f.name for f in entity.user_fields]))
             continue
@@ -645,6 +649,24 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
         except ValueError as exc:
             lk.diags.add("E415", f"{entity.name}.{name}: {str(value)[:40]!r} {exc}",
                          mark(name))
+
+
+# the fields of a built-in entity (user, team) no demo row sets
+_AUTOMATIC = frozenset({"id", "created_at", "created_by", "updated_at", "updated_by", "version",
+                        "last_activity_at"})
+
+
+def _check_demo_roles(lk: Linker, value: Any, mark: Callable[..., Mark]) -> None:
+    """`roles: [agent, ...]` of a demo user: role names of the packs (or `admin`)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        lk.diags.add("E415", f"user.roles: {str(value)[:40]!r} must be a list of role names",
+                     mark("roles"), "write roles: [agent] (names from roles.yaml)")
+        return
+    known = set(lk.roles) | {"admin"}
+    for index, role in enumerate(value):
+        if role not in known:
+            lk.diags.add("E205", f"user.roles: unknown role '{role}'", mark("roles", index),
+                         did_you_mean(role, known))
 
 
 @functools.lru_cache(maxsize=8192)

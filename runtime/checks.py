@@ -23,6 +23,7 @@ from .values import Errors, is_empty
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from .context import Fetcher
     from .instance import Actor, Instance
 
 
@@ -31,8 +32,10 @@ _DUPLICATES: dict[tuple[Any, ...], tuple[sa.Table, Any]] = {}
 
 
 def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
-                 record: Mapping[str, Any], names: list[str], errors: Errors) -> None:
-    """Every linked id exists and the actor may see it."""
+                 record: Mapping[str, Any], names: list[str], errors: Errors,
+                 fetch: Fetcher | None = None) -> None:
+    """Every linked id exists and the actor may see it. With the write's `fetch`, a single
+    link the actor may see whatever its row is asks it (formulas then find the row there)."""
     for name in names:
         field = ent.fields[name]
         if field.type not in ("link", "links") or field.to not in inst.model.entities:
@@ -44,7 +47,9 @@ def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
             continue
         target = inst.schema.table(field.to)
         row_filter = read_filter(inst, actor, field.to, target)
-        if row_filter is None:  # one prebuilt statement per target table
+        if row_filter is None and fetch is not None and field.type == "link":
+            found = {ids[0]} if fetch(field.to, ids[0]) is not None else set()
+        elif row_filter is None:  # one prebuilt statement per target table
             cached = _EXISTS.get(id(target))
             if cached is None or cached[0] is not target:
                 cached = _EXISTS[id(target)] = (target, sa.select(target.c.id).where(

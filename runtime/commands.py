@@ -228,6 +228,11 @@ def _targets(names: list[str], installed: dict) -> list[Path]:
 
 @guarded
 def cmd_install(args: argparse.Namespace) -> int:
+    return _install(args)[0]
+
+
+def _install(args: argparse.Namespace) -> tuple[int, Any, sa.Engine]:
+    """Install (and with `args.demo` load demo data): the exit code, the model, the engine."""
     started = time.perf_counter()
     engine = _engine(args)
     before = installed_packs(engine)
@@ -248,8 +253,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         print("nothing to install: " + ", ".join(
             f"{n} {model.packs[n].version}" for n in model.packs) + " already installed")
     if args.demo:
-        return _load_demo(model, engine)
-    return 0
+        return _load_demo(model, engine), model, engine
+    return 0, model, engine
 
 
 def _load_demo(model: Any, engine: sa.Engine) -> int:
@@ -270,6 +275,49 @@ def _load_demo(model: Any, engine: sa.Engine) -> int:
         for problem in result.problems:
             print(f"  {problem}", file=sys.stderr)
     return 0
+
+
+def demo_logins(inst: Instance) -> list[tuple[str, str, str]]:
+    """(role, username, password) for `admin` and every role of the installed packs: the
+    first user (by username) who holds the role, or a new user named after it; each gets a
+    new random password."""
+    import secrets
+
+    from . import records
+    from .passwords import hash_password
+
+    users, granted = inst.schema.table("user"), inst.schema.system("user_role")
+    system = Actor.system_actor("demo")
+    chosen: list[tuple[str, int, str]] = []  # role, user id, username
+    with write_transaction(inst.engine) as conn:
+        admin = conn.execute(sa.select(users.c.id).where(users.c.username == "admin")).scalar()
+        if admin is None:
+            admin = records.create(inst, system, "user", {
+                "username": "admin", "full_name": "Administrator"}, conn=conn)["id"]
+        conn.execute(users.update().where(users.c.id == admin).values(is_admin=True))
+        chosen.append(("admin", admin, "admin"))
+        holders = conn.execute(
+            sa.select(granted.c.role, users.c.id, users.c.username)
+            .join(users, users.c.id == granted.c.user_id)
+            .where(users.c.active.is_not(False)).order_by(users.c.username)).all()
+        for name in sorted(inst.model.roles, key=lambda r: (inst.model.roles[r].pack or "", r)):
+            found = next(((uid, username) for role, uid, username in holders if role == name),
+                         None)
+            if found is None:
+                role = inst.model.roles[name]
+                uid = records.create(inst, system, "user", {
+                    "username": name, "full_name": f"{role.label.get()} (demo)"},
+                    conn=conn)["id"]
+                conn.execute(granted.insert().values(user_id=uid, role=name))
+                found = (uid, name)
+            chosen.append((name, *found))
+        passwords: dict[int, str] = {}
+        for _, uid, _ in chosen:
+            if uid not in passwords:
+                passwords[uid] = secrets.token_urlsafe(9)
+                conn.execute(users.update().where(users.c.id == uid).values(
+                    password_hash=hash_password(passwords[uid])))
+    return [(role, username, passwords[uid]) for role, uid, username in chosen]
 
 
 def _installed_or_fail(engine: sa.Engine) -> dict:
@@ -496,29 +544,21 @@ def _progress() -> Callable[[int, int], None]:
 
 @guarded
 def cmd_demo(args: argparse.Namespace) -> int:
-    import secrets
-
-    from .passwords import hash_password
-
     packs = sorted(discover([SHIPPED_DIR]))
     if not packs:
         raise UserError(f"no packs in {SHIPPED_DIR}")
     install_args = argparse.Namespace(**{**vars(args), "packs": packs, "demo": True})
-    if cmd_install(install_args) != 0:
-        return 1
-    inst = open_instance(_url(args))
-    password = secrets.token_urlsafe(9)
-    users, system = inst.schema.table("user"), Actor.system_actor("demo")
-    with write_transaction(inst.engine) as conn:
-        found = conn.execute(sa.select(users.c.id).where(users.c.username == "admin")).scalar()
-        if found is None:
-            from . import records
-
-            found = records.create(inst, system, "user", {
-                "username": "admin", "full_name": "Administrator"}, conn=conn)["id"]
-        conn.execute(users.update().where(users.c.id == found).values(
-            is_admin=True, password_hash=hash_password(password)))
-    print(f"\nadmin login: admin / {password}\n")
+    code, model, engine = _install(install_args)
+    if code != 0:
+        return code
+    logins = demo_logins(Instance.create(model, engine))
+    width = max(len(role) for role, _, _ in logins)
+    name_width = max(len(username) for _, username, _ in logins)
+    print("\nDemo sign-ins, one user per role (new passwords each time this runs):\n")
+    print(f"  {'role':<{width}}  {'username':<{name_width}}  password")
+    for role, username, password in logins:
+        print(f"  {role:<{width}}  {username:<{name_width}}  {password}")
+    print()
     if args.no_serve:
         return 0
     from .serve import cmd_run

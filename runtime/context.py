@@ -71,13 +71,14 @@ class Fetcher:
         except (TypeError, ValueError):
             return None
         if (entity, key) not in self.cache:
-            table = self.inst.schema.table(entity)
-            query = sa.select(table).where(table.c.id == key)
+            from .queries import by_id  # queries builds on this module
+
+            query = by_id(self.inst.schema.table(entity))
             if self.conn is not None:
-                row = self.conn.execute(query).mappings().first()
+                row = self.conn.execute(query, {"_crm_id": key}).mappings().first()
             else:
                 with self.inst.engine.connect() as conn:
-                    row = conn.execute(query).mappings().first()
+                    row = conn.execute(query, {"_crm_id": key}).mappings().first()
             self.cache[(entity, key)] = dict(row) if row is not None else None
         return self.cache[(entity, key)]
 

@@ -13,6 +13,7 @@ as demo users. A bad row is reported with its file and line and skipped; the oth
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from builder.diagnostics import Diagnostics
 from builder.expressions import EvalContext, ExpressionError, parse_slot, slot_value
+from builder.expressions.slots import ValueSlot
 from builder.loader import load_file
 from builder.model import DemoFile, Field
 
@@ -34,21 +36,28 @@ from .transfer import unsettable, write
 
 @dataclass
 class Row:
-    pack: str
-    entity: str
-    file: str
-    line: int | None
+    demo: DemoFile
+    index: int  # the record's place in its file
     values: Mapping[str, Any]
     id: int | None = None
     deferred: dict[str, Any] = field(default_factory=dict)  # circular links, set afterwards
 
     @property
+    def pack(self) -> str:
+        return self.demo.pack
+
+    @property
+    def entity(self) -> str:
+        return self.demo.entity
+
+    @property
+    def file(self) -> str:
+        return self.demo.file
+
+    @property
     def key(self) -> str | None:
         key = self.values.get("_key")
         return str(key) if key is not None else None
-
-    def where(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass
@@ -86,9 +95,7 @@ def load_demo(inst: Instance, packs: Iterable[str], *,
 
 
 def _rows(inst: Instance, demo: DemoFile) -> list[Row]:
-    lines = _lines(inst, demo)
-    return [Row(demo.pack, demo.entity, demo.file, lines[i] if i < len(lines) else None, rec)
-            for i, rec in enumerate(demo.records)]
+    return [Row(demo, index, rec) for index, rec in enumerate(demo.records)]
 
 
 def _lines(inst: Instance, demo: DemoFile) -> list[int | None]:
@@ -121,26 +128,25 @@ class _Loader:
         self.pending_users = {str(r.values["username"]) for r in rows
                               if r.entity == "user" and r.values.get("username")}
         self.ignored: dict[tuple[str, str], int] = {}  # (file, field): rows
+        self.lines: dict[int, list[int | None]] = {}  # id(DemoFile) -> line of each record
+        self.new_keys: dict[tuple[str, str], int] = {}  # written to crm_demo_key at the end
 
     def run(self, conn: Connection) -> None:
         keys = self.inst.schema.system("demo_key")
         for entity, key, record_id in conn.execute(sa.select(keys)):
             self.keys[(entity, key)] = int(record_id)  # demo data of packs loaded before
-        pending = list(self.rows)
+        # the staff first, so that automations of the records after them (round-robin
+        # assignment, approvers by role) find someone; links between users wait
+        staff = [row for row in self.rows if row.entity == "user"]
+        for row in staff:
+            self.attempt(conn, row, circular=True)
+        pending = [row for row in self.rows if row.entity != "user" and row.id is None]
         circular = False
         while pending:
             left: list[Row] = []
             for row in pending:
-                try:
-                    values = self.values(conn, row, circular)
-                except _Unresolved:
+                if not self.attempt(conn, row, circular):
                     left.append(row)
-                    continue
-                except (ValueError, ExpressionError) as exc:
-                    self.problem(row, str(getattr(exc, "message", exc)))
-                    self.forget(row)
-                    continue
-                self.create(conn, row, values)
             if len(left) == len(pending):
                 if circular:  # even without the optional links nothing moves: give up
                     for row in left:
@@ -153,10 +159,24 @@ class _Loader:
         for row in self.rows:
             if row.id is not None and row.deferred:
                 self.link_later(conn, row)
+        self.save_keys(conn)
         for (file, name), count in self.ignored.items():
             self.result.problems.append(
                 f"{file}: field '{name}' is computed or read-only: its value was left out of "
                 f"{count} record(s)")
+
+    def attempt(self, conn: Connection, row: Row, circular: bool) -> bool:
+        """Create the row's record; False when it links to records not created yet."""
+        try:
+            values = self.values(conn, row, circular)
+        except _Unresolved:
+            return False
+        except (ValueError, ExpressionError) as exc:
+            self.problem(row, str(getattr(exc, "message", exc)))
+            self.forget(row)
+            return True
+        self.create(conn, row, values)
+        return True
 
     # -- values ---------------------------------------------------------------------------
 
@@ -168,7 +188,7 @@ class _Loader:
         later: dict[str, Any] = {}
         links: dict[str, Any] = {}
         for name, raw in row.values.items():
-            if name == "_key" or raw is None:
+            if name == "_key" or raw is None or (name == "roles" and entity.name == "user"):
                 continue
             f = entity.fields.get(name)
             if f is None:
@@ -180,7 +200,7 @@ class _Loader:
             if f.type in ("link", "links"):
                 links[name] = raw
                 continue
-            slot = parse_slot(raw)
+            slot = _slot(raw) if isinstance(raw, str) else parse_slot(raw)
             (literals if slot.kind == "literal" else later)[name] = slot
         values = {name: slot.value for name, slot in literals.items()}
         ctx = EvalContext(record=dict(values), entity=entity.name, now=self.inst.now(),
@@ -246,13 +266,34 @@ class _Loader:
             return
         row.id = int(record["id"])
         if row.key:
-            self.keys[(row.entity, row.key)] = row.id
-            keys = self.inst.schema.system("demo_key")
-            conn.execute(keys.delete().where(keys.c.entity == row.entity, keys.c.key == row.key))
-            conn.execute(keys.insert().values(entity=row.entity, key=row.key, record_id=row.id))
+            self.keys[(row.entity, row.key)] = self.new_keys[(row.entity, row.key)] = row.id
         if row.entity == "user" and values.get("username"):
             self.usernames[str(values["username"])] = row.id
+            self.grant(conn, row)
         self.result.created[row.entity] = self.result.created.get(row.entity, 0) + 1
+
+    def grant(self, conn: Connection, row: Row) -> None:
+        """The roles a demo user row names (`roles: [agent]`), given as `user create --role`
+        gives them."""
+        roles = row.values.get("roles") or []
+        unknown = [r for r in roles if r not in self.inst.model.roles]
+        if unknown:
+            self.problem(row, f"roles: no role named {', '.join(map(repr, unknown))}")
+        granted = self.inst.schema.system("user_role")
+        wanted = [r for r in dict.fromkeys(roles) if r in self.inst.model.roles]
+        if wanted:
+            conn.execute(granted.insert(), [{"user_id": row.id, "role": r} for r in wanted])
+
+    def save_keys(self, conn: Connection) -> None:
+        """The keys of the records made, kept for packs whose demo data loads later."""
+        if not self.new_keys:
+            return
+        keys = self.inst.schema.system("demo_key")
+        conn.execute(keys.delete().where(keys.c.entity == sa.bindparam("e"),
+                                         keys.c.key == sa.bindparam("k")),
+                     [{"e": e, "k": k} for e, k in self.new_keys])
+        conn.execute(keys.insert(), [{"entity": e, "key": k, "record_id": record_id}
+                                     for (e, k), record_id in self.new_keys.items()])
 
     def link_later(self, conn: Connection, row: Row) -> None:
         from .errors import RecordError
@@ -281,7 +322,19 @@ class _Loader:
             self.pending_users.discard(str(row.values["username"]))
 
     def problem(self, row: Row, message: str) -> None:
-        self.result.problems.append(f"{row.where()}: {row.entity}: {message}")
+        where = row.file
+        if id(row.demo) not in self.lines:  # files are read again only to report a problem
+            self.lines[id(row.demo)] = _lines(self.inst, row.demo)
+        lines = self.lines[id(row.demo)]
+        if row.index < len(lines) and lines[row.index]:
+            where = f"{row.file}:{lines[row.index]}"
+        self.result.problems.append(f"{where}: {row.entity}: {message}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _slot(raw: str) -> ValueSlot:
+    """Demo files repeat the same values ("=today() - days(3)", "open") thousands of times."""
+    return parse_slot(raw)
 
 
 def _message(exc: Exception) -> str:

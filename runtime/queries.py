@@ -116,6 +116,18 @@ def attach_links(inst: Instance, conn: Connection, ent: Entity,
 _LOAD_STATEMENTS: dict[tuple[int, bool], tuple[sa.Table, Any]] = {}
 
 
+def by_id(table: sa.Table, lock: bool = False) -> Any:
+    """SELECT * FROM table WHERE id = :_crm_id (FOR KEY SHARE with `lock`), built once."""
+    key = (id(table), lock)
+    found = _LOAD_STATEMENTS.get(key)
+    if found is None or found[0] is not table:
+        built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
+        if lock:
+            built = built.with_for_update(key_share=True, of=table)
+        found = _LOAD_STATEMENTS[key] = (table, built)
+    return found[1]
+
+
 def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
          actor: Actor | None = None, for_update: bool = False) -> dict[str, Any] | None:
     """One record in the native shape (Python values, every field), or None.
@@ -128,14 +140,7 @@ def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
     lock = for_update and conn.dialect.name != "sqlite"
     row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
     if row_filter is None:  # the common case: one prebuilt statement per table
-        key = (id(table), lock)
-        found = _LOAD_STATEMENTS.get(key)
-        if found is None or found[0] is not table:
-            built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
-            if lock:
-                built = built.with_for_update(key_share=True, of=table)
-            found = _LOAD_STATEMENTS[key] = (table, built)
-        row = conn.execute(found[1], {"_crm_id": record_id}).mappings().first()
+        row = conn.execute(by_id(table, lock), {"_crm_id": record_id}).mappings().first()
     else:
         stmt = sa.select(table).where(table.c.id == record_id, row_filter)
         if lock:

@@ -320,7 +320,7 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
         compute_formulas(ent, record, ctx, errors)
         check_fields(ent, record, ctx, errors, language=actor_language(actor))
         _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
-        checks.check_links(inst, actor, conn, ent, record, list(given), errors)
+        checks.check_links(inst, actor, conn, ent, record, list(given), errors, fetch)
         checks.check_unique(conn, ent, table, record,
                       [n for n in ent.fields if not is_empty(record.get(n))], errors)
         if errors:
@@ -425,7 +425,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         changed = [n for n in ent.fields if n in table.c or ent.fields[n].type == "links"
                    if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
         checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
-                     errors)
+                           errors, fetch)
         checks.check_unique(conn, ent, table, record, changed, errors)
         if errors:
             raise ValidationFailed(errors)

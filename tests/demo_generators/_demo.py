@@ -89,3 +89,26 @@ def output_dir(pack: str) -> Path:
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", text.lower().replace("&", "and"))
+
+
+def write_staff(folder: Path, pack: str, staff: Iterable[Mapping[str, Any]]) -> int:
+    """data/team.yaml and data/user.yaml: the pack's demo staff with their roles, so that
+    assignments, approvals, inboxes and dashboards have someone to work with on day one.
+
+    Each person is a mapping with username, full_name, role, team (a team name) and any other
+    user fields (manager as a username, region, district...). Teams are keyed `<pack>.<slug>`.
+    """
+    people = list(staff)
+    teams = sorted({p["team"] for p in people if p.get("team")})
+    key = {name: f"{pack}.{slug(name)}" for name in teams}
+    write_records(folder, "team", [{"_key": key[name], "name": name} for name in teams], pack)
+    users = []
+    for person in people:
+        record = {"username": person["username"], "full_name": person["full_name"],
+                  "roles": [person["role"]]}
+        if person.get("team"):
+            record["team"] = key[person["team"]]
+        record.update({k: v for k, v in person.items()
+                       if k not in ("username", "full_name", "role", "team")})
+        users.append(record)
+    return write_records(folder, "user", users, pack)

@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _demo import day, moment, money, output_dir, slug, write_records  # noqa: E402
+from _demo import day, moment, money, output_dir, slug, write_records, write_staff  # noqa: E402
 
 PACK = "core"
 SEED = 20240917
@@ -1431,6 +1431,9 @@ def main() -> None:
     gen_messages(d, contacts)
     counts = {entity: write_records(out, entity, records, PACK)
               for entity, records in sorted(d.records.items())}
+    counts["user"] = write_staff(out, PACK, [
+        {"username": u, "full_name": name, "role": role, "team": team, "region": region,
+         "manager": MANAGER.get(u)} for u, (name, role, region, team) in USERS.items()])
     print(", ".join(f"{entity}: {n}" for entity, n in counts.items()),
           f"(total {sum(counts.values())})")
 

@@ -95,7 +95,7 @@ USERS: dict[str, tuple[str, str, str | None, str]] = {
     "fiona.grant": ("Fiona Grant", "duty_manager", "EDI", "Front office Leith"),
     "daniel.harper": ("Daniel Harper", "front_office_manager", "LON", "Front office London"),
     "kirsty.munro": ("Kirsty Munro", "front_office_manager", "EDI", "Front office Leith"),
-    "edward.sterling": ("Edward Sterling", "general_manager", None, "Management"),
+    "edward.sterling": ("Edward Sterling", "general_manager", None, "Hotel management"),
     "sanjay.kapoor": ("Sanjay Kapoor", "revenue_manager", None, "Revenue"),
     "maria.santos": ("Maria Santos", "housekeeping", "LON", "Housekeeping London"),
     "agnieszka.wojcik": ("Agnieszka Wójcik", "housekeeping", "EDI", "Housekeeping Leith"),
@@ -775,6 +775,11 @@ class Gen:
 def main(argv: list[str]) -> int:
     out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
     Gen().run(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _demo import write_staff
+
+    write_staff(out, PACK, [{"username": u, "full_name": name, "role": role, "team": team}
+                            for u, (name, role, place, team) in USERS.items()])
     return 0
 
 

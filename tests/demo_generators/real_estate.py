@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _demo import day, moment, money, output_dir, write_records  # noqa: E402
+from _demo import day, moment, money, output_dir, write_records, write_staff  # noqa: E402
 
 PACK = "real_estate"
 SEED = 20240918
@@ -33,7 +33,7 @@ BRANCHES = {
     "West London branch": ["wandsworth", "hammersmith", "kensington", "westminster"],
 }
 BRANCH_MANAGERS = {"North London branch": "marcus.webb", "South London branch": "joanna.pike",
-                   "West London branch": "victoria.sinclair"}
+                   "West London branch": "victoria.ames"}
 # username -> (full name, role, district, team, manager)
 USERS: dict[str, tuple[str, str, str | None, str, str | None]] = {
     "ruby.clarke": ("Ruby Clarke", "agent", "camden", "North London branch", "marcus.webb"),
@@ -44,21 +44,21 @@ USERS: dict[str, tuple[str, str, str | None, str, str | None]] = {
     "grace.adeyemi": ("Grace Adeyemi", "agent", "southwark", "South London branch",
                       "joanna.pike"),
     "ethan.morris": ("Ethan Morris", "agent", "lambeth", "South London branch", "joanna.pike"),
-    "hannah.price": ("Hannah Price", "agent", "lewisham", "South London branch", "joanna.pike"),
+    "hannah.prentice": ("Hannah Prentice", "agent", "lewisham", "South London branch", "joanna.pike"),
     "owen.hart": ("Owen Hart", "agent", "greenwich", "South London branch", "joanna.pike"),
     "lucy.kemp": ("Lucy Kemp", "agent", "wandsworth", "West London branch",
-                  "victoria.sinclair"),
+                  "victoria.ames"),
     "max.ferreira": ("Max Ferreira", "agent", "hammersmith", "West London branch",
-                     "victoria.sinclair"),
+                     "victoria.ames"),
     "isabel.laurent": ("Isabel Laurent", "agent", "kensington", "West London branch",
-                       "victoria.sinclair"),
+                       "victoria.ames"),
     "freddie.hale": ("Freddie Hale", "agent", "westminster", "West London branch",
-                     "victoria.sinclair"),
+                     "victoria.ames"),
     "marcus.webb": ("Marcus Webb", "branch_manager", None, "North London branch",
                     "helen.ashworth"),
     "joanna.pike": ("Joanna Pike", "branch_manager", None, "South London branch",
                     "helen.ashworth"),
-    "victoria.sinclair": ("Victoria Sinclair", "branch_manager", None, "West London branch",
+    "victoria.ames": ("Victoria Ames", "branch_manager", None, "West London branch",
                           "helen.ashworth"),
     "dev.mistry": ("Dev Mistry", "mortgage_advisor", None, "Mortgage desk", "helen.ashworth"),
     "alice.burton": ("Alice Burton", "mortgage_advisor", None, "Mortgage desk",
@@ -1000,6 +1000,9 @@ def main() -> None:
     gen_tasks(d)
     counts = {entity: write_records(out, entity, records, PACK)
               for entity, records in sorted(d.records.items())}
+    counts["user"] = write_staff(out, PACK, [
+        {"username": u, "full_name": name, "role": role, "team": team, "district": district,
+         "manager": manager} for u, (name, role, district, team, manager) in USERS.items()])
     print(", ".join(f"{entity}: {n}" for entity, n in counts.items()),
           f"(total {sum(counts.values())})")
 

@@ -1072,6 +1072,11 @@ class Gen:
 def main(argv: list[str]) -> int:
     out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
     Gen().run(out)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _demo import write_staff
+
+    write_staff(out, PACK, [{"username": u, "full_name": name, "role": role, "team": team,
+                             "region": place} for u, (name, role, place, team) in USERS.items()])
     return 0
 
 
