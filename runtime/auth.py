@@ -32,6 +32,8 @@ from .passwords import hash_password, verify_password
 TOKEN_PREFIX = "crmf_"
 MAX_TOKEN_LENGTH = 256
 TOUCH_EVERY = timedelta(minutes=5)  # how stale crm_token.last_used_at may get
+LOGIN_ATTEMPTS = 5  # failed sign-ins of one username within LOGIN_WINDOW before a pause
+LOGIN_WINDOW = timedelta(minutes=15)
 SESSION_USER, SESSION_FINGERPRINT = "uid", "pwf"
 BUILTIN_USER_COLUMNS = ("password_hash", "is_admin", "language", "away_from", "away_until",
                         "delegate")
@@ -42,17 +44,45 @@ _dummy_hash: list[str] = []
 
 # -- users ------------------------------------------------------------------------------------
 
-def authenticate(inst: Instance, username: str, password: str) -> Actor | None:
-    """The Actor of an active user whose password matches; None otherwise."""
-    users = inst.schema.table("user")
+class TooManyAttempts(Exception):
+    """Sign-ins for this username failed LOGIN_ATTEMPTS times within LOGIN_WINDOW."""
+
+    def __init__(self, retry_after: timedelta):
+        minutes = max(1, -(-int(retry_after.total_seconds()) // 60))
+        super().__init__(f"Too many failed sign-ins for this username: try again in "
+                         f"{minutes} minute{'s' if minutes != 1 else ''}, or ask an "
+                         "administrator to reset the password.")
+        self.retry_after = retry_after
+
+
+def authenticate(inst: Instance, username: str, password: str,
+                 address: str | None = None) -> Actor | None:
+    """The Actor of an active user whose password matches; None otherwise. After
+    LOGIN_ATTEMPTS failures for a username within LOGIN_WINDOW, TooManyAttempts — without
+    looking at the password — until the oldest of them is older than the window."""
+    username = username.strip()[:255]
+    users, failures = inst.schema.table("user"), inst.schema.system("login_failure")
+    now = inst.now()
     with inst.engine.connect() as conn:
-        row = conn.execute(sa.select(users).where(users.c.username == username.strip())).first()
+        recent = conn.execute(sa.select(failures.c.at).where(
+            failures.c.username == username, failures.c.at > now - LOGIN_WINDOW)
+            .order_by(failures.c.at.desc()).limit(LOGIN_ATTEMPTS)).scalars().all()
+        if len(recent) >= LOGIN_ATTEMPTS:
+            raise TooManyAttempts(recent[-1] + LOGIN_WINDOW - now)
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
         if row is None:
             verify_password(_timing_hash(), password)  # answer as slowly as for a real user
-            return None
-        if not verify_password(row.password_hash, password) or _inactive(row):
-            return None
-        return _actor_from_row(inst, conn, row)
+            ok = False
+        else:
+            ok = verify_password(row.password_hash, password) and not _inactive(row)
+        actor = _actor_from_row(inst, conn, row) if ok else None
+    with write_transaction(inst.engine) as conn:
+        if actor is None:
+            conn.execute(failures.insert().values(username=username, address=address, at=now))
+        else:  # a success forgives the failures before it; old ones go in any case
+            conn.execute(failures.delete().where(failures.c.username == username))
+        conn.execute(failures.delete().where(failures.c.at < now - LOGIN_WINDOW * 4))
+    return actor
 
 
 def actor_for_user(inst: Instance, conn: Connection, user_id: int) -> Actor:
@@ -277,7 +307,14 @@ def login_page() -> ResponseReturnValue:
     username = ""
     if request.method == "POST":
         username = request.form.get("username", "").strip()
-        actor = authenticate(get_instance(), username, request.form.get("password", ""))
+        try:
+            actor = authenticate(get_instance(), username, request.form.get("password", ""),
+                                 request.remote_addr)
+        except TooManyAttempts as exc:
+            seconds = str(max(1, int(exc.retry_after.total_seconds())))
+            return render_template("login.html", error=str(exc), username=username,
+                                   next=next_url, actor=current_actor()), 429, {
+                "Retry-After": seconds}
         if actor is not None:
             login_user(get_instance(), actor)
             return redirect(next_url or request.script_root + "/")

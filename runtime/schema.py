@@ -296,6 +296,13 @@ def _system_tables(metadata: sa.MetaData) -> None:
     sa.Table("crm_assign_cursor", metadata,
              sa.Column("key", sa.String(255), primary_key=True),
              sa.Column("last_user_id", sa.BigInteger()))
+    # failed sign-ins, to slow down password guessing (auth.py)
+    sa.Table("crm_login_failure", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("username", sa.String(255), nullable=False),
+             sa.Column("address", sa.String(64)),
+             sa.Column("at", sa.DateTime(), nullable=False),
+             sa.Index(None, "username", "at"))
     # demo records by their `_key`, so that a pack's demo data loaded later can link to them
     sa.Table("crm_demo_key", metadata,
              sa.Column("entity", sa.String(63), primary_key=True),

@@ -232,6 +232,46 @@ def test_login_never_redirects_off_site(app, crm, target):
     assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
+def test_failed_sign_ins_pause_that_username(crm, clock):
+    user_with_token(crm, "anna", password="correct horse")
+    user_with_token(crm, "bob", password="battery staple")
+    for _ in range(auth.LOGIN_ATTEMPTS):
+        assert auth.authenticate(crm, "anna", "guess", "10.0.0.9") is None
+        clock.advance(minutes=1)
+    # the next attempt is refused without looking at the password, the right one too
+    with pytest.raises(auth.TooManyAttempts) as paused:
+        auth.authenticate(crm, "anna", "correct horse")
+    assert "try again in 10 minutes" in str(paused.value)
+    assert auth.authenticate(crm, "bob", "battery staple") is not None  # others sign in
+    clock.advance(minutes=10, seconds=1)  # the first failure is out of the window now
+    assert auth.authenticate(crm, "anna", "correct horse") is not None
+    # a success forgives earlier failures
+    for _ in range(auth.LOGIN_ATTEMPTS - 1):
+        assert auth.authenticate(crm, "anna", "guess") is None
+    assert auth.authenticate(crm, "anna", "correct horse") is not None
+    assert auth.authenticate(crm, "anna", "guess") is None
+    assert auth.authenticate(crm, "anna", "correct horse") is not None
+
+
+def test_unknown_usernames_are_paused_too(crm):
+    for _ in range(auth.LOGIN_ATTEMPTS):
+        assert auth.authenticate(crm, "nobody", "guess") is None
+    with pytest.raises(auth.TooManyAttempts):
+        auth.authenticate(crm, "nobody", "guess")
+
+
+def test_login_page_answers_429_with_retry_after(app, crm):
+    user_with_token(crm, "anna", password="pw-anna-123")
+    client = app.test_client()
+    for _ in range(auth.LOGIN_ATTEMPTS):
+        assert sign_in(client, "anna", "nope").status_code == 401
+    paused = sign_in(client, "anna", "pw-anna-123")
+    assert paused.status_code == 429
+    assert 0 < int(paused.headers["Retry-After"]) <= 15 * 60
+    assert "Too many failed sign-ins" in paused.get_data(as_text=True)
+    assert client.get("/private").status_code == 302  # not signed in
+
+
 def test_login_page_escapes_what_it_echoes(app, crm):
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
