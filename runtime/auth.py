@@ -118,7 +118,8 @@ def _actor_from_row(inst: Instance, conn: Connection | None, row: Row,
     return Actor(
         user_id=values["id"], username=values["username"], roles=roles, team=values["team"],
         is_admin=bool(values["is_admin"]) or "admin" in roles,
-        language=values["language"] or "en", fields=tuple(extra))
+        language=values["language"] or "en", fields=tuple(extra),
+        full_name=values.get("full_name"))
 
 
 def _inactive(row: Row) -> bool:

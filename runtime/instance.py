@@ -35,6 +35,16 @@ class Actor:
     language: str = "en"
     system: bool = False
     fields: tuple[tuple[str, Any], ...] = ()  # extra user fields (region, ...) for expressions
+    full_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """What pages call the user: their full name, else their username."""
+        return self.full_name or self.username
+
+    @property
+    def first_name(self) -> str:
+        return self.display_name.split()[0] if self.full_name else self.username
 
     @classmethod
     def system_actor(cls, name: str = "system") -> Actor:

@@ -133,3 +133,14 @@ def test_home_page_renders_every_widget_kind(seeded, tmp_path) -> None:
     assert page.status_code == 200 and "Open pipeline" in page.get_data(as_text=True)
     assert client.get("/dashboards/nope").status_code == 404
     assert inst.today() - timedelta(days=1)  # the seeded follow-ups were due yesterday
+
+
+def test_pages_call_the_user_by_name(seeded, make_user, tmp_path) -> None:
+    inst, _, _ = seeded
+    dora = make_user(inst, "dora.m", roles=["director"], full_name="Dora <b>Mae</b> Smith")
+    client = make_app(inst, tmp_path).test_client()
+    sign_in(client, inst, dora)
+    html = client.get("/").get_data(as_text=True)
+    assert ", Dora</h1>" in html  # the greeting uses the first name
+    assert "Dora &lt;b&gt;Mae&lt;/b&gt; Smith" in html and "<b>Mae</b>" not in html
+    assert 'title="dora.m"' in html
