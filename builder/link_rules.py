@@ -23,6 +23,7 @@ from .model import (
     DemoFile,
     Entity,
     Field,
+    Measure,
     Permission,
     Recipient,
     State,
@@ -525,14 +526,16 @@ def _widget(lk: Linker, raw: dict, loc: Loc, index: int) -> Widget | None:
     if not lk.entity_ref(entity, _at(loc, "entity"), prefix):
         return None
     op = raw.get("op", "count")
-    if raw.get("field"):
-        ref = lk.field_ref(entity, raw["field"], _at(loc, "field"), "field", prefix)
-        if ref is not None and op in ("sum", "avg") and ref.raw.get("type") not in (
-                "integer", "decimal", "money", "percent"):
-            lk.error("E209", f"{prefix}op {op} needs a number field; '{ref.name}' is "
-                     f"{ref.raw.get('type')}", _at(loc, "field"))
-    elif op != "count":
-        lk.error("E103", f"{prefix}op {op} needs 'field': the field to summarise", loc)
+    _measured_field(lk, entity, raw, loc, prefix)
+    divide_by = None
+    if isinstance(raw.get("divide_by"), dict):
+        part, at = raw["divide_by"], _at(loc, "divide_by")
+        _measured_field(lk, entity, part, at, prefix + "divide_by: ")
+        below = None
+        if "where" in part:
+            below = lk.expression(part["where"], _at(at, "where"),
+                                  CheckContext(entity, require_sql=True), prefix + "divide_by: ")
+        divide_by = Measure(part.get("op", "count"), part.get("field"), below)
     if raw.get("group_by"):
         lk.group_by(entity, raw["group_by"], _at(loc, "group_by"), prefix)
     for i, column in enumerate(raw.get("columns") or []):
@@ -550,7 +553,20 @@ def _widget(lk: Linker, raw: dict, loc: Loc, index: int) -> Widget | None:
                               CheckContext(entity, require_sql=True), prefix)
     return Widget(raw["type"], entity, Text.of(label), where, op, raw.get("field"),
                   raw.get("chart"), raw.get("group_by"), tuple(sort), raw.get("limit"),
-                  raw.get("format"), tuple(raw.get("columns") or ()))
+                  raw.get("format"), tuple(raw.get("columns") or ()), divide_by)
+
+
+def _measured_field(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str) -> None:
+    """`op` and `field` of a widget (or of its `divide_by`) go together."""
+    op = raw.get("op", "count")
+    if raw.get("field"):
+        ref = lk.field_ref(entity, raw["field"], _at(loc, "field"), "field", prefix)
+        if ref is not None and op in ("sum", "avg") and ref.raw.get("type") not in (
+                "integer", "decimal", "money", "percent"):
+            lk.error("E209", f"{prefix}op {op} needs a number field; '{ref.name}' is "
+                     f"{ref.raw.get('type')}", _at(loc, "field"))
+    elif op != "count":
+        lk.error("E103", f"{prefix}op {op} needs 'field': the field to summarise", loc)
 
 
 # -- demo data ----------------------------------------------------------------------------

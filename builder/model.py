@@ -333,6 +333,15 @@ class Automation:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """The denominator of a ratio widget: an aggregate over the widget's entity."""
+
+    op: str = "count"
+    field: str | None = None
+    where: Expression | None = None  # None: the widget's own `where`
+
+
+@dataclass(frozen=True)
 class Widget:
     type: str  # number | chart | table | list
     entity: str
@@ -346,6 +355,7 @@ class Widget:
     limit: int | None = None
     format: str | None = None
     columns: tuple[str, ...] = ()
+    divide_by: Measure | None = None  # a number widget shows value ÷ this
 
     @property
     def group_parts(self) -> tuple[str | None, str | None]:

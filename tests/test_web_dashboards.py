@@ -144,3 +144,38 @@ def test_pages_call_the_user_by_name(seeded, make_user, tmp_path) -> None:
     assert ", Dora</h1>" in html  # the greeting uses the first name
     assert "Dora &lt;b&gt;Mae&lt;/b&gt; Smith" in html and "<b>Mae</b>" not in html
     assert 'title="dora.m"' in html
+
+
+def test_ratio_widget_divides_two_aggregates(seeded, make_user, tmp_path) -> None:
+    """`divide_by` (a number widget's denominator): its own `where`, else the widget's; zero
+    or nothing below the line shows as —; `format: percent` shows the ratio ×100."""
+    import dataclasses
+
+    from builder.expressions import parse
+    from builder.model import Measure
+
+    inst, who, _ = seeded
+    pipeline = widgets_of(inst)["Open pipeline"]  # sum of amount, won deals left out
+    same = dataclasses.replace(pipeline, divide_by=Measure("sum", "amount"))
+    assert dashboards.compute(inst, who, same).number == pytest.approx(1.0)
+    total = dataclasses.replace(pipeline, format="percent", divide_by=Measure(
+        "sum", "amount", parse("amount > 0")))
+    with inst.engine.connect() as conn:
+        everything = conn.execute(sa.text("select sum(amount) from opportunity")).scalar()
+    share = dashboards.compute(inst, who, total).number
+    assert share == pytest.approx(100 * 173000 / float(everything))
+    nothing = dataclasses.replace(pipeline, divide_by=Measure("count", None, parse(
+        "amount < 0")))
+    assert dashboards.compute(inst, who, nothing).number is None
+    agent = make_user(inst, "agnes", roles=["agent"])  # may not read opportunities
+    assert dashboards.compute(inst, agent, total).error
+
+    from runtime.web.home import caption, formatter
+    assert formatter(None, total)(share) == f"{share:,.1f}%"
+    assert formatter(None, nothing)(None) == "—"
+    deal = inst.model.entity("opportunity")
+    with make_app(inst, tmp_path).test_request_context():
+        assert caption(same, deal).endswith("· sum of amount ÷ sum of amount")
+        assert caption(dataclasses.replace(pipeline, op="count", divide_by=Measure()),
+                       deal).endswith("· share")
+    assert formatter(deal.fields["amount"], pipeline)(None) == "—"

@@ -102,13 +102,14 @@ def _bucket_label(key: Any, fn: str) -> str:
 def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") -> WidgetValue:
     entity = inst.model.entity(widget.entity)
     value_field = entity.fields.get(widget.field) if widget.field and widget.op != "count" \
-        else None
+        and widget.divide_by is None else None
     result = WidgetValue(widget, entity, value_field=value_field)
     hidden = permissions.hidden_fields(inst, actor, widget.entity)
     if not permissions.can(inst, actor, widget.entity, "read"):
         result.error = "You may not see these records."
         return result
-    if widget.field in hidden or widget.group_parts[1] in hidden:
+    if widget.field in hidden or widget.group_parts[1] in hidden or (
+            widget.divide_by is not None and widget.divide_by.field in hidden):
         result.error = "Some of these values are hidden from you."
         return result
     table, clauses = _base(inst, actor, widget)
@@ -118,11 +119,36 @@ def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") 
                 *clauses)).scalar()
             if result.number is None and widget.op in ("count", "sum"):
                 result.number = 0
+            if widget.divide_by is not None:
+                result.number = _ratio(inst, actor, conn, table, widget, result.number)
         elif widget.type in ("chart", "table") and widget.group_by:
             result.points = _groups(inst, conn, table, clauses, widget, entity, language)
         else:
             result.rows = _rows(inst, conn, table, clauses, widget, entity, hidden)
     return result
+
+
+def _ratio(inst: Instance, actor: Actor, conn: Any, table: sa.Table, widget: Widget,
+           numerator: Any) -> float | None:
+    """value ÷ `divide_by` (over the rows the viewer may read; its own `where`, else the
+    widget's); None when the denominator is nothing or zero. `format: percent` shows it ×100."""
+    measure = widget.divide_by
+    assert measure is not None
+    clauses = []
+    row_filter = permissions.read_filter(inst, actor, widget.entity, table)
+    if row_filter is not None:
+        clauses.append(row_filter)
+    where = measure.where if measure.where is not None else widget.where
+    if where is not None:
+        clauses.append(to_sql(where, sql_context(inst, actor, widget.entity), base=table,
+                              condition=True))
+    column = table.c[measure.field] if measure.field and measure.op != "count" else None
+    aggregate = OPS[measure.op](column) if column is not None else sa.func.count(table.c.id)
+    denominator = conn.execute(sa.select(aggregate).where(*clauses)).scalar()
+    if numerator is None or not denominator:
+        return None
+    ratio = float(numerator) / float(denominator)
+    return ratio * 100 if widget.format == "percent" else ratio
 
 
 def _groups(inst: Instance, conn: Any, table: sa.Table, clauses: list[Any], widget: Widget,

@@ -11,7 +11,17 @@ from markupsafe import Markup, escape
 from builder.model import Widget
 
 from . import charts, dashboards
-from .layout import actor, approvals_count, inst, language, query_url, render, tr
+from .layout import (
+    actor,
+    approvals_count,
+    entity_label,
+    field_label,
+    inst,
+    language,
+    query_url,
+    render,
+    tr,
+)
 from .widgets import display
 
 
@@ -25,14 +35,35 @@ def formatter(value_field: Any, widget: Widget) -> Any:
     def fmt(value: Any) -> str:
         if value is None:
             return "—"
+        if value_field is not None and widget.op == "avg" and value_field.type == "integer":
+            return f"{float(value):,.1f}"  # an average of whole numbers: one decimal
         if value_field is not None and widget.op != "count":
             return str(Markup(display(value, value_field)).striptags())
         if widget.format == "money":
+            return f"{float(value):,.2f}"
+        if widget.format == "percent":
+            return f"{float(value):,.1f}%"
+        if widget.divide_by is not None:  # a ratio: two decimals, like 1.25
             return f"{float(value):,.2f}"
         if not float(value).is_integer():
             return f"{float(value):,.1f}"
         return f"{int(float(value)):,}"
     return fmt
+
+
+def caption(widget: Widget, entity: Any) -> str:
+    """What a number widget's figure is: "Night audits · sum of rooms sold ÷ sum of rooms
+    available", "Retention cases · share", "Lines"."""
+    def part(op: str, field: str | None) -> str:
+        return "count" if op == "count" or not field else \
+            f"{op} of {field_label(entity, field).lower()}"
+    text = entity_label(entity, plural=True)
+    measure = widget.divide_by
+    if measure is not None and widget.op == "count" and measure.op == "count":
+        return f"{text} · share"
+    if measure is not None:
+        return f"{text} · {part(widget.op, widget.field)} ÷ {part(measure.op, measure.field)}"
+    return text if widget.op == "count" else f"{text} · {part(widget.op, widget.field)}"
 
 
 def widget_view(widget: Widget) -> dict[str, Any]:
@@ -41,7 +72,8 @@ def widget_view(widget: Widget) -> dict[str, Any]:
     list_url = url_for("web.list", entity=widget.entity)
     fmt = formatter(value.value_field, widget)
     shown: dict[str, Any] = {"widget": widget, "value": value, "label": tr(widget.label),
-                             "url": list_url, "fmt": fmt, "chart": Markup("")}
+                             "url": list_url, "fmt": fmt, "chart": Markup(""),
+                             "caption": caption(widget, value.entity)}
     if value.points:
         points = [(p.label, dashboards.as_number(p.value),
                    query_url({}, list_url, **p.filters) if p.filters else list_url)
