@@ -454,3 +454,47 @@ def test_telecom_churn_risk_to_retained_line(api):
     assert float(line["retention_discount_pct"]) == 25
     assert line["retention_discount_until"] == "2027-02-26"  # 12 x 30 days
     assert a.get("admin", "account", account["id"])["open_retention_cases"] == 0
+
+
+# -- formulas with pow() and right(): mortgage payment, annuity, masked national id ---------
+
+
+def test_real_estate_mortgage_monthly_payment(api):
+    a = api("real_estate")
+    a.user("alice", "agent")
+    a.user("mia", "mortgage_advisor")
+    buyer = a.create("alice", "contact", first_name="Anna", last_name="Buyer",
+                     email="anna@example.com")
+    application = a.create("alice", "financing_application", buyer=buyer["id"],
+                           property_value="400000.00", loan_amount="300000.00", term_years=25)
+    assert "monthly_payment" not in application  # hidden from the agent who created it
+    application = a.get("mia", "financing_application", application["id"])
+    assert application["monthly_payment"] is None  # no rate yet
+    application = a.patch("mia", "financing_application", application["id"],
+                          interest_rate_pct="4.5", version=application["version"])
+    assert application["monthly_payment"] == "1667.50"  # the annuity, r = 4.5% / 12
+    application = a.patch("mia", "financing_application", application["id"],
+                          interest_rate_pct="0", version=application["version"])
+    assert application["monthly_payment"] == "1000.00"  # no interest: loan / months
+    # the agent sees neither the rate nor the payment that would give it away
+    seen = a.get("alice", "financing_application", application["id"])
+    assert "interest_rate_pct" not in seen and "monthly_payment" not in seen
+
+
+def test_finance_annuity_instalment_and_masked_national_id(api):
+    a = api("finance")
+    a.user("rm", "relationship_manager")
+    a.user("cleo", "compliance_officer")
+    customer = a.create("cleo", "contact", first_name="Ada", last_name="Lovelace",
+                        email="ada@example.com", national_id="AB123456C",
+                        national_id_last4="456C", relationship_manager=a.ids["rm"])
+    assert customer["national_id_masked"] == "•••• 456C"
+    seen = a.get("rm", "contact", customer["id"])
+    assert "national_id" not in seen and seen["national_id_masked"] == "•••• 456C"
+
+    loan = a.create("rm", "loan_application", applicant=customer["id"], branch="harbour",
+                    product="mortgage", purpose="home_purchase", amount="750000.00",
+                    term_months=300, base_rate="4.250", collateral_type="property",
+                    collateral_value="1200000.00", monthly_income="25000.00")
+    assert loan["estimated_instalment"] == "4063.04"  # the annuity at the grid rate
+    assert float(loan["dti_pct"]) == 16.3
