@@ -179,7 +179,7 @@ def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, 
             errors.setdefault(name, []).append(str(exc))
             continue
         current = old.get(name) if old is not None else None
-        reason = readonly_reason(ent, field, transition=transition)
+        reason = readonly_reason(ent, field, transition=transition, system=actor.system)
         if reason is None and name in denied and old is not None:
             reason = "you may not change it; leave it out"
         if reason is not None:
@@ -194,7 +194,8 @@ def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, 
 
 def _readonly_when(ent: Entity, record: Mapping[str, Any], given: Mapping[str, Any],
                    before: Mapping[str, Any], ctx: Any, errors: Errors) -> None:
-    """`readonly_when` holds on the server: on update over the record as it was."""
+    """`readonly_when` holds on the server: on update over the record as it was (for users:
+    automations and imports act as the system, which it does not bind)."""
     for name in given:
         field = ent.fields[name]
         if field.readonly_when is not None and not same(record.get(name), before.get(name)) \
@@ -208,6 +209,8 @@ def _check_create_readonly(inst: Instance, actor: Actor, ent: Entity, record: di
                            fetch: Fetcher, errors: Errors) -> None:
     """On create, a field the actor may not change (their role's `readonly`, or a
     `readonly_when` that holds) may only be given the value it would get anyway."""
+    if actor.system:
+        return
     denied = readonly_fields(inst, actor, ent.name, "create")
     names = [n for n in given if n in denied or ent.fields[n].readonly_when is not None]
     if not names:
@@ -420,8 +423,9 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         ctx = eval_context(inst, actor, entity, record, old=old, fetch=fetch)
         compute_formulas(ent, record, ctx, errors)
         check_fields(ent, record, ctx, errors, language=actor_language(actor))
-        _readonly_when(ent, record, given, old,
-                       eval_context(inst, actor, entity, old, fetch=fetch), errors)
+        if not actor.system:
+            _readonly_when(ent, record, given, old,
+                           eval_context(inst, actor, entity, old, fetch=fetch), errors)
         changed = [n for n in ent.fields if n in table.c or ent.fields[n].type == "links"
                    if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
         checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],

@@ -45,9 +45,10 @@ class TransferError(Exception):
 
 
 def unsettable(ent: Entity, name: str) -> bool:
-    """Fields nobody writes, not even an import: computed ones and `readonly: true` ones."""
-    f = ent.fields[name]
-    return f.computed or f.readonly and not (ent.workflow and name == ent.workflow.field)
+    """Fields nobody writes, not even an import: computed ones (formulas, rollups,
+    autonumbers, system fields). `readonly: true` fields bind users only: an import, like an
+    automation, acts as the system and brings their values in."""
+    return ent.fields[name].computed
 
 
 def write(inst: Instance, actor: Actor, conn: Connection, entity: str,

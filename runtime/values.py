@@ -130,8 +130,10 @@ def coerce_value(field: Field, value: Any) -> Any:
     return result
 
 
-def readonly_reason(entity: Entity, field: Field, *, transition: bool = False) -> str | None:
-    """Why nobody may type into `field` (None when they may)."""
+def readonly_reason(entity: Entity, field: Field, *, transition: bool = False,
+                    system: bool = False) -> str | None:
+    """Why nobody may type into `field` (None when they may). `readonly: true` binds users,
+    not the `system` (automations, imports, demo data)."""
     if entity.workflow is not None and field.name == entity.workflow.field:
         return None if transition else (
             "changes only through a workflow transition; use one of the record's transitions")
@@ -145,7 +147,7 @@ def readonly_reason(entity: Entity, field: Field, *, transition: bool = False) -
         return "is set by CRMForge; leave it out"
     if field.name in AUTO_FIELDS:
         return "is set by CRMForge; leave it out"
-    if field.readonly:
+    if field.readonly and not system:
         return "is read-only; leave it out"
     return None
 

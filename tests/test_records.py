@@ -503,3 +503,51 @@ def test_titles_drop_separators_left_by_empty_fields(spec):
         "Offer #9"
     assert records.title(inst, "contact", {"id": 3, "first_name": "Anna",
                                            "last_name": None}) == "Anna"
+
+
+CASE = {"entities/case.yaml": """\
+entity: case
+label: Case
+title_field: subject
+fields:
+  subject: {type: text, required: true}
+  status: {type: choice, options: [open, closed], default: open}
+  closed_on: {type: date, readonly: true}
+  summary: {type: text, readonly_when: "status == 'closed'"}
+automations:
+  stamp:
+    on: update
+    when: "status == 'closed' and old.status != 'closed'"
+    do:
+      - set: {closed_on: "=today()", summary: "Closed: {subject}"}
+"""}
+
+
+def test_read_only_fields_bind_users_not_automations_or_imports(make_instance, pack, admin,
+                                                                  make_user):
+    """`readonly: true` and `readonly_when` are about people: an automation (the system) sets
+    them, an import brings their values in, a user's change is refused."""
+    from runtime import transfer
+
+    inst = make_instance(pack(CASE))
+    actor = admin(inst)
+    case = records.create(inst, actor, "case", {"subject": "Leak"})
+    with pytest.raises(ValidationFailed) as refused:
+        records.update(inst, actor, "case", case["id"], {"closed_on": "2026-01-02"},
+                       version=case["version"])
+    assert refused.value.errors["closed_on"] == ["is read-only; leave it out"]
+    closed = records.update(inst, actor, "case", case["id"], {"status": "closed"},
+                            version=case["version"])
+    assert closed["closed_on"] == inst.today().isoformat()  # the automation set both
+    assert closed["summary"] == "Closed: Leak"
+    with pytest.raises(ValidationFailed) as locked:  # readonly_when holds for the user
+        records.update(inst, actor, "case", case["id"], {"summary": "mine"},
+                       version=closed["version"])
+    assert "read-only for this record" in locked.value.errors["summary"][0]
+
+    report = transfer.import_rows(inst, "case", ["subject", "status", "closed_on"],
+                                  [(2, {"subject": "Old", "status": "closed",
+                                        "closed_on": "2025-12-24"})])
+    assert not report.problems and not report.ignored
+    imported = records.query(inst, actor, "case", filters={"subject": "Old"}).rows[0]
+    assert imported["closed_on"] == "2025-12-24"
