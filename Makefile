@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.demo_install
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -32,13 +32,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, jsonify, request
 
+from benchmarks.report import write_section
 from builder.linker import build_model
 from runtime.db import make_engine, write_transaction
 from runtime.instance import Instance, utcnow
 from runtime.schema import build_schema
 
 HERE = Path(__file__).resolve().parent
-DOC = HERE.parent / "docs" / "performance.md"
 TARGETS = {
     "api_vs_raw_list": ("list page: API ÷ hand-written raw SQL endpoint", "≤ 1.5", 1.5, "le"),
     "deep_vs_first": ("page 10,000 pages deep ÷ page 1", "≤ 1.3", 1.3, "le"),
@@ -238,10 +238,10 @@ def _ok(response, status: int = 200):  # noqa: ANN001, ANN202
 
 def write_report(measured: dict, rows: int, small_rows: int, backend: str) -> str:
     lines = [
-        "# Performance",
+        "## The JSON API at a million records",
         "",
-        "Measured by `make bench` (`python -m benchmarks.run`); see `benchmarks/run.py` for the "
-        "method. Each ratio compares two measurements taken in the same run on the same "
+        "Measured by `python -m benchmarks.run` (part of `make bench`); see `benchmarks/run.py` "
+        "for the method. Each ratio compares two measurements taken in the same run on the same "
         "machine, so the machine's speed cancels out. Latencies are medians through an "
         "in-process WSGI client.",
         "",
@@ -258,7 +258,7 @@ def write_report(measured: dict, rows: int, small_rows: int, backend: str) -> st
                      f"{measured['notes'][key]} |")
     lines += ["", f"Loading: {measured['notes']['load']}.", ""]
     text = "\n".join(lines)
-    DOC.write_text(text, encoding="utf-8")
+    write_section("api", text)
     return text
 
 
