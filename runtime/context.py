@@ -6,7 +6,7 @@ the SQL compiler. Built from an Instance and an Actor, never from globals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +81,21 @@ class Fetcher:
                     row = conn.execute(query, {"_crm_id": key}).mappings().first()
             self.cache[(entity, key)] = dict(row) if row is not None else None
         return self.cache[(entity, key)]
+
+    def find(self, entity: str, field: str, value: Any) -> int | None:
+        """`lookup()`: the lowest id of the `entity` records whose `field` equals `value`."""
+        if entity not in self.inst.model.entities:
+            return None
+        table = self.inst.schema.table(entity)
+        if field not in table.c:
+            return None
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)  # stored as naive UTC
+        query = sa.select(sa.func.min(table.c.id)).where(table.c[field] == value)
+        if self.conn is not None:
+            return self.conn.execute(query).scalar()
+        with self.inst.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def forget(self, entity: str, key: Any) -> None:
         self.cache.pop((entity, key), None)

@@ -144,9 +144,20 @@ def load(db: Backend) -> None:
         conn.execute(db.tables["deal"].insert(), ROWS)
 
 
+class Fetch:
+    """The evaluator's view of the rows in DB (the same rows `load` writes to the tables)."""
+
+    def __call__(self, entity, key):
+        return DB[entity].get(key)
+
+    def find(self, entity, field, value):  # lookup(): the lowest id whose field == value
+        return min((k for k, row in DB[entity].items() if row.get(field) == value),
+                   default=None)
+
+
 def eval_ctx(row, user=USER) -> EvalContext:
     return EvalContext(record=row, entity="deal", user=user, now=NOW, scope=Scope(),
-                       fetch=lambda entity, key: DB[entity].get(key))
+                       fetch=Fetch())
 
 
 CONDITIONS = [
@@ -184,6 +195,14 @@ CONDITIONS = [
     ("(1 if active else 2) == 2", [2, 3]), ("(qty if active else null) == null", [2, 3]),
     ("true", [1, 2, 3]), ("null", []), ("1 + 1 == 2 and not false", [1, 2, 3]),
     ("-qty > 0", [2]), ("1 < qty < 10", [1]),
+    # lookup(entity, field, value): the lowest id whose field equals the value, or null
+    ("lookup('prop', 'city', 'Oslo') == prop", [1]), ("lookup('prop', 'city', name) == null",
+                                                      [1, 2, 3]),
+    ("lookup('user', 'nick', 'bo') == owner", [2]),
+    ("lookup('team', 'name', 'South') == owner.team", [2]),
+    ("lookup('prop', 'price', 100) == prop", [1]), ("lookup('prop', 'city', null) == null",
+                                                    [1, 2, 3]),
+    ("lookup('user', 'team', user.team) == 1", [1, 2, 3]),
     # text functions: 1-based positions, counts beyond the text, negative counts, nulls
     ("left(name, 2) == 'Bo'", [1]), ("right(name, 3) == 'ice'", [2]),
     ("mid(name, 2, 3) == 'lic'", [2]), ("mid(name, 0, 2) == 'Bo'", [1]),

@@ -298,6 +298,33 @@ class _Typer:
 
     # -- functions ------------------------------------------------------------------------
 
+    def lookup(self, node: Call, args: list[str]) -> str:
+        """`lookup('entity', 'field', value)`: the id of the first record (lowest id) of
+        `entity` whose `field` equals `value` — a number, like a link."""
+        target = _lookup_target(node)
+        if target is None:
+            culprit = node.args[0] if not (isinstance(node.args[0], Literal) and isinstance(
+                node.args[0].value, str)) else node.args[1]
+            return self.error("E313", "lookup() needs the entity and the field as quoted "
+                              "names, like lookup('contact', 'email', email)", culprit.offset)
+        entity, name = target
+        fields = self.scope.fields(entity)
+        if fields is None:
+            return self.error("E310", f"lookup(): unknown entity '{entity}'",
+                              node.args[0].offset)
+        found = fields.get(name)
+        if found is None or found.type in ("links", "multichoice"):
+            return self.error("E310", f"lookup(): {entity} has no field '{name}' to match on",
+                              node.args[1].offset, did_you_mean(name, [
+                                  f for f, r in fields.items()
+                                  if r.type not in ("links", "multichoice")]))
+        kind = args[2]
+        wanted = FIELD_TYPES.get(found.type, "any")
+        if kind not in (wanted, "null", "any"):
+            self.error("E313", f"lookup(): {entity}.{name} is {wanted}, not {kind}",
+                       node.args[2].offset)
+        return "number"
+
     def _Call(self, node: Call) -> str:
         args = [self.type(a) for a in node.args]
         name = node.func
@@ -337,6 +364,8 @@ class _Typer:
             need(0, "number")
             need(1, "number")
             return "number"
+        if name == "lookup":
+            return self.lookup(node, args)
         if name == "contains":
             need(0, "text", "list")
             if args[0] == "text":
@@ -360,6 +389,15 @@ class _Typer:
                 self.error("E313", f"{name}() cannot compare {kind}", arg.offset)
             result = self.unify(result, kind, arg.offset, f"the arguments of {name}()")
         return result
+
+
+def _lookup_target(node: Call) -> tuple[str, str] | None:
+    """The (entity, field) of `lookup('entity', 'field', value)`, when both are text literals."""
+    entity, field = node.args[0], node.args[1]
+    if isinstance(entity, Literal) and isinstance(entity.value, str) and \
+            isinstance(field, Literal) and isinstance(field.value, str):
+        return entity.value, field.value
+    return None
 
 
 def _is_null(node: Node) -> bool:

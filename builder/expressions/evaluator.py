@@ -289,9 +289,21 @@ class _Evaluator:
             return 0 if args[0] is None else len(args[0])
         if name == "has_role" and self.ctx.user is None and args[0] is not None:
             return False
+        if name == "lookup":
+            return self.lookup(*args)
         if any(a is None for a in args):
             return None
         return getattr(self, "fn_" + name)(*args)
+
+    def lookup(self, entity: str, field: str, value: Any) -> Any:
+        """The lowest id of the `entity` records whose `field` equals `value` (the fetch
+        given by the runtime answers `find`); null when none does or `value` is null."""
+        if value is None:
+            return None
+        find = getattr(self.ctx.fetch, "find", None)
+        if find is None:
+            raise ExpressionError("E320", f"cannot look up '{entity}' records: no database")
+        return find(entity, field, normalize(value))
 
     def fn_days(self, n: Any) -> timedelta:
         return timedelta(seconds=int(Decimal(n) * 86400))

@@ -51,6 +51,7 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "coalesce": (1, None),
     "round": (1, 2),
     "pow": (2, 2),
+    "lookup": (3, 3),
     "min": (2, None),
     "max": (2, None),
     "day": (1, 1),

@@ -134,6 +134,8 @@ class _Compiler:
                 result = node.path[0] == "user" and len(node.path) == 2 and (
                     node.path[1] in _USER_CONSTANTS or self.ctx.user is None
                     or node.path[1] in self.ctx.user.fields)
+            elif isinstance(node, Call) and node.func == "lookup":
+                result = False  # it reads the database: a subquery, not a constant
             else:
                 result = all(self.is_constant(c) for c in children(node))
             self._constant[key] = result
@@ -312,6 +314,14 @@ class _Compiler:
             if not values:
                 return sa.null()
             return values[0] if len(values) == 1 else sa.func.coalesce(*values)
+        if name == "lookup":  # the lowest id of the records of entity whose field = value
+            entity, field = args[0].value, args[1].value  # literals: the checker saw to it
+            table = self.ctx.table(entity).alias()
+            value = self.value(args[2])
+            if isinstance(value, sa.sql.elements.Null):
+                return sa.null()
+            return sa.select(sa.func.min(table.c.id)).where(
+                table.c[field] == value).scalar_subquery()
         values = [self.value(a) for a in args]
         if any(isinstance(v, sa.sql.elements.Null) for v in values):
             return sa.null()
