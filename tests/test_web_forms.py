@@ -185,6 +185,22 @@ def test_new_form_defaults_and_prefill_from_a_related_list(web) -> None:
     assert '<option value="cash" selected>' in html  # default: cash
 
 
+def test_a_blank_field_with_a_computed_default_gets_it_on_save(web) -> None:
+    """`valid_until: "=today() + days(7)"` left blank is worked out on save; `financing`
+    (a literal default the form showed) cleared stays blank."""
+    from datetime import timedelta
+
+    client, data, inst, who = web["client"], web["data"], web["inst"], web["admin"]
+    token = token_of(client, "/e/offer/new")
+    answer = client.post("/e/offer/new", data={
+        "csrf_token": token, "property": str(data["loft"]["id"]), "buyer": str(
+            data["ben"]["id"]), "amount": "610000", "valid_until": "", "financing": ""})
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:3000]
+    offer = records.get(inst, who, "offer", int(answer.headers["Location"].rsplit("/", 1)[1]))
+    assert offer["valid_until"] == (inst.today() + timedelta(days=7)).isoformat()
+    assert offer["financing"] is None
+
+
 def test_edit_saves_and_stale_version_shows_the_conflict(web) -> None:
     client, inst, who = web["client"], web["inst"], web["admin"]
     offer = web["data"]["offers"][0]

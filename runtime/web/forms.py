@@ -257,7 +257,7 @@ def new_record(entity: str) -> ResponseReturnValue:
     posted = editable_values(model_entity, "new", request.form)
     errors: dict[str, list[str]] = {}
     duplicate = None
-    values = resolve_links(model_entity, posted, errors)
+    values = _computed_defaults_apply(model_entity, resolve_links(model_entity, posted, errors))
     try:
         values.update(attachments.form_files(model_entity, request.files, None))
     except ValidationFailed as exc:
@@ -352,6 +352,17 @@ def _conflict(entity: Entity, current: dict[str, Any], posted: dict[str, Any]) -
                             "theirs": display(current.get(name), f, titles),
                             "mine": display(mine, f, titles)})
     return {"version": current.get("version"), "changes": changes}
+
+
+def _computed_defaults_apply(entity: Entity, values: dict[str, Any]) -> dict[str, Any]:
+    """A field left blank whose default is a template or an expression (`=room_type.hotel`)
+    is left out, so that the default is worked out on save from the values typed (the new
+    form could not show it yet). A literal default was shown in the form: blank stays blank."""
+    def computed_default(name: str) -> bool:
+        f = entity.fields.get(name)
+        return f is not None and f.default is not None and f.default.kind != "literal"
+    return {name: value for name, value in values.items()
+            if not (computed_default(name) and (value is None or value == "" or value == []))}
 
 
 def _initial_values(entity: Entity) -> dict[str, Any]:
