@@ -82,6 +82,9 @@ def _rollup_alias(inst: Instance, child: str) -> sa.Alias:
 # -- batching ---------------------------------------------------------------------------------
 
 
+MAX_CHAIN = 8  # levels of rollups over rollups refreshed after one write
+
+
 class _Batch:
     """Parents whose rollups a batch of writes touched: {(parent, link): (Entity, fields,
     child, ids)}."""
@@ -121,25 +124,57 @@ def batch(inst: Instance, conn: Connection) -> Iterator[None]:
 
 
 def _flush(state: _Batch) -> None:
+    """Refresh the noted parents; then the rollups over those parents (a chain: order lines →
+    order total → the account's sum of order totals), level by level."""
     inst, conn = state.inst, state.conn
-    formulas: dict[str, set[int]] = {}
-    for (child, parent_name, link), ids in state.pending.items():
-        if not ids:
+    pending = state.pending
+    for _ in range(MAX_CHAIN):
+        if not pending:
+            return
+        formulas: dict[str, set[int]] = {}
+        changed: dict[str, set[int]] = {}
+        for (child, parent_name, link), ids in pending.items():
+            if not ids:
+                continue
+            parent = inst.model.entity(parent_name)
+            fields = _groups(inst, child)[(parent_name, link)][1]
+            ordered = sorted(ids)
+            for i in range(0, len(ordered), 500):
+                chunk = ordered[i:i + 500]
+                _lock_parents(inst, conn, parent_name, chunk)
+                conn.execute(_rollup_update(inst, child, parent, link, fields),
+                             {"ids": chunk})
+                mark_written(conn)
+            if any(f.formula is not None for f in parent.fields.values()):
+                formulas.setdefault(parent_name, set()).update(ids)
+            changed.setdefault(parent_name, set()).update(ids)
+        for parent_name, ids in formulas.items():
+            parent = inst.model.entity(parent_name)
+            for parent_id in sorted(ids):
+                _refresh_formulas(inst, conn, parent, parent_id)
+        pending = _next_level(inst, conn, changed)
+
+
+def _next_level(inst: Instance, conn: Connection, changed: Mapping[str, set[int]]
+                ) -> dict[tuple[str, str, str], set[int]]:
+    """The parents of the records whose rollups just changed, for the rollups over them."""
+    above: dict[tuple[str, str, str], set[int]] = {}
+    for name, ids in changed.items():
+        groups = _groups(inst, name)
+        if not groups:
             continue
-        parent = inst.model.entity(parent_name)
-        fields = _groups(inst, child)[(parent_name, link)][1]
+        table = inst.schema.table(name)
+        links = sorted({link for _, link in groups})
         ordered = sorted(ids)
         for i in range(0, len(ordered), 500):
-            chunk = ordered[i:i + 500]
-            _lock_parents(inst, conn, parent_name, chunk)
-            conn.execute(_rollup_update(inst, child, parent, link, fields), {"ids": chunk})
-            mark_written(conn)
-        if any(f.formula is not None for f in parent.fields.values()):
-            formulas.setdefault(parent_name, set()).update(ids)
-    for parent_name, ids in formulas.items():
-        parent = inst.model.entity(parent_name)
-        for parent_id in sorted(ids):
-            _refresh_formulas(inst, conn, parent, parent_id)
+            rows = conn.execute(sa.select(*(table.c[link] for link in links)).where(
+                table.c.id.in_(ordered[i:i + 500]))).all()
+            for row in rows:
+                for (parent_name, link) in groups:
+                    value = row._mapping[link]
+                    if value is not None:
+                        above.setdefault((name, parent_name, link), set()).add(value)
+    return above
 
 
 # -- rollups ----------------------------------------------------------------------------------
@@ -201,35 +236,27 @@ def refresh_rollups(inst: Instance, conn: Connection, child: str,
                     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
     """Recompute the rollups that a change to one `child` record may affect, over the
     parents it linked to before and after: one UPDATE per parent entity and link field,
-    setting every rollup field to its aggregate subquery. Inside `batch(inst, conn)` the
-    parents are only noted, and refreshed once at the end of the batch."""
+    setting every rollup field to its aggregate subquery; then the parents' formulas, and
+    the rollups over those parents in turn (a chain). Inside `batch(inst, conn)` the parents
+    are only noted, and refreshed once at the end of the batch."""
     groups = _groups(inst, child)
     if not groups:
         return
+    noted: dict[tuple[str, str, str], set[int]] = {}
+    for (_, link), (parent, _fields) in groups.items():
+        ids = {r[link] for r in (before, after) if r is not None and r.get(link) is not None}
+        if ids:
+            noted.setdefault((child, parent.name, link), set()).update(ids)
+    if not noted:
+        return
     state = _BATCH.get()
-    if state is not None and state.conn is not conn:
-        state = None
-    pending: dict[str, tuple[Entity, set[int]]] = {}
-    locked: set[tuple[str, int]] = set()
-    for (_, link), (parent, fields) in groups.items():
-        ids = sorted({r[link] for r in (before, after)
-                      if r is not None and r.get(link) is not None})
-        if not ids:
-            continue
-        if state is not None:
-            state.pending.setdefault((child, parent.name, link), set()).update(ids)
-            continue
-        fresh = [i for i in ids if (parent.name, i) not in locked]
-        if fresh:
-            _lock_parents(inst, conn, parent.name, fresh)
-            locked.update((parent.name, i) for i in fresh)
-        conn.execute(_rollup_update(inst, child, parent, link, fields), {"ids": ids})
-        mark_written(conn)
-        pending.setdefault(parent.name, (parent, set()))[1].update(ids)
-    for parent, ids in pending.values():
-        if any(f.formula is not None for f in parent.fields.values()):
-            for parent_id in sorted(ids):
-                _refresh_formulas(inst, conn, parent, parent_id)
+    if state is not None and state.conn is conn:
+        for key, ids in noted.items():
+            state.pending.setdefault(key, set()).update(ids)
+        return
+    now = _Batch(inst, conn)
+    now.pending = noted
+    _flush(now)
 
 
 def _aggregate(inst: Instance, child: str, rows: sa.Alias, parents: sa.Table,

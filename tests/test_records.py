@@ -551,3 +551,54 @@ def test_read_only_fields_bind_users_not_automations_or_imports(make_instance, p
     assert not report.problems and not report.ignored
     imported = records.query(inst, actor, "case", filters={"subject": "Old"}).rows[0]
     assert imported["closed_on"] == "2025-12-24"
+
+
+CHAIN = {"entities/shop.yaml": """\
+entity: shop
+label: Shop
+title_field: name
+fields:
+  name: {type: text, required: true}
+  ordered: {type: money, rollup: {from: basket.shop, op: sum, field: total}}
+  big_baskets: {type: integer, rollup: {from: basket.shop, op: count, where: "total >= 100"}}
+""", "entities/basket.yaml": """\
+entity: basket
+label: Basket
+fields:
+  shop: {type: link, to: shop, required: true}
+  subtotal: {type: money, rollup: {from: item.basket, op: sum, field: price}}
+  total: {type: money, formula: "coalesce(subtotal, 0) * 1.2"}
+""", "entities/item.yaml": """\
+entity: item
+label: Item
+fields:
+  basket: {type: link, to: basket, required: true, on_delete: cascade}
+  price: {type: money, required: true}
+"""}
+
+
+def test_rollups_over_rollups_follow_a_change(make_instance, pack, admin):
+    """item.price → basket.subtotal (rollup) → basket.total (formula) → shop.ordered and
+    shop.big_baskets (rollups of the total): one write refreshes the chain, and so does a
+    bulk load at its end."""
+    from runtime import derived
+
+    inst = make_instance(pack(CHAIN))
+    actor = admin(inst)
+    shop = records.create(inst, actor, "shop", {"name": "Corner"})
+    basket = records.create(inst, actor, "basket", {"shop": shop["id"]})
+    item = records.create(inst, actor, "item", {"basket": basket["id"], "price": "50"})
+    after = records.get(inst, actor, "shop", shop["id"])
+    assert after["ordered"] == "60.00" and after["big_baskets"] == 0
+    records.update(inst, actor, "item", item["id"], {"price": "100"}, version=item["version"])
+    after = records.get(inst, actor, "shop", shop["id"])
+    assert after["ordered"] == "120.00" and after["big_baskets"] == 1
+    records.delete(inst, actor, "item", item["id"])
+    assert records.get(inst, actor, "shop", shop["id"])["ordered"] == "0.00"
+
+    with inst.engine.begin() as conn, derived.batch(inst, conn):
+        for price in ("10", "20", "70"):
+            records.create(inst, actor, "item", {"basket": basket["id"], "price": price},
+                           conn=conn)
+    after = records.get(inst, actor, "shop", shop["id"])
+    assert after["ordered"] == "120.00" and after["big_baskets"] == 1
