@@ -155,6 +155,34 @@ def _flush(state: _Batch) -> None:
         pending = _next_level(inst, conn, changed)
 
 
+def windowed(inst: Instance) -> list[tuple[str, str, str]]:
+    """(child, parent, link) of the rollups whose `where` uses `today()` or `now()`."""
+    found: list[tuple[str, str, str]] = []
+    for parent in inst.model.entities.values():
+        for f in parent.fields.values():
+            rollup = f.rollup
+            if rollup is not None and rollup.where is not None and (
+                    "today" in rollup.where.source or "now" in rollup.where.source):
+                key = (rollup.entity, parent.name, rollup.link)
+                if key not in found:
+                    found.append(key)
+    return found
+
+
+def refresh_windowed(inst: Instance, conn: Connection) -> int:
+    """Recompute every rollup whose `where` uses `today()` or `now()` ("open tickets due this
+    week") for all its parents — the worker does it once a day, as the window moves — and the
+    formulas and rollups that follow from them. Returns how many parents were refreshed."""
+    pending: dict[tuple[str, str, str], set[int]] = {}
+    for key in windowed(inst):
+        table = inst.schema.table(key[1])
+        pending[key] = set(conn.execute(sa.select(table.c.id)).scalars())
+    state = _Batch(inst, conn)
+    state.pending = pending
+    _flush(state)
+    return sum(len(ids) for ids in pending.values())
+
+
 def _next_level(inst: Instance, conn: Connection, changed: Mapping[str, set[int]]
                 ) -> dict[tuple[str, str, str], set[int]]:
     """The parents of the records whose rollups just changed, for the rollups over them."""

@@ -54,6 +54,9 @@ def make_huey(url: str | None = None, *, name: str = QUEUE_NAME, **kwargs: Any) 
     raise ValueError(f"CRMFORGE_QUEUE_URL must start with redis:// or sqlite:///, not {url!r}")
 
 
+WINDOWED = "crm.windowed_rollups"  # crm_schedule_run key of the daily rollup refresh
+
+
 class Worker:
     """The tasks of one Huey, run against the instance `open_instance()` returns (opened once,
     on first use, in the process that runs the tasks)."""
@@ -68,6 +71,8 @@ class Worker:
                                         retry_delay=30)(self._run_automation)
         self.escalate = huey.task(name="crmforge.escalate", retries=2,
                                   retry_delay=30)(self._escalate)
+        self.refresh_windowed = huey.task(name="crmforge.refresh_windowed", retries=2,
+                                          retry_delay=30)(self._refresh_windowed)
 
     @property
     def inst(self) -> Instance:
@@ -103,7 +108,41 @@ class Worker:
         for key in due:
             self.run_automation(key)
         self.escalate()
+        from .derived import windowed
+
+        if windowed(self.inst) and not self._windowed_done():
+            self.refresh_windowed()
         return due
+
+    def _windowed_done(self) -> bool:
+        """Whether today's refresh of the `today()`-windowed rollups has run."""
+        from .automations import SENTINEL
+
+        inst = self.inst
+        runs = inst.schema.system("schedule_run")
+        with inst.engine.connect() as conn:
+            return conn.execute(sa.select(runs.c.record_id).where(
+                runs.c.automation == WINDOWED, runs.c.period == inst.today().isoformat(),
+                runs.c.record_id == SENTINEL)).first() is not None
+
+    def _refresh_windowed(self) -> int:
+        from .automations import SENTINEL
+        from .db import write_transaction
+        from .derived import refresh_windowed
+
+        inst = self.inst
+        runs = inst.schema.system("schedule_run")
+        with write_transaction(inst.engine) as conn:
+            done = conn.execute(sa.select(runs.c.record_id).where(
+                runs.c.automation == WINDOWED, runs.c.period == inst.today().isoformat(),
+                runs.c.record_id == SENTINEL)).first()
+            if done is not None:  # another worker did it
+                return 0
+            count = refresh_windowed(inst, conn)
+            conn.execute(runs.insert().values(automation=WINDOWED,
+                                              period=inst.today().isoformat(),
+                                              record_id=SENTINEL, at=inst.now()))
+        return count
 
     def _run_automation(self, key: str) -> dict[str, Any] | None:
         from .automations import automation_key, run_scheduled, scheduled

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -205,3 +205,39 @@ def test_notifications_of_scheduled_automations(make_instance, pack, tmp_path):
         bodies = conn.execute(sa.select(notes.c.body).where(
             notes.c.user_id == boss.user_id)).scalars().all()
     assert bodies == ["Still open: Acme"]
+
+
+WINDOWED = {"entities/desk.yaml": """
+entity: desk
+title_field: name
+fields:
+  name: {type: text, required: true}
+  overdue: {type: integer, rollup: {from: job.desk, op: count, where: "due_on < today()"}}
+  late: {type: boolean, formula: "overdue > 0"}
+""", "entities/job.yaml": """
+entity: job
+fields:
+  desk: {type: link, to: desk, required: true}
+  due_on: {type: date, required: true}
+"""}
+
+
+def test_rollups_over_a_moving_window_are_refreshed_once_a_day(queue, make_instance, pack,
+                                                                clock):
+    """`where: "due_on < today()"` changes as days pass, with no child written: the worker's
+    tick refreshes such rollups (and the formulas over them) once per day."""
+    _kind, make = queue
+    inst = make_instance(pack(WINDOWED))
+    actor = admin_actor(inst)
+    desk = records.create(inst, actor, "desk", {"name": "Front"})
+    records.create(inst, actor, "job", {"desk": desk["id"],
+                                        "due_on": (inst.today() + timedelta(days=1)).isoformat()})
+    worker = Worker(make(), lambda: inst)
+    worker.run_once()
+    assert records.get(inst, actor, "desk", desk["id"])["overdue"] == 0
+    clock.advance(days=2)
+    assert records.get(inst, actor, "desk", desk["id"])["overdue"] == 0  # stale until the tick
+    assert worker.run_once() == 3  # the tick, escalation, the refresh
+    after = records.get(inst, actor, "desk", desk["id"])
+    assert after["overdue"] == 1 and after["late"] is True
+    assert worker.run_once() == 2  # the same day: not again
