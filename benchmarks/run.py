@@ -238,12 +238,14 @@ def _ok(response, status: int = 200):  # noqa: ANN001, ANN202
 
 def write_report(measured: dict, rows: int, small_rows: int, backend: str) -> str:
     lines = [
-        "## The JSON API at a million records",
+        f"## The JSON API at a million records ({backend})",
         "",
-        "Measured by `python -m benchmarks.run` (part of `make bench`); see `benchmarks/run.py` "
-        "for the method. Each ratio compares two measurements taken in the same run on the same "
-        "machine, so the machine's speed cancels out. Latencies are medians through an "
-        "in-process WSGI client.",
+        ("Measured by `python -m benchmarks.run` (part of `make bench`)" if backend == "SQLite"
+         else "Measured by `python -m benchmarks.run --database-url postgresql://…/bench` (an "
+         "empty database)")
+        + "; see `benchmarks/run.py` for the method. Each ratio compares two measurements "
+        "taken in the same run on the same machine, so the machine's speed cancels out. "
+        "Latencies are medians through an in-process WSGI client.",
         "",
         f"Last run: {date.today().isoformat()}, {backend}, {rows:,} rows (small table "
         f"{small_rows:,}), Python {platform.python_version()} on {platform.machine()}.",
@@ -258,7 +260,7 @@ def write_report(measured: dict, rows: int, small_rows: int, backend: str) -> st
                      f"{measured['notes'][key]} |")
     lines += ["", f"Loading: {measured['notes']['load']}.", ""]
     text = "\n".join(lines)
-    write_section("api", text)
+    write_section("api" if backend == "SQLite" else "api-" + backend.lower(), text)
     return text
 
 

@@ -514,6 +514,10 @@ def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any
     (clauses, how many leading sort columns are non-NULL in it). The non-NULL part of the
     first sort column is a range (`col <= v AND (col < v OR (col = v AND rest))`), the NULL
     part (NULLs sort last) is read by a second query only when the page is not yet full."""
+    if values is None and forward and len(keys) >= 2 and keys[0][0] != "id":
+        # the first page: the non-NULL values in a plain order an index serves (PostgreSQL
+        # cannot read `DESC NULLS LAST` from an ascending index), then the NULL tail
+        return [([columns[0].is_not(None)], 1), ([columns[0].is_(None)], 0)]
     if values is None or len(keys) < 2 or keys[0][0] == "id":
         clauses = [] if values is None else [_keyset(columns, keys, values, forward)]
         return [(clauses, 0)]
