@@ -7,13 +7,12 @@ diagnostics; they return the frozen model objects.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Mark, did_you_mean
-from .expressions import CheckContext, ExpressionError, Name, parse_slot
+from .expressions import CheckContext, ExpressionError, Name, parse_repeated_slot
 from .model import (
     Action,
     Approval,
@@ -649,7 +648,7 @@ def _check_record(lk: Linker, entity: Entity, record: dict, where: Any, seen_key
         if field.type in ("link", "links"):
             continue
         try:
-            slot = _demo_slot(value) if isinstance(value, str) else parse_slot(value)
+            slot = parse_repeated_slot(value)
         except ExpressionError as err:
             if isinstance(where, Mark):
                 lk.diags.add(err.code, f"{entity.name}.{name}: {err.message}", where,
@@ -683,12 +682,6 @@ def _check_demo_roles(lk: Linker, value: Any, mark: Callable[..., Mark]) -> None
         if role not in known:
             lk.diags.add("E205", f"user.roles: unknown role '{role}'", mark("roles", index),
                          did_you_mean(role, known))
-
-
-@functools.lru_cache(maxsize=8192)
-def _demo_slot(value: str) -> Any:
-    # demo files repeat the same few expressions ("=today() - days(3)") thousands of times
-    return parse_slot(value)
 
 
 def _stem(file: str) -> str:

@@ -13,7 +13,6 @@ as demo users. A bad row is reported with its file and line and skipped; the oth
 from __future__ import annotations
 
 import csv
-import functools
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.diagnostics import Diagnostics
-from builder.expressions import EvalContext, ExpressionError, parse_slot, slot_value
-from builder.expressions.slots import ValueSlot
+from builder.expressions import EvalContext, ExpressionError, parse_repeated_slot, slot_value
 from builder.loader import load_file
 from builder.model import DemoFile, Field
 
@@ -200,7 +198,7 @@ class _Loader:
             if f.type in ("link", "links"):
                 links[name] = raw
                 continue
-            slot = _slot(raw) if isinstance(raw, str) else parse_slot(raw)
+            slot = parse_repeated_slot(raw)
             (literals if slot.kind == "literal" else later)[name] = slot
         values = {name: slot.value for name, slot in literals.items()}
         ctx = EvalContext(record=dict(values), entity=entity.name, now=self.inst.now(),
@@ -329,12 +327,6 @@ class _Loader:
         if row.index < len(lines) and lines[row.index]:
             where = f"{row.file}:{lines[row.index]}"
         self.result.problems.append(f"{where}: {row.entity}: {message}")
-
-
-@functools.lru_cache(maxsize=8192)
-def _slot(raw: str) -> ValueSlot:
-    """Demo files repeat the same values ("=today() - days(3)", "open") thousands of times."""
-    return parse_slot(raw)
 
 
 def _message(exc: Exception) -> str:

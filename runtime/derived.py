@@ -89,10 +89,11 @@ class _Batch:
     """Parents whose rollups a batch of writes touched: {(parent, link): (Entity, fields,
     child, ids)}."""
 
-    def __init__(self, inst: Instance, conn: Connection) -> None:
+    def __init__(self, inst: Instance, conn: Connection,
+                 pending: dict[tuple[str, str, str], set[int]] | None = None) -> None:
         self.inst = inst
         self.conn = conn
-        self.pending: dict[tuple[str, str, str], set[int]] = {}
+        self.pending: dict[tuple[str, str, str], set[int]] = pending or {}
 
 
 _BATCH: ContextVar[_Batch | None] = ContextVar("crm_rollup_batch", default=None)
@@ -177,9 +178,7 @@ def refresh_windowed(inst: Instance, conn: Connection) -> int:
     for key in windowed(inst):
         table = inst.schema.table(key[1])
         pending[key] = set(conn.execute(sa.select(table.c.id)).scalars())
-    state = _Batch(inst, conn)
-    state.pending = pending
-    _flush(state)
+    _flush(_Batch(inst, conn, pending))
     return sum(len(ids) for ids in pending.values())
 
 
@@ -282,9 +281,7 @@ def refresh_rollups(inst: Instance, conn: Connection, child: str,
         for key, ids in noted.items():
             state.pending.setdefault(key, set()).update(ids)
         return
-    now = _Batch(inst, conn)
-    now.pending = noted
-    _flush(now)
+    _flush(_Batch(inst, conn, noted))
 
 
 def _aggregate(inst: Instance, child: str, rows: sa.Alias, parents: sa.Table,

@@ -114,16 +114,19 @@ class Worker:
             self.refresh_windowed()
         return due
 
-    def _windowed_done(self) -> bool:
+    def _windowed_done(self, conn: Any | None = None) -> bool:
         """Whether today's refresh of the `today()`-windowed rollups has run."""
         from .automations import SENTINEL
 
         inst = self.inst
         runs = inst.schema.system("schedule_run")
-        with inst.engine.connect() as conn:
-            return conn.execute(sa.select(runs.c.record_id).where(
-                runs.c.automation == WINDOWED, runs.c.period == inst.today().isoformat(),
-                runs.c.record_id == SENTINEL)).first() is not None
+        query = sa.select(runs.c.record_id).where(
+            runs.c.automation == WINDOWED, runs.c.period == inst.today().isoformat(),
+            runs.c.record_id == SENTINEL)
+        if conn is not None:
+            return conn.execute(query).first() is not None
+        with inst.engine.connect() as own:
+            return own.execute(query).first() is not None
 
     def _refresh_windowed(self) -> int:
         from .automations import SENTINEL
@@ -133,10 +136,7 @@ class Worker:
         inst = self.inst
         runs = inst.schema.system("schedule_run")
         with write_transaction(inst.engine) as conn:
-            done = conn.execute(sa.select(runs.c.record_id).where(
-                runs.c.automation == WINDOWED, runs.c.period == inst.today().isoformat(),
-                runs.c.record_id == SENTINEL)).first()
-            if done is not None:  # another worker did it
+            if self._windowed_done(conn):  # another worker did it
                 return 0
             count = refresh_windowed(inst, conn)
             conn.execute(runs.insert().values(automation=WINDOWED,

@@ -20,12 +20,19 @@ from .nodes import (
     Unary,
 )
 from .parser import FUNCTIONS, Expression, parse
-from .slots import ValueSlot, parse_slot, render_template, slot_value, template_names
+from .slots import (
+    ValueSlot,
+    parse_repeated_slot,
+    parse_slot,
+    render_template,
+    slot_value,
+    template_names,
+)
 
 __all__ = [
     "FIELD_TYPES", "FUNCTIONS", "Binary", "BoolOp", "Call", "CheckContext", "Compare",
     "EvalContext", "Expression", "ExpressionError", "FieldRef", "IfElse", "ListLit", "Literal",
     "Name", "Node", "Scope", "Unary", "UserInfo", "ValueSlot", "check", "evaluate",
-    "evaluate_condition", "infer_type", "parse", "parse_slot", "render_template", "slot_value",
-    "template_names",
+    "evaluate_condition", "infer_type", "parse", "parse_repeated_slot", "parse_slot",
+    "render_template", "slot_value", "template_names",
 ]

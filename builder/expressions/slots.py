@@ -7,6 +7,7 @@ A slot holds a literal; a string that starts with "=" is an expression; a string
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,17 @@ def parse_slot(value: Any) -> ValueSlot:
         if names or "{{" in value or "}}" in value:
             return ValueSlot("template", value, None, names)
     return ValueSlot("literal", value)
+
+
+def parse_repeated_slot(value: Any) -> ValueSlot:
+    """`parse_slot`, remembering text slots: demo files repeat the same few values
+    ("=today() - days(3)", "open") thousands of times."""
+    return _parse_text_slot(value) if isinstance(value, str) else parse_slot(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text_slot(value: str) -> ValueSlot:
+    return parse_slot(value)
 
 
 def slot_value(slot: ValueSlot, ctx: EvalContext) -> Any:

@@ -8,7 +8,7 @@ of (label, value, filter) points for charts and tables, or rows for a list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -134,14 +134,8 @@ def _ratio(inst: Instance, actor: Actor, conn: Any, table: sa.Table, widget: Wid
     widget's); None when the denominator is nothing or zero. `format: percent` shows it ×100."""
     measure = widget.divide_by
     assert measure is not None
-    clauses = []
-    row_filter = permissions.read_filter(inst, actor, widget.entity, table)
-    if row_filter is not None:
-        clauses.append(row_filter)
-    where = measure.where if measure.where is not None else widget.where
-    if where is not None:
-        clauses.append(to_sql(where, sql_context(inst, actor, widget.entity), base=table,
-                              condition=True))
+    _, clauses = _base(inst, actor, replace(
+        widget, where=measure.where if measure.where is not None else widget.where))
     column = table.c[measure.field] if measure.field and measure.op != "count" else None
     aggregate = OPS[measure.op](column) if column is not None else sa.func.count(table.c.id)
     denominator = conn.execute(sa.select(aggregate).where(*clauses)).scalar()
