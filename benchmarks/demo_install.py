@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.report import write_section
 from builder.packs import SHIPPED_DIR, discover
-from runtime.cli import main as crmforge
+from runtime.ops.cli import main as crmforge
 
 TARGET_SECONDS = 60.0
 

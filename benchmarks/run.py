@@ -34,9 +34,9 @@ from flask import Flask, jsonify, request
 
 from benchmarks.report import write_section
 from builder.linker import build_model
-from runtime.db import make_engine, write_transaction
-from runtime.instance import Instance, utcnow
-from runtime.schema import build_schema
+from runtime.core.db import make_engine, write_transaction
+from runtime.core.instance import Instance, utcnow
+from runtime.core.schema import build_schema
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {
@@ -82,8 +82,8 @@ def load_rows(inst: Instance, count: int, seed: int = 7) -> None:
 
 def make_instance(url: str) -> tuple[Instance, str]:
     """A fresh instance of the benchmark pack with an admin user and an API token."""
-    from runtime import auth
-    from runtime.passwords import hash_password
+    from runtime.core.passwords import hash_password
+    from runtime.http import auth
 
     model = build_model([HERE / "pack"])
     engine = make_engine(url)
@@ -156,7 +156,7 @@ def raw_app(inst: Instance) -> Flask:
 
 
 def api_client(inst: Instance, token: str):  # noqa: ANN201
-    from runtime.app import create_app
+    from runtime.http.app import create_app
 
     app = create_app({"INSTANCE": inst, "TESTING": False, "SECRET_KEY": "bench"})
     client = app.test_client()

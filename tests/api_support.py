@@ -10,9 +10,9 @@ from typing import Any
 from flask import Flask
 from support import insert_user
 
-from runtime.app import create_app
-from runtime.auth import create_token, set_password
-from runtime.instance import Actor, Instance
+from runtime.core.instance import Actor, Instance
+from runtime.http.app import create_app
+from runtime.http.auth import create_token, set_password
 
 CRM_PACK = {
     "roles.yaml": """

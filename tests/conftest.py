@@ -22,8 +22,8 @@ from support import FIXTURES, Clock, admin_actor, insert_team, insert_user, writ
 
 from builder.linker import build_model
 from builder.model import AppModel
-from runtime.db import make_engine, normalize_url
-from runtime.instance import Actor, Instance
+from runtime.core.db import make_engine, normalize_url
+from runtime.core.instance import Actor, Instance
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _postgres_problem: list[str] = []  # cached per worker: "" when reachable, else the reason

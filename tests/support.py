@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runtime.instance import Actor, Instance
+from runtime.core.instance import Actor, Instance
 
 FIXTURES = Path(__file__).parent / "fixtures"
 START = datetime(2026, 3, 2, 9, 0, 0)  # a Monday

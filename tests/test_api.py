@@ -18,8 +18,8 @@ from jsonschema import Draft202012Validator
 from support import FIXTURES, admin_actor
 from werkzeug.serving import make_server
 
-from runtime import auth
-from runtime.instance import Instance
+from runtime.core.instance import Instance
+from runtime.http import auth
 
 OPENAPI_SCHEMA = FIXTURES / "openapi-3.1-schema.json"
 
@@ -374,7 +374,7 @@ def test_methods_not_allowed(client, manager):
 
 
 def test_internal_errors_in_the_api_do_not_leak(client, manager, monkeypatch):
-    from runtime import records
+    from runtime.write import records
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise KeyError("column secret_internal_name")
@@ -607,10 +607,10 @@ def test_other_api_modules_document_their_routes(crm, tmp_path, monkeypatch):
     import sys
     import types
 
-    import runtime.api
-    import runtime.api.openapi as openapi_module
+    import runtime.http.api
+    import runtime.http.api.openapi as openapi_module
 
-    fake = types.ModuleType("runtime.api.extra_resource")
+    fake = types.ModuleType("runtime.http.api.extra_resource")
 
     def register(bp) -> None:  # noqa: ANN001
         bp.add_url_rule("/extras", "extras", lambda: {"data": []}, methods=["GET"])
@@ -621,7 +621,7 @@ def test_other_api_modules_document_their_routes(crm, tmp_path, monkeypatch):
             "200": {"description": "ok"},
             "401": {"$ref": "#/components/responses/Unauthorized"}}}}},
         "schemas": {"Extra": {"type": "object"}}}
-    monkeypatch.setitem(sys.modules, "runtime.api.extra_resource", fake)
+    monkeypatch.setitem(sys.modules, "runtime.http.api.extra_resource", fake)
     monkeypatch.setattr(runtime.api, "MODULES", [*runtime.api.MODULES, "extra_resource"])
     monkeypatch.setattr(openapi_module, "_CACHE", {})
     client = make_app(crm, tmp_path).test_client()

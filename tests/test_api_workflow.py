@@ -7,7 +7,7 @@ import pytest
 from api_support import assert_error_shape, bearer, make_app
 from workflow_pack import deal_pack, new_deal, people
 
-from runtime.auth import create_token
+from runtime.http.auth import create_token
 
 
 @pytest.fixture

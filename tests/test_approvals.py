@@ -11,9 +11,17 @@ import pytest
 import sqlalchemy as sa
 from workflow_pack import DEAL, deal_pack, new_deal, people
 
-from runtime import approvals, records, timeline, workflow
-from runtime.errors import AwaitingApproval, Conflict, Forbidden, RecordError, ValidationFailed
-from runtime.instance import Actor
+from runtime.core.errors import (
+    AwaitingApproval,
+    Conflict,
+    Forbidden,
+    RecordError,
+    ValidationFailed,
+)
+from runtime.core.instance import Actor
+from runtime.process import workflow
+from runtime.process.approvals import actions as approvals
+from runtime.write import records, timeline
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""runtime.auth: passwords, actors, API tokens (hashed at rest), web sessions with CSRF."""
+"""runtime.http.auth: passwords, actors, API tokens (hashed at rest), web sessions with CSRF."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from api_support import (
 )
 from support import FIXTURES, insert_team
 
-from runtime import auth
-from runtime.app import create_app, load_or_create_secret_key
-from runtime.instance import Instance
+from runtime.core.instance import Instance
+from runtime.http import auth
+from runtime.http.app import create_app, load_or_create_secret_key
 
 
 @pytest.fixture

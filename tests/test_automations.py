@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from support import FIXTURES, admin_actor, insert_user
 
 from builder.linker import build_model
-from runtime import automations, records, timeline, workflow
-from runtime.automations import AutomationFailed, AutomationLoop, period_key
-from runtime.errors import RecordError
-from runtime.instance import Actor
+from runtime.core.errors import RecordError
+from runtime.core.instance import Actor
+from runtime.process import automations, workflow
+from runtime.process.automations import AutomationFailed, AutomationLoop, period_key
+from runtime.write import records, timeline
 
 ROLES = """
 roles:

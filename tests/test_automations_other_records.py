@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from support import admin_actor
 
-from runtime import records, timeline
-from runtime.automations import AutomationFailed, AutomationLoop
+from runtime.process.automations import AutomationFailed, AutomationLoop
+from runtime.write import records, timeline
 
 ROLES = """
 roles:
@@ -267,7 +267,7 @@ RESERVE = """
 
 
 def accept(inst, offer):
-    from runtime import workflow
+    from runtime.process import workflow
 
     return workflow.fire(inst, admin_actor(inst), "offer", offer["id"], "accept")
 

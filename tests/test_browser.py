@@ -21,8 +21,8 @@ from support import FIXTURES, write_pack
 from test_web_forms import SUPPORT_PACK
 from web_support import PASSWORD, make_app, seed
 
-from runtime import records, timeline
-from runtime.auth import set_password
+from runtime.http.auth import set_password
+from runtime.write import records, timeline
 
 pytestmark = pytest.mark.browser
 

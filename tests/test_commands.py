@@ -14,13 +14,13 @@ import pytest
 import sqlalchemy as sa
 from support import FIXTURES, write_pack
 
-from runtime import migrate
-from runtime.cli import build_parser, main
-from runtime.db import make_engine
-from runtime.demo import load_demo
-from runtime.instance import Instance
-from runtime.passwords import verify_password
-from runtime.setup import SetupError, open_instance
+from runtime.core.db import make_engine
+from runtime.core.instance import Instance
+from runtime.core.passwords import verify_password
+from runtime.ops import migrate
+from runtime.ops.cli import build_parser, main
+from runtime.ops.demo import load_demo
+from runtime.process.setup import SetupError, open_instance
 
 ROOT = Path(__file__).parent.parent
 SPEC = [FIXTURES / "spec"]
@@ -443,7 +443,7 @@ def test_every_command_is_in_docs_cli_md() -> None:
 
 
 def test_migrations_doc_names_every_operation() -> None:
-    from runtime.migrate import ops
+    from runtime.ops.migrate import ops
 
     text = (ROOT / "docs" / "migrations.md").read_text(encoding="utf-8")
     kinds = {cls.kind for cls in vars(ops).values()

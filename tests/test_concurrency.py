@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from record_packs import FAMILY, THING
 
-from runtime import records
-from runtime.errors import Conflict, RecordError, StaleVersion, ValidationFailed
+from runtime.core.errors import Conflict, RecordError, StaleVersion, ValidationFailed
+from runtime.write import records
 
 THREADS = 6
 

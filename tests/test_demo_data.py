@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from builder.packs import SHIPPED_DIR, discover
-from runtime.cli import main
-from runtime.passwords import verify_password
-from runtime.setup import build
+from runtime.core.passwords import verify_password
+from runtime.ops.cli import main
+from runtime.process.setup import build
 
 
 @pytest.fixture

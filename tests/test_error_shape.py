@@ -8,8 +8,8 @@ import logging
 import pytest
 from api_support import CRM_PACK, assert_error_shape, bearer, make_app, user_with_token
 
-from runtime import errors
-from runtime.instance import Instance
+from runtime.core import errors
+from runtime.core.instance import Instance
 
 
 class Boom(Exception):
@@ -158,7 +158,7 @@ def test_html_error_page_escapes_messages(app):
 
 
 def test_broken_error_template_still_answers(app, monkeypatch):
-    import runtime.error_handler as handler
+    import runtime.http.error_handler as handler
 
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("template exploded")

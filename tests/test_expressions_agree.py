@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_expressions_sql import USER, Backend, Scope
 
 from builder.expressions import EvalContext, evaluate, parse
-from runtime.expressions import to_sql
+from runtime.core.expressions import to_sql
 
 NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from builder.expressions import (
     evaluate_condition,
     parse,
 )
-from runtime.expressions import NotTranslatable, SqlContext, to_sql
+from runtime.core.expressions import NotTranslatable, SqlContext, to_sql
 
 NOW = datetime(2024, 5, 6, 12, 30, tzinfo=UTC)
 USER = UserInfo(id=1, username="anna", roles=frozenset({"agent"}), team=5,
@@ -348,7 +348,7 @@ def test_pow_is_the_same_float_everywhere(backend, source):
 def test_pow_without_sqlite_math_functions():
     """The Python pow() and floor() registered on SQLite builds without math functions give
     the built-in answers."""
-    from runtime.expressions import sqlfuncs
+    from runtime.core.expressions import sqlfuncs
 
     def run(register):
         engine = sa.create_engine("sqlite://")
@@ -374,7 +374,7 @@ def test_pow_without_sqlite_math_functions():
 def test_register_sqlite_functions_keeps_the_built_ins():
     import sqlite3
 
-    from runtime.expressions.sqlfuncs import register_sqlite_functions
+    from runtime.core.expressions.sqlfuncs import register_sqlite_functions
 
     class Missing:
         def __init__(self):

@@ -926,7 +926,7 @@ def test_no_hint_is_computed_among_too_many_names():
 def crmforge(*args: str, env: dict | None = None, cwd: Path = ROOT
              ) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd,
+    result = subprocess.run([sys.executable, "-m", "runtime.ops.cli", *args], cwd=cwd,
                             env=full_env, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in result.stderr, result.stderr
     assert "Traceback" not in result.stdout, result.stdout

@@ -19,10 +19,10 @@ from builder.diagnostics import DefinitionError
 from builder.linker import build_model
 from builder.model import AppModel
 from builder.packs import SHIPPED_DIR, discover
-from runtime import migrate
-from runtime.db import make_engine
-from runtime.migrate.compare import normalize_default, type_signature, widens
-from runtime.schema import build_schema
+from runtime.core.db import make_engine
+from runtime.core.schema import build_schema
+from runtime.ops import migrate
+from runtime.ops.migrate.compare import normalize_default, type_signature, widens
 
 NOW = datetime(2026, 3, 2, 9, 0, 0)
 STAMP = "20260302090000"

@@ -14,10 +14,10 @@ from api_support import bearer, make_app, user_with_token
 from support import admin_actor
 
 from builder.linker import check_paths
-from runtime import automations
-from runtime.auth import create_token
-from runtime.cli import main
-from runtime.db import make_engine
+from runtime.core.db import make_engine
+from runtime.http.auth import create_token
+from runtime.ops.cli import main
+from runtime.process import automations
 
 ROOT = Path(__file__).resolve().parent.parent / "verticals"
 CORE = ROOT / "core"

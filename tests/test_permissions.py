@@ -10,9 +10,10 @@ import pytest
 import sqlalchemy as sa
 from record_packs import DESK
 
-from runtime import permissions, records
-from runtime.errors import BadRequest, Forbidden, NotFound, ValidationFailed
-from runtime.instance import Actor, Instance
+from runtime.core.errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from runtime.core.instance import Actor, Instance
+from runtime.read import permissions
+from runtime.write import records
 
 
 @dataclass

@@ -15,9 +15,9 @@ from conftest import BACKENDS, build_instance, provision_database
 from record_packs import THING
 from support import Clock, admin_actor, write_pack
 
-from runtime import records
-from runtime.errors import BadRequest
-from runtime.instance import Actor, Instance
+from runtime.core.errors import BadRequest
+from runtime.core.instance import Actor, Instance
+from runtime.write import records
 
 NAMES = ["alpha", "bravo", "charlie", "delta"]
 TAGS = [[], ["red"], ["red", "blue"], ["green"]]

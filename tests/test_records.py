@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from record_packs import DESK, FAMILY
 from support import FIXTURES
 
-from runtime import records, timeline
-from runtime.errors import (
+from runtime.core.errors import (
     AwaitingApproval,
     Conflict,
     Forbidden,
@@ -21,7 +20,8 @@ from runtime.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from runtime.instance import Actor
+from runtime.core.instance import Actor
+from runtime.write import records, timeline
 
 
 @pytest.fixture
@@ -527,7 +527,7 @@ def test_read_only_fields_bind_users_not_automations_or_imports(make_instance, p
                                                                   make_user):
     """`readonly: true` and `readonly_when` are about people: an automation (the system) sets
     them, an import brings their values in, a user's change is refused."""
-    from runtime import transfer
+    from runtime.ops import transfer
 
     inst = make_instance(pack(CASE))
     actor = admin(inst)
@@ -581,7 +581,7 @@ def test_rollups_over_rollups_follow_a_change(make_instance, pack, admin):
     """item.price → basket.subtotal (rollup) → basket.total (formula) → shop.ordered and
     shop.big_baskets (rollups of the total): one write refreshes the chain, and so does a
     bulk load at its end."""
-    from runtime import derived
+    from runtime.write import derived
 
     inst = make_instance(pack(CHAIN))
     actor = admin(inst)

@@ -12,10 +12,10 @@ from conftest import BACKENDS, build_instance, provision_database
 from record_packs import THING
 from support import Clock, admin_actor, write_pack
 
-from runtime import records
-from runtime.errors import ValidationFailed
-from runtime.instance import Actor, Instance
-from runtime.sanitize import sanitize_html
+from runtime.core.errors import ValidationFailed
+from runtime.core.instance import Actor, Instance
+from runtime.core.sanitize import sanitize_html
+from runtime.write import records
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

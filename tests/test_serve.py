@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from runtime import serve
-from runtime.cli import build_parser, main
+from runtime.ops import serve
+from runtime.ops.cli import build_parser, main
 
 
 def test_run_is_a_command_with_host_and_port():
@@ -29,7 +29,7 @@ def test_run_serves_the_app_with_the_database_url(monkeypatch, capsys):
     def fake_run(self: Flask, **kwargs: Any) -> None:
         seen["run"] = kwargs
 
-    monkeypatch.setattr("runtime.app.create_app", fake_create_app)
+    monkeypatch.setattr("runtime.http.app.create_app", fake_create_app)
     monkeypatch.setattr(Flask, "run", fake_run)
     assert main(["--database-url", "sqlite:///x.db", "run", "--port", "5055"]) == 0
     assert seen["config"] == {"DATABASE_URL": "sqlite:///x.db"}
@@ -57,13 +57,13 @@ def test_create_app_opens_the_instance_of_the_environment(monkeypatch, tmp_path)
     import sys
     import types
 
-    from runtime.app import create_app, get_instance
+    from runtime.http.app import create_app, get_instance
 
     opened: list[str] = []
     marker = object()
-    fake = types.ModuleType("runtime.setup")
+    fake = types.ModuleType("runtime.process.setup")
     fake.open_instance = lambda url: opened.append(url) or marker  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "runtime.setup", fake)
+    monkeypatch.setitem(sys.modules, "runtime.process.setup", fake)
     monkeypatch.setenv("CRMFORGE_DATABASE_URL", "postgresql://db.example/crm")
     monkeypatch.setenv("CRMFORGE_SECRET_KEY", "k")
     app = create_app()

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from record_packs import DESK
 
-from runtime import records, timeline
-from runtime.errors import Forbidden, NotFound, ValidationFailed
+from runtime.core.errors import Forbidden, NotFound, ValidationFailed
+from runtime.write import records, timeline
 
 
 @pytest.fixture

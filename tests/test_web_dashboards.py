@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from web_support import make_app, seed, sign_in
 
-from runtime import records
-from runtime.web import charts, dashboards
+from runtime.http.web import charts, dashboards
+from runtime.write import records
 
 
 def widgets_of(inst) -> dict[str, object]:
@@ -170,7 +170,7 @@ def test_ratio_widget_divides_two_aggregates(seeded, make_user, tmp_path) -> Non
     agent = make_user(inst, "agnes", roles=["agent"])  # may not read opportunities
     assert dashboards.compute(inst, agent, total).error
 
-    from runtime.web.home import caption, formatter
+    from runtime.http.web.home import caption, formatter
     assert formatter(None, total)(share) == f"{share:,.1f}%"
     assert formatter(None, nothing)(None) == "—"
     deal = inst.model.entity("opportunity")

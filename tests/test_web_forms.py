@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from web_support import make_app, seed, sign_in, token_of
 
-from runtime import records
-from runtime.web.widgets import WIDGETS
+from runtime.http.web.widgets import WIDGETS
+from runtime.write import records
 
 SUPPORT_PACK = {"entities/ticket.yaml": """
     entity: ticket

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from web_support import make_app, seed, sign_in, token_of
 
-from runtime import records
-from runtime.web import listdata
+from runtime.http.web import listdata
+from runtime.write import records
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from web_support import make_app, seed, sign_in, token_of
 
-from runtime import records
+from runtime.write import records
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from web_support import make_app, seed, sign_in, token_of
 
-from runtime import records, timeline
+from runtime.write import records, timeline
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 

@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy as sa
 from workflow_pack import DEAL, deal_pack, new_deal, people
 
-from runtime import records, timeline, workflow
-from runtime.errors import (
+from runtime.core.errors import (
     AwaitingApproval,
     Conflict,
     Forbidden,
@@ -18,7 +17,9 @@ from runtime.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from runtime.instance import Actor
+from runtime.core.instance import Actor
+from runtime.process import workflow
+from runtime.write import records, timeline
 
 
 @pytest.fixture

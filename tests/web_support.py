@@ -11,10 +11,10 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from runtime import records
-from runtime.app import create_app
-from runtime.auth import set_password
-from runtime.instance import Actor, Instance
+from runtime.core.instance import Actor, Instance
+from runtime.http.app import create_app
+from runtime.http.auth import set_password
+from runtime.write import records
 
 PASSWORD = "correct horse battery"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -29,7 +29,7 @@ def sign_in(client: FlaskClient, inst: Instance, actor: Actor, *, form: bool = F
     """Sign in as `actor`: through the real login form (`form=True`: sets a password, which
     takes a deliberately slow argon2 hash), or by writing the signed session directly."""
     if not form:
-        from runtime.auth import SESSION_FINGERPRINT, SESSION_USER, _fingerprint
+        from runtime.http.auth import SESSION_FINGERPRINT, SESSION_USER, _fingerprint
 
         with client.session_transaction() as session:
             session[SESSION_USER] = actor.user_id

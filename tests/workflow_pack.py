@@ -17,8 +17,8 @@ from typing import Any
 
 from support import admin_actor, insert_user
 
-from runtime import records
-from runtime.instance import Actor, Instance
+from runtime.core.instance import Actor, Instance
+from runtime.write import records
 
 ROLES = """
 roles:

@@ -1,7 +1,7 @@
 """The expression language of SPEC section 8: parse, check, evaluate, value slots.
 
 Plain Python only: nothing here imports Flask or SQLAlchemy. The SQL compiler lives in
-`runtime.expressions`.
+`runtime.core.expressions`.
 """
 
 from .checker import FIELD_TYPES, CheckContext, FieldRef, Scope, check, infer_type

@@ -1,0 +1,127 @@
+"""Expression contexts at run time: the model as an expression scope, the acting user, and
+contexts for the Python evaluator (with a `fetch` that follows links in the database) and for
+the SQL compiler. Built from an Instance and an Actor, never from globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from threading import Lock
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from builder.expressions import EvalContext, FieldRef, UserInfo
+from builder.model import AppModel
+from runtime.core.expressions import SqlContext
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from runtime.core.instance import Actor, Instance
+
+
+class ModelScope:
+    """The fields of every entity of a model, as the expression checker sees them."""
+
+    def __init__(self, model: AppModel):
+        self._fields = {
+            name: {f.name: FieldRef(f.name, f.type, f.to) for f in entity.fields.values()}
+            for name, entity in model.entities.items()}
+
+    def fields(self, entity: str) -> Mapping[str, FieldRef] | None:
+        return self._fields.get(entity)
+
+
+_SCOPES: dict[str, ModelScope] = {}
+_LOCK = Lock()
+
+
+def scope_of(model: AppModel) -> ModelScope:
+    """The scope of `model`, built once per model hash."""
+    with _LOCK:
+        scope = _SCOPES.get(model.hash)
+        if scope is None:
+            scope = _SCOPES[model.hash] = ModelScope(model)
+        return scope
+
+
+def user_info(inst: Instance, actor: Actor) -> UserInfo:
+    """The actor as expressions see it: `user.roles` holds inherited roles too."""
+    return UserInfo(id=actor.user_id, username=actor.username,
+                    roles=inst.model.role_closure(tuple(actor.roles)), team=actor.team,
+                    fields=dict(actor.fields))
+
+
+class Fetcher:
+    """`fetch(entity, id)` for the evaluator: one row by id, cached for one operation."""
+
+    def __init__(self, inst: Instance, conn: Connection | None):
+        self.inst = inst
+        self.conn = conn
+        self.cache: dict[tuple[str, Any], Mapping[str, Any] | None] = {}
+
+    def __call__(self, entity: str, key: Any) -> Mapping[str, Any] | None:
+        if key is None or entity not in self.inst.model.entities:
+            return None
+        try:
+            key = int(key)
+        except (TypeError, ValueError):
+            return None
+        if (entity, key) not in self.cache:
+            from runtime.read.queries import by_id  # queries builds on this module
+
+            query = by_id(self.inst.schema.table(entity))
+            if self.conn is not None:
+                row = self.conn.execute(query, {"_crm_id": key}).mappings().first()
+            else:
+                with self.inst.engine.connect() as conn:
+                    row = conn.execute(query, {"_crm_id": key}).mappings().first()
+            self.cache[(entity, key)] = dict(row) if row is not None else None
+        return self.cache[(entity, key)]
+
+    def find(self, entity: str, field: str, value: Any) -> int | None:
+        """`lookup()`: the lowest id of the `entity` records whose `field` equals `value`."""
+        if entity not in self.inst.model.entities:
+            return None
+        table = self.inst.schema.table(entity)
+        if field not in table.c:
+            return None
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)  # stored as naive UTC
+        query = sa.select(sa.func.min(table.c.id)).where(table.c[field] == value)
+        if self.conn is not None:
+            return self.conn.execute(query).scalar()
+        with self.inst.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def forget(self, entity: str, key: Any) -> None:
+        self.cache.pop((entity, key), None)
+
+
+def eval_context(inst: Instance, actor: Actor | None, entity: str, record: Mapping[str, Any],
+                 *, old: Mapping[str, Any] | None = None, fetch: Fetcher | None = None,
+                 conn: Connection | None = None) -> EvalContext:
+    """An evaluator context for one record, with the instance's clock and link following."""
+    now = inst.now()
+    return EvalContext(
+        record=record, entity=entity, old=old,
+        user=user_info(inst, actor) if actor is not None else None,
+        now=now.replace(tzinfo=UTC) if now.tzinfo is None else now, today=now.date(),
+        fetch=fetch if fetch is not None else Fetcher(inst, conn),
+        scope=scope_of(inst.model))
+
+
+def sql_context(inst: Instance, actor: Actor | None, entity: str) -> SqlContext:
+    """A SQL compiler context: `user` is the actor (None for the system)."""
+    now = inst.now()
+    user = user_info(inst, actor) if actor is not None and actor.user_id is not None else None
+    return SqlContext(entity, _table_of(inst), scope_of(inst.model), user, now.date(),
+                      now.replace(tzinfo=UTC) if now.tzinfo is None else now)
+
+
+def _table_of(inst: Instance):  # noqa: ANN202 - a small closure
+    def table(entity: str) -> sa.Table:
+        return inst.schema.table(entity)
+    return table

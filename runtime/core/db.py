@@ -1,0 +1,97 @@
+"""Database engines: URLs, SQLite pragmas, and the write-transaction helper.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout; a write transaction on SQLite
+starts with BEGIN IMMEDIATE so that two writers queue instead of failing half-way. PostgreSQL
+gets a pre-pinged pool. Nothing here knows about entities.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from runtime.core.expressions.sqlfuncs import register_sqlite_functions
+
+DEFAULT_URL = "sqlite:///instance/crmforge.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Map `postgres://` and `postgresql://` to the psycopg2 driver we ship."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def database_url(explicit: str | None = None) -> str:
+    return normalize_url(explicit or os.environ.get("CRMFORGE_DATABASE_URL") or DEFAULT_URL)
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:
+    """An engine for `url` (default: $CRMFORGE_DATABASE_URL or the instance's SQLite file)."""
+    url = database_url(url)
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or "mode=memory" in url
+        if not memory:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        options = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000,
+                                    "check_same_thread": False}}
+        if memory:
+            options["poolclass"] = StaticPool
+        engine = sa.create_engine(url, **options, **kwargs)
+        _sqlite_events(engine, memory)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_events(engine: Engine, memory: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+        register_sqlite_functions(dbapi_connection)  # pow() for expressions, if SQLite lacks it
+
+    @sa.event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def mark_written(conn: Connection) -> None:
+    """Count a change to an entity row made on `conn` (the write path, rollups, timeline):
+    a write that sees the count unchanged after its hooks knows its record is as it left it."""
+    conn.info["crm_writes"] = conn.info.get("crm_writes", 0) + 1
+
+
+def writes(conn: Connection) -> int:
+    return conn.info.get("crm_writes", 0)
+
+
+def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction meant to write; on SQLite it takes the write lock first,
+    so concurrent writers wait for each other instead of failing with 'database is locked'."""
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn = conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            yield conn

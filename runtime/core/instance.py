@@ -1,0 +1,98 @@
+"""The running instance: one AppModel, its tables, an engine, a clock, and event hooks.
+
+Everything at run time takes an `Instance` and an `Actor` explicitly — no globals, no
+"ignore permissions" flags. Tests build instances with a controllable clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from builder.model import AppModel
+from runtime.core.schema import Schema, build_schema
+
+
+def utcnow() -> datetime:
+    """Naive UTC, to the second: what every datetime column stores."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a user (with roles), or the system (automations, imports, installs)."""
+
+    user_id: int | None
+    username: str
+    roles: frozenset[str] = frozenset()
+    team: int | None = None
+    is_admin: bool = False
+    language: str = "en"
+    system: bool = False
+    fields: tuple[tuple[str, Any], ...] = ()  # extra user fields (region, ...) for expressions
+    full_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """What pages call the user: their full name, else their username."""
+        return self.full_name or self.username
+
+    @property
+    def first_name(self) -> str:
+        return self.display_name.split()[0] if self.full_name else self.username
+
+    @classmethod
+    def system_actor(cls, name: str = "system") -> Actor:
+        return cls(None, name, frozenset(), None, True, "en", True)
+
+    @property
+    def all_powerful(self) -> bool:
+        return self.is_admin or self.system
+
+
+@dataclass(frozen=True)
+class WriteEvent:
+    """What happened to one record, handed to hooks inside the write's transaction."""
+
+    kind: str  # create | update | delete | transition
+    entity: str
+    record: dict[str, Any] | None  # after (None for delete)
+    old: dict[str, Any] | None  # before (None for create)
+    transition: str | None = None
+    depth: int = 0  # how many automations deep this write is (a guard against loops)
+
+
+Hook = Callable[["Instance", Any, Actor, WriteEvent], None]  # (inst, conn, actor, event)
+
+
+@dataclass
+class Hooks:
+    after_write: list[Hook] = field(default_factory=list)
+
+
+@dataclass
+class Instance:
+    model: AppModel
+    engine: Engine
+    schema: Schema
+    clock: Callable[[], datetime] = utcnow
+    hooks: Hooks = field(default_factory=Hooks)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
+        inst = cls(model, engine, build_schema(model), **kwargs)
+        from runtime.process.automations import install_hooks  # automations import this module
+
+        install_hooks(inst)
+        return inst
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        return self.clock().date()

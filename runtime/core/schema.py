@@ -1,0 +1,309 @@
+"""Tables from the AppModel: one real table per entity, join tables for `links`, the `crm_*`
+system tables. Built once per model hash and cached.
+
+Constraint and index names are deterministic (a naming convention), so integrity errors map
+back to fields by name and the migration planner compares like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from threading import Lock
+
+import sqlalchemy as sa
+
+from builder.model import AppModel, Entity, Field
+from runtime.core.fieldtypes import Id, column_type
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+ON_DELETE = {"restrict": "RESTRICT", "set_null": "SET NULL", "cascade": "CASCADE"}
+USER_TABLE, TEAM_TABLE = "crm_user", "crm_team"
+
+
+def link_table_name(entity: Entity, field_name: str) -> str:
+    return f"{entity.table}__{field_name}"
+
+
+@dataclass
+class Schema:
+    """The SQLAlchemy tables of one model version."""
+
+    model: AppModel
+    metadata: sa.MetaData
+    tables: dict[str, sa.Table] = field(default_factory=dict)  # entity name -> table
+    link_tables: dict[tuple[str, str], sa.Table] = field(default_factory=dict)
+
+    def table(self, entity: str) -> sa.Table:
+        return self.tables[entity]
+
+    def link_table(self, entity: str, field_name: str) -> sa.Table:
+        """The join table of a `links` field: columns `source_id`, `target_id`."""
+        return self.link_tables[(entity, field_name)]
+
+    def system(self, name: str) -> sa.Table:
+        """A system table by its name without the prefix: `system("audit")`."""
+        return self.metadata.tables[f"crm_{name}"]
+
+    def private_metadata(self) -> sa.MetaData:
+        """A copy of the tables to emit DDL from. The shared tables must not be handed to
+        DDL: SQLAlchemy marks use_alter foreign keys "never inline" on the constraint objects
+        while creating them on PostgreSQL, which would leave them out on SQLite later."""
+        copy = sa.MetaData(naming_convention=NAMING_CONVENTION)
+        for table in self.metadata.tables.values():
+            table.to_metadata(copy)
+        for table in copy.tables.values():
+            for constraint in table.constraints:
+                constraint._create_rule = None  # undo a mark copied from the shared table
+        return copy
+
+    def create_all(self, bind: sa.Engine | sa.Connection) -> None:
+        """Create every table (tests and benchmarks; instances are built by `migrate`)."""
+        self.private_metadata().create_all(bind)
+
+
+_CACHE: dict[str, Schema] = {}
+_LOCK = Lock()
+
+
+def build_schema(model: AppModel) -> Schema:
+    """The tables of `model`, built once per model hash."""
+    with _LOCK:
+        schema = _CACHE.get(model.hash)
+        if schema is None:
+            schema = _build(model)
+            _CACHE[model.hash] = schema
+        return schema
+
+
+def _build(model: AppModel) -> Schema:
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    schema = Schema(model, metadata)
+    for entity in model.entities.values():
+        schema.tables[entity.name] = _entity_table(metadata, model, entity)
+    for entity in model.entities.values():
+        for f in entity.fields.values():
+            if f.type == "links":
+                schema.link_tables[(entity.name, f.name)] = _join_table(metadata, model,
+                                                                        entity, f)
+    _system_tables(metadata)
+    return schema
+
+
+def _foreign_key(model: AppModel, f: Field) -> sa.ForeignKey:
+    target = model.entities[f.to].table if f.to in model.entities else USER_TABLE
+    # use_alter: entities link to each other in cycles (account <-> contact); PostgreSQL adds
+    # these constraints after the tables, and the tables can be dropped in any order.
+    return sa.ForeignKey(f"{target}.id", ondelete=ON_DELETE.get(f.on_delete or "set_null"),
+                         use_alter=True)
+
+
+def _entity_table(metadata: sa.MetaData, model: AppModel, entity: Entity) -> sa.Table:
+    columns: list[sa.Column] = []
+    indexed: list[str] = []
+    for f in entity.fields.values():
+        if f.type == "links":
+            continue
+        args: list = []
+        kwargs: dict = {"nullable": True}
+        if f.name == "id":
+            columns.append(sa.Column("id", Id, primary_key=True, autoincrement=True))
+            continue
+        if f.type == "link":
+            args.append(_foreign_key(model, f))
+            indexed.append(f.name)
+        if f.name == "version":
+            kwargs.update(nullable=False, server_default="1")
+        if f.name in ("created_at", "updated_at"):
+            kwargs["nullable"] = False
+        if f.unique or f.type == "autonumber":
+            kwargs["unique"] = True
+        elif f.index or f.name in ("created_at", "updated_at"):
+            indexed.append(f.name)
+        columns.append(sa.Column(f.name, column_type(f), *args, **kwargs))
+    if entity.name == "user":
+        columns += [
+            sa.Column("password_hash", sa.String(255)),
+            sa.Column("is_admin", sa.Boolean(create_constraint=False), nullable=False,
+                      server_default=sa.false()),
+            sa.Column("language", sa.String(16)),
+            sa.Column("away_from", sa.Date()),
+            sa.Column("away_until", sa.Date()),
+            sa.Column("delegate", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL",
+                                                    use_alter=True)),
+        ]
+    view = entity.views.list
+    for name in [*view.filters, *(s.lstrip("-") for s in view.sort)]:
+        if name in entity.fields and entity.fields[name].type not in (
+                "links", "multichoice", "longtext", "richtext") and not entity.fields[name].unique:
+            indexed.append(name)
+    table = sa.Table(entity.table, metadata, *columns)
+    for name in dict.fromkeys(indexed):
+        sa.Index(None, table.c[name], _table=table)
+    if "owner" in table.c and "id" in table.c:
+        sa.Index(None, table.c.owner, table.c.id, _table=table)
+    return table
+
+
+def _join_table(metadata: sa.MetaData, model: AppModel, entity: Entity, f: Field) -> sa.Table:
+    target = model.entities[f.to].table
+    return sa.Table(
+        link_table_name(entity, f.name), metadata,
+        sa.Column("source_id", Id, sa.ForeignKey(f"{entity.table}.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("target_id", Id, sa.ForeignKey(f"{target}.id", ondelete="CASCADE"),
+                  primary_key=True, index=True),
+    )
+
+
+def _system_tables(metadata: sa.MetaData) -> None:
+    user_fk = {"ondelete": "SET NULL", "use_alter": True}
+
+    def user_ref(name: str, **kwargs) -> sa.Column:
+        return sa.Column(name, Id, sa.ForeignKey(f"{USER_TABLE}.id", **user_fk), **kwargs)
+
+    sa.Table("crm_user_role", metadata,
+             sa.Column("user_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       primary_key=True),
+             sa.Column("role", sa.String(63), primary_key=True))
+    sa.Table("crm_token", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("user_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       nullable=False, index=True),
+             sa.Column("token_hash", sa.String(128), nullable=False, unique=True),
+             sa.Column("label", sa.String(255)),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Column("last_used_at", sa.DateTime()))
+    sa.Table("crm_audit", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             sa.Column("action", sa.String(16), nullable=False),
+             sa.Column("field", sa.String(63)),
+             sa.Column("old_value", sa.Text()),
+             sa.Column("new_value", sa.Text()),
+             user_ref("user_id"),
+             sa.Column("at", sa.DateTime(), nullable=False),
+             sa.Index(None, "entity", "record_id", "id"))
+    sa.Table("crm_timeline", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             sa.Column("kind", sa.String(16), nullable=False),
+             sa.Column("body", sa.Text()),
+             sa.Column("data", sa.JSON()),
+             sa.Column("follow_up_on", sa.Date(), index=True),
+             sa.Column("follow_up_done", sa.Boolean(create_constraint=False), nullable=False,
+                       server_default=sa.false()),
+             user_ref("user_id"),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Index(None, "entity", "record_id", "id"))
+    sa.Table("crm_attachment", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             sa.Column("filename", sa.String(255), nullable=False),
+             sa.Column("content_type", sa.String(127), nullable=False),
+             sa.Column("size", sa.BigInteger(), nullable=False),
+             sa.Column("storage_key", sa.String(255), nullable=False, unique=True),
+             user_ref("user_id"),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Index(None, "entity", "record_id"))
+    sa.Table("crm_installed", metadata,
+             sa.Column("pack", sa.String(63), primary_key=True),
+             sa.Column("version", sa.String(63), nullable=False),
+             sa.Column("path", sa.String(1024)),
+             sa.Column("demo", sa.Boolean(create_constraint=False), nullable=False,
+                       server_default=sa.false()),
+             sa.Column("installed_at", sa.DateTime(), nullable=False))
+    sa.Table("crm_model", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("hash", sa.String(64), nullable=False),
+             sa.Column("packs", sa.JSON(), nullable=False),
+             sa.Column("applied_at", sa.DateTime(), nullable=False))
+    sa.Table("crm_autonumber", metadata,
+             sa.Column("entity", sa.String(63), primary_key=True),
+             sa.Column("field", sa.String(63), primary_key=True),
+             sa.Column("next_value", sa.BigInteger(), nullable=False))
+    sa.Table("crm_saved_view", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("user_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       nullable=False),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("name", sa.String(255), nullable=False),
+             sa.Column("settings", sa.JSON(), nullable=False),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.UniqueConstraint("user_id", "entity", "name"))
+    sa.Table("crm_notification", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("user_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       nullable=False),
+             sa.Column("subject", sa.String(255), nullable=False),
+             sa.Column("body", sa.Text()),
+             sa.Column("link", sa.String(1024)),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Column("read_at", sa.DateTime()),
+             sa.Index(None, "user_id", "read_at"))
+    sa.Table("crm_approval_request", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             sa.Column("approval", sa.String(63), nullable=False),
+             sa.Column("transition", sa.String(63), nullable=False),
+             sa.Column("from_state", sa.String(63)),
+             sa.Column("status", sa.String(16), nullable=False),  # pending, approved, ...
+             sa.Column("step_index", sa.Integer(), nullable=False, server_default="0"),
+             sa.Column("step_started_at", sa.DateTime()),
+             user_ref("submitted_by"),
+             sa.Column("submitted_at", sa.DateTime(), nullable=False),
+             sa.Column("decided_at", sa.DateTime()),
+             sa.Column("comment", sa.Text()),
+             sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+             sa.Index(None, "entity", "record_id", "status"),
+             sa.Index(None, "status"))
+    sa.Table("crm_approval_assignee", metadata,
+             sa.Column("request_id", Id, sa.ForeignKey("crm_approval_request.id",
+                                                       ondelete="CASCADE"), primary_key=True),
+             sa.Column("step_index", sa.Integer(), primary_key=True),
+             sa.Column("user_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       primary_key=True, index=True),
+             sa.Column("escalated", sa.Boolean(create_constraint=False), nullable=False,
+                       server_default=sa.false()))
+    sa.Table("crm_approval_decision", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("request_id", Id, sa.ForeignKey("crm_approval_request.id",
+                                                       ondelete="CASCADE"), nullable=False,
+                       index=True),
+             sa.Column("step_index", sa.Integer(), nullable=False),
+             sa.Column("step", sa.String(63), nullable=False),
+             user_ref("user_id"),
+             user_ref("on_behalf_of"),
+             sa.Column("decision", sa.String(16), nullable=False),
+             sa.Column("comment", sa.Text()),
+             sa.Column("at", sa.DateTime(), nullable=False),
+             sa.UniqueConstraint("request_id", "step_index", "user_id"))
+    sa.Table("crm_schedule_run", metadata,
+             sa.Column("automation", sa.String(127), primary_key=True),
+             sa.Column("period", sa.String(32), primary_key=True),
+             sa.Column("record_id", sa.BigInteger(), primary_key=True),
+             sa.Column("at", sa.DateTime(), nullable=False))
+    sa.Table("crm_assign_cursor", metadata,
+             sa.Column("key", sa.String(255), primary_key=True),
+             sa.Column("last_user_id", sa.BigInteger()))
+    # failed sign-ins, to slow down password guessing (auth.py)
+    sa.Table("crm_login_failure", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("username", sa.String(255), nullable=False),
+             sa.Column("address", sa.String(64)),
+             sa.Column("at", sa.DateTime(), nullable=False),
+             sa.Index(None, "username", "at"))
+    # demo records by their `_key`, so that a pack's demo data loaded later can link to them
+    sa.Table("crm_demo_key", metadata,
+             sa.Column("entity", sa.String(63), primary_key=True),
+             sa.Column("key", sa.String(255), primary_key=True),
+             sa.Column("record_id", sa.BigInteger(), nullable=False))

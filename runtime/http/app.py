@@ -1,0 +1,180 @@
+"""The web application: `create_app(config)` builds everything; importing this module does not.
+
+Configuration comes from, in increasing order of precedence: the defaults below, the
+environment (`CRMFORGE_DATABASE_URL`, `CRMFORGE_SECRET_KEY`), and the `config` mapping. Tests
+pass `{"INSTANCE": inst, "TESTING": True}` so that no database is opened behind their back;
+production runs `gunicorn "runtime.http.app:create_app()"`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g, render_template
+from flask.json.provider import DefaultJSONProvider
+from flask_wtf.csrf import CSRFProtect
+
+from runtime.core.db import database_url, normalize_url
+from runtime.core.instance import Instance
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"  # package data
+MAX_BODY_BYTES = 2 * 1024 * 1024
+EXTENSION = "crmforge"
+
+DEFAULTS: dict[str, Any] = {
+    "INSTANCE_DIR": "instance",
+    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "crmforge_session",
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the signed session
+}
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Records in JSON: ISO dates, UTC datetimes with `Z`, decimals as exact strings.
+
+    Money and other decimals are strings ("1250.00") because a JSON number is a binary float
+    in most clients and would lose cents on large amounts; the API accepts both on input.
+    """
+
+    sort_keys = False
+    ensure_ascii = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime):
+            return o.isoformat() + ("Z" if o.tzinfo is None else "")
+        if isinstance(o, date):
+            return o.isoformat()
+        if isinstance(o, Decimal):
+            return str(o)
+        if isinstance(o, set | frozenset | tuple):
+            return sorted(o) if isinstance(o, set | frozenset) else list(o)
+        return DefaultJSONProvider.default(o)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The CRMForge web app: JSON API under /api/v1, login pages, and the web pages when
+    `runtime.http.web` is installed. `config` overrides the environment."""
+    app = Flask("runtime", template_folder=str(TEMPLATES_DIR), static_folder=None)
+    app.json = JSONProvider(app)
+    app.jinja_options = {**app.jinja_options, "trim_blocks": True, "lstrip_blocks": True,
+                         "autoescape": _autoescape}
+    app.config.update(DEFAULTS)
+    overrides = dict(config or {})
+    instance = overrides.pop("INSTANCE", None)
+    app.config.update(_from_environment())
+    app.config.update(overrides)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.config["INSTANCE_DIR"]))
+    app.config["DATABASE_URL"] = normalize_url(app.config["DATABASE_URL"])
+    if instance is None:
+        instance = _open_instance(app.config["DATABASE_URL"])
+    app.extensions[EXTENSION] = instance
+
+    from runtime.http import auth, error_handler
+    from runtime.http.api import create_blueprint
+
+    csrf = CSRFProtect(app)
+    api = create_blueprint()
+    csrf.exempt(api)  # the API authenticates with a bearer token, never with the cookie
+    app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(auth.create_blueprint())
+    error_handler.register(app)
+    app.before_request(_request_id)
+    app.after_request(_security_headers)
+    if not register_web(app):
+        app.add_url_rule("/", "home", _placeholder_home)
+    return app
+
+
+def get_instance() -> Instance:
+    """The Instance the current app serves."""
+    return current_app.extensions[EXTENSION]
+
+
+def register_web(app: Flask) -> bool:
+    """Register the business users' pages (`runtime.http.web.register_web(app)`) when that package
+    exists; False when it does not (yet)."""
+    try:
+        web = importlib.import_module("runtime.http.web")
+    except ModuleNotFoundError as exc:
+        if exc.name != "runtime.http.web":
+            raise
+        return False
+    register = getattr(web, "register_web", None)
+    if register is None:  # the package is being written and has no entry point yet
+        return False
+    register(app)
+    return True
+
+
+def load_or_create_secret_key(instance_dir: Path) -> str:
+    """The key in `instance_dir/secret_key`, created (owner-readable only) on first use.
+
+    Several server processes may start at once: the file is created exclusively, and whoever
+    loses the race reads the winner's key.
+    """
+    path = instance_dir / "secret_key"
+    try:
+        key = path.read_text(encoding="ascii").strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def _from_environment() -> dict[str, Any]:
+    values: dict[str, Any] = {"DATABASE_URL": database_url()}
+    if os.environ.get("CRMFORGE_SECRET_KEY"):
+        values["SECRET_KEY"] = os.environ["CRMFORGE_SECRET_KEY"]
+    return values
+
+
+def _open_instance(url: str) -> Instance:
+    from runtime.process.setup import (
+        open_instance,  # the instance commands' module; optional for tests
+    )
+
+    return open_instance(url)
+
+
+def _autoescape(name: str | None) -> bool:
+    return not (name or "").endswith(".txt")  # e-mail bodies are plain text
+
+
+def _request_id() -> None:
+    g.request_id = uuid.uuid4().hex[:12]
+
+
+def _security_headers(response):  # noqa: ANN001, ANN202 - flask.Response in and out
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def _placeholder_home() -> str:
+    """`/` until the web pages are registered: who is signed in, and a way out."""
+    from runtime.http.auth import current_actor
+
+    return render_template("welcome.html", actor=current_actor())

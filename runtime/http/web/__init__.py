@@ -1,0 +1,42 @@
+"""The business users' web pages: one Flask blueprint, one module per page family.
+
+- `layout`: rendering (full page or htmx fragment, per-entity template overrides), navigation,
+  flash messages, the helpers every template uses.
+- `widgets`: the field-type registry of the web: how each type is shown, edited and filtered.
+- `lists` (+ `listdata`): `/e/<entity>` — table, kanban, calendar, export, bulk actions.
+- `forms`: `/e/<entity>/new`, `/e/<entity>/<id>/edit`, live conditions, the link picker.
+- `recordpage`: `/e/<entity>/<id>` — fields, related lists, timeline, attachments.
+- `search`: `/search?q=`.
+- `home` (+ `dashboards`, `charts`): `/` — dashboards, follow-ups, approvals.
+
+Data is read and written only through `runtime.write.records`, `runtime.write.timeline` and
+`runtime.read.permissions`; dashboards aggregate with SQLAlchemy Core under the same row filters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Flask
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+
+
+def register_web(app: Flask) -> None:
+    """Add the web pages, their static files and template helpers to `app`."""
+    from runtime.http.web import attachments, forms, home, layout, lists, recordpage, search
+
+    bp = Blueprint("web", __name__, static_folder=str(STATIC_DIR),
+                   static_url_path="/static")
+    bp.before_request(layout.before_request)
+    for module in (home, lists, forms, recordpage, search):
+        module.register(bp)
+    app.register_blueprint(bp)
+    layout.install(app)
+    from runtime.http.web import (
+        workflow_pages,  # state bar, approval panel, /approvals, notification bell
+    )
+
+    workflow_pages.register(app)
+    app.jinja_env.globals["link_choices"] = forms.link_choices
+    app.url_value_preprocessor(attachments.allow_uploads)

@@ -1,0 +1,438 @@
+"""`/e/<entity>/new` and `/e/<entity>/<id>/edit`: forms from `views.form`, the live
+`*_when` conditions (an htmx round trip to the server's evaluator), and the link picker.
+
+A form posts plain HTML form values; `records.create` / `records.update` coerce and validate
+them exactly as they do for the API. On a refusal the form comes back with the user's input
+and each message next to its field (status 422), or with the conflict explained (409).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from builder.expressions import ExpressionError
+from builder.model import Entity, Field
+from runtime.core.context import eval_context
+from runtime.core.errors import Conflict, NotFound, RecordError, StaleVersion, ValidationFailed
+from runtime.core.values import apply_defaults, coerce_value, condition
+from runtime.http.web import attachments
+from runtime.http.web.layout import (
+    actor,
+    can,
+    entity_label,
+    entity_or_404,
+    field_label,
+    hidden_fields,
+    inst,
+    readonly_fields,
+    render,
+    tr,
+)
+from runtime.http.web.listdata import (
+    link_titles,
+    natives,
+    record_title,
+    resolve_title,
+    row_titles,
+    title_of,
+)
+from runtime.http.web.widgets import WIDGETS, LinkInput, Widget, display, read_form
+from runtime.write import records
+
+PICKER_LIMIT = 10
+
+
+@dataclass
+class FormField:
+    field: Field
+    label: str
+    value: Any
+    widget: Widget
+    errors: list[str] = field(default_factory=list)
+    required: bool = False
+    readonly: bool = False
+    visible: bool = True
+    help: str = ""
+    link_title: str = ""
+    shown: Markup | None = None  # the value as text, for read-only fields
+    conditional: bool = False
+
+
+@dataclass
+class FormSection:
+    label: str
+    columns: int
+    fields: list[FormField]
+
+
+@dataclass
+class FormData:
+    entity: Entity
+    record: dict[str, Any] | None
+    sections: list[FormSection]
+    errors: dict[str, list[str]]
+    record_errors: list[str]
+    conflict: dict[str, Any] | None = None
+    title: str = ""
+    duplicate_url: str | None = None  # the existing record a `block` duplicate rule found
+
+    @property
+    def has_files(self) -> bool:
+        return any(f.widget.input == "file" and not f.readonly
+                   for s in self.sections for f in s.fields)
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/e/<entity>/new", "new", new_record, methods=["GET", "POST"])
+    bp.add_url_rule("/e/<entity>/<int:record_id>/edit", "edit", edit_record,
+                    methods=["GET", "POST"])
+    bp.add_url_rule("/e/<entity>/_state", "form_state", form_state, methods=["POST"])
+    bp.add_url_rule("/e/<entity>/_options", "options", link_options)
+
+
+# -- building the form ------------------------------------------------------------------------
+
+def form_fields(entity: Entity, mode: str) -> list[list[Field]]:
+    """The fields of each form section the user may see; computed fields only when editing."""
+    hidden = hidden_fields(entity.name)
+    result = []
+    for section in entity.views.form:
+        fields = []
+        for name in section.fields:
+            f = entity.fields.get(name)
+            if f is None or name in hidden or f.type == "autonumber" and mode == "new":
+                continue
+            if f.computed and mode == "new":
+                continue
+            fields.append(f)
+        result.append(fields)
+    return result
+
+
+def evaluation_record(entity: Entity, stored: dict[str, Any] | None,
+                      posted: dict[str, Any]) -> dict[str, Any]:
+    """The record as conditions see it: the stored values, overlaid with what the user typed
+    (coerced where it can be; a value that does not parse yet counts as empty)."""
+    record = dict(stored or {})
+    for name, raw in posted.items():
+        f = entity.fields[name]
+        if isinstance(raw, LinkInput):
+            raw = raw.id if not raw.typed else None
+        try:
+            record[name] = coerce_value(f, raw)
+        except (ValueError, TypeError):
+            record[name] = None
+    if entity.workflow is not None and record.get(entity.workflow.field) is None:
+        record[entity.workflow.field] = entity.workflow.initial
+    return record
+
+
+def states(entity: Entity, record: dict[str, Any]) -> dict[str, dict[str, bool]]:
+    """visible / required / readonly of every field with a `*_when` condition."""
+    ctx = eval_context(inst(), actor(), entity.name, record)
+    result = {}
+    for f in entity.fields.values():
+        if not (f.visible_when or f.required_when or f.readonly_when):
+            continue
+        try:
+            result[f.name] = {
+                "visible": f.visible_when is None or condition(f.visible_when, ctx),
+                "required": f.required or (f.required_when is not None
+                                           and condition(f.required_when, ctx)),
+                "readonly": f.readonly_when is not None and condition(f.readonly_when, ctx),
+            }
+        except ExpressionError:
+            continue
+    return result
+
+
+def build_form(entity: Entity, mode: str, record: dict[str, Any] | None,
+               values: dict[str, Any], errors: dict[str, list[str]]) -> FormData:
+    readonly = readonly_fields(entity.name) if mode == "edit" else \
+        _create_readonly(entity)
+    current = evaluation_record(entity, record, {k: v for k, v in values.items()
+                                                 if k in entity.fields})
+    conditional = states(entity, current)
+    titles = _titles(entity, current)
+    sections = []
+    for section, fields in zip(entity.views.form, form_fields(entity, mode), strict=True):
+        items = []
+        for f in fields:
+            value = values.get(f.name, current.get(f.name))
+            state = conditional.get(f.name, {})
+            locked = not f.editable or f.name in readonly or state.get("readonly", False)
+            item = FormField(
+                f, tr(f.label), value, WIDGETS[f.type], list(errors.get(f.name, [])),
+                required=state.get("required", f.required) and not locked,
+                readonly=locked, visible=state.get("visible", True),
+                help=tr(f.help) if f.help else "", conditional=f.name in conditional)
+            if f.type == "link":
+                item.link_title = _link_title(f, value, titles)
+            if locked:
+                item.shown = display(current.get(f.name), f, titles)
+            items.append(item)
+        if items:
+            sections.append(FormSection(tr(section.label) if section.label else "",
+                                        max(1, min(section.columns, 3)), items))
+    shown = {ff.field.name for s in sections for ff in s.fields}
+    record_errors = list(errors.get("_record", []))
+    for name, messages in errors.items():
+        if name != "_record" and name not in shown:
+            record_errors += [f"{field_label(entity, name)}: {m}" for m in messages]
+    return FormData(entity, record, sections, errors, record_errors)
+
+
+def _create_readonly(entity: Entity) -> frozenset[str]:
+    from runtime.read import permissions
+
+    return frozenset(permissions.readonly_fields(inst(), actor(), entity.name, "create"))
+
+
+def _titles(entity: Entity, record: dict[str, Any]) -> dict[str, dict[Any, str]]:
+    rows = [record] if record.get("id") else []
+    if not rows:
+        return {}
+    with inst().engine.connect() as conn:
+        found = records.link_titles(inst(), conn, entity.name, rows) or {}
+    return {k: dict(v) for k, v in found.items()}
+
+
+def _link_title(f: Field, value: Any, titles: dict[str, dict[Any, str]]) -> str:
+    if isinstance(value, LinkInput):
+        return value.text
+    if value in (None, ""):
+        return ""
+    known = titles.get(f.name, {}).get(value)
+    if known:
+        return known
+    try:
+        return title_of(f.to, int(value)) or "" if f.to else ""
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def editable_values(entity: Entity, mode: str, form: Any) -> dict[str, Any]:
+    """The posted values of the fields this form shows and the user may change."""
+    readonly = readonly_fields(entity.name) if mode == "edit" else _create_readonly(entity)
+    fields = [f for section in form_fields(entity, mode) for f in section
+              if f.editable and f.name not in readonly]
+    return read_form(form, fields)
+
+
+def resolve_links(entity: Entity, values: dict[str, Any],
+                  errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Link pickers posted as chosen ids or as typed text (JavaScript off): text is looked up
+    by the target's quick search and must find exactly one record."""
+    result = {}
+    for name, value in values.items():
+        if not isinstance(value, LinkInput):
+            result[name] = value
+            continue
+        if not value.typed:
+            result[name] = value.id or None
+            continue
+        text = value.text.strip()
+        if not text:
+            result[name] = None
+            continue
+        match = resolve_title(entity.fields[name], text)
+        if match is None:
+            errors.setdefault(name, []).append(
+                f"no single {entity.fields[name].to} matches “{text}”; type more of the name "
+                "and pick one")
+        else:
+            result[name] = match
+    return result
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+def new_record(entity: str) -> ResponseReturnValue:
+    model_entity = entity_or_404(entity, "create")
+    if request.method == "GET":
+        values = _initial_values(model_entity)
+        form = build_form(model_entity, "new", None, values, {})
+        return render("form.html", entity=entity, fragment="form", form=form,
+                      model_entity=model_entity, mode="new")
+    posted = editable_values(model_entity, "new", request.form)
+    errors: dict[str, list[str]] = {}
+    duplicate = None
+    values = _computed_defaults_apply(model_entity, resolve_links(model_entity, posted, errors))
+    try:
+        values.update(attachments.form_files(model_entity, request.files, None))
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if not errors:
+        try:
+            record = records.create(inst(), actor(), entity, values)
+        except ValidationFailed as exc:
+            errors = exc.errors
+        except Conflict as exc:
+            errors = {"_record": [exc.message]}
+            duplicate = _duplicate_url(exc)
+        else:
+            attachments.claim(entity, record["id"], values)
+            for warning in record.get("_warnings") or []:
+                flash(str(warning.get("message")), "warning")
+            flash(f"{entity_label(model_entity)} “{record_title(model_entity, record)}” "
+                  "created.", "success")
+            return redirect(_next_url() or url_for("web.record", entity=entity,
+                                                    record_id=record["id"]))
+    form = build_form(model_entity, "new", None, posted, errors)
+    form.duplicate_url = duplicate
+    return render("form.html", entity=entity, fragment="form", form=form,
+                  model_entity=model_entity, mode="new", status=422)
+
+
+def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
+    model_entity = entity_or_404(entity, "read")
+    try:
+        record = records.get(inst(), actor(), entity, record_id)
+    except NotFound:
+        abort(404, f"There is no {entity_label(model_entity).lower()} #{record_id}, or you "
+                   "may not see it.")
+    if not can(entity, "update", record):
+        abort(403, "You may not change this record.")
+    record = natives(model_entity, [record])[0]
+    title = record_title(model_entity, record)
+    if request.method == "GET":
+        form = build_form(model_entity, "edit", record, {}, {})
+        form.title = title
+        return render("form.html", entity=entity, fragment="form", form=form,
+                      model_entity=model_entity, mode="edit", record=record)
+    posted = editable_values(model_entity, "edit", request.form)
+    errors: dict[str, list[str]] = {}
+    values = resolve_links(model_entity, posted, errors)
+    try:
+        values.update(attachments.form_files(model_entity, request.files, record_id))
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    version = request.form.get("version", "")
+    conflict = None
+    if not errors:
+        try:
+            saved = records.update(inst(), actor(), entity, record_id, values,
+                                   version=int(version) if version.isdigit() else 0)
+        except ValidationFailed as exc:
+            errors = exc.errors
+        except StaleVersion as exc:
+            conflict = exc.current
+            record = {**record, **natives(model_entity, [exc.current or {}])[0]}
+        except Conflict as exc:
+            errors = {"_record": [exc.message]}
+        else:
+            flash(f"Saved “{record_title(model_entity, saved)}”.", "success")
+            return redirect(_next_url() or url_for("web.record", entity=entity,
+                                                    record_id=record_id))
+    form = build_form(model_entity, "edit", record, posted, errors)
+    form.title = title
+    if conflict is not None:
+        form.conflict = _conflict(model_entity, conflict, posted)
+    return render("form.html", entity=entity, fragment="form", form=form,
+                  model_entity=model_entity, mode="edit", record=record,
+                  status=409 if conflict is not None else 422)
+
+
+def _duplicate_url(exc: Conflict) -> str | None:
+    if exc.record_id is None or not exc.entity:
+        return None
+    return url_for("web.record", entity=exc.entity, record_id=exc.record_id)
+
+
+def _conflict(entity: Entity, current: dict[str, Any], posted: dict[str, Any]) -> dict:
+    """What the other person saved, field by field, next to what this user typed."""
+    titles = _titles(entity, current)
+    changes = []
+    for name, raw in posted.items():
+        f = entity.fields[name]
+        mine = evaluation_record(entity, {}, {name: raw}).get(name)
+        if str(mine if mine is not None else "") != str(current.get(name) if current.get(
+                name) is not None else ""):
+            changes.append({"label": field_label(entity, name),
+                            "theirs": display(current.get(name), f, titles),
+                            "mine": display(mine, f, titles)})
+    return {"version": current.get("version"), "changes": changes}
+
+
+def _computed_defaults_apply(entity: Entity, values: dict[str, Any]) -> dict[str, Any]:
+    """A field left blank whose default is a template or an expression (`=room_type.hotel`)
+    is left out, so that the default is worked out on save from the values typed (the new
+    form could not show it yet). A literal default was shown in the form: blank stays blank."""
+    def computed_default(name: str) -> bool:
+        f = entity.fields.get(name)
+        return f is not None and f.default is not None and f.default.kind != "literal"
+    return {name: value for name, value in values.items()
+            if not (computed_default(name) and (value is None or value == "" or value == []))}
+
+
+def _initial_values(entity: Entity) -> dict[str, Any]:
+    """Defaults, then values from the address (`?property=12` from a related list's "add")."""
+    record: dict[str, Any] = {}
+    names = [f.name for fields in form_fields(entity, "new") for f in fields]
+    ctx = eval_context(inst(), actor(), entity.name, record)
+    apply_defaults(entity, record, names, ctx, {})
+    for name in names:
+        if name in request.args and entity.fields[name].editable:
+            record[name] = request.args.get(name)
+    return record
+
+
+def _next_url() -> str | None:
+    target = request.form.get("next") or request.args.get("next") or ""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+# -- htmx helpers -----------------------------------------------------------------------------
+
+def form_state(entity: str) -> ResponseReturnValue:
+    """The live state of conditional fields for the values being typed: the same evaluator
+    that `records` runs on save. The page applies it (static/crmforge.js)."""
+    model_entity = entity_or_404(entity)
+    record = None
+    record_id = request.form.get("_record_id", "")
+    mode = "edit" if record_id.isdigit() else "new"
+    if record_id.isdigit():
+        try:
+            record = records.get(inst(), actor(), entity, int(record_id))
+        except RecordError:
+            record = None
+    posted = editable_values(model_entity, mode, request.form)
+    current = evaluation_record(model_entity, record, posted)
+    data = json.dumps(states(model_entity, current))
+    return Markup('<template id="form-state" data-state="{}"></template>').format(data)
+
+
+def link_options(entity: str) -> ResponseReturnValue:
+    """Options for a link picker: records of `entity` that the user may read, by quick
+    search."""
+    model_entity = entity_or_404(entity)
+    target = request.args.get("target", "")
+    typed = [v for k, v in request.args.items() if k.endswith("__q")]  # the picker's own box
+    q = (request.args.get("q") or (typed[0] if typed else "")).strip()
+    if not q:
+        return ""
+    page = records.query(inst(), actor(), entity, filters={}, q=q or None, sort=[],
+                         limit=PICKER_LIMIT, cursor=None)
+    rows = [dict(r) for r in page.rows]
+    options = list(row_titles(model_entity, rows, link_titles(model_entity, rows)).items())
+    return render("widgets/options.html", options=options, target=target, q=q,
+                  model_entity=model_entity)
+
+
+def link_choices(f: Field, limit: int = 200) -> list[tuple[int, str]]:
+    """The records a `links` field may point to (the first `limit`, by the target's sort)."""
+    if not f.to or f.to not in inst().model.entities or not can(f.to, "read"):
+        return []
+    target = inst().model.entity(f.to)
+    page = records.query(inst(), actor(), f.to, filters={}, q=None,
+                         sort=list(target.views.list.sort), limit=limit, cursor=None)
+    rows = list(page.rows)
+    return list(row_titles(target, rows, link_titles(target, rows)).items())

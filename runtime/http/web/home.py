@@ -1,0 +1,131 @@
+"""`/`: the dashboards of the user's roles, their due follow-ups and pending approvals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup, escape
+
+from builder.model import Widget
+from runtime.http.web import charts, dashboards
+from runtime.http.web.layout import (
+    actor,
+    approvals_count,
+    entity_label,
+    field_label,
+    inst,
+    language,
+    query_url,
+    render,
+    tr,
+)
+from runtime.http.web.widgets import display
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/", "home", home_page)
+    bp.add_url_rule("/dashboards/<name>", "dashboard", dashboard_page)
+
+
+def formatter(value_field: Any, widget: Widget) -> Any:
+    """How a widget shows its numbers: the summarised field's format, or `format: money`."""
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "—"
+        if value_field is not None and widget.op == "avg" and value_field.type == "integer":
+            return f"{float(value):,.1f}"  # an average of whole numbers: one decimal
+        if value_field is not None and widget.op != "count":
+            return str(Markup(display(value, value_field)).striptags())
+        if widget.format == "money":
+            return f"{float(value):,.2f}"
+        if widget.format == "percent":
+            return f"{float(value):,.1f}%"
+        if widget.divide_by is not None:  # a ratio: two decimals, like 1.25
+            return f"{float(value):,.2f}"
+        if not float(value).is_integer():
+            return f"{float(value):,.1f}"
+        return f"{int(float(value)):,}"
+    return fmt
+
+
+def caption(widget: Widget, entity: Any) -> str:
+    """What a number widget's figure is: "Night audits · sum of rooms sold ÷ sum of rooms
+    available", "Retention cases · share", "Lines"."""
+    def part(op: str, field: str | None) -> str:
+        return "count" if op == "count" or not field else \
+            f"{op} of {field_label(entity, field).lower()}"
+    text = entity_label(entity, plural=True)
+    measure = widget.divide_by
+    if measure is not None and widget.op == "count" and measure.op == "count":
+        return f"{text} · share"
+    if measure is not None:
+        return f"{text} · {part(widget.op, widget.field)} ÷ {part(measure.op, measure.field)}"
+    return text if widget.op == "count" else f"{text} · {part(widget.op, widget.field)}"
+
+
+def widget_view(widget: Widget) -> dict[str, Any]:
+    """Everything a widget template needs: its value, drawn chart, and the list it links to."""
+    value = dashboards.compute(inst(), actor(), widget, language())
+    list_url = url_for("web.list", entity=widget.entity)
+    fmt = formatter(value.value_field, widget)
+    shown: dict[str, Any] = {"widget": widget, "value": value, "label": tr(widget.label),
+                             "url": list_url, "fmt": fmt, "chart": Markup(""),
+                             "caption": caption(widget, value.entity)}
+    if value.points:
+        points = [(p.label, dashboards.as_number(p.value),
+                   query_url({}, list_url, **p.filters) if p.filters else list_url)
+                  for p in value.points]
+        if widget.type == "chart":
+            shown["chart"] = charts.draw(widget.chart, points, fmt, tr(widget.label))
+        shown["points"] = points
+    if value.rows:
+        entity = value.entity
+        columns = [entity.fields[c] for c in widget.columns if c in entity.fields] or \
+            [entity.fields[c] for c in entity.views.list.columns[:3] if c in entity.fields]
+        columns = [c for c in columns if c.name in value.rows[0]]
+        from runtime.http.web.listdata import link_titles
+        from runtime.write import records
+
+        titles = link_titles(entity, value.rows)
+        shown["columns"] = columns
+        shown["titles"] = titles
+        shown["row_titles"] = {r["id"]: records.title(inst(), entity.name, r, links=titles)
+                               for r in value.rows}
+    return shown
+
+
+def due_follow_ups() -> list[dict[str, Any]]:
+    try:
+        from runtime.write import timeline
+    except ImportError:
+        return []
+    try:
+        return [dict(e) for e in timeline.due_follow_ups(inst(), actor(), until=inst().today())]
+    except Exception:  # noqa: BLE001 - the home page shows the rest when this part fails
+        current_app.logger.exception("due follow-ups failed")
+        return []
+
+
+def home_page() -> ResponseReturnValue:
+    boards = dashboards.dashboards_for(inst(), actor())
+    shown = [{"dashboard": d, "label": tr(d.label),
+              "widgets": [widget_view(w) for w in d.widgets]} for d in boards[:3]]
+    return render("home.html", fragment="dashboards", boards=shown, more=boards[3:],
+                  follow_ups=due_follow_ups(), approvals=approvals_count(),
+                  today=inst().today(), now_hour=inst().now().hour)
+
+
+def dashboard_page(name: str) -> ResponseReturnValue:
+    boards = {d.name: d for d in dashboards.dashboards_for(inst(), actor())}
+    board = boards.get(name)
+    if board is None:
+        from flask import abort
+
+        abort(404, f"There is no dashboard '{escape(name)}' for you.")
+    shown = [{"dashboard": board, "label": tr(board.label),
+              "widgets": [widget_view(w) for w in board.widgets]}]
+    return render("home.html", fragment="dashboards", boards=shown, more=[],
+                  follow_ups=None, approvals=None, today=inst().today(), single=True,
+                  now_hour=inst().now().hour)

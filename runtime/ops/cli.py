@@ -1,0 +1,133 @@
+"""The `crmforge` command line (INTERFACES.md). Each command is a small function; the
+instance commands live in `runtime/commands.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from builder.diagnostics import Diagnostics
+from builder.linker import check_paths
+from builder.loader import load_file
+from builder.packs import discover, search_dirs
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable:
+    def register(fn: Callable[[argparse.Namespace], int]) -> Callable:
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+@command("validate")
+def cmd_validate(args: argparse.Namespace) -> int:
+    model, diags = check_paths(args.paths)
+    items = list(diags)
+    if args.format == "json":
+        print(json.dumps([d.to_dict() for d in items], indent=2, ensure_ascii=False))
+    else:
+        for diag in items:
+            print(diag.format())
+        if model is not None:
+            entities = [e for e in model.entities.values() if not e.system]
+            print(f"ok: {len(model.packs)} pack(s), {len(entities)} entities, "
+                  f"{len(model.automations)} automations, {len(model.dashboards)} dashboards",
+                  file=sys.stderr)
+        else:
+            count = len(diags.errors)
+            print(f"{count} error{'s' if count != 1 else ''}", file=sys.stderr)
+    return 0 if model is not None else 1
+
+
+@command("packs")
+def cmd_packs(args: argparse.Namespace) -> int:
+    installed = _installed_versions(args)
+    rows = []
+    for name, path in sorted(discover(search_dirs()).items()):
+        manifest = _manifest(path)
+        version = str(manifest.get("version", "-"))
+        label = manifest.get("label") or name
+        if isinstance(label, dict):
+            label = label.get("en", next(iter(label.values())))
+        state = installed.get(name)
+        status = "-" if state is None else (f"installed {state}" if state != version
+                                            else "installed")
+        rows.append((name, version, status, str(label), str(path)))
+    if not rows:
+        print("no packs found in " + ", ".join(str(d) for d in search_dirs()))
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
+    return 0
+
+
+def _manifest(path: Path) -> dict:
+    """The pack.yaml of the pack at `path` as data; {} when it is missing or not a mapping.
+
+    Only the manifest is read: listing packs must not load (and check) all their files.
+    """
+    for file in (path / "pack.yaml", path / "pack.yml"):
+        if file.is_file():
+            doc = load_file(file, str(file), Diagnostics())
+            return doc.data if doc is not None and isinstance(doc.data, dict) else {}
+    return {}
+
+
+def _installed_versions(args: argparse.Namespace) -> dict[str, str]:
+    try:
+        from runtime.ops.commands import installed_versions
+    except ImportError:  # the instance commands are optional for `packs`
+        return {}
+    return installed_versions(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crmforge", description="CRMForge: a low-code CRM "
+                                     "builder from YAML definitions.")
+    parser.add_argument("--database-url", help="SQLAlchemy URL of the instance's database "
+                        "(default: $CRMFORGE_DATABASE_URL or sqlite:///instance/crmforge.db)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("validate", help="check packs or definition files")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    sub.add_parser("packs", help="list available and installed packs")
+    try:
+        from runtime.ops.commands import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub, command)
+    from runtime.ops.serve import add_serve_commands  # `run`: the web server
+
+    add_serve_commands(sub, command)
+    from runtime.ops.worker import (
+        add_worker_commands,  # `worker`: scheduled automations, escalation
+    )
+
+    add_worker_commands(sub, command)
+    for action in sub.choices.values():
+        action.add_argument("--database-url", default=argparse.SUPPRESS,
+                            help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,640 @@
+"""Reading records: one record, filtered and sorted lists with keyset pagination, counts,
+quick search, and record titles (one query per linked entity for a whole page).
+
+Every read applies the actor's row filter (`permissions.read_filter`) in SQL and leaves out
+the fields the actor may not see. Pages never use OFFSET: a cursor carries the sort-key
+values of the row it starts after (or before), and is checked field by field when it comes
+back — a cursor that does not fit the list is a BadRequest, never a server error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from builder.diagnostics import did_you_mean
+from builder.fieldtypes import REGISTRY, coerce, phone_digits
+from builder.model import Entity, Field
+from runtime.core.errors import BadRequest, NotFound
+from runtime.core.values import json_value, to_json
+from runtime.read.permissions import hidden_fields, read_filter
+from runtime.read.titles import link_titles, title, titles_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from runtime.core.instance import Actor, Instance
+
+MAX_LIMIT = 500
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")
+ORDERED_OPERATORS = ("gt", "gte", "lt", "lte")
+TEXT_TYPES = ("text", "longtext", "richtext", "email", "phone", "url", "choice",
+              "autonumber", "file", "image")
+UNSORTABLE = ("links", "multichoice", "longtext", "richtext")
+PHONE_PUNCTUATION = " ()./-+"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: JSON-able rows, and cursors for the pages after and before it."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def entity_of(inst: Instance, name: str) -> Entity:
+    ent = inst.model.entities.get(name)
+    if ent is None:
+        hint = did_you_mean(name, inst.model.entities)
+        raise NotFound(f"There is no entity '{name}'" + (f" ({hint})" if hint else "")
+                       + "; check the address.")
+    return ent
+
+
+def record_id_of(ent: Entity, record_id: Any) -> int:
+    try:
+        if isinstance(record_id, bool):
+            raise ValueError
+        number = int(str(record_id).strip())
+        if number <= 0 or number > 2**63 - 1:
+            raise ValueError
+        return number
+    except (TypeError, ValueError):
+        raise NotFound(f"There is no {ent.label} with id {str(record_id)[:40]!r}; record ids "
+                       "are positive whole numbers.") from None
+
+
+def not_found(ent: Entity, record_id: Any) -> NotFound:
+    return NotFound(f"There is no {ent.label} with id {record_id}, or you may not see it; "
+                    "check the id, or ask its owner for access.")
+
+
+@contextmanager
+def reading(inst: Instance, conn: Connection | None) -> Iterator[Connection]:
+    if conn is not None:
+        yield conn
+    else:
+        with inst.engine.connect() as own:
+            yield own
+
+
+# -- loading rows -----------------------------------------------------------------------------
+
+
+def attach_links(inst: Instance, conn: Connection, ent: Entity,
+                 rows: Sequence[dict[str, Any]]) -> None:
+    """Give every row its `links` fields as sorted id lists: one query per `links` field."""
+    fields = [f for f in ent.fields.values() if f.type == "links"]
+    if not fields or not rows:
+        return
+    ids = [row["id"] for row in rows]
+    for field in fields:
+        join = inst.schema.link_table(ent.name, field.name)
+        found: dict[int, list[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for source, target in conn.execute(
+                    sa.select(join.c.source_id, join.c.target_id).where(
+                        join.c.source_id.in_(chunk))):
+                found.setdefault(source, []).append(target)
+        for row in rows:
+            row[field.name] = sorted(found.get(row["id"], []))
+
+
+_LOAD_STATEMENTS: dict[tuple[int, bool], tuple[sa.Table, Any]] = {}
+
+
+def by_id(table: sa.Table, lock: bool = False) -> Any:
+    """SELECT * FROM table WHERE id = :_crm_id (FOR KEY SHARE with `lock`), built once."""
+    key = (id(table), lock)
+    found = _LOAD_STATEMENTS.get(key)
+    if found is None or found[0] is not table:
+        built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
+        if lock:
+            built = built.with_for_update(key_share=True, of=table)
+        found = _LOAD_STATEMENTS[key] = (table, built)
+    return found[1]
+
+
+def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
+         actor: Actor | None = None, for_update: bool = False) -> dict[str, Any] | None:
+    """One record in the native shape (Python values, every field), or None.
+
+    With `actor`, a record they may not read is None too. `for_update` locks the row on
+    PostgreSQL (SQLite's write transaction already holds the database's write lock).
+    """
+    ent = inst.model.entity(entity)
+    table = inst.schema.table(entity)
+    lock = for_update and conn.dialect.name != "sqlite"
+    row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
+    if row_filter is None:  # the common case: one prebuilt statement per table
+        row = conn.execute(by_id(table, lock), {"_crm_id": record_id}).mappings().first()
+    else:
+        stmt = sa.select(table).where(table.c.id == record_id, row_filter)
+        if lock:
+            stmt = stmt.with_for_update(key_share=True, of=table)
+        row = conn.execute(stmt).mappings().first()
+    if row is None:
+        return None
+    record = dict(row)
+    attach_links(inst, conn, ent, [record])
+    return {name: record.get(name) for name in ent.fields} | {
+        k: v for k, v in record.items() if k not in ent.fields}
+
+
+def get(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
+        conn: Connection | None = None) -> dict[str, Any]:
+    """The record as JSON; NotFound when it is missing or the actor may not read it."""
+    ent = entity_of(inst, entity)
+    rid = record_id_of(ent, record_id)
+    with reading(inst, conn) as c:
+        record = load(inst, c, entity, rid, actor=actor)
+    if record is None:
+        raise not_found(ent, rid)
+    return to_json(ent, record, hidden_fields(inst, actor, entity))
+
+
+# -- filters and search -----------------------------------------------------------------------
+
+
+def phone_digits_sql(column: Any) -> Any:
+    """The digits of a phone column, in SQL (the same on SQLite and PostgreSQL)."""
+    expr = column
+    for char in PHONE_PUNCTUATION:
+        expr = sa.func.replace(expr, char, "")
+    return expr
+
+
+def _split(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, list | tuple) else [raw]
+    result: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            result.extend(part.strip() for part in item.split(",") if part.strip())
+        elif item is not None:
+            result.append(item)
+    return result
+
+
+def _one(raw: Any) -> Any:
+    if isinstance(raw, list | tuple):
+        if len(raw) != 1:
+            raise ValueError("takes one value; use __in for several")
+        return raw[0]
+    return raw
+
+
+def _filter_value(actor: Actor, field: Field, raw: Any) -> Any:
+    if field.type in ("link", "links") and isinstance(raw, str) and raw.strip() == "me" \
+            and field.to == "user":
+        return actor.user_id
+    if field.type in ("multichoice", "links"):
+        single = Field(field.name, "choice" if field.type == "multichoice" else "link",
+                       field.label, field.pack, options=field.options, to=field.to)
+        return coerce(single, raw)
+    if field.type in ("text", "longtext", "richtext", "autonumber", "file", "image"):
+        return str(raw).strip()
+    if field.type == "phone":
+        return phone_digits(str(raw))
+    return coerce(field, raw)
+
+
+def _json_has(conn_dialect: str, column: Any, value: str) -> ColumnElement:
+    """Whether a JSON list column holds `value`."""
+    if conn_dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return sa.func.coalesce(sa.cast(column, JSONB).contains([value]), sa.false())
+    each = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+
+
+def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, field: Field,
+                  op: str, values: list[Any]) -> ColumnElement:
+    if field.type == "links":
+        join = inst.schema.link_table(ent.name, field.name)
+        base = sa.select(1).where(join.c.source_id == table.c.id)
+        if op == "isnull":
+            return ~sa.exists(base) if values[0] else sa.exists(base)
+        has = sa.exists(base.where(join.c.target_id.in_(values)))
+        return ~has if op == "ne" else has
+    column = table.c[field.name]
+    if field.type == "multichoice":
+        if op == "isnull":
+            empty = sa.or_(column.is_(None), sa.cast(column, sa.String).in_(["[]", "null"]))
+            return empty if values[0] else sa.not_(empty)
+        has = sa.or_(*[_json_has(dialect, column, v) for v in values])
+        return sa.or_(column.is_(None), sa.not_(has)) if op == "ne" else has
+    if op == "isnull":
+        return column.is_(None) if values[0] else column.is_not(None)
+    if field.type == "phone":
+        column = phone_digits_sql(column)
+    if op == "contains":
+        return sa.func.lower(column).contains(str(values[0]).lower(), autoescape=True)
+    if field.type == "email":
+        column = sa.func.lower(column)
+        values = [str(v).lower() for v in values]
+    if op == "in":
+        return column.in_(values)
+    value = _bound(column, values[0])
+    if field.type == "datetime" and isinstance(values[0], datetime) and values[-1] == "day":
+        start, end = values[0], values[0] + timedelta(days=1)
+        day = {"eq": lambda: sa.and_(column >= start, column < end),
+               "ne": lambda: sa.or_(column < start, column >= end, column.is_(None)),
+               "gt": lambda: column >= end, "gte": lambda: column >= start,
+               "lt": lambda: column < start, "lte": lambda: column < end}
+        return day[op]()
+    compare = {"eq": lambda: column == value,
+               "ne": lambda: sa.or_(column != value, column.is_(None)),
+               "gt": lambda: column > value, "gte": lambda: column >= value,
+               "lt": lambda: column < value, "lte": lambda: column <= value}
+    return compare[op]()
+
+
+def _bound(column: Any, value: Any) -> Any:
+    """A value to compare a column with; booleans as bound parameters, so that < and > work
+    on them like on any other value."""
+    if isinstance(value, bool):
+        return sa.literal(value, sa.Boolean())
+    return value
+
+
+def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
+                   filters: Mapping[str, Any] | None, hidden: frozenset[str],
+                   dialect: str) -> list[ColumnElement]:
+    """SQL for API-style filters: `field=value`, `field__gt=value`, ... (see OPERATORS)."""
+    clauses = []
+    for key, raw in (filters or {}).items():
+        name, op = key, "eq"
+        head, sep, tail = key.rpartition("__")
+        if sep and tail in OPERATORS:
+            name, op = head, tail
+        elif sep and head in ent.fields and head not in hidden:
+            raise BadRequest(f"Unknown filter operator '__{tail}' in '{key}'; use one of: "
+                             + ", ".join("__" + o for o in OPERATORS if o != "eq") + ".")
+        field = ent.fields.get(name)
+        if field is None or name in hidden:
+            hint = did_you_mean(name, [f for f in ent.fields if f not in hidden])
+            raise BadRequest(f"Cannot filter {ent.plural} by '{name}': there is no such field"
+                             + (f" ({hint})" if hint else "") + ".")
+        if op in ORDERED_OPERATORS and not REGISTRY[field.type].ordered:
+            raise BadRequest(f"'{key}': {name} is a {field.type} field and has no order; use "
+                             "=, __ne, __in, __contains or __isnull.")
+        if op == "contains" and field.type not in (*TEXT_TYPES, "multichoice", "links"):
+            raise BadRequest(f"'{key}': __contains works on text and list fields; "
+                             f"{name} is a {field.type} field.")
+        try:
+            if op == "isnull":
+                text = str(_one(raw)).strip().lower()
+                if text not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError("must be true or false")
+                values: list[Any] = [text in ("true", "1", "yes")]
+            elif op == "in":
+                values = [_filter_value(actor, field, v) for v in _split(raw)]
+                if not values:
+                    raise ValueError("needs at least one value (a comma-separated list)")
+            else:
+                one = _one(raw)
+                values = [_filter_value(actor, field, one) if op != "contains" or field.type
+                          in ("multichoice", "links") else str(one)]
+                if field.type == "datetime" and isinstance(one, str) and len(one.strip()) == 10:
+                    values.append("day")
+        except ValueError as exc:
+            raise BadRequest(f"Filter '{key}': the value {str(raw)[:60]!r} {exc}.") from None
+        if op != "isnull" and any(v is None for v in values):
+            raise BadRequest(f"Filter '{key}' has no value; use {name}__isnull=true to find "
+                             "empty ones.")
+        clauses.append(_field_clause(inst, dialect, ent, table, field, op, values))
+    return clauses
+
+
+def _text_match(column: Any, word: str) -> ColumnElement:
+    return sa.func.lower(column).contains(word.lower(), autoescape=True)
+
+
+def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
+                  hidden: frozenset[str]) -> ColumnElement | None:
+    """Quick search over the entity's `search` fields: every word must match one of them; a
+    phone field matches on digits (so "+44 20 7946" finds "(020) 7946 …")."""
+    text = (q or "").strip()
+    if not text:
+        return None
+    fields = [ent.fields[n] for n in ent.search if n in ent.fields and n not in hidden]
+    words = text.split()[:8]
+    per_word = []
+    for word in words:
+        options = []
+        for field in fields:
+            column = table.c[field.name] if field.type != "links" else None
+            if field.type == "phone":
+                digits = phone_digits(word)
+                if len(digits) >= 3:
+                    options.append(phone_digits_sql(column).contains(digits))
+            elif field.type in TEXT_TYPES:
+                options.append(_text_match(column, word))
+            elif field.type == "link" and field.to in inst.model.entities:
+                target = inst.model.entity(field.to)
+                ttable = inst.schema.table(field.to).alias()
+                inner = [_text_match(ttable.c[n], word) for n in target.search
+                         if n in target.fields and target.fields[n].type in TEXT_TYPES]
+                if inner:
+                    options.append(column.in_(sa.select(ttable.c.id).where(sa.or_(*inner))))
+        if word.isdigit() and len(word) < 19:
+            options.append(table.c.id == int(word))
+        per_word.append(sa.or_(sa.false(), *options))
+    clause = sa.and_(*per_word)
+    digits = phone_digits(text)
+    phones = [f for f in fields if f.type == "phone"]
+    if len(words) > 1 and len(digits) >= 3 and phones:
+        clause = sa.or_(clause, *[phone_digits_sql(table.c[f.name]).contains(digits)
+                                  for f in phones])
+    return clause
+
+
+def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
+                  filters: Mapping[str, Any] | None, q: str | None,
+                  dialect: str) -> list[ColumnElement]:
+    hidden = hidden_fields(inst, actor, ent.name)
+    clauses = []
+    row_filter = read_filter(inst, actor, ent.name, table)
+    if row_filter is not None:
+        clauses.append(row_filter)
+    clauses += filter_clauses(inst, actor, ent, table, filters, hidden, dialect)
+    found = search_clause(inst, ent, table, q, hidden)
+    if found is not None:
+        clauses.append(found)
+    return clauses
+
+
+# -- sorting and cursors ----------------------------------------------------------------------
+
+
+def sort_keys(ent: Entity, sort: Sequence[str] | str | None,
+              hidden: frozenset[str]) -> list[tuple[str, bool]]:
+    """[(field, descending)], ending with `id` so that every row has a unique position."""
+    if isinstance(sort, str):
+        sort = [sort]
+    items = [s.strip() for item in (sort or ()) for s in str(item).split(",") if s.strip()]
+    if not items:  # the list view's sort, without what this reader may not see
+        items = [s for s in ent.views.list.sort if s.lstrip("-+") not in hidden] or ["id"]
+    keys: list[tuple[str, bool]] = []
+    for item in items:
+        name, descending = item.lstrip("-+"), item.startswith("-")
+        field = ent.fields.get(name)
+        if field is None or name in hidden:
+            hint = did_you_mean(name, [f for f in ent.fields if f not in hidden])
+            raise BadRequest(f"Cannot sort {ent.plural} by '{name}': there is no such field"
+                             + (f" ({hint})" if hint else "") + ".")
+        if field.type in UNSORTABLE:
+            raise BadRequest(f"Cannot sort by '{name}': {field.type} fields have no order.")
+        if name not in (k for k, _ in keys):
+            keys.append((name, descending))
+    if "id" not in (k for k, _ in keys):
+        keys.append(("id", False))
+    return keys
+
+
+def _sort_spec(keys: list[tuple[str, bool]]) -> list[str]:
+    return [("-" if desc else "") + name for name, desc in keys]
+
+
+def encode_cursor(keys: list[tuple[str, bool]], row: Mapping[str, Any], direction: str) -> str:
+    payload = {"s": _sort_spec(keys), "d": direction,
+               "k": [json_value(row.get(name)) for name, _ in keys]}
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_key(field: Field | None, value: Any) -> Any:
+    if value is None:
+        return None
+    kind = "integer" if field is None or field.name == "id" else field.type
+    if kind in ("integer", "link"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        return value
+    if kind in ("decimal", "money", "percent"):
+        if not isinstance(value, str):
+            raise ValueError
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError
+        return number
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+    if not isinstance(value, str) or len(value) > 4096:
+        raise ValueError
+    if kind == "date":
+        return date.fromisoformat(value)
+    if kind == "datetime":
+        return datetime.fromisoformat(value.removesuffix("Z"))
+    return value
+
+
+def decode_cursor(ent: Entity, keys: list[tuple[str, bool]], cursor: str
+                  ) -> tuple[str, list[Any]]:
+    """(direction "n" or "p", key values) of a cursor made for this sort; BadRequest if not."""
+    problem = BadRequest("The cursor is not valid for this list (it is damaged, or was made for "
+                         "another sort order); start again from the first page.")
+    try:
+        text = str(cursor).strip()
+        if len(text) > 8192:
+            raise ValueError
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        payload = json.loads(raw)
+        if not isinstance(payload, dict) or payload.get("s") != _sort_spec(keys):
+            raise ValueError
+        direction, values = payload.get("d"), payload.get("k")
+        if direction not in ("n", "p") or not isinstance(values, list) or \
+                len(values) != len(keys):
+            raise ValueError
+        decoded = [_decode_key(ent.fields.get(name), value)
+                   for (name, _), value in zip(keys, values, strict=True)]
+        if decoded[-1] is None:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError,
+            RecursionError):
+        raise problem from None
+    return direction, decoded
+
+
+def _keyset(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any],
+            forward: bool) -> ColumnElement:
+    """Rows strictly after (forward) or before the position `values`, in an order where
+    NULLs come last in both directions."""
+    alternatives = []
+    values = [_bound(None, v) for v in values]
+    for index, ((_, desc), column, value) in enumerate(zip(keys, columns, values, strict=True)):
+        ties = [column_i.is_(None) if value_i is None else column_i == value_i
+                for column_i, value_i in zip(columns[:index], values[:index], strict=True)]
+        if forward:
+            if value is None:
+                continue  # nothing sorts after NULL
+            step = sa.or_(column < value if desc else column > value, column.is_(None))
+        else:
+            step = column.is_not(None) if value is None else (
+                column > value if desc else column < value)
+        alternatives.append(sa.and_(*ties, step))
+    return sa.or_(sa.false(), *alternatives)
+
+
+def _order(columns: list[Any], keys: list[tuple[str, bool]], forward: bool, *,
+           not_null: int = 0) -> list[Any]:
+    """ORDER BY of a page; the first `not_null` columns are known to hold no NULL in the
+    rows selected (and `id` never does), so they get a plain order an index can serve."""
+    result = []
+    for index, ((name, desc), column) in enumerate(zip(keys, columns, strict=True)):
+        plain = index < not_null or name == "id"
+        if forward:
+            ordered = column.desc() if desc else column.asc()
+            result.append(ordered if plain else ordered.nulls_last())
+        else:
+            ordered = column.asc() if desc else column.desc()
+            result.append(ordered if plain else ordered.nulls_first())
+    return result
+
+
+def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any] | None,
+              forward: bool) -> list[tuple[list[ColumnElement], int]]:
+    """The page as consecutive index-friendly parts, read in order until it is full:
+    (clauses, how many leading sort columns are non-NULL in it). The non-NULL part of the
+    first sort column is a range (`col <= v AND (col < v OR (col = v AND rest))`), the NULL
+    part (NULLs sort last) is read by a second query only when the page is not yet full."""
+    if values is None and forward and len(keys) >= 2 and keys[0][0] != "id":
+        # the first page: the non-NULL values in a plain order an index serves (PostgreSQL
+        # cannot read `DESC NULLS LAST` from an ascending index), then the NULL tail
+        return [([columns[0].is_not(None)], 1), ([columns[0].is_(None)], 0)]
+    if values is None or len(keys) < 2 or keys[0][0] == "id":
+        clauses = [] if values is None else [_keyset(columns, keys, values, forward)]
+        return [(clauses, 0)]
+    (_, desc), column, value = keys[0], columns[0], _bound(None, values[0])
+    rest = _keyset(columns[1:], keys[1:], values[1:], forward)
+    if value is None:
+        if forward:  # the NULL tail, after the position
+            return [([column.is_(None), rest], 0)]
+        # backwards from inside the NULL tail: the NULLs before it, then every non-NULL
+        return [([column.is_(None), rest], 0), ([column.is_not(None)], 1)]
+    after = forward != desc  # the rows to read have larger values of the column
+    if after:
+        part = [column >= value, sa.or_(column > value, sa.and_(column == value, rest))]
+    else:
+        part = [column <= value, sa.or_(column < value, sa.and_(column == value, rest))]
+    if forward:
+        return [(part, 1), ([column.is_(None)], 0)]
+    return [(part, 1)]
+
+
+_PAGE_STATEMENTS: dict[tuple[Any, ...], tuple[sa.Table, list[Any]]] = {}
+
+
+def _page_statements(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
+                     values: list[Any] | None, forward: bool) -> list[Any]:
+    """The SELECTs of an unfiltered page (see `_segments`), cursor values and the limit
+    as parameters (`k0`…, `lim`): built and cache-keyed once per table, sort, direction and
+    which cursor values are NULL."""
+    shape = None if values is None else tuple(v is None for v in values)
+    key = (id(table), tuple(keys), forward, shape)
+    found = _PAGE_STATEMENTS.get(key)
+    if found is not None and found[0] is table:
+        return found[1]
+    params = None if values is None else [
+        None if v is None else sa.bindparam(f"k{i}", type_=column.type)
+        for i, (v, column) in enumerate(zip(values, columns, strict=True))]
+    statements = [sa.select(table).where(*part).order_by(
+        *_order(columns, keys, forward, not_null=not_null)).limit(
+        sa.bindparam("lim", type_=sa.Integer())) for part, not_null in
+        _segments(columns, keys, params, forward)]
+    if len(_PAGE_STATEMENTS) > 4096:
+        _PAGE_STATEMENTS.clear()
+    _PAGE_STATEMENTS[key] = (table, statements)
+    return statements
+
+
+def query(inst: Instance, actor: Actor, entity: str, *,
+          filters: Mapping[str, Any] | None = None, q: str | None = None,
+          sort: Sequence[str] | str | None = None, limit: int = 50, cursor: str | None = None,
+          conn: Connection | None = None) -> Page:
+    """One page of the records the actor may read, filtered, searched and sorted."""
+    ent = entity_of(inst, entity)
+    table = inst.schema.table(entity)
+    hidden = hidden_fields(inst, actor, entity)
+    keys = sort_keys(ent, sort, hidden)
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        raise BadRequest("limit must be a whole number from 1 to 500.") from None
+    if limit < 1:
+        raise BadRequest("limit must be a whole number from 1 to 500.")
+    limit = min(limit, MAX_LIMIT)
+    direction, values = ("n", None)
+    if cursor:
+        direction, values = decode_cursor(ent, keys, cursor)
+    forward = direction == "n"
+    columns = [table.c[name] for name, _ in keys]
+    with reading(inst, conn) as c:
+        clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
+                                dialect=c.dialect.name)
+        rows: list[dict[str, Any]] = []
+        if clauses:
+            for part, not_null in _segments(columns, keys, values, forward):
+                stmt = sa.select(table).where(*clauses, *part).order_by(
+                    *_order(columns, keys, forward, not_null=not_null))
+                rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
+                            .mappings())
+                if len(rows) > limit:
+                    break
+        else:  # no filter at all: statements with parameters, built once per sort
+            bind = {f"k{i}": v for i, v in enumerate(values or ()) if v is not None}
+            for stmt in _page_statements(table, columns, keys, values, forward):
+                bind["lim"] = limit + 1 - len(rows)
+                rows.extend(dict(r) for r in c.execute(stmt, bind).mappings())
+                if len(rows) > limit:
+                    break
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if not forward:
+            rows.reverse()
+        attach_links(inst, c, ent, rows)
+    next_cursor = prev_cursor = None
+    if rows:
+        if more or not forward:
+            next_cursor = encode_cursor(keys, rows[-1], "n")
+        if (forward and values is not None) or (not forward and more):
+            prev_cursor = encode_cursor(keys, rows[0], "p")
+    elif values is not None:
+        position = dict(zip([k for k, _ in keys], values, strict=True))
+        if forward:
+            prev_cursor = encode_cursor(keys, position, "p")
+        else:
+            next_cursor = encode_cursor(keys, position, "n")
+    return Page([to_json(ent, row, hidden) for row in rows], next_cursor, prev_cursor)
+
+
+def count(inst: Instance, actor: Actor, entity: str, *,
+          filters: Mapping[str, Any] | None = None, q: str | None = None, cap: int = 10000,
+          conn: Connection | None = None) -> tuple[int, bool]:
+    """(how many records match, whether that is exact): counting stops at `cap`."""
+    ent = entity_of(inst, entity)
+    table = inst.schema.table(entity)
+    with reading(inst, conn) as c:
+        clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
+                                dialect=c.dialect.name)
+        inner = sa.select(table.c.id).where(*clauses).limit(cap + 1).subquery()
+        found = c.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
+    return (min(found, cap), found <= cap)
+
+
+__all__ = ["Page", "count", "get", "link_titles", "load", "query", "title", "titles_of"]

@@ -1,0 +1,182 @@
+"""Checks of a record against the other rows, inside the write transaction: links point to
+records that exist (and that the actor may read), `unique` values, duplicate rules, and
+pending approval requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from builder.fieldtypes import phone_digits
+from builder.model import Entity
+from runtime.core.db import is_sqlite
+from runtime.core.errors import Conflict
+from runtime.core.values import Errors, is_empty
+from runtime.read.permissions import read_filter
+from runtime.read.queries import phone_digits_sql
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from runtime.core.context import Fetcher
+    from runtime.core.instance import Actor, Instance
+
+
+_EXISTS: dict[int, tuple[sa.Table, Any]] = {}
+_DUPLICATES: dict[tuple[Any, ...], tuple[sa.Table, Any]] = {}
+
+
+def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
+                 record: Mapping[str, Any], names: list[str], errors: Errors,
+                 fetch: Fetcher | None = None) -> None:
+    """Every linked id exists and the actor may see it. With the write's `fetch`, a single
+    link the actor may see whatever its row is asks it (formulas then find the row there)."""
+    for name in names:
+        field = ent.fields[name]
+        if field.type not in ("link", "links") or field.to not in inst.model.entities:
+            continue
+        value = record.get(name)
+        ids = [value] if field.type == "link" else list(value or [])
+        ids = [i for i in ids if i is not None]
+        if not ids:
+            continue
+        target = inst.schema.table(field.to)
+        row_filter = read_filter(inst, actor, field.to, target)
+        if row_filter is None and fetch is not None and field.type == "link":
+            found = {ids[0]} if fetch(field.to, ids[0]) is not None else set()
+        elif row_filter is None:  # one prebuilt statement per target table
+            cached = _EXISTS.get(id(target))
+            if cached is None or cached[0] is not target:
+                cached = _EXISTS[id(target)] = (target, sa.select(target.c.id).where(
+                    target.c.id.in_(sa.bindparam("ids", expanding=True))))
+            found = set(conn.execute(cached[1], {"ids": ids}).scalars())
+        else:
+            found = set(conn.execute(sa.select(target.c.id).where(
+                target.c.id.in_(ids), row_filter)).scalars())
+        missing = [i for i in ids if i not in found]
+        if missing:
+            label = inst.model.entity(field.to).label
+            errors.setdefault(name, []).append(
+                f"there is no {label} with id {', '.join(map(str, missing))} (or you may not "
+                "see it); choose an existing record")
+
+
+def check_unique(conn: Connection, ent: Entity, table: sa.Table, record: Mapping[str, Any],
+                  names: list[str], errors: Errors) -> None:
+    for name in names:
+        field = ent.fields[name]
+        value = record.get(name)
+        if not (field.unique and name in table.c) or is_empty(value):
+            continue
+        stmt = sa.select(table.c.id).where(table.c[name] == value)
+        if record.get("id") is not None:
+            stmt = stmt.where(table.c.id != record["id"])
+        if conn.execute(stmt.limit(1)).first() is not None:
+            errors.setdefault(name, []).append(
+                "is already used by another record; enter a different value")
+
+
+def find_duplicates(inst: Instance, conn: Connection, entity: str,
+                    record: Mapping[str, Any], *, changed: set[str] | None = None,
+                    blocking_only: bool = False) -> list[dict[str, Any]]:
+    """The records that the entity's duplicate rules say are the same as `record`:
+    [{"fields", "action", "record_id"}], one per rule that matches (text compares without
+    case, phone numbers by their digits). `record` may have an `id` to exclude. `changed`
+    (the fields an update changes) skips rules that match on none of them; `blocking_only`
+    skips `warn` rules (their matches would not be reported)."""
+    ent = inst.model.entity(entity)
+    table = inst.schema.table(entity)
+    found = []
+    for index, rule in enumerate(ent.duplicates):
+        if changed is not None and not changed & set(rule.match):
+            continue
+        if blocking_only and rule.action != "block":
+            continue
+        values = [record.get(name) for name in rule.match]
+        if not rule.match or any(is_empty(v) for v in values):
+            continue
+        texts = tuple(ent.fields[n].type in ("text", "email") and isinstance(v, str)
+                      for n, v in zip(rule.match, values, strict=True))
+        with_id = record.get("id") is not None
+        key = (id(table), index, texts, with_id)
+        cached = _DUPLICATES.get(key)
+        if cached is None or cached[0] is not table:
+            conditions = []
+            for i, name in enumerate(rule.match):
+                field = ent.fields[name]
+                column = table.c[name]
+                param = sa.bindparam(f"v{i}", type_=sa.String() if field.type == "phone"
+                                     or texts[i] else column.type)
+                if field.type == "phone":
+                    conditions.append(phone_digits_sql(column) == param)
+                elif texts[i]:
+                    conditions.append(sa.func.lower(column) == param)
+                else:
+                    conditions.append(column == param)
+            if with_id:
+                conditions.append(table.c.id != sa.bindparam("_crm_id"))
+            cached = _DUPLICATES[key] = (table, sa.select(table.c.id).where(
+                *conditions).order_by(table.c.id).limit(1))
+        params: dict[str, Any] = {}
+        for i, (name, value) in enumerate(zip(rule.match, values, strict=True)):
+            if ent.fields[name].type == "phone":
+                params[f"v{i}"] = phone_digits(value)
+            elif texts[i]:
+                params[f"v{i}"] = value.lower()
+            else:
+                params[f"v{i}"] = value
+        if with_id:
+            params["_crm_id"] = record["id"]
+        match = conn.execute(cached[1], params).scalar()
+        if match is not None:
+            found.append({"fields": list(rule.match), "action": rule.action, "record_id": match})
+    return found
+
+
+def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any]) -> None:
+    """On PostgreSQL, two transactions inserting the same customer at once would both miss
+    each other; a transaction-scoped advisory lock per (entity, rule, values) makes the second
+    wait for the first and then see its row. (SQLite's write lock already serialises.)"""
+    if is_sqlite(conn):
+        return
+    for rule in ent.duplicates:
+        if rule.action != "block":
+            continue
+        values = [record.get(name) for name in rule.match]
+        if not rule.match or any(is_empty(v) for v in values):
+            continue
+        parts = [phone_digits(v) if ent.fields[n].type == "phone" else str(v).lower()
+                 for n, v in zip(rule.match, values, strict=True)]
+        digest = hashlib.sha256("\x1f".join([ent.name, *rule.match, *parts]).encode())
+        key = int.from_bytes(digest.digest()[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[str, Any],
+                changed: set[str] | None, confirmed: bool) -> list[dict[str, Any]]:
+    serialise_duplicates(conn, ent, record)
+    warnings = []
+    for match in find_duplicates(inst, conn, ent.name, record, changed=changed,
+                                 blocking_only=confirmed):
+        labels = ", ".join(str(ent.fields[n].label) for n in match["fields"])
+        if match["action"] == "block":
+            raise Conflict(f"A {ent.label} with the same {labels} already exists (#"
+                           f"{match['record_id']}); open that record instead of entering it "
+                           "twice.", record_id=match["record_id"], entity=ent.name)
+        if not confirmed:
+            warnings.append({**match, "message": f"A {ent.label} with the same {labels} "
+                             f"already exists (#{match['record_id']}); check that this is "
+                             "not the same one, or merge them."})
+    return warnings
+
+
+def pending_approval(inst: Instance, conn: Connection, entity: str, record_id: int
+                      ) -> str | None:
+    requests = inst.schema.system("approval_request")
+    return conn.execute(sa.select(requests.c.approval).where(
+        requests.c.entity == entity, requests.c.record_id == record_id,
+        requests.c.status == "pending").limit(1)).scalar()

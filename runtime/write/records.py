@@ -1,0 +1,552 @@
+"""The one write path: every change to a record — form, API, import, automation, workflow —
+goes through `create`, `update` or `delete` here (docs/records.md).
+
+A write runs in one transaction: permission checks, input coercion, defaults, formulas, field
+rules and validations, uniqueness and duplicate rules, the row itself (with an optimistic
+version check), `links` join rows, an audit row per changed field, rollups of the records it
+links to, and finally the `after_write` hooks (workflow, approvals, automations). Any error,
+in a hook too, rolls the whole write back. Reads live in `queries.py` and are re-exported
+here, so `records` is the one module callers need.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+
+from builder.model import Entity
+from runtime.core.context import Fetcher, eval_context
+from runtime.core.db import mark_written, write_transaction, writes
+from runtime.core.errors import (
+    AwaitingApproval,
+    Conflict,
+    Forbidden,
+    RecordError,
+    StaleVersion,
+    ValidationFailed,
+)
+from runtime.core.instance import WriteEvent
+from runtime.core.values import (
+    AUTO_FIELDS,
+    Errors,
+    actor_language,
+    apply_defaults,
+    check_fields,
+    coerce_value,
+    compute_formulas,
+    condition,
+    format_autonumber,
+    is_empty,
+    json_value,
+    readonly_reason,
+    same,
+    to_json,
+    unknown_field_message,
+)
+from runtime.read.permissions import can, hidden_fields, readonly_fields, state_lock
+from runtime.read.queries import (
+    Page,
+    count,
+    entity_of,
+    get,
+    link_titles,
+    load,
+    not_found,
+    query,
+    reading,
+    record_id_of,
+    title,
+)
+from runtime.write import checks, derived
+from runtime.write.checks import find_duplicates
+from runtime.write.timeline import record_transition
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from runtime.core.instance import Actor, Instance
+
+__all__ = ["Page", "count", "create", "delete", "find_duplicates", "get", "link_titles",
+           "load", "query", "reading", "title", "to_json", "update"]
+
+MAX_DEPTH = 8  # automations writing records that fire automations...
+RETRIES = 6
+T = TypeVar("T")
+
+
+# -- transactions -----------------------------------------------------------------------------
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    """Lock timeouts, deadlocks and serialisation failures: worth trying again."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) is not None:
+        return orig.sqlite_errorcode & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return getattr(orig, "pgcode", None) in ("40001", "40P01", "55P03")
+
+
+def _in_transaction(inst: Instance, conn: Connection | None,
+                    work: Callable[[Connection], T]) -> T:
+    """Run `work` in the caller's transaction, or in one of our own, retried when the
+    database reports a lock conflict; a conflict that persists becomes a 409."""
+    if conn is not None:
+        return work(conn)
+    for attempt in range(RETRIES):
+        try:
+            with write_transaction(inst.engine) as own:
+                return work(own)
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc, sa.exc.IntegrityError) or not _retryable(exc):
+                raise
+            if attempt == RETRIES - 1:
+                raise Conflict("The database is busy with other changes to the same records; "
+                               "try again in a moment.") from exc
+            time.sleep(0.02 * (2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _integrity(ent: Entity, table: sa.Table, exc: sa.exc.IntegrityError) -> RecordError:
+    """An integrity error mapped to a field through the constraint's deterministic name."""
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""
+    for field in ent.fields.values():
+        if name == f"uq_{table.name}_{field.name}":
+            return ValidationFailed({field.name: [
+                "is already used by another record; enter a different value"]})
+        if name == f"fk_{table.name}_{field.name}":
+            return ValidationFailed({field.name: [
+                f"links to a {field.to} record that does not exist; choose another"]})
+    return Conflict("The change conflicts with another record (a unique value or a link); "
+                    "reload the record and try again.")
+
+
+_STATEMENTS: dict[tuple[int, str], tuple[sa.Table, Any]] = {}
+
+
+def _statement(table: sa.Table, kind: str) -> Any:
+    """The INSERT … RETURNING id, or the UPDATE … WHERE id = :_crm_id AND version =
+    :_crm_version, of a table: built once; the columns come with the execution's parameters
+    (so SQLAlchemy's compiled cache serves them without building a statement per write)."""
+    key = (id(table), kind)
+    found = _STATEMENTS.get(key)
+    if found is None or found[0] is not table:
+        stmt = table.insert().returning(table.c.id) if kind == "insert" else \
+            table.update().where(table.c.id == sa.bindparam("_crm_id"),
+                                 table.c.version == sa.bindparam("_crm_version"))
+        found = _STATEMENTS[key] = (table, stmt)
+    return found[1]
+
+
+def _execute(conn: Connection, ent: Entity, table: sa.Table, stmt: Any,
+             params: Any = None) -> Any:
+    mark_written(conn)
+    try:
+        return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
+    except sa.exc.IntegrityError as exc:
+        raise _integrity(ent, table, exc) from exc
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise Conflict(f"Automations changed records more than {MAX_DEPTH} levels deep (a loop "
+                       "of automations?); check their `when` conditions.")
+
+
+# -- input ------------------------------------------------------------------------------------
+
+
+def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, Any], *,
+                old: Mapping[str, Any] | None, transition: bool, errors: Errors
+                ) -> dict[str, Any]:
+    """The coerced values the actor may write. A read-only field may be sent only with the
+    value it has (so a record read and sent back as a whole is fine)."""
+    action = "update" if old is not None else "create"
+    denied = readonly_fields(inst, actor, ent.name, action)
+    given: dict[str, Any] = {}
+    for name, raw in values.items():
+        field = ent.fields.get(name)
+        if field is None:
+            errors.setdefault(name, []).append(unknown_field_message(ent, name))
+            continue
+        try:
+            value = coerce_value(field, raw)
+        except ValueError as exc:
+            errors.setdefault(name, []).append(str(exc))
+            continue
+        current = old.get(name) if old is not None else None
+        reason = readonly_reason(ent, field, transition=transition, system=actor.system)
+        if reason is None and name in denied and old is not None:
+            reason = "you may not change it; leave it out"
+        if reason is not None:
+            if old is None and ent.workflow is not None and name == ent.workflow.field:
+                current = ent.workflow.initial
+            if not same(value, current):
+                errors.setdefault(name, []).append(reason)
+            continue
+        given[name] = value
+    return given
+
+
+def _readonly_when(ent: Entity, record: Mapping[str, Any], given: Mapping[str, Any],
+                   before: Mapping[str, Any], ctx: Any, errors: Errors) -> None:
+    """`readonly_when` holds on the server: on update over the record as it was (for users:
+    automations and imports act as the system, which it does not bind)."""
+    for name in given:
+        field = ent.fields[name]
+        if field.readonly_when is not None and not same(record.get(name), before.get(name)) \
+                and condition(field.readonly_when, ctx):
+            errors.setdefault(name, []).append(
+                "is read-only for this record now; leave it unchanged")
+
+
+def _check_create_readonly(inst: Instance, actor: Actor, ent: Entity, record: dict[str, Any],
+                           given: Mapping[str, Any], base: Mapping[str, Any], ctx: Any,
+                           fetch: Fetcher, errors: Errors) -> None:
+    """On create, a field the actor may not change (their role's `readonly`, or a
+    `readonly_when` that holds) may only be given the value it would get anyway."""
+    if actor.system:
+        return
+    denied = readonly_fields(inst, actor, ent.name, "create")
+    names = [n for n in given if n in denied or ent.fields[n].readonly_when is not None]
+    if not names:
+        return
+    baseline = dict(base)
+    apply_defaults(ent, baseline, list(ent.fields),
+                   eval_context(inst, actor, ent.name, baseline, fetch=fetch), {})
+    for name in names:
+        if same(record.get(name), baseline.get(name)):
+            continue
+        if name in denied:
+            errors.setdefault(name, []).append("you may not set it; leave it out")
+        elif condition(ent.fields[name].readonly_when, ctx):
+            errors.setdefault(name, []).append(
+                "is read-only for this record; leave it out")
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _audit(inst: Instance, conn: Connection, actor: Actor, ent: Entity, record_id: int,
+           action: str, changes: list[tuple[str | None, Any, Any]]) -> None:
+    audit = inst.schema.system("audit")
+    now = inst.now()
+    rows = [{"entity": ent.name, "record_id": record_id, "action": action, "field": name,
+             "old_value": None if old is None else json.dumps(json_value(old)),
+             "new_value": None if new is None else json.dumps(json_value(new)),
+             "user_id": actor.user_id, "at": now} for name, old, new in changes]
+    if rows:
+        conn.execute(audit.insert(), rows)
+
+
+def _write_links(inst: Instance, conn: Connection, ent: Entity, record_id: int,
+                 record: Mapping[str, Any], before: Mapping[str, Any] | None) -> None:
+    for field in ent.fields.values():
+        if field.type != "links":
+            continue
+        join = inst.schema.link_table(ent.name, field.name)
+        new = set(record.get(field.name) or [])
+        old = set((before or {}).get(field.name) or [])
+        if old - new:
+            conn.execute(join.delete().where(join.c.source_id == record_id,
+                                             join.c.target_id.in_(sorted(old - new))))
+        if new - old:
+            conn.execute(join.insert(), [{"source_id": record_id, "target_id": t}
+                                         for t in sorted(new - old)])
+
+
+def _columns(ent: Entity, table: sa.Table, record: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: record.get(name) for name in ent.fields
+            if name in table.c and name != "id" and ent.fields[name].type != "links"}
+
+
+def _fire(inst: Instance, conn: Connection, actor: Actor, event: WriteEvent) -> None:
+    for hook in list(inst.hooks.after_write):
+        hook(inst, conn, actor, event)
+
+
+def _result(inst: Instance, actor: Actor, conn: Connection, ent: Entity, record_id: int,
+            record: dict[str, Any], written: int) -> dict[str, Any]:
+    """The record as JSON after the write: as written when the hooks changed no row since
+    (`written` is the connection's write count then), else read back."""
+    if writes(conn) != written:
+        record = load(inst, conn, ent.name, record_id)
+    if record is None:  # an automation deleted it
+        return {"id": record_id}
+    return to_json(ent, record, hidden_fields(inst, actor, ent.name))
+
+
+def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any], *,
+           conn: Connection | None = None, depth: int = 0) -> dict[str, Any]:
+    """Create a record from input values (JSON, form text or Python values); the record as
+    JSON, with `_warnings` when a duplicate rule with `action: warn` matched (send
+    `_confirm_duplicates: true` to say you checked)."""
+    ent = entity_of(inst, entity)
+    _check_depth(depth)
+    if not can(inst, actor, entity, "create"):
+        raise Forbidden(f"You may not create {ent.plural}; ask an administrator for a role "
+                        "that allows it.")
+    if not isinstance(values, Mapping):
+        raise ValidationFailed({"_record": ["send the values as an object of field: value"]})
+    values = dict(values)
+    confirmed = bool(values.pop("_confirm_duplicates", False))
+
+    def work(conn: Connection) -> dict[str, Any]:
+        table = inst.schema.table(entity)
+        errors: Errors = {}
+        given = _read_input(inst, actor, ent, values, old=None, transition=False,
+                            errors=errors)
+        if errors:
+            raise ValidationFailed(errors)
+        now = inst.now()
+        record: dict[str, Any] = {name: None for name in ent.fields}
+        for field in ent.fields.values():
+            if field.type in ("links", "multichoice"):
+                record[field.name] = []
+            if field.rollup is not None and field.rollup.op in ("count", "sum"):
+                record[field.name] = 0
+        record.update({k: v for k, v in {
+            "created_at": now, "updated_at": now, "created_by": actor.user_id,
+            "updated_by": actor.user_id, "version": 1, "owner": actor.user_id,
+        }.items() if k in ent.fields})
+        if ent.workflow is not None:
+            record[ent.workflow.field] = ent.workflow.initial
+        base = dict(record)
+        record.update(given)
+        fetch = Fetcher(inst, conn)
+        ctx = eval_context(inst, actor, entity, record, fetch=fetch)
+        apply_defaults(ent, record, [n for n in ent.fields if n not in given], ctx, errors)
+        compute_formulas(ent, record, ctx, errors)
+        check_fields(ent, record, ctx, errors, language=actor_language(actor))
+        _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
+        checks.check_links(inst, actor, conn, ent, record, list(given), errors, fetch)
+        checks.check_unique(conn, ent, table, record,
+                      [n for n in ent.fields if not is_empty(record.get(n))], errors)
+        if errors:
+            raise ValidationFailed(errors)
+        if not can(inst, actor, entity, "create", record, conn=conn):
+            raise Forbidden(f"You may not create this {ent.label} (your role's create rule "
+                            "does not hold for these values); change them or ask an "
+                            "administrator.")
+        warnings = checks.duplicates(inst, conn, ent, record, None, confirmed)
+        for field in ent.fields.values():
+            if field.type == "autonumber":
+                number = derived.next_number(inst, conn, entity, field.name)
+                record[field.name] = format_autonumber(field.format, number, inst.today())
+        result = _execute(conn, ent, table, _statement(table, "insert"),
+                          _columns(ent, table, record))
+        record_id = int(result.scalar_one())
+        record["id"] = record_id
+        _write_links(inst, conn, ent, record_id, record, None)
+        _audit(inst, conn, actor, ent, record_id, "create", [(None, None, {
+            k: v for k, v in record.items()
+            if not is_empty(v) and k not in AUTO_FIELDS and k in ent.fields})])
+        derived.refresh_rollups(inst, conn, entity, None, record)
+        written = writes(conn)
+        _fire(inst, conn, actor, WriteEvent("create", entity, dict(record), None, None, depth))
+        out = _result(inst, actor, conn, ent, record_id, record, written)
+        if warnings:
+            out["_warnings"] = warnings
+        return out
+
+    return _in_transaction(inst, conn, work)
+
+
+def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
+           values: Mapping[str, Any], *, version: int | None, conn: Connection | None = None,
+           transition: str | None = None, depth: int = 0,
+           comment: str | None = None) -> dict[str, Any]:
+    """Change a record. `version` is the version the actor read (required for users;
+    StaleVersion when someone saved since). `transition=NAME` is the workflow module
+    moving the state field (set to that transition's `to` unless `values` names the state);
+    the event's kind is then "transition" and `comment` is kept on the timeline."""
+    ent = entity_of(inst, entity)
+    rid = record_id_of(ent, record_id)
+    _check_depth(depth)
+    if not isinstance(values, Mapping):
+        raise ValidationFailed({"_record": ["send the values as an object of field: value"]})
+    values = dict(values)
+    if "version" in values:
+        sent = values.pop("version")
+        version = sent if version is None else version
+    confirmed = bool(values.pop("_confirm_duplicates", False))
+    if transition is not None and (ent.workflow is None
+                                   or transition not in ent.workflow.transitions):
+        raise Conflict(f"{ent.label} has no transition '{transition}'.")
+
+    def work(conn: Connection) -> dict[str, Any]:
+        nonlocal version
+        table = inst.schema.table(entity)
+        old = load(inst, conn, entity, rid, actor=actor, for_update=True)
+        if old is None:
+            raise not_found(ent, rid)
+        hidden = hidden_fields(inst, actor, entity)
+        if version is None and not actor.system:
+            raise ValidationFailed({"version": [
+                "is required: send the version you read, so that concurrent edits are "
+                "caught"]})
+        if version is not None:
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise ValidationFailed({"version": ["must be a whole number"]}) from None
+            if version != old["version"]:
+                raise StaleVersion(to_json(ent, old, hidden))
+        if not can(inst, actor, entity, "update", old, conn=conn):
+            raise Forbidden(f"You may not change this {ent.label}; ask its owner or an "
+                            "administrator.")
+        if transition is None:
+            lock = state_lock(inst, actor, entity, old)
+            if lock:
+                raise Forbidden(lock)
+            if not actor.system:
+                approval = checks.pending_approval(inst, conn, entity, rid)
+                if approval:
+                    raise AwaitingApproval(
+                        f"This {ent.label} is awaiting approval ({approval}); it can be "
+                        "changed once the request is decided or recalled.",
+                        record_id=rid, entity=entity)
+        errors: Errors = {}
+        given = _read_input(inst, actor, ent, values, old=old, transition=transition
+                            is not None, errors=errors)
+        if errors:
+            raise ValidationFailed(errors)
+        record = {**old, **given}
+        if transition is not None and ent.workflow is not None \
+                and ent.workflow.field not in given:
+            record[ent.workflow.field] = ent.workflow.transitions[transition].to
+        fetch = Fetcher(inst, conn)
+        ctx = eval_context(inst, actor, entity, record, old=old, fetch=fetch)
+        compute_formulas(ent, record, ctx, errors)
+        check_fields(ent, record, ctx, errors, language=actor_language(actor))
+        if not actor.system:
+            _readonly_when(ent, record, given, old,
+                           eval_context(inst, actor, entity, old, fetch=fetch), errors)
+        changed = [n for n in ent.fields if n in table.c or ent.fields[n].type == "links"
+                   if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
+        checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
+                           errors, fetch)
+        checks.check_unique(conn, ent, table, record, changed, errors)
+        if errors:
+            raise ValidationFailed(errors)
+        if not changed and transition is None:
+            return to_json(ent, old, hidden)
+        checks.duplicates(inst, conn, ent, record, set(changed), confirmed)
+        now = inst.now()
+        record.update({k: v for k, v in {"updated_at": now, "updated_by": actor.user_id,
+                                         "version": old["version"] + 1}.items()
+                       if k in ent.fields})
+        columns = {n: record[n] for n in changed if n in table.c}
+        columns.update({k: record[k] for k in ("updated_at", "updated_by", "version")
+                        if k in table.c})
+        done = _execute(conn, ent, table, _statement(table, "update"), {
+            **columns, "_crm_id": rid, "_crm_version": old["version"]})
+        if done.rowcount == 0:
+            current = load(inst, conn, entity, rid)
+            if current is None:
+                raise not_found(ent, rid)
+            raise StaleVersion(to_json(ent, current, hidden))
+        _write_links(inst, conn, ent, rid, record, old)
+        kind = "transition" if transition is not None else "update"
+        _audit(inst, conn, actor, ent, rid, kind,
+               [(n, old.get(n), record.get(n)) for n in changed])
+        if transition is not None and ent.workflow is not None:
+            record_transition(inst, conn, actor, entity, rid, transition,
+                              old.get(ent.workflow.field), record.get(ent.workflow.field),
+                              comment)
+        # a rollup over its own entity may have just changed this very row (a record made
+        # its own parent): then it is read back
+        written = writes(conn)
+        derived.refresh_rollups(inst, conn, entity, old, record)
+        if not any(f.rollup is not None and f.rollup.entity == entity
+                   for f in ent.fields.values()):
+            written = writes(conn)
+        _fire(inst, conn, actor, WriteEvent(kind, entity, dict(record), dict(old), transition,
+                                            depth))
+        return _result(inst, actor, conn, ent, rid, record, written)
+
+    return _in_transaction(inst, conn, work)
+
+
+def delete(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
+           conn: Connection | None = None, depth: int = 0) -> None:
+    """Delete a record. Links to it follow their `on_delete`: `restrict` refuses (Conflict
+    naming the linking entity), `cascade` deletes those records too (through this same path:
+    audited, rollups kept, hooks fired), `set_null` empties the link."""
+    ent = entity_of(inst, entity)
+    rid = record_id_of(ent, record_id)
+    _check_depth(depth)
+
+    def work(conn: Connection) -> None:
+        old = load(inst, conn, entity, rid, actor=actor, for_update=True)
+        if old is None:
+            raise not_found(ent, rid)
+        if not can(inst, actor, entity, "delete", old, conn=conn):
+            raise Forbidden(f"You may not delete this {ent.label}; ask an administrator.")
+        lock = state_lock(inst, actor, entity, old)
+        if lock:
+            raise Forbidden(lock)
+        if not actor.system and checks.pending_approval(inst, conn, entity, rid):
+            raise AwaitingApproval(f"This {ent.label} is awaiting approval; it can be deleted "
+                                   "once the request is decided or recalled.",
+                                   record_id=rid, entity=entity)
+        _delete_row(inst, actor, conn, ent, old, depth, set())
+
+    _in_transaction(inst, conn, work)
+
+
+def _delete_row(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
+                old: dict[str, Any], depth: int, seen: set[tuple[str, int]]) -> None:
+    rid = old["id"]
+    seen.add((ent.name, rid))
+    for child_name, link in inst.model.reverse_links(ent.name):
+        child = inst.model.entity(child_name)
+        field = child.fields[link]
+        if field.type != "link":
+            continue  # `links` join rows go with the record (ON DELETE CASCADE)
+        children = inst.schema.table(child_name)
+        ids = [i for i in conn.execute(sa.select(children.c.id).where(
+            children.c[link] == rid).order_by(children.c.id)).scalars()
+            if (child_name, i) not in seen]
+        if not ids:
+            continue
+        if field.on_delete == "restrict":
+            raise Conflict(
+                f"This {ent.label} cannot be deleted: {len(ids)} {child.plural if len(ids) > 1 else child.label} "  # noqa: E501
+                f"record(s) link to it through '{link}' (#{', #'.join(map(str, ids[:5]))}). "
+                f"Delete them or link them elsewhere first.", record_id=ids[0],
+                entity=child_name)
+        for child_id in ids:
+            row = load(inst, conn, child_name, child_id, for_update=True)
+            if row is None:
+                continue
+            if field.on_delete == "cascade":
+                _delete_row(inst, actor, conn, child, row, depth + 1, seen)
+            else:
+                _set_null(inst, actor, conn, child, row, link, rid, depth + 1)
+    table = inst.schema.table(ent.name)
+    conn.execute(table.delete().where(table.c.id == rid))
+    _audit(inst, conn, actor, ent, rid, "delete", [(None, {
+        k: v for k, v in old.items() if not is_empty(v) and k in ent.fields
+        and k not in AUTO_FIELDS}, None)])
+    derived.refresh_rollups(inst, conn, ent.name, old, None)
+    _fire(inst, conn, actor, WriteEvent("delete", ent.name, None, dict(old), None, depth))
+
+
+def _set_null(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
+              row: dict[str, Any], link: str, parent_id: int, depth: int) -> None:
+    table = inst.schema.table(ent.name)
+    now = inst.now()
+    values: dict[str, Any] = {link: None}
+    values.update({k: v for k, v in {"version": row["version"] + 1, "updated_at": now,
+                                     "updated_by": actor.user_id}.items() if k in table.c})
+    conn.execute(table.update().where(table.c.id == row["id"]).values(values))
+    mark_written(conn)
+    _audit(inst, conn, actor, ent, row["id"], "update", [(link, parent_id, None)])
+    after = {**row, **values}
+    derived.refresh_rollups(inst, conn, ent.name, row, after)
+    _fire(inst, conn, actor, WriteEvent("update", ent.name, after, dict(row), None, depth))
+
