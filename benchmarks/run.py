@@ -37,6 +37,7 @@ from builder.linker import build_model
 from runtime.core.db import make_engine, write_transaction
 from runtime.core.instance import Instance, utcnow
 from runtime.core.schema import build_schema
+from runtime.process.setup import assemble
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {
@@ -90,7 +91,7 @@ def make_instance(url: str) -> tuple[Instance, str]:
     schema = build_schema(model)
     schema.private_metadata().drop_all(engine)
     schema.create_all(engine)
-    inst = Instance.create(model, engine)
+    inst = assemble(model, engine)
     now = utcnow()
     with write_transaction(engine) as conn:
         conn.execute(schema.table("user").insert().values(

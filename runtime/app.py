@@ -1,4 +1,7 @@
-"""The WSGI entry point: `gunicorn "runtime.app:create_app()"` (the app lives in `runtime.http.app`)."""
+"""The WSGI entry point: `gunicorn "runtime.app:create_app()"`.
+
+The app itself is built in `runtime.http.app`; this name is kept for deployments.
+"""
 
 from runtime.http.app import create_app
 

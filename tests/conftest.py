@@ -24,6 +24,7 @@ from builder.linker import build_model
 from builder.model import AppModel
 from runtime.core.db import make_engine, normalize_url
 from runtime.core.instance import Actor, Instance
+from runtime.process.setup import assemble
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 _postgres_problem: list[str] = []  # cached per worker: "" when reachable, else the reason
@@ -92,7 +93,7 @@ def build_instance(model: AppModel | str | Path | list, url: str, **kwargs: Any
         paths = model if isinstance(model, list | tuple) else [model]
         model = build_model(list(paths))
     engine = make_engine(url)
-    inst = Instance.create(model, engine, **kwargs)
+    inst = assemble(model, engine, **kwargs)
     inst.schema.create_all(engine)
     insert_user(inst, "admin", is_admin=True, full_name="Administrator")
     return inst

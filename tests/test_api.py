@@ -622,7 +622,7 @@ def test_other_api_modules_document_their_routes(crm, tmp_path, monkeypatch):
             "401": {"$ref": "#/components/responses/Unauthorized"}}}}},
         "schemas": {"Extra": {"type": "object"}}}
     monkeypatch.setitem(sys.modules, "runtime.http.api.extra_resource", fake)
-    monkeypatch.setattr(runtime.api, "MODULES", [*runtime.api.MODULES, "extra_resource"])
+    monkeypatch.setattr(runtime.http.api, "MODULES", [*runtime.http.api.MODULES, "extra_resource"])
     monkeypatch.setattr(openapi_module, "_CACHE", {})
     client = make_app(crm, tmp_path).test_client()
     token = bearer(auth.create_token(crm, admin_actor(crm).user_id))

@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 from record_packs import FAMILY, THING
 
+from runtime.core import db
+from runtime.core.db import in_transaction
 from runtime.core.errors import Conflict, RecordError, StaleVersion, ValidationFailed
 from runtime.write import records
 
@@ -189,7 +191,7 @@ class FakeOrig(Exception):
 ])
 def test_lock_errors_are_retried_then_a_409(things, monkeypatch, orig, retried):
     inst, actor = things
-    monkeypatch.setattr(records.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(db.time, "sleep", lambda seconds: None)
     calls = []
 
     def flaky(conn):
@@ -199,18 +201,18 @@ def test_lock_errors_are_retried_then_a_409(things, monkeypatch, orig, retried):
         return "done"
 
     if retried:
-        assert records._in_transaction(inst, None, flaky) == "done"
+        assert in_transaction(inst.engine, None, flaky) == "done"
         calls.clear()
 
         def always(conn):
             raise sa.exc.OperationalError("SELECT 1", {}, orig)
 
         with pytest.raises(Conflict) as info:
-            records._in_transaction(inst, None, always)
+            in_transaction(inst.engine, None, always)
         assert "try again" in info.value.message
     else:
         with pytest.raises(sa.exc.OperationalError):
-            records._in_transaction(inst, None, flaky)
+            in_transaction(inst.engine, None, flaky)
 
 
 class FakeDiag:

@@ -29,7 +29,7 @@ def test_run_serves_the_app_with_the_database_url(monkeypatch, capsys):
     def fake_run(self: Flask, **kwargs: Any) -> None:
         seen["run"] = kwargs
 
-    monkeypatch.setattr("runtime.http.app.create_app", fake_create_app)
+    monkeypatch.setattr("runtime.ops.serve.create_app", fake_create_app)
     monkeypatch.setattr(Flask, "run", fake_run)
     assert main(["--database-url", "sqlite:///x.db", "run", "--port", "5055"]) == 0
     assert seen["config"] == {"DATABASE_URL": "sqlite:///x.db"}
@@ -53,17 +53,15 @@ def test_run_rejects_bad_options(argv, capsys):
 
 def test_create_app_opens_the_instance_of_the_environment(monkeypatch, tmp_path):
     """Without an Instance in the config, create_app() — gunicorn's entry — opens the one at
-    $CRMFORGE_DATABASE_URL with runtime.setup.open_instance."""
-    import sys
-    import types
-
-    from runtime.http.app import create_app, get_instance
+    $CRMFORGE_DATABASE_URL with runtime.process.setup.open_instance."""
+    from runtime.http import app as app_module
+    from runtime.http.app import create_app
+    from runtime.http.current import get_instance
 
     opened: list[str] = []
     marker = object()
-    fake = types.ModuleType("runtime.process.setup")
-    fake.open_instance = lambda url: opened.append(url) or marker  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "runtime.process.setup", fake)
+    monkeypatch.setattr(app_module, "open_instance",
+                        lambda url: opened.append(url) or marker)
     monkeypatch.setenv("CRMFORGE_DATABASE_URL", "postgresql://db.example/crm")
     monkeypatch.setenv("CRMFORGE_SECRET_KEY", "k")
     app = create_app()

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.expressions import EvalContext, FieldRef, UserInfo
 from builder.model import AppModel
+from runtime.core import caches
 from runtime.core.expressions import SqlContext
+from runtime.core.schema import by_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -34,17 +35,9 @@ class ModelScope:
         return self._fields.get(entity)
 
 
-_SCOPES: dict[str, ModelScope] = {}
-_LOCK = Lock()
-
-
 def scope_of(model: AppModel) -> ModelScope:
     """The scope of `model`, built once per model hash."""
-    with _LOCK:
-        scope = _SCOPES.get(model.hash)
-        if scope is None:
-            scope = _SCOPES[model.hash] = ModelScope(model)
-        return scope
+    return caches.SCOPES.get(model.hash, lambda: ModelScope(model))
 
 
 def user_info(inst: Instance, actor: Actor) -> UserInfo:
@@ -70,7 +63,6 @@ class Fetcher:
         except (TypeError, ValueError):
             return None
         if (entity, key) not in self.cache:
-            from runtime.read.queries import by_id  # queries builds on this module
 
             query = by_id(self.inst.schema.table(entity))
             if self.conn is not None:

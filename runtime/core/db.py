@@ -8,14 +8,18 @@ gets a pre-pinged pool. Nothing here knows about entities.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from runtime.core.errors import Conflict
 from runtime.core.expressions.sqlfuncs import register_sqlite_functions
 
 DEFAULT_URL = "sqlite:///instance/crmforge.db"
@@ -95,3 +99,35 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():
             yield conn
+
+
+RETRIES = 6
+T = TypeVar("T")
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    """Lock timeouts, deadlocks and serialisation failures: worth trying again."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) is not None:
+        return orig.sqlite_errorcode & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return getattr(orig, "pgcode", None) in ("40001", "40P01", "55P03")
+
+
+def in_transaction(engine: Engine, conn: Connection | None,
+                   work: Callable[[Connection], T]) -> T:
+    """Run `work` in the caller's transaction, or in one of our own, retried when the
+    database reports a lock conflict; a conflict that persists becomes a 409."""
+    if conn is not None:
+        return work(conn)
+    for attempt in range(RETRIES):
+        try:
+            with write_transaction(engine) as own:
+                return work(own)
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc, sa.exc.IntegrityError) or not _retryable(exc):
+                raise
+            if attempt == RETRIES - 1:
+                raise Conflict("The database is busy with other changes to the same records; "
+                               "try again in a moment.") from exc
+            time.sleep(0.02 * (2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")

@@ -1,4 +1,4 @@
-"""The running instance: one AppModel, its tables, an engine, a clock, and event hooks.
+"""The running instance: one AppModel, its tables, an engine, a clock, and its hooks.
 
 Everything at run time takes an `Instance` and an `Actor` explicitly — no globals, no
 "ignore permissions" flags. Tests build instances with a controllable clock.
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from builder.model import AppModel
+from runtime.core.hooks import Hooks
 from runtime.core.schema import Schema, build_schema
 
 
@@ -54,26 +55,6 @@ class Actor:
         return self.is_admin or self.system
 
 
-@dataclass(frozen=True)
-class WriteEvent:
-    """What happened to one record, handed to hooks inside the write's transaction."""
-
-    kind: str  # create | update | delete | transition
-    entity: str
-    record: dict[str, Any] | None  # after (None for delete)
-    old: dict[str, Any] | None  # before (None for create)
-    transition: str | None = None
-    depth: int = 0  # how many automations deep this write is (a guard against loops)
-
-
-Hook = Callable[["Instance", Any, Actor, WriteEvent], None]  # (inst, conn, actor, event)
-
-
-@dataclass
-class Hooks:
-    after_write: list[Hook] = field(default_factory=list)
-
-
 @dataclass
 class Instance:
     model: AppModel
@@ -85,11 +66,8 @@ class Instance:
 
     @classmethod
     def create(cls, model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
-        inst = cls(model, engine, build_schema(model), **kwargs)
-        from runtime.process.automations import install_hooks  # automations import this module
-
-        install_hooks(inst)
-        return inst
+        """An instance with no hooks yet: `runtime.process.setup.assemble` wires them."""
+        return cls(model, engine, build_schema(model), **kwargs)
 
     def now(self) -> datetime:
         return self.clock()

@@ -8,11 +8,12 @@ back to fields by name and the migration planner compares like with like.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from threading import Lock
+from typing import Any
 
 import sqlalchemy as sa
 
 from builder.model import AppModel, Entity, Field
+from runtime.core import caches
 from runtime.core.fieldtypes import Id, column_type
 
 NAMING_CONVENTION = {
@@ -67,18 +68,17 @@ class Schema:
         self.private_metadata().create_all(bind)
 
 
-_CACHE: dict[str, Schema] = {}
-_LOCK = Lock()
-
-
 def build_schema(model: AppModel) -> Schema:
     """The tables of `model`, built once per model hash."""
-    with _LOCK:
-        schema = _CACHE.get(model.hash)
-        if schema is None:
-            schema = _build(model)
-            _CACHE[model.hash] = schema
-        return schema
+    return caches.SCHEMAS.get(model.hash, lambda: _build(model))
+
+
+def by_id(table: sa.Table, lock: bool = False) -> Any:
+    """SELECT * FROM table WHERE id = :_crm_id (FOR KEY SHARE with `lock`), built once."""
+    def build() -> Any:
+        built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
+        return built.with_for_update(key_share=True, of=table) if lock else built
+    return caches.STATEMENTS.get(table, ("by_id", lock), build)
 
 
 def _build(model: AppModel) -> Schema:

@@ -8,7 +8,6 @@ production runs `gunicorn "runtime.http.app:create_app()"`.
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 import uuid
@@ -18,16 +17,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g, render_template
+from flask import Flask, g
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 
 from runtime.core.db import database_url, normalize_url
-from runtime.core.instance import Instance
+from runtime.http import auth, error_handler
+from runtime.http.api import create_blueprint
+from runtime.http.current import EXTENSION
+from runtime.http.web import register_web
+from runtime.process.setup import open_instance
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"  # package data
 MAX_BODY_BYTES = 2 * 1024 * 1024
-EXTENSION = "crmforge"
 
 DEFAULTS: dict[str, Any] = {
     "INSTANCE_DIR": "instance",
@@ -63,8 +65,8 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The CRMForge web app: JSON API under /api/v1, login pages, and the web pages when
-    `runtime.http.web` is installed. `config` overrides the environment."""
+    """The CRMForge web app: the JSON API under /api/v1, the sign-in pages and the business
+    users' pages. `config` overrides the environment."""
     app = Flask("runtime", template_folder=str(TEMPLATES_DIR), static_folder=None)
     app.json = JSONProvider(app)
     app.jinja_options = {**app.jinja_options, "trim_blocks": True, "lstrip_blocks": True,
@@ -78,11 +80,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.config["INSTANCE_DIR"]))
     app.config["DATABASE_URL"] = normalize_url(app.config["DATABASE_URL"])
     if instance is None:
-        instance = _open_instance(app.config["DATABASE_URL"])
+        instance = open_instance(app.config["DATABASE_URL"])
     app.extensions[EXTENSION] = instance
 
-    from runtime.http import auth, error_handler
-    from runtime.http.api import create_blueprint
 
     csrf = CSRFProtect(app)
     api = create_blueprint()
@@ -92,30 +92,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     error_handler.register(app)
     app.before_request(_request_id)
     app.after_request(_security_headers)
-    if not register_web(app):
-        app.add_url_rule("/", "home", _placeholder_home)
+    register_web(app)
     return app
-
-
-def get_instance() -> Instance:
-    """The Instance the current app serves."""
-    return current_app.extensions[EXTENSION]
-
-
-def register_web(app: Flask) -> bool:
-    """Register the business users' pages (`runtime.http.web.register_web(app)`) when that package
-    exists; False when it does not (yet)."""
-    try:
-        web = importlib.import_module("runtime.http.web")
-    except ModuleNotFoundError as exc:
-        if exc.name != "runtime.http.web":
-            raise
-        return False
-    register = getattr(web, "register_web", None)
-    if register is None:  # the package is being written and has no entry point yet
-        return False
-    register(app)
-    return True
 
 
 def load_or_create_secret_key(instance_dir: Path) -> str:
@@ -149,14 +127,6 @@ def _from_environment() -> dict[str, Any]:
     return values
 
 
-def _open_instance(url: str) -> Instance:
-    from runtime.process.setup import (
-        open_instance,  # the instance commands' module; optional for tests
-    )
-
-    return open_instance(url)
-
-
 def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".txt")  # e-mail bodies are plain text
 
@@ -171,10 +141,3 @@ def _security_headers(response):  # noqa: ANN001, ANN202 - flask.Response in and
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     return response
-
-
-def _placeholder_home() -> str:
-    """`/` until the web pages are registered: who is signed in, and a way out."""
-    from runtime.http.auth import current_actor
-
-    return render_template("welcome.html", actor=current_actor())

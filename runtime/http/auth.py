@@ -28,6 +28,8 @@ from werkzeug.exceptions import Unauthorized
 from runtime.core.db import write_transaction
 from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password, verify_password
+from runtime.http.current import get_instance
+from runtime.http.error_handler import wants_json
 
 TOKEN_PREFIX = "crmf_"
 MAX_TOKEN_LENGTH = 256
@@ -197,7 +199,6 @@ def actor_for_token(inst: Instance, token: str) -> Actor | None:
 
 def require_token() -> None:
     """`before_request` of the API: sets `g.actor` from the bearer token or answers 401."""
-    from runtime.http.app import get_instance
 
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -244,7 +245,6 @@ def require_login() -> ResponseReturnValue | None:
     """A `before_request` for blueprints whose every page needs a signed-in user."""
     if current_actor() is not None:
         return None
-    from runtime.http.error_handler import wants_json
 
     if wants_json():
         raise Unauthorized("Sign in first at /login.")
@@ -264,7 +264,6 @@ def _session_actor() -> Actor | None:
     user_id = session.get(SESSION_USER)
     if not isinstance(user_id, int):
         return None
-    from runtime.http.app import get_instance
 
     inst = get_instance()
     users = inst.schema.table("user")
@@ -301,7 +300,6 @@ def create_blueprint() -> Blueprint:
 
 
 def login_page() -> ResponseReturnValue:
-    from runtime.http.app import get_instance
 
     next_url = safe_next(request.values.get("next"))
     error = None

@@ -14,6 +14,9 @@ from builder.diagnostics import Diagnostics
 from builder.linker import check_paths
 from builder.loader import load_file
 from builder.packs import discover, search_dirs
+from runtime.ops.commands import add_commands, installed_versions
+from runtime.ops.serve import add_serve_commands
+from runtime.ops.worker import add_worker_commands
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -47,7 +50,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @command("packs")
 def cmd_packs(args: argparse.Namespace) -> int:
-    installed = _installed_versions(args)
+    installed = installed_versions(args)
     rows = []
     for name, path in sorted(discover(search_dirs()).items()):
         manifest = _manifest(path)
@@ -80,12 +83,6 @@ def _manifest(path: Path) -> dict:
     return {}
 
 
-def _installed_versions(args: argparse.Namespace) -> dict[str, str]:
-    try:
-        from runtime.ops.commands import installed_versions
-    except ImportError:  # the instance commands are optional for `packs`
-        return {}
-    return installed_versions(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,19 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--format", choices=["text", "json"], default="text")
     sub.add_parser("packs", help="list available and installed packs")
-    try:
-        from runtime.ops.commands import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub, command)
-    from runtime.ops.serve import add_serve_commands  # `run`: the web server
-
+    add_commands(sub, command)
     add_serve_commands(sub, command)
-    from runtime.ops.worker import (
-        add_worker_commands,  # `worker`: scheduled automations, escalation
-    )
-
     add_worker_commands(sub, command)
     for action in sub.choices.values():
         action.add_argument("--database-url", default=argparse.SUPPRESS,

@@ -2,7 +2,8 @@
 user create, token create, import, export.
 
 Each command is a small function over `runtime.process.setup` (which packs, which model),
-`runtime.ops.migrate` (plan and apply), `runtime.ops.demo`, `runtime.ops.transfer` and `runtime.write.records`.
+`runtime.ops.migrate` (plan and apply), `runtime.ops.demo`, `runtime.ops.transfer` and
+`runtime.write.records`.
 A person's mistake — an unknown pack, definitions with errors, a refused migration, a bad
 file — is one clear message on stderr and exit status 1, never a traceback.
 """
@@ -23,10 +24,17 @@ import sqlalchemy as sa
 from builder.diagnostics import DefinitionError, did_you_mean
 from builder.packs import SHIPPED_DIR, discover, search_dirs
 from runtime.core.db import database_url, make_engine, write_transaction
+from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
+from runtime.core.passwords import hash_password
+from runtime.http.auth import create_token
 from runtime.ops import migrate
+from runtime.ops.demo import load_demo
+from runtime.ops.serve import cmd_run
+from runtime.ops.transfer import TransferError, export, import_rows, read_file
 from runtime.process.setup import (
     SetupError,
+    assemble,
     build,
     installed_packs,
     last_applied,
@@ -34,6 +42,8 @@ from runtime.process.setup import (
     open_instance,
     pack_paths,
 )
+from runtime.read.queries import entity_of
+from runtime.write import records
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -140,8 +150,6 @@ def guarded(fn: Command) -> Command:
     """Turn a person's mistake into one message on stderr and exit status 1."""
     @wraps(fn)
     def run(args: argparse.Namespace) -> int:
-        from runtime.core.errors import RecordError
-        from runtime.ops.transfer import TransferError
 
         try:
             return fn(args)
@@ -257,7 +265,6 @@ def _install(args: argparse.Namespace) -> tuple[int, Any, sa.Engine]:
 
 
 def _load_demo(model: Any, engine: sa.Engine) -> int:
-    from runtime.ops.demo import load_demo
 
     installed = installed_packs(engine)
     todo = [name for name in model.packs if name in installed and not installed[name].demo]
@@ -265,7 +272,7 @@ def _load_demo(model: Any, engine: sa.Engine) -> int:
         print("demo data: already loaded")
         return 0
     started = time.perf_counter()
-    result = load_demo(Instance.create(model, engine), todo)
+    result = load_demo(assemble(model, engine), todo)
     print(f"demo data: {result.total} records ({', '.join(todo)}) in "
           f"{time.perf_counter() - started:.1f}s"
           + (f"; demo users created: {', '.join(result.users)}" if result.users else ""))
@@ -282,8 +289,6 @@ def demo_logins(inst: Instance) -> list[tuple[str, str, str]]:
     new random password."""
     import secrets
 
-    from runtime.core.passwords import hash_password
-    from runtime.write import records
 
     users, granted = inst.schema.table("user"), inst.schema.system("user_role")
     system = Actor.system_actor("demo")
@@ -395,8 +400,6 @@ def _user_id(inst: Instance, conn: sa.Connection, username: str) -> int:
 
 @guarded
 def cmd_user(args: argparse.Namespace) -> int:
-    from runtime.core.passwords import hash_password
-    from runtime.write import records
 
     inst = open_instance(_url(args))
     admin = args.admin or "admin" in args.role
@@ -438,7 +441,6 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def _team(inst: Instance, conn: sa.Connection, actor: Actor, name: str) -> int:
-    from runtime.write import records
 
     teams = inst.schema.table("team")
     found = conn.execute(sa.select(teams.c.id).where(teams.c.name == name)).scalar()
@@ -455,7 +457,6 @@ def _full_name(username: str) -> str:
 
 @guarded
 def cmd_token(args: argparse.Namespace) -> int:
-    from runtime.http.auth import create_token
 
     inst = open_instance(_url(args))
     with inst.engine.connect() as conn:
@@ -469,8 +470,6 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 @guarded
 def cmd_export(args: argparse.Namespace) -> int:
-    from runtime.ops.transfer import export
-    from runtime.read.queries import entity_of
 
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output and
                           args.output.suffix.lstrip(".").lower() in ("csv", "xlsx", "json")
@@ -492,8 +491,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @guarded
 def cmd_import(args: argparse.Namespace) -> int:
-    from runtime.ops.transfer import import_rows, read_file
-    from runtime.read.queries import entity_of
 
     inst = open_instance(_url(args))
     entity_of(inst, args.entity)
@@ -550,7 +547,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     code, model, engine = _install(install_args)
     if code != 0:
         return code
-    logins = demo_logins(Instance.create(model, engine))
+    logins = demo_logins(assemble(model, engine))
     width = max(len(role) for role, _, _ in logins)
     name_width = max(len(username) for _, username, _ in logins)
     print("\nDemo sign-ins, one user per role (new passwords each time this runs):\n")
@@ -560,6 +557,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     if args.no_serve:
         return 0
-    from runtime.ops.serve import cmd_run
 
     return cmd_run(args)

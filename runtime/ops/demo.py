@@ -27,8 +27,10 @@ from builder.expressions import EvalContext, ExpressionError, parse_repeated_slo
 from builder.loader import load_file
 from builder.model import DemoFile, Field
 from runtime.core.db import write_transaction
+from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.ops.transfer import unsettable, write
+from runtime.write import derived, records
 
 
 @dataclass
@@ -75,7 +77,6 @@ class _Unresolved(Exception):
 def load_demo(inst: Instance, packs: Iterable[str], *,
               actor: Actor | None = None) -> DemoResult:
     """Load the demo data of `packs` in one transaction; marks them in `crm_installed`."""
-    from runtime.write import derived, records
 
     wanted = set(packs)
     actor = actor or Actor.system_actor("demo")
@@ -252,7 +253,6 @@ class _Loader:
     # -- writing ----------------------------------------------------------------------------
 
     def create(self, conn: Connection, row: Row, values: dict[str, Any]) -> None:
-        from runtime.core.errors import RecordError
 
         try:
             with conn.begin_nested():
@@ -293,7 +293,6 @@ class _Loader:
                                      for (e, k), record_id in self.new_keys.items()])
 
     def link_later(self, conn: Connection, row: Row) -> None:
-        from runtime.core.errors import RecordError
 
         entity = self.inst.model.entity(row.entity)
         values = {}

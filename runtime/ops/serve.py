@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from runtime.http.app import create_app
+
 
 def add_serve_commands(sub: Any, command: Callable) -> None:
     """Add `run` to the `crmforge` sub-commands (unless another module already did)."""
@@ -21,7 +23,6 @@ def add_serve_commands(sub: Any, command: Callable) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime.http.app import create_app
 
     config = {"DATABASE_URL": args.database_url} if getattr(args, "database_url", None) else {}
     app = create_app(config)

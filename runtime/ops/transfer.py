@@ -28,7 +28,11 @@ from sqlalchemy.engine import Connection
 from builder.diagnostics import did_you_mean
 from builder.model import Entity, Field
 from runtime.core.db import write_transaction
+from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
+from runtime.core.values import coerce_value
+from runtime.read.queries import entity_of
+from runtime.write import derived, records
 
 FORMATS = ("csv", "xlsx", "json")
 SKIPPED = ("id", "created_at", "updated_at", "created_by", "updated_by", "version",
@@ -59,7 +63,6 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
     record is moved there with a transition that leads to it — kept on its timeline like any
     other, with "imported" as the comment.
     """
-    from runtime.write import records
 
     ent = inst.model.entity(entity)
     values = dict(values)
@@ -74,7 +77,6 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
         record = records.get(inst, actor, entity, record_id, conn=conn)
     if target is not None and ent.workflow is not None and record.get(state) != target:
         if target not in ent.workflow.states:
-            from runtime.core.errors import ValidationFailed
 
             raise ValidationFailed({state: [f"must be one of: "
                                             f"{', '.join(ent.workflow.states)}"]})
@@ -91,7 +93,6 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
 def export_rows(inst: Instance, entity: str, actor: Actor | None = None
                 ) -> Iterator[dict[str, Any]]:
     """Every record the actor may read, as JSON values, page by page (keyset pagination)."""
-    from runtime.write import records
 
     actor = actor or Actor.system_actor("export")
     cursor = None
@@ -287,8 +288,6 @@ def import_rows(inst: Instance, entity: str, header: list[str],
                 actor: Actor | None = None,
                 progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Import `rows` into `entity` (see the module's docstring)."""
-    from runtime.read.queries import entity_of
-    from runtime.write import derived
 
     ent = entity_of(inst, entity)
     if update_by is not None and update_by not in ent.fields:
@@ -334,7 +333,6 @@ class _Importer:
 
     def row(self, conn: Connection, raw: Mapping[str, Any]) -> tuple[str, str | None]:
         """("created" | "updated", None), or ("", the row's problems as one message)."""
-        from runtime.core.errors import RecordError
 
         if "\0" in raw:
             return "", str(raw["\0"])
@@ -382,7 +380,6 @@ class _Importer:
         value = values.get(self.update_by)
         if value is None:
             raise ValueError(f"{self.update_by}: is empty, so no record can be found to update")
-        from runtime.core.values import coerce_value
 
         f = self.ent.fields[self.update_by]
         try:

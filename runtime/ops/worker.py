@@ -28,7 +28,18 @@ from typing import Any
 import sqlalchemy as sa
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
+from runtime.core.db import database_url, write_transaction
 from runtime.core.instance import Instance
+from runtime.process.approvals.actions import escalate
+from runtime.process.automations import (
+    SENTINEL,
+    automation_key,
+    period_key,
+    run_scheduled,
+    scheduled,
+)
+from runtime.process.setup import open_instance
+from runtime.write.derived import refresh_windowed, windowed
 
 log = logging.getLogger("crmforge.worker")
 QUEUE_NAME = "crmforge"
@@ -83,7 +94,6 @@ class Worker:
 
     def due(self) -> list[str]:
         """`entity.name` of the scheduled automations whose current period is unfinished."""
-        from runtime.process.automations import SENTINEL, automation_key, period_key, scheduled
 
         inst = self.inst
         now = inst.now()
@@ -108,7 +118,6 @@ class Worker:
         for key in due:
             self.run_automation(key)
         self.escalate()
-        from runtime.write.derived import windowed
 
         if windowed(self.inst) and not self._windowed_done():
             self.refresh_windowed()
@@ -116,7 +125,6 @@ class Worker:
 
     def _windowed_done(self, conn: Any | None = None) -> bool:
         """Whether today's refresh of the `today()`-windowed rollups has run."""
-        from runtime.process.automations import SENTINEL
 
         inst = self.inst
         runs = inst.schema.system("schedule_run")
@@ -129,9 +137,6 @@ class Worker:
             return own.execute(query).first() is not None
 
     def _refresh_windowed(self) -> int:
-        from runtime.core.db import write_transaction
-        from runtime.process.automations import SENTINEL
-        from runtime.write.derived import refresh_windowed
 
         inst = self.inst
         runs = inst.schema.system("schedule_run")
@@ -145,7 +150,6 @@ class Worker:
         return count
 
     def _run_automation(self, key: str) -> dict[str, Any] | None:
-        from runtime.process.automations import automation_key, run_scheduled, scheduled
 
         inst = self.inst
         for automation in scheduled(inst):
@@ -157,7 +161,6 @@ class Worker:
         return None
 
     def _escalate(self) -> int:
-        from runtime.process.approvals.actions import escalate
 
         inst = self.inst
         return escalate(inst, inst.now())
@@ -194,18 +197,7 @@ def add_worker_commands(sub: argparse._SubParsersAction,
     command("worker")(cmd_worker)
 
 
-def open_instance(url: str) -> Instance:
-    """The installed instance at `url` (the instance commands' loader)."""
-    try:
-        from runtime.process.setup import open_instance as open_installed
-    except ImportError as exc:  # pragma: no cover - the instance commands ship with CRMForge
-        raise SystemExit("crmforge worker: cannot open the instance (runtime.setup is "
-                         f"missing: {exc}); reinstall CRMForge.") from exc
-    return open_installed(url)
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
-    from runtime.core.db import database_url
 
     url = database_url(getattr(args, "database_url", None))
     huey = make_huey(args.queue_url)

@@ -2,7 +2,7 @@
 scheduled ones run in the worker.
 
 Event automations hang on `Instance.hooks.after_write` through `install_hooks(inst)`, which
-`Instance.create` calls (call it yourself for an Instance built another way; it is idempotent).
+`runtime.process.setup.assemble` calls when it builds an instance (it is idempotent).
 For every write `records.py` reports, the automations of that entity whose trigger matches run
 in model order:
 
@@ -56,7 +56,10 @@ from runtime.core.context import eval_context, scope_of
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError
 from runtime.core.expressions import SqlContext, to_sql
-from runtime.core.instance import Actor, Instance, WriteEvent
+from runtime.core.hooks import WriteEvent
+from runtime.core.instance import Actor, Instance
+from runtime.core.values import same
+from runtime.process import workflow
 from runtime.process.approvals import actions as approvals
 from runtime.process.notifications import notify
 from runtime.process.workflow_support import (
@@ -67,6 +70,7 @@ from runtime.process.workflow_support import (
     resolve_users,
     users_with_role,
 )
+from runtime.write import records
 
 log = logging.getLogger("crmforge.automations")
 MAX_DEPTH = 8
@@ -95,8 +99,7 @@ class AutomationLoop(AutomationFailed):
 
 def install_hooks(inst: Instance) -> None:
     """Run the model's event automations after every write on `inst` (idempotent)."""
-    if after_write not in inst.hooks.after_write:
-        inst.hooks.after_write.append(after_write)
+    inst.hooks.add_after_write(after_write)
 
 
 def triggered_by(inst: Instance, event: WriteEvent) -> list[Automation]:
@@ -196,7 +199,6 @@ def _values(inst: Instance, conn: Connection, automation: Automation, action: Ac
 
 
 def _same(a: Any, b: Any) -> bool:
-    from runtime.core.values import same
 
     if a is not None and b is not None and not isinstance(a, bool | list) and \
             not isinstance(b, bool | list):
@@ -207,7 +209,6 @@ def _same(a: Any, b: Any) -> bool:
 def _do_set(inst: Instance, conn: Connection, automation: Automation, action: Action,
             record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
             now: datetime, deleted: bool) -> None:
-    from runtime.write import records
 
     if deleted:
         raise AutomationFailed(f"'set' cannot change a deleted {automation.entity}; use "
@@ -222,7 +223,6 @@ def _do_set(inst: Instance, conn: Connection, automation: Automation, action: Ac
 def _do_create(inst: Instance, conn: Connection, automation: Automation, action: Action,
                record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
                now: datetime, deleted: bool) -> None:
-    from runtime.write import records
 
     assert action.entity is not None
     values = _values(inst, conn, automation, action, record, old, now)
@@ -257,7 +257,6 @@ def _other_record(inst: Instance, conn: Connection, automation: Automation, acti
 def _do_update(inst: Instance, conn: Connection, automation: Automation, action: Action,
                record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
                now: datetime, deleted: bool) -> None:
-    from runtime.write import records
 
     assert action.entity is not None
     target = _other_record(inst, conn, automation, action, record, old, now)
@@ -289,7 +288,6 @@ def _do_notify(inst: Instance, conn: Connection, automation: Automation, action:
 def _do_transition(inst: Instance, conn: Connection, automation: Automation, action: Action,
                    record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
                    now: datetime, deleted: bool) -> None:
-    from runtime.process import workflow
 
     assert action.transition is not None
     if action.record is None:
@@ -315,7 +313,6 @@ def _do_transition(inst: Instance, conn: Connection, automation: Automation, act
 def _do_assign(inst: Instance, conn: Connection, automation: Automation, action: Action,
                record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
                now: datetime, deleted: bool) -> None:
-    from runtime.write import records
 
     assert action.field is not None and action.among is not None
     if deleted:

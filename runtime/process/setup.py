@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,6 +23,7 @@ from builder.model import AppModel
 from builder.packs import custom_dir, discover, is_pack_dir, search_dirs
 from runtime.core.db import database_url, make_engine
 from runtime.core.instance import Instance
+from runtime.process.automations import install_hooks
 
 
 class SetupError(Exception):
@@ -143,7 +145,15 @@ def open_instance(url: str | None = None, *, check_migrated: bool = True,
         raise SetupError("the definitions changed since the database was last migrated: run "
                          "crmforge migrate --dry-run to see the changes, then crmforge migrate")
     kwargs = {"clock": clock} if clock is not None else {}
-    return Instance.create(model, engine, **kwargs)
+    return assemble(model, engine, **kwargs)
+
+
+def assemble(model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
+    """The instance serving `model` on `engine`, with its hooks wired: the model's event
+    automations run after every write (`runtime.core.hooks` lists the hooks)."""
+    inst = Instance.create(model, engine, **kwargs)
+    install_hooks(inst)
+    return inst
 
 
 def _safe(engine: Engine) -> str:

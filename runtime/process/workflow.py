@@ -16,7 +16,8 @@ this order, each with its HTTP answer —
 Then either the record moves (through `runtime.write.records.update(..., transition=NAME)`, the one
 write path, which audits the change and runs the after-write hooks) and the transition goes on
 the record's timeline with its comment, or — when the transition has an `approval` whose
-`entry` holds — an approval request opens (`runtime.process.approvals.actions`) and the record stays where it
+`entry` holds — an approval request opens (`runtime.process.approvals.actions`) and the record
+stays where it
 is, locked, until the request is decided (HTTP 202).
 """
 
@@ -45,6 +46,7 @@ from runtime.core.instance import Actor, Instance
 from runtime.process.approvals import actions as approvals
 from runtime.process.workflow_support import as_json, entity_of, load, move
 from runtime.read.permissions import can, read_filter, roles_of
+from runtime.write import records
 
 
 @dataclass
@@ -213,7 +215,6 @@ def fire(inst: Instance, actor: Actor, entity: str, record_id: int, transition: 
     if problem is not None and (problem.code in ("approval", "state", "role") or not values):
         _raise(problem, record)
     if values:
-        from runtime.write import records  # the write path imports the hooks that import us
 
         # Save the values first, as the actor, so that the guard, `requires` and the
         # approval's `entry` see them exactly as stored (formulas included); a refusal below

@@ -21,7 +21,10 @@ from builder.model import Entity
 from runtime.core.context import eval_context
 from runtime.core.errors import NotFound
 from runtime.core.instance import Actor, Instance
+from runtime.core.values import to_json
 from runtime.read import queries
+from runtime.read.permissions import hidden_fields
+from runtime.write import records
 
 SYSTEM = Actor.system_actor()
 
@@ -167,7 +170,6 @@ def move(inst: Instance, conn: Connection, actor: Actor, entity: str, record: Ma
     approval) has authorised it, not the actor's update rule; `updated_by` and the audit
     still name the actor. `to` overrides the transition's target (an approval rejected to its
     `on_reject` state). Returns the record in the native shape."""
-    from runtime.write import records  # the write path imports the hooks that import us
 
     workflow = inst.model.entities[entity].workflow
     assert workflow is not None
@@ -182,7 +184,5 @@ def move(inst: Instance, conn: Connection, actor: Actor, entity: str, record: Ma
 def as_json(inst: Instance, actor: Actor, entity: str, record: Mapping[str, Any]
             ) -> dict[str, Any]:
     """A record (native shape) as JSON, without the fields `actor` may not see."""
-    from runtime.core.values import to_json
-    from runtime.read.permissions import hidden_fields
 
     return to_json(inst.model.entities[entity], record, hidden_fields(inst, actor, entity))

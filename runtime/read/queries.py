@@ -26,6 +26,7 @@ from builder.diagnostics import did_you_mean
 from builder.fieldtypes import REGISTRY, coerce, phone_digits
 from builder.model import Entity, Field
 from runtime.core.errors import BadRequest, NotFound
+from runtime.core.schema import by_id
 from runtime.core.values import json_value, to_json
 from runtime.read.permissions import hidden_fields, read_filter
 from runtime.read.titles import link_titles, title, titles_of
@@ -110,21 +111,6 @@ def attach_links(inst: Instance, conn: Connection, ent: Entity,
                 found.setdefault(source, []).append(target)
         for row in rows:
             row[field.name] = sorted(found.get(row["id"], []))
-
-
-_LOAD_STATEMENTS: dict[tuple[int, bool], tuple[sa.Table, Any]] = {}
-
-
-def by_id(table: sa.Table, lock: bool = False) -> Any:
-    """SELECT * FROM table WHERE id = :_crm_id (FOR KEY SHARE with `lock`), built once."""
-    key = (id(table), lock)
-    found = _LOAD_STATEMENTS.get(key)
-    if found is None or found[0] is not table:
-        built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
-        if lock:
-            built = built.with_for_update(key_share=True, of=table)
-        found = _LOAD_STATEMENTS[key] = (table, built)
-    return found[1]
 
 
 def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,

@@ -12,16 +12,14 @@ here, so `records` is the one module callers need.
 from __future__ import annotations
 
 import json
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
 from builder.model import Entity
 from runtime.core.context import Fetcher, eval_context
-from runtime.core.db import mark_written, write_transaction, writes
+from runtime.core.db import in_transaction, mark_written, writes
 from runtime.core.errors import (
     AwaitingApproval,
     Conflict,
@@ -30,7 +28,7 @@ from runtime.core.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from runtime.core.instance import WriteEvent
+from runtime.core.hooks import WriteEvent
 from runtime.core.values import (
     AUTO_FIELDS,
     Errors,
@@ -75,39 +73,10 @@ __all__ = ["Page", "count", "create", "delete", "find_duplicates", "get", "link_
            "load", "query", "reading", "title", "to_json", "update"]
 
 MAX_DEPTH = 8  # automations writing records that fire automations...
-RETRIES = 6
 T = TypeVar("T")
 
 
 # -- transactions -----------------------------------------------------------------------------
-
-
-def _retryable(exc: sa.exc.DBAPIError) -> bool:
-    """Lock timeouts, deadlocks and serialisation failures: worth trying again."""
-    orig = exc.orig
-    if getattr(orig, "sqlite_errorcode", None) is not None:
-        return orig.sqlite_errorcode & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
-    return getattr(orig, "pgcode", None) in ("40001", "40P01", "55P03")
-
-
-def _in_transaction(inst: Instance, conn: Connection | None,
-                    work: Callable[[Connection], T]) -> T:
-    """Run `work` in the caller's transaction, or in one of our own, retried when the
-    database reports a lock conflict; a conflict that persists becomes a 409."""
-    if conn is not None:
-        return work(conn)
-    for attempt in range(RETRIES):
-        try:
-            with write_transaction(inst.engine) as own:
-                return work(own)
-        except sa.exc.DBAPIError as exc:
-            if isinstance(exc, sa.exc.IntegrityError) or not _retryable(exc):
-                raise
-            if attempt == RETRIES - 1:
-                raise Conflict("The database is busy with other changes to the same records; "
-                               "try again in a moment.") from exc
-            time.sleep(0.02 * (2 ** attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
 
 
 def _integrity(ent: Entity, table: sa.Table, exc: sa.exc.IntegrityError) -> RecordError:
@@ -352,7 +321,7 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
             out["_warnings"] = warnings
         return out
 
-    return _in_transaction(inst, conn, work)
+    return in_transaction(inst.engine, conn, work)
 
 
 def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
@@ -468,7 +437,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                                             depth))
         return _result(inst, actor, conn, ent, rid, record, written)
 
-    return _in_transaction(inst, conn, work)
+    return in_transaction(inst.engine, conn, work)
 
 
 def delete(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
@@ -495,7 +464,7 @@ def delete(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
                                    record_id=rid, entity=entity)
         _delete_row(inst, actor, conn, ent, old, depth, set())
 
-    _in_transaction(inst, conn, work)
+    in_transaction(inst.engine, conn, work)
 
 
 def _delete_row(inst: Instance, actor: Actor, conn: Connection, ent: Entity,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from builder.fieldtypes import coerce_date
-from runtime.core.db import mark_written
+from runtime.core.db import in_transaction, mark_written
 from runtime.core.errors import Forbidden, NotFound, ValidationFailed
 from runtime.core.values import json_value
 from runtime.read.permissions import can, hidden_fields
@@ -45,9 +45,7 @@ def _readable(inst: Instance, actor: Actor, conn: Connection, entity: str,
 
 
 def _write(inst: Instance, conn: Connection | None, work: Any) -> Any:
-    from runtime.write.records import _in_transaction
-
-    return _in_transaction(inst, conn, work)
+    return in_transaction(inst.engine, conn, work)
 
 
 def add_entry(inst: Instance, actor: Actor, entity: str, record_id: Any, kind: str,

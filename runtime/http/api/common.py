@@ -14,7 +14,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from builder.model import Entity
 from runtime.core.errors import BadRequest, NotFound
 from runtime.core.instance import Actor, Instance
-from runtime.http.app import get_instance
+from runtime.http.current import get_instance
 
 MAX_ID = 2**63 - 1
 ID = f"<int(min=1, max={MAX_ID}):record_id>"  # larger ids cannot exist, and would overflow

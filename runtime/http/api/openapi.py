@@ -18,6 +18,7 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from builder.model import AppModel, Entity, Field
+from runtime.http import api
 from runtime.http.api.common import instance, static_route
 from runtime.http.api.crud import MAX_LIMIT, OPERATORS
 from runtime.http.api.jsontypes import field_schema
@@ -55,10 +56,9 @@ def openapi_document(model: AppModel) -> Schema:
 def _contributors() -> list[Callable[[AppModel], Schema]]:
     """`openapi(model) -> {"paths": {...}, "schemas": {...}}` of the other API modules that
     define one, so that each resource documents its own routes."""
-    from runtime.http.api import MODULES
 
     found = []
-    for name in MODULES:
+    for name in api.MODULES:
         module = importlib.import_module(f"{__package__}.{name}")
         contribute = getattr(module, "openapi", None)
         if callable(contribute) and module.__name__ != __name__:

@@ -11,7 +11,8 @@
 A transition's body is optional: `{"comment": "..", "values": {field: value}, "version": 3}`
 (`values` fills fields the transition `requires` in the same step; `version` catches a record
 changed since it was read). A decision's body: `{"comment": "..", "version": 2}`.
-`runtime.process.workflow` and `runtime.process.approvals.actions` do the work; this module only translates.
+`runtime.process.workflow` and `runtime.process.approvals.actions` do the work; this module
+only translates.
 """
 
 from __future__ import annotations

@@ -19,12 +19,23 @@ from pathlib import Path
 
 from flask import Blueprint, Flask
 
+from runtime.http.web import (
+    attachments,
+    forms,
+    home,
+    layout,
+    lists,
+    recordpage,
+    search,
+    widgets,
+    workflow_pages,
+)
+
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
 
 def register_web(app: Flask) -> None:
     """Add the web pages, their static files and template helpers to `app`."""
-    from runtime.http.web import attachments, forms, home, layout, lists, recordpage, search
 
     bp = Blueprint("web", __name__, static_folder=str(STATIC_DIR),
                    static_url_path="/static")
@@ -32,11 +43,19 @@ def register_web(app: Flask) -> None:
     for module in (home, lists, forms, recordpage, search):
         module.register(bp)
     app.register_blueprint(bp)
-    layout.install(app)
-    from runtime.http.web import (
-        workflow_pages,  # state bar, approval panel, /approvals, notification bell
-    )
+    _template_helpers(app)
 
     workflow_pages.register(app)
     app.jinja_env.globals["link_choices"] = forms.link_choices
     app.url_value_preprocessor(attachments.allow_uploads)
+
+
+def _template_helpers(app: Flask) -> None:
+    """Template helpers for every page (the login and error pages included)."""
+    app.jinja_env.globals.update(
+        tr=layout.tr, entity_label=layout.entity_label, field_label=layout.field_label,
+        web_nav=layout.safe_navigation, query_url=layout.query_url, initials=layout.initials,
+        widgets=widgets, icon=layout.icon, approvals_count=layout.approvals_count,
+        has_endpoint=layout.has_endpoint)
+    app.jinja_env.filters["display"] = widgets.display_filter
+    app.context_processor(layout.safe_actor)

@@ -20,6 +20,7 @@ from runtime.core.context import sql_context
 from runtime.core.expressions import to_sql
 from runtime.core.instance import Actor, Instance
 from runtime.read import permissions
+from runtime.read.queries import link_titles, where_clauses
 
 OPS = {"count": sa.func.count, "sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
        "max": sa.func.max}
@@ -161,7 +162,6 @@ def _groups(inst: Instance, conn: Any, table: sa.Table, clauses: list[Any], widg
     f = entity.fields[name]
     titles: dict[Any, str] = {}
     if f.type == "link" and f.to in inst.model.entities:
-        from runtime.read.queries import link_titles
 
         titles = link_titles(inst, conn, entity.name, [{name: r.k} for r in rows])[name]
     points = []
@@ -212,7 +212,6 @@ def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str
                  q: str | None, language: str = "en") -> list[Point]:
     """A list view's report (`group_by` and `op` on the list view): the groups of the records
     the list shows now — same row filter, filters and search — in one query."""
-    from runtime.read.queries import where_clauses
 
     view = entity.views.list
     if not view.group_by:

@@ -43,6 +43,7 @@ from runtime.http.web.listdata import (
     title_of,
 )
 from runtime.http.web.widgets import WIDGETS, LinkInput, Widget, display, read_form
+from runtime.read import permissions
 from runtime.write import records
 
 PICKER_LIMIT = 10
@@ -189,7 +190,6 @@ def build_form(entity: Entity, mode: str, record: dict[str, Any] | None,
 
 
 def _create_readonly(entity: Entity) -> frozenset[str]:
-    from runtime.read import permissions
 
     return frozenset(permissions.readonly_fields(inst(), actor(), entity.name, "create"))
 

@@ -21,7 +21,9 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
+from runtime.http.web.listdata import link_titles
 from runtime.http.web.widgets import display
+from runtime.write import records, timeline
 
 
 def register(bp: Blueprint) -> None:
@@ -85,8 +87,6 @@ def widget_view(widget: Widget) -> dict[str, Any]:
         columns = [entity.fields[c] for c in widget.columns if c in entity.fields] or \
             [entity.fields[c] for c in entity.views.list.columns[:3] if c in entity.fields]
         columns = [c for c in columns if c.name in value.rows[0]]
-        from runtime.http.web.listdata import link_titles
-        from runtime.write import records
 
         titles = link_titles(entity, value.rows)
         shown["columns"] = columns
@@ -97,10 +97,6 @@ def widget_view(widget: Widget) -> dict[str, Any]:
 
 
 def due_follow_ups() -> list[dict[str, Any]]:
-    try:
-        from runtime.write import timeline
-    except ImportError:
-        return []
     try:
         return [dict(e) for e in timeline.due_follow_ups(inst(), actor(), until=inst().today())]
     except Exception:  # noqa: BLE001 - the home page shows the rest when this part fails

@@ -14,20 +14,21 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, abort, current_app, g, request
+from flask import abort, current_app, g, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from builder.model import Entity, Text
 from runtime.core.instance import Actor, Instance
 from runtime.http.auth import current_actor, require_login
+from runtime.http.current import get_instance
+from runtime.process.approvals import actions as approvals
+from runtime.read import permissions
 
 PUBLIC_ENDPOINTS = {"web.static"}
 
 
 def inst() -> Instance:
-    from runtime.http.app import get_instance
-
     return get_instance()
 
 
@@ -75,7 +76,6 @@ def field_label(entity: Entity, name: str) -> str:
 # -- permissions ------------------------------------------------------------------------------
 
 def can(entity: str, action: str, record: dict | None = None) -> bool:
-    from runtime.read import permissions
 
     return bool(permissions.can(inst(), actor(), entity, action, record))
 
@@ -92,13 +92,11 @@ def entity_or_404(name: str, action: str = "read") -> Entity:
 
 
 def hidden_fields(entity: str) -> frozenset[str]:
-    from runtime.read import permissions
 
     return frozenset(permissions.hidden_fields(inst(), actor(), entity))
 
 
 def readonly_fields(entity: str) -> frozenset[str]:
-    from runtime.read import permissions
 
     return frozenset(permissions.readonly_fields(inst(), actor(), entity))
 
@@ -199,29 +197,20 @@ def initials(name: str) -> str:
     return "".join(p[0] for p in parts[:2]).upper() or "?"
 
 
-def install(app: Flask) -> None:
-    """Template helpers for every page (the login and error pages included)."""
-    from runtime.http.web import widgets
-
-    app.jinja_env.globals.update(
-        tr=tr, entity_label=entity_label, field_label=field_label, web_nav=_safe_navigation,
-        query_url=query_url, initials=initials, widgets=widgets, icon=icon,
-        approvals_count=approvals_count, has_endpoint=has_endpoint)
-    app.jinja_env.filters["display"] = widgets.display_filter
-
-    @app.context_processor
-    def _actor() -> dict[str, Any]:
-        try:
-            return {"actor": current_actor()}
-        except Exception:  # noqa: BLE001 - the error page must render even without a database
-            return {"actor": None}
+def safe_actor() -> dict[str, Any]:
+    """`actor` for every template; None when it cannot be had (the error page renders
+    without a database)."""
+    try:
+        return {"actor": current_actor()}
+    except Exception:  # noqa: BLE001 - the error page must render even without a database
+        return {"actor": None}
 
 
 def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
 
 
-def _safe_navigation() -> list[NavGroup]:
+def safe_navigation() -> list[NavGroup]:
     try:
         return navigation()
     except Exception:  # noqa: BLE001 - the error page renders without navigation
@@ -233,7 +222,6 @@ def approvals_count() -> int:
     """Pending approval requests this user may decide (0 until the approvals module lands)."""
     if "web_approvals" in g:
         return g.web_approvals
-    from runtime.process.approvals import actions as approvals
 
     try:
         g.web_approvals = len(approvals.inbox(inst(), actor()))

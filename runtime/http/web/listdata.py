@@ -18,8 +18,10 @@ from werkzeug.datastructures import MultiDict
 
 from builder.model import Entity, Field
 from runtime.core.errors import BadRequest
-from runtime.http.web.layout import actor, entity_label, field_label, hidden_fields, inst
+from runtime.http.web.dashboards import list_summary
+from runtime.http.web.layout import actor, entity_label, field_label, hidden_fields, inst, language
 from runtime.http.web.widgets import WIDGETS, display
+from runtime.read.permissions import native
 from runtime.write import records
 
 RESERVED = {"q", "sort", "cursor", "view", "month", "saved", "_", "limit"}
@@ -135,7 +137,6 @@ def visible_columns(entity: Entity) -> list[Field]:
 
 def natives(entity: Entity, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records as JSON (what `records` answers) back to Python values for formatting."""
-    from runtime.read.permissions import native
 
     return [native(entity, row) for row in rows]
 
@@ -230,8 +231,6 @@ def build(entity: Entity, args: MultiDict, *, limit: int | None = None) -> ListD
     columns = [Column(f, field_label(entity, f.name), sorted_by.get(f.name),
                       WIDGETS[f.type].numeric) for f in visible_columns(entity)]
     titles = link_titles(entity, rows)
-    from runtime.http.web.dashboards import list_summary
-    from runtime.http.web.layout import language
 
     summary = list_summary(instance, who, entity, filters, q or None, language())
     return ListData(entity, columns, rows, titles, row_titles(entity, rows, titles),

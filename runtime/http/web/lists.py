@@ -32,6 +32,7 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
+from runtime.process import workflow as engine
 from runtime.write import records
 
 EXPORT_MAX_ROWS = 100_000
@@ -174,7 +175,6 @@ def _transition_to(entity: Entity, record: dict[str, Any], state: str) -> bool:
         raise ValidationFailed({"_record": [
             f"There is no step from “{current}” to “{state}”; open the record to see "
             "the steps it can take."]})
-    from runtime.process import workflow as engine
 
     result = engine.fire(inst(), actor(), entity.name, record["id"], candidates[0].name,
                          version=record.get("version"))

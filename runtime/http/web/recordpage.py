@@ -30,7 +30,7 @@ from runtime.http.web.layout import (
     tr,
 )
 from runtime.http.web.widgets import display
-from runtime.write import records
+from runtime.write import records, timeline
 
 RELATED_LIMIT = 10
 TIMELINE_KINDS = {"note": "Note", "call": "Call", "meeting": "Meeting", "visit": "Visit",
@@ -145,7 +145,6 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
 
 
 def timeline_entries(entity: Entity, record_id: int) -> list[dict[str, Any]]:
-    from runtime.write import timeline
 
     result = []
     for entry in timeline.entries(inst(), actor(), entity.name, record_id):
@@ -231,7 +230,6 @@ def log_activity(entity: str, record_id: int) -> ResponseReturnValue:
     """Add a note or a logged activity (with an optional next follow-up date)."""
     model_entity = entity_or_404(entity)
     load(model_entity, record_id)
-    from runtime.write import timeline
 
     kind = request.form.get("kind", "note")
     body = (request.form.get("body") or "").strip()
@@ -266,7 +264,6 @@ def log_activity(entity: str, record_id: int) -> ResponseReturnValue:
 def follow_up_done(entity: str, record_id: int, entry_id: int) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     load(model_entity, record_id)
-    from runtime.write import timeline
 
     try:
         timeline.complete_follow_up(inst(), actor(), entry_id)

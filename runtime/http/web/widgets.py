@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 from builder.fieldtypes import REGISTRY
 from builder.model import Field
 from runtime.core.sanitize import sanitize_html
+from runtime.http.web.layout import color_index, language
 
 MISSING = object()  # the form did not carry this field: leave the stored value alone
 PRESENT = "__present"  # marker input of checkboxes and multi-selects, posted even when empty
@@ -93,7 +94,6 @@ def _show_date(value: Any, field: Field, titles: Titles | None) -> Markup:
 
 
 def _badge(value: Any, field: Field) -> Markup:
-    from runtime.http.web.layout import color_index, language
 
     label = field.option_label(value, language())
     index = color_index(value, field.option_values)

@@ -2,7 +2,8 @@
 approval panel, the approval inbox (`/approvals`) and the notification bell (`/notifications`).
 
 Everything here works with JavaScript off (plain forms that post and redirect back), and goes
-through `runtime.process.workflow`, `runtime.process.approvals.actions` and `runtime.process.notifications`:
+through `runtime.process.workflow`, `runtime.process.approvals.actions` and
+`runtime.process.notifications`:
 
 - `record_workflow.html` is included by `record.html`'s `{% block workflow %}` and asks
   `workflow_panel(entity, record_id)` for its data;

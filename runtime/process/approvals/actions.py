@@ -73,6 +73,7 @@ from runtime.process.workflow_support import (
     resolve_users,
     usernames,
 )
+from runtime.read.queries import load as load_readable
 
 __all__ = [
     "APPROVED", "PENDING", "RECALLED", "REJECTED", "STATUSES", "approve", "decide",
@@ -91,7 +92,6 @@ class _Lost(Exception):
 def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
     """One request, for those involved in it (submitter, approvers, their delegates, those
     who decided) and those who may read its record; NotFound for everyone else."""
-    from runtime.read.queries import load as load_readable
 
     with inst.engine.connect() as conn:
         request = request_row(inst, conn, request_id)

@@ -1,6 +1,7 @@
 """The state of approval requests: reading them (rows, definitions, approvers, decisions, the
 JSON shape of a request) and deciding who may decide one now (approvers, delegates of those who
-are away, maker-checker). `runtime.process.approvals.actions` opens, decides, recalls and escalates them.
+are away, maker-checker). `runtime.process.approvals.actions` opens, decides, recalls and
+escalates them.
 """
 
 from __future__ import annotations
