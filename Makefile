@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,16 @@ demo: $(STAMP)
 	$(BIN)/crmforge demo
 
 test: $(STAMP)
-	$(BIN)/ruff check builder runtime tests benchmarks
+	$(BIN)/ruff check builder runtime tests benchmarks tools
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
+# The whole suite but the tests marked slow (the demo data of every pack, fuzzing).
+test-fast: $(STAMP)
+	$(BIN)/ruff check builder runtime tests benchmarks tools
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check builder runtime tests benchmarks
+	$(BIN)/ruff check builder runtime tests benchmarks tools
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -1,6 +1,6 @@
 """Every demo data generator reproduces its pack's committed data files byte for byte.
 
-The generators (tests/demo_generators/<pack>.py, see the README there) are run into a fresh
+The generators (tools/demo_generators/<pack>.py, see the README there) are run into a fresh
 folder and their output compared with verticals/<pack>/data/: a changed generator whose output
 was not committed, a hand edit of generated data, or a generator that is not deterministic all
 fail here.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GENERATORS = sorted(p for p in (ROOT / "tests" / "demo_generators").glob("*.py")
+GENERATORS = sorted(p for p in (ROOT / "tools" / "demo_generators").glob("*.py")
                     if not p.name.startswith("_"))
 DATA_SUFFIXES = (".yaml", ".yml", ".csv")
 
@@ -32,7 +32,7 @@ def _run(generator: Path, out: Path) -> None:
 
 
 def test_there_are_generators() -> None:
-    assert GENERATORS, "no generators in tests/demo_generators/"
+    assert GENERATORS, "no generators in tools/demo_generators/"
 
 
 @pytest.mark.parametrize("generator", GENERATORS, ids=[g.stem for g in GENERATORS])
@@ -45,11 +45,11 @@ def test_generator_reproduces_committed_data(generator: Path, tmp_path: Path) ->
     assert generated, f"{generator.name} wrote no data files"
     assert sorted(generated) == sorted(committed), (
         f"{generator.name} writes {sorted(generated)} but verticals/{generator.stem}/data holds "
-        f"{sorted(committed)}; run `python tests/demo_generators/{generator.name}` and commit")
+        f"{sorted(committed)}; run `python tools/demo_generators/{generator.name}` and commit")
     changed = [name for name in generated if generated[name] != committed[name]]
     assert not changed, (
         f"{', '.join(changed)} differ from what {generator.name} writes; run "
-        f"`python tests/demo_generators/{generator.name}` and commit its output")
+        f"`python tools/demo_generators/{generator.name}` and commit its output")
 
 
 @pytest.mark.parametrize("generator", GENERATORS, ids=[g.stem for g in GENERATORS])

@@ -1,6 +1,6 @@
 """Demo data of the core pack: a UK business IT supplier and two years of its customers.
 
-Run `python tests/demo_generators/core.py [OUTPUT_DIR]` (default: verticals/core/data). The
+Run `python tools/demo_generators/core.py [OUTPUT_DIR]` (default: verticals/core/data). The
 output is deterministic (a fixed seed, dates relative to the install day) and committed; see
 README.md in this folder.
 

@@ -1,6 +1,6 @@
 """Demo data of the hotel pack: two four-star hotels, 50 days of stays and five weeks ahead.
 
-Usage: python tests/demo_generators/hotel.py [OUTPUT_DIR]   (default verticals/hotel/data)
+Usage: python tools/demo_generators/hotel.py [OUTPUT_DIR]   (default verticals/hotel/data)
 
 Deterministic: one random.Random with a fixed seed, no clock; dates and times are written
 relative to the install moment ("=today() - days(40)", "=now() - hours(30)"). Standard library

@@ -1,6 +1,6 @@
 """Demo data of the finance pack: a UK retail bank with branches, insurance and investments.
 
-Usage: python tests/demo_generators/finance.py [OUTPUT_DIR]   (default verticals/finance/data)
+Usage: python tools/demo_generators/finance.py [OUTPUT_DIR]   (default verticals/finance/data)
 
 Deterministic: one random.Random with a fixed seed, no clock; dates are written relative to
 the install day ("=today() - days(40)"). Standard library only. Owners, relationship managers

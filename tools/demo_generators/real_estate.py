@@ -1,6 +1,6 @@
 """Demo data of the real_estate pack: a London estate agency with three branches.
 
-Run `python tests/demo_generators/real_estate.py [OUTPUT_DIR]` (default:
+Run `python tools/demo_generators/real_estate.py [OUTPUT_DIR]` (default:
 verticals/real_estate/data). Deterministic (a fixed seed, dates relative to the install day);
 the output is committed. See README.md in this folder.
 

@@ -1,6 +1,6 @@
 """Demo data of the telecom pack: subscribers, lines, catalogue, usage, retention.
 
-Usage: python tests/demo_generators/telecom.py [OUTPUT_DIR]   (default verticals/telecom/data)
+Usage: python tools/demo_generators/telecom.py [OUTPUT_DIR]   (default verticals/telecom/data)
 
 Deterministic: one random.Random with a fixed seed, no clock; dates are written relative to
 the install day ("=today() - days(40)"). Standard library only.
