@@ -9,6 +9,7 @@ Code ranges:
   E2xx  references: unknown entities, fields, states, roles, approvals, packs; workflow graphs
   E3xx  expressions: syntax, unknown names, forbidden constructs, not translatable to SQL
   E4xx  packs and data: manifests, requires, extends, demo data
+  W2xx  warnings, once there is no error: permissions that formulas and rollups get around
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The field type registry, builder half: what each SPEC type accepts as a value.
+"""The field type registry, builder half: what each field type accepts as a value.
 
 One entry per type: its expression type and a `coerce` that turns input (JSON, form text, CSV
 text, YAML literal) into the canonical Python value or raises `ValueError` with a message a
@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from .expressions import FIELD_TYPES
@@ -25,6 +25,7 @@ _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,30}$")
 _URL = re.compile(r"^(https?|mailto|tel):\S+$", re.IGNORECASE)
 MAX_TEXT = 100_000  # longtext/richtext characters
 DEFAULT_MAX_LENGTH = 255
+MAX_INTEGER = 2**63 - 1  # a 64-bit signed column: larger values overflow the database
 
 
 def _text(value: Any, field: Field) -> str:
@@ -75,9 +76,11 @@ def coerce_integer(value: Any, field: Field) -> int:
         raise ValueError("must be a whole number") from None
     if not number.is_finite() or number != number.to_integral_value():
         raise ValueError("must be a whole number")
+    if number and number.adjusted() > 18:  # checked before int(): 1e999999 is a huge int
+        raise ValueError(f"is too large (at most {MAX_INTEGER:,})")
     result = int(number)
-    if abs(result) > 2**63 - 1:
-        raise ValueError("is too large")
+    if abs(result) > MAX_INTEGER:
+        raise ValueError(f"is too large (at most {MAX_INTEGER:,})")
     return result
 
 
@@ -95,11 +98,15 @@ def coerce_decimal(value: Any, field: Field) -> Decimal:
         raise ValueError("must be a finite number")
     scale = field.scale if field.scale is not None else (2 if field.type == "money" else 6)
     precision = field.precision or 18
-    number = number.quantize(Decimal(1).scaleb(-scale))
-    if len(number.as_tuple().digits) > precision and abs(number) >= 1:
-        raise ValueError("is too large")
-    if abs(number) >= Decimal(10) ** (precision - scale):
-        raise ValueError("is too large")
+    too_large = ValueError(f"is too large (at most {precision - scale} digits before the "
+                           "decimal point)")
+    # the magnitude first: quantizing 1e27 or 1e999999 would exceed the context's precision
+    if number and number.adjusted() >= precision - scale:
+        raise too_large
+    number = number.quantize(Decimal(1).scaleb(-scale),
+                             context=Context(prec=precision + 1))
+    if abs(number) >= Decimal(10) ** (precision - scale):  # rounded up to the next power
+        raise too_large
     return number
 
 

@@ -236,7 +236,10 @@ def build_permissions(lk: Linker, draft: EntityDraft) -> dict[str, Permission]:
             continue
         prefix = f"permissions of '{role}': "
         rules: dict[str, Any] = {}
-        for action in ("read", "create", "update", "delete"):
+        for action in ("read", "create", "update", "delete", "comment"):
+            if action == "comment" and action not in raw:
+                rules[action] = rules["update"]  # who may change a record may annotate it
+                continue
             value = raw.get(action, False)
             if isinstance(value, str):
                 ctx = CheckContext(draft.name, require_sql=action == "read")

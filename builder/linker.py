@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import link_rules
+from . import exposure, link_rules
 from .diagnostics import DefinitionError, Diagnostics, Mark, did_you_mean
 from .expressions import (
     CheckContext,
@@ -724,12 +724,15 @@ class Linker:
             for f in entity.fields.values():
                 if f.type in ("link", "links") and f.to and not f.system:
                     reverse.setdefault(f.to, []).append((entity.name, f.name))
-        return AppModel(
+        model = AppModel(
             packs=frozen_map(packs), roles=frozen_map(self.roles),
             entities=frozen_map(entities), automations=tuple(automations),
             dashboards=frozen_map(dashboards), demo=tuple(demo),
             hash=content_hash(self.sources),
             _reverse=frozen_map({k: tuple(v) for k, v in reverse.items()}))
+        if not self.diags.errors:  # warnings about a model that is whole; errors come first
+            exposure.check(self, model)
+        return model
 
 
 def content_hash(sources: list[PackSource]) -> str:

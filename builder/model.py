@@ -23,7 +23,7 @@ def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class Text:
-    """Text a person reads, in one or more languages (SPEC §1)."""
+    """Text a person reads, in one or more languages (docs/definition-files.md)."""
 
     values: tuple[tuple[str, str], ...]
 
@@ -249,6 +249,8 @@ class Permission:
     delete: Rule = False
     hidden: tuple[str, ...] = ()
     readonly: tuple[str, ...] = ()
+    # add notes and log activities on the timeline; when not given, the linker copies `update`
+    comment: Rule = False
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Structure checks: each definition file against its JSON Schema (Draft 2020-12).
 
-The schemas in `builder/schemas/` are the formal version of SPEC.md and are published for
-editors. This module turns jsonschema's errors into diagnostics a person can act on: one per
-culprit, at the line and column of the offending key or value, in words rather than JSON
+The schemas in `builder/schemas/` are the formal version of docs/definition-files.md and are
+published for editors. This module turns jsonschema's errors into diagnostics a person can act on:
+one per culprit, at the line and column of the offending key or value, in words rather than JSON
 pointers (codes E101-E106, see docs/definition-files.md).
 
 Schemas may carry three annotations that only this module reads:

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import textwrap
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,3 +88,23 @@ def admin_actor(inst: Instance) -> Actor:
         user_id = conn.execute(sa.select(users.c.id).where(
             users.c.username == "admin")).scalar_one()
     return Actor(user_id, "admin", frozenset(), None, True)
+
+
+def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run work(0..count-1) in threads released at the same moment; results or exceptions."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def runner(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = work(index)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+            results[index] = exc
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results

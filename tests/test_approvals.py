@@ -19,9 +19,9 @@ from runtime.core.errors import (
     ValidationFailed,
 )
 from runtime.core.instance import Actor
-from runtime.process import workflow
-from runtime.process.approvals import actions as approvals
-from runtime.write import records, timeline
+from runtime.process import approvals, workflow
+from runtime.read import timeline
+from runtime.write import records
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from runtime.core.errors import RecordError
 from runtime.core.instance import Actor
 from runtime.process import automations, workflow
 from runtime.process.automations import AutomationFailed, AutomationLoop, period_key
-from runtime.write import records, timeline
+from runtime.read import timeline
+from runtime.write import records
 
 ROLES = """
 roles:

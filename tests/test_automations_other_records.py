@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from support import admin_actor
 
 from runtime.process.automations import AutomationFailed, AutomationLoop
-from runtime.write import records, timeline
+from runtime.read import timeline
+from runtime.write import records
 
 ROLES = """
 roles:

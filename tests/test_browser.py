@@ -233,6 +233,8 @@ def test_every_page_renders_in_the_browser(browser, server, device: str) -> None
     errors: list[str] = []
     page = browser.new_page(viewport=viewport)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda message: errors.append(message.text)
+            if "Content Security Policy" in message.text else None)  # the CSP refused something
     page.goto(server["url"] + "/login")
     shoot(page, f"{device}-login")
     page.fill("#username", "admin")
@@ -256,4 +258,30 @@ def test_every_page_renders_in_the_browser(browser, server, device: str) -> None
         page.wait_for_timeout(400)  # the menu slides in
         shoot(page, "phone-menu", full_page=False)
     assert errors == []
+    page.close()
+
+
+def test_the_content_security_policy_holds_in_the_browser(browser, server) -> None:
+    """Our own scripts run (htmx is there, the page is marked "js"); an inline script that
+    found its way into a page would not; the sign-out-everywhere button works."""
+    page = signed_in(browser, server)
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(server["url"] + "/e/offer")
+    assert page.evaluate("typeof window.htmx") == "object"
+    assert page.evaluate("document.documentElement.classList.contains('js')")
+    ran = page.evaluate("""() => {
+        const script = document.createElement("script");
+        script.textContent = "window.injected = true";
+        document.body.appendChild(script);
+        return window.injected === true;
+    }""")
+    assert ran is False and any("inline script" in text for text in refused)
+    page.click(".topbar .user a.name")  # the user menu leads to the sign-out page
+    page.click("button:has-text('Sign out everywhere')")
+    page.wait_for_url(re.compile(r"/login$"))
+    expect(page.locator(".flash-success")).to_contain_text("Signed out everywhere")
+    page.goto(server["url"] + "/e/offer")
+    expect(page.locator("h1")).to_have_text("Sign in to your workspace")
     page.close()

@@ -15,12 +15,13 @@ import sqlalchemy as sa
 from support import FIXTURES, write_pack
 
 from runtime.core.db import make_engine
-from runtime.core.instance import Instance
+from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import verify_password
 from runtime.ops import migrate
 from runtime.ops.cli import build_parser, main
 from runtime.ops.demo import load_demo
 from runtime.process.setup import SetupError, open_instance
+from runtime.write import records
 
 ROOT = Path(__file__).parent.parent
 SPEC = [FIXTURES / "spec"]
@@ -258,6 +259,12 @@ def test_user_create_and_token(run: Callable, engine: sa.Engine, item_pack: Call
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT token_hash FROM crm_token")).scalars().all()
     assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+    code, out, _ = run("token", "revoke", token)
+    assert code == 0 and out.strip() == "revoked"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM crm_token")).scalar() == 0
+    code, _, err = run("token", "revoke", token)
+    assert code == 1 and "no such token" in err
 
     for argv, message in [
         (["user", "create", "anna", "--role", "clerk", "--password", "another-pass"],
@@ -386,6 +393,60 @@ def test_export_and_import_round_trip(run: Callable, engine: sa.Engine, item_pac
     assert "column 'id' is not imported" in err and "2 created" in out
     assert [r[:2] for r in names(engine)] == [("Ann", "ann@example.com"),
                                              ("Bob", "bob@example.com")]
+
+
+# what a spreadsheet would run as a formula, each in a longtext (which keeps a leading tab)
+FORMULAS = ['=HYPERLINK("http://evil.example")', "+1+cmd|' /C calc'!A0", "-2+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+2", "\r=1+2", "'=1+2"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_escapes_formulas_keeps_numbers_and_imports_back(
+        run: Callable, engine: sa.Engine, item_pack: Callable, database_url: str,
+        tmp_path: Path, fmt: str) -> None:
+    """Every text cell that starts like a formula gets a leading quote (XLSX: in a string
+    cell), negative numbers stay numbers, and importing the file gives the values back."""
+    from openpyxl import load_workbook
+
+    assert run("install", item_pack(with_field("qty: {type: integer}")))[0] == 0
+    inst = open_instance(database_url)
+    try:
+        for text in FORMULAS:
+            records.create(inst, Actor.system_actor("test"), "item", {
+                "name": text.strip(), "notes": text, "amount": "-12.50", "qty": -3})
+    finally:
+        inst.engine.dispose()
+    path = tmp_path / f"out.{fmt}"
+    assert run("export", "item", "--output", path)[0] == 0
+    if fmt == "csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            cells = [(r["name"], r["notes"], r["amount"], r["qty"]) for r in csv.DictReader(handle)]
+        assert cells == [("'" + t.strip(), "'" + t, "-12.50", "-3") for t in FORMULAS]
+    else:
+        sheet = load_workbook(path).worksheets[0]
+        header = [c.value for c in sheet[1]]
+        for row, text in zip(sheet.iter_rows(min_row=2), FORMULAS, strict=True):
+            name, notes, amount, qty = (row[header.index(n)] for n in
+                                        ("name", "notes", "amount", "qty"))
+            assert (name.data_type, name.value) == ("s", "'" + text.strip()), text
+            # XML reads a carriage return as a line feed
+            assert (notes.data_type, notes.value) == ("s", "'" + text.replace("\r", "\n"))
+            assert (amount.data_type, float(amount.value)) == ("n", -12.5)
+            assert (qty.data_type, qty.value) == ("n", -3)
+
+    def stored() -> list[tuple]:
+        with engine.connect() as conn:
+            return [(r[0], r[1], float(r[2]), r[3]) for r in conn.execute(sa.text(
+                "SELECT name, notes, amount, qty FROM item ORDER BY id"))]
+
+    before = stored()
+    if fmt == "xlsx":
+        before = [(n, notes.replace("\r", "\n"), *rest) for n, notes, *rest in before]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM item"))
+    code, out, err = run("import", "item", path)
+    assert code == 0, err
+    assert stored() == before
 
 
 # -- demo data -----------------------------------------------------------------------------

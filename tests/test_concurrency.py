@@ -3,14 +3,12 @@ no duplicate customer, no unhandled database error — only a success or a clear
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from record_packs import FAMILY, THING
+from support import run_together
 
 from runtime.core import db
 from runtime.core.db import in_transaction
@@ -18,26 +16,6 @@ from runtime.core.errors import Conflict, RecordError, StaleVersion, ValidationF
 from runtime.write import records
 
 THREADS = 6
-
-
-def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run work(0..count-1) in threads released at the same moment; results or exceptions."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def runner(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = work(index)
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[index] = exc
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from builder.fieldtypes import REGISTRY
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
-CODE = re.compile(r"\bE[0-9]{3}\b")
+CODE = re.compile(r"\b[EW][0-9]{3}\b")  # errors and warnings
 NOT_REPORTED_BY_VALIDATE = {"E320"}  # evaluation problems at run time
-EXAMPLE = re.compile(r"^\S+:\d+:\d+: (error|warning) (E\d{3}) \S")
+EXAMPLE = re.compile(r"^\S+:\d+:\d+: (error|warning) ([EW]\d{3}) \S")
 
 
 def builder_codes() -> set[str]:
@@ -26,12 +26,12 @@ def builder_codes() -> set[str]:
 def documented(text: str) -> dict[str, str]:
     """Code -> the meaning given in a table row `| E123 | meaning |`."""
     return {m.group(1): m.group(2).strip()
-            for m in re.finditer(r"^\| (E\d{3}) \|(.+)\|\s*$", text, re.MULTILINE)}
+            for m in re.finditer(r"^\| ([EW]\d{3}) \|(.+)\|\s*$", text, re.MULTILINE)}
 
 
 def test_the_builder_codes_are_found():
     codes = builder_codes()
-    assert {"E001", "E101", "E201", "E301", "E401", "E415"} <= codes
+    assert {"E001", "E101", "E201", "E301", "E401", "E415", "W201"} <= codes
     assert len(codes) > 40
 
 
@@ -88,3 +88,34 @@ def test_links_between_docs_exist():
     for page in DOCS.glob("*.md"):
         for link in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text("utf-8")):
             assert (page.parent / link).is_file(), f"{page.name} -> {link}"
+
+
+RUNTIME = ROOT / "runtime"
+CITED_PATH = re.compile(r"`((?:runtime|builder|tools|benchmarks|tests)/[\w/.-]*)`")
+
+
+def test_architecture_md_names_every_runtime_module():
+    """docs/architecture.md lists each module by its path, or by name on the line of the
+    folder it belongs to (`http/api/` ... `crud` ...)."""
+    lines = (DOCS / "architecture.md").read_text(encoding="utf-8").splitlines()
+    text = "\n".join(lines)
+    missing = []
+    for path in sorted(RUNTIME.rglob("*.py")):
+        rel = path.relative_to(RUNTIME)
+        if rel.name == "__init__.py" or rel.parent == Path("."):
+            continue
+        folder = f"`{rel.parent.as_posix()}/`"
+        on_folder_line = any(folder in line and f"`{rel.stem}`" in line for line in lines)
+        if f"`{rel.as_posix()}`" not in text and not on_folder_line:
+            missing.append(rel.as_posix())
+    assert not missing, f"docs/architecture.md does not place {', '.join(missing)}"
+
+
+def test_every_path_the_docs_cite_exists():
+    stale = []
+    for doc in [ROOT / "README.md", *DOCS.glob("*.md"), *ROOT.glob("verticals/*/README.md")]:
+        for match in CITED_PATH.finditer(doc.read_text(encoding="utf-8")):
+            cited = match.group(1).rstrip("/.")
+            if not (ROOT / cited).exists():
+                stale.append(f"{doc.relative_to(ROOT)}: {cited}")
+    assert not stale, f"the docs cite paths that do not exist: {stale}"

@@ -21,6 +21,7 @@ from runtime.core.errors import (
     ValidationFailed,
 )
 from runtime.core.instance import Actor
+from runtime.read import timeline as read_timeline
 from runtime.write import records, timeline
 
 
@@ -224,7 +225,7 @@ def test_the_state_field_moves_only_through_a_transition(spec):
     refused = records.update(inst, actor, "offer", made["id"], {"refusal_reason": "too low"},
                              version=1, transition="refuse", comment="Sorry")
     assert refused["status"] == "refused" and refused["version"] == 2
-    [entry] = [e for e in timeline.entries(inst, actor, "offer", made["id"])
+    [entry] = [e for e in read_timeline.entries(inst, actor, "offer", made["id"])
                if e["kind"] == "transition"]
     assert entry["data"] == {"transition": "refuse", "from": "pending", "to": "refused"}
     assert entry["body"] == "Sorry"
@@ -467,9 +468,9 @@ def test_titles_and_link_titles(spec):
         assert titles["property"] == {prop["id"]: "Flat"}
         assert titles["buyer"] == {buyer["id"]: "Anna Berg"}
         assert titles["owner"] == {actor.user_id: "Administrator"}
-        assert records.title(inst, "offer", made, conn=conn) == "Flat — 190000.00"
-    assert records.title(inst, "offer", made, links=titles) == "Flat — 190000.00"
-    assert records.title(inst, "offer", made) == f"#{prop['id']} — 190000.00"
+        assert records.title(inst, "offer", made, conn=conn) == "Flat — 190,000.00"
+    assert records.title(inst, "offer", made, links=titles) == "Flat — 190,000.00"
+    assert records.title(inst, "offer", made) == f"#{prop['id']} — 190,000.00"
     assert records.title(inst, "contact", buyer) == "Anna Berg"
 
 

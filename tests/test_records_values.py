@@ -79,8 +79,6 @@ GOOD = [
     ("phone", "+44 (20) 7946-0958", "+44 (20) 7946-0958"),
     ("site", "example.com/x", "https://example.com/x"),
     ("site", "https://example.com", "https://example.com"),
-    ("doc", "report.pdf", "report.pdf"),
-    ("pic", "face.png", "face.png"),
 ]
 
 
@@ -133,6 +131,9 @@ BAD = [
     ("other", 999999, "no Thing with id 999999"),
     ("friends", "x,y", "id of a thing"),
     ("friends", [999998], "no Thing with id 999998"),
+    ("doc", "report.pdf", "id of a file attached to this record"),  # tests/test_file_fields.py
+    ("pic", "../../etc/passwd", "id of a file attached to this record"),
+    ("doc", "12345", "uploaded with the new Thing's form"),
     ("ref", "T-9999", "numbered automatically"),
     ("double", 4, "computed by a formula"),
     ("id", 5, "set by CRMForge"),

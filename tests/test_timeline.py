@@ -9,6 +9,7 @@ import pytest
 from record_packs import DESK
 
 from runtime.core.errors import Forbidden, NotFound, ValidationFailed
+from runtime.read import timeline as read_timeline
 from runtime.write import records, timeline
 
 
@@ -85,7 +86,7 @@ def test_the_timeline_merges_everything_newest_first(desk, clock):
             entity="case", record_id=case["id"], filename="photo.jpg",
             content_type="image/jpeg", size=1234, storage_key="k1", user_id=clerk.user_id,
             created_at=inst.now()))
-    got = timeline.entries(inst, clerk, "case", case["id"])
+    got = read_timeline.entries(inst, clerk, "case", case["id"])
     assert [e["kind"] for e in got] == ["attachment", "approval", "transition", "change",
                                         "note", "change"]
     attachment, approval, transition, change, note, created = got
@@ -101,15 +102,15 @@ def test_the_timeline_merges_everything_newest_first(desk, clock):
     assert created["action"] == "create"
     ats = [e["at"] for e in got]
     assert ats == sorted(ats, reverse=True)
-    assert len(timeline.entries(inst, clerk, "case", case["id"], limit=2)) == 2
+    assert len(read_timeline.entries(inst, clerk, "case", case["id"], limit=2)) == 2
 
 
 def test_changes_to_hidden_fields_stay_hidden(desk):
     inst, boss, clerk, _, case = desk
     records.update(inst, boss, "case", case["id"], {"secret": "y", "subject": "S"}, version=1)
-    seen_by_clerk = [c["field"] for e in timeline.entries(inst, clerk, "case", case["id"])
+    seen_by_clerk = [c["field"] for e in read_timeline.entries(inst, clerk, "case", case["id"])
                      if e["kind"] == "change" for c in e["changes"]]
-    seen_by_admin = [c["field"] for e in timeline.entries(inst, boss, "case", case["id"])
+    seen_by_admin = [c["field"] for e in read_timeline.entries(inst, boss, "case", case["id"])
                      if e["kind"] == "change" for c in e["changes"]]
     assert seen_by_clerk == ["subject"]
     assert sorted(seen_by_admin) == ["secret", "subject"]
@@ -118,7 +119,7 @@ def test_changes_to_hidden_fields_stay_hidden(desk):
 def test_a_record_you_cannot_read_has_no_timeline_for_you(desk):
     inst, _, _, other, case = desk
     with pytest.raises(NotFound):
-        timeline.entries(inst, other, "case", case["id"])
+        read_timeline.entries(inst, other, "case", case["id"])
     with pytest.raises(NotFound):
         timeline.add_entry(inst, other, "case", case["id"], "note", "sneaky")
 
@@ -133,10 +134,10 @@ def test_due_follow_ups_and_completing_them(desk, clock):
     theirs = records.create(inst, other, "case", {"subject": "Theirs"})
     timeline.add_entry(inst, other, "case", theirs["id"], "call", "c",
                        follow_up_on="2026-03-01")
-    due = timeline.due_follow_ups(inst, clerk, until=date(2026, 3, 4))
+    due = read_timeline.due_follow_ups(inst, clerk, until=date(2026, 3, 4))
     assert [(d["id"], d["title"], d["entity"], d["record_id"]) for d in due] == [
         (soon["id"], "Boiler", "case", case["id"])]
-    assert [d["id"] for d in timeline.due_follow_ups(inst, clerk, until=date(2026, 4, 1))] == [
+    assert [d["id"] for d in read_timeline.due_follow_ups(inst, clerk, until=date(2026, 4, 1))] == [
         soon["id"], later["id"]]
     with pytest.raises(NotFound):  # other may not even read the case
         timeline.complete_follow_up(inst, other, soon["id"])
@@ -150,7 +151,7 @@ def test_due_follow_ups_and_completing_them(desk, clock):
     assert timeline.complete_follow_up(inst, clerk, boss_entry["id"])["follow_up_done"]
     done = timeline.complete_follow_up(inst, clerk, soon["id"])
     assert done["follow_up_done"] is True
-    assert [d["id"] for d in timeline.due_follow_ups(inst, clerk, until=date(2026, 4, 1))] == [
+    assert [d["id"] for d in read_timeline.due_follow_ups(inst, clerk, until=date(2026, 4, 1))] == [
         later["id"]]
     with pytest.raises(NotFound):
         timeline.complete_follow_up(inst, clerk, 987654)

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from web_support import make_app, seed, sign_in
 
-from runtime.http.web import charts, dashboards
+from runtime.http.web import charts
+from runtime.read import dashboards
 from runtime.write import records
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from web_support import make_app, seed, sign_in, token_of
 
-from runtime.write import records, timeline
+from runtime.read import timeline
+from runtime.write import records
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 

@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from web_support import make_app, sign_in, token_of
 from workflow_pack import deal_pack, new_deal, people
 
-from runtime.process import workflow
-from runtime.process.approvals import actions as approvals
+from runtime.process import approvals, workflow
 from runtime.write import records
 
 

@@ -17,8 +17,7 @@ from workflow_pack import deal_pack, new_deal, people
 from runtime.ops import cli
 from runtime.ops import worker as worker_module
 from runtime.ops.worker import Worker, make_huey, queue_url
-from runtime.process import workflow
-from runtime.process.approvals import actions as approvals
+from runtime.process import approvals, workflow
 from runtime.write import records
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -19,7 +19,8 @@ from runtime.core.errors import (
 )
 from runtime.core.instance import Actor
 from runtime.process import workflow
-from runtime.write import records, timeline
+from runtime.read import timeline
+from runtime.write import records
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from runtime.core.instance import Actor, Instance
 from runtime.http.app import create_app
-from runtime.http.auth import set_password
+from runtime.http.auth import SESSION_KEY, set_password, start_session
 from runtime.write import records
 
 PASSWORD = "correct horse battery"
@@ -27,13 +27,12 @@ def make_app(inst: Instance, tmp_path: Any, **config: Any) -> Flask:
 
 def sign_in(client: FlaskClient, inst: Instance, actor: Actor, *, form: bool = False) -> None:
     """Sign in as `actor`: through the real login form (`form=True`: sets a password, which
-    takes a deliberately slow argon2 hash), or by writing the signed session directly."""
+    takes a deliberately slow argon2 hash), or by starting a session on the server and writing
+    its key into the signed cookie directly."""
     if not form:
-        from runtime.http.auth import SESSION_FINGERPRINT, SESSION_USER, _fingerprint
-
+        key = start_session(inst, actor.user_id)
         with client.session_transaction() as session:
-            session[SESSION_USER] = actor.user_id
-            session[SESSION_FINGERPRINT] = _fingerprint(None)  # a user without a password
+            session[SESSION_KEY] = key
         return
     set_password(inst, actor.user_id, PASSWORD)
     page = client.get("/login")

@@ -1,4 +1,4 @@
-"""The expression language of SPEC section 8: parse, check, evaluate, value slots.
+"""The expression language (docs/expressions.md): parse, check, evaluate, value slots.
 
 Plain Python only: nothing here imports Flask or SQLAlchemy. The SQL compiler lives in
 `runtime.core.expressions`.

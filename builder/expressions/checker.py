@@ -15,7 +15,7 @@ from .errors import ExpressionError
 from .nodes import Binary, BoolOp, Call, Compare, IfElse, ListLit, Literal, Name, Node, Unary
 from .parser import Expression
 
-# SPEC field type -> expression type. Adding a field type is adding one entry here.
+# field type -> expression type. Adding a field type is adding one entry here.
 FIELD_TYPES: dict[str, str] = {
     **dict.fromkeys(
         ["text", "longtext", "richtext", "email", "phone", "url", "choice", "autonumber",
@@ -34,7 +34,7 @@ USER_BUILTINS = {"id": "number", "username": "text", "roles": "list", "team": "n
 
 @dataclass(frozen=True)
 class FieldRef:
-    """A field as the checker sees it: name, SPEC type name and, for links, the target."""
+    """A field as the checker sees it: name, field type name and, for links, the target."""
 
     name: str
     type: str

@@ -1,4 +1,4 @@
-"""Evaluate a parsed expression in Python, following the null rules of SPEC section 8.
+"""Evaluate a parsed expression in Python, following the null rules of docs/expressions.md.
 
 The SQL compiler (runtime/expressions/to_sql.py) must give the same answer for every
 expression; the rules below are mirrored there and locked by a property test.

@@ -1,25 +1,40 @@
 """Every cache of the runtime, declared in one place.
 
-What is cached is built from a model version (keyed by the model's hash) or from one table
-object of it, never from a request, so a cache grows only with the model versions a process
-has served. Each cache is a `Memo` (keyed by value) or a `TableMemo` (keyed by a table's
-identity, holding the table so that a new table at a reused `id()` never gets another's value).
-`clear_all()` empties them all.
+What is cached is built from a model version (keyed by the model's hash) or from one object of
+it (a table, an entity), never from a request, so a cache grows only with the model versions a
+process has served. Each cache is a `Memo` (keyed by value) or a `TableMemo` (keyed by an
+object's identity, holding the object so that a new one at a reused `id()` never gets
+another's value). A cache whose keys also come from what users choose (a sort, a date) has a
+`limit`: past it, the cache starts again empty. `clear_all()` empties them all.
 
 | cache | key | holds |
 |---|---|---|
 | `SCHEMAS` | model hash | the `Schema` (SQLAlchemy tables) of a model |
 | `SCOPES` | model hash | the expression scope of a model (`core.context`) |
 | `OPENAPI` | model hash | the OpenAPI document (`http.api.openapi`) |
-| `ROLLUPS` | model hash | the rollups over each parent entity (`write.derived`) |
-| `STATEMENTS` | table, purpose | compiled statements (by id, insert, update, exists, ...) |
-| `JSON_PLANS` | entity, hidden fields | which fields a record's JSON shows (`core.values`) |
+| `ROLLUPS` | model hash | the rollups over each child entity (`write.derived`) |
+| `ROLLUP_GROUPS` | model hash, child | the rollup fields of a child, by parent and link |
+| `ROLLUP_ALIASES` | child table | the alias of a child table for rollup subqueries |
+| `ROLLUP_UPDATES` | parent table, child, link, date | the UPDATE of a parent's rollups (4096) |
+| `STATEMENTS` | table, purpose | by id (`core.schema`), insert, update (`write.records`), |
+| | | exists, duplicates (`write.checks`), logins, tokens, sessions (`http.auth`) |
+| `PAGE_STATEMENTS` | table, sort, direction, NULLs | a list page's SELECTs (`read.queries`; 4096) |
+| `JSON_PLANS` | entity, hidden fields | the fields a record's JSON shows (`core.values`; 4096) |
+
+Pure parse caches of a string, with nothing of a model in them, stay `functools.lru_cache`s
+(bounded, and right for any model):
+
+| function | parses |
+|---|---|
+| `core.values._bound_slot` | a field's `min`/`max` slot |
+| `read.people._path` | a user path such as `owner.manager` |
+| `process.automations._cron` | a cron schedule |
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from threading import Lock
+from threading import RLock
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -28,12 +43,14 @@ _ALL: list[Memo[Any] | TableMemo[Any]] = []
 
 
 class Memo(Generic[V]):
-    """Values built once per key; building runs under a lock, so two threads build once."""
+    """Values built once per key; building runs under a lock, so two threads build once (a
+    reentrant one: a build may read the same cache for another key)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, limit: int | None = None):
         self.name = name
+        self.limit = limit
         self._values: dict[Hashable, V] = {}
-        self._lock = Lock()
+        self._lock = RLock()
         _ALL.append(self)
 
     def get(self, key: Hashable, build: Callable[[], V]) -> V:
@@ -43,8 +60,14 @@ class Memo(Generic[V]):
             pass
         with self._lock:
             if key not in self._values:
-                self._values[key] = build()
+                value = build()
+                if self.limit is not None and len(self._values) >= self.limit:
+                    self._values.clear()
+                self._values[key] = value
             return self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def clear(self) -> None:
         with self._lock:
@@ -52,12 +75,15 @@ class Memo(Generic[V]):
 
 
 class TableMemo(Generic[V]):
-    """Values built once per (object, key), keyed by the object's identity."""
+    """Values built once per (object, key), keyed by the object's identity: a table, or an
+    entity of a model. The object is kept with its value, so it stays alive while cached and
+    a new object at a reused `id()` builds its own."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, limit: int | None = None):
         self.name = name
+        self.limit = limit
         self._values: dict[tuple[int, Hashable], tuple[Any, V]] = {}
-        self._lock = Lock()
+        self._lock = RLock()
         _ALL.append(self)
 
     def get(self, owner: Any, key: Hashable, build: Callable[[], V]) -> V:
@@ -67,8 +93,14 @@ class TableMemo(Generic[V]):
         with self._lock:
             found = self._values.get((id(owner), key))
             if found is None or found[0] is not owner:
-                found = self._values[(id(owner), key)] = (owner, build())
+                value = build()
+                if self.limit is not None and len(self._values) >= self.limit:
+                    self._values.clear()
+                found = self._values[(id(owner), key)] = (owner, value)
             return found[1]
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def clear(self) -> None:
         with self._lock:
@@ -85,5 +117,9 @@ SCHEMAS: Memo[Any] = Memo("schemas")
 SCOPES: Memo[Any] = Memo("scopes")
 OPENAPI: Memo[Any] = Memo("openapi")
 ROLLUPS: Memo[Any] = Memo("rollups")
+ROLLUP_GROUPS: Memo[Any] = Memo("rollup_groups")
+ROLLUP_ALIASES: TableMemo[Any] = TableMemo("rollup_aliases")
+ROLLUP_UPDATES: TableMemo[Any] = TableMemo("rollup_updates", limit=4096)
 STATEMENTS: TableMemo[Any] = TableMemo("statements")
-JSON_PLANS: TableMemo[Any] = TableMemo("json_plans")
+PAGE_STATEMENTS: TableMemo[Any] = TableMemo("page_statements", limit=4096)
+JSON_PLANS: TableMemo[Any] = TableMemo("json_plans", limit=4096)

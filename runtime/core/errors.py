@@ -55,13 +55,19 @@ class AwaitingApproval(Conflict):
 
 
 class StaleVersion(Conflict):
-    """Someone saved the record since the actor read it; `current` is the record now."""
+    """Someone saved the record since the actor read it; `current` is the record now.
 
-    def __init__(self, current: dict[str, Any], message: str | None = None):
+    `current` must be the record as the actor may see it — `values.to_json(entity, record,
+    hidden_fields(...))`, never the stored row — and `entity` names its entity, so that the
+    error handler can hold the answer to the reader's hidden fields once more: a write made
+    as the system on someone's behalf (a workflow move) would otherwise see every field."""
+
+    def __init__(self, current: dict[str, Any], message: str | None = None, *,
+                 entity: str | None = None):
         super().__init__(message or (
             f"This record was changed by someone else (it is now at version "
             f"{current.get('version')}); reload it, apply your change again and save."),
-            record_id=current.get("id"))
+            record_id=current.get("id"), entity=entity)
         self.current = current
 
 

@@ -1,4 +1,5 @@
-"""The field type registry, runtime half: the column type of each SPEC field type.
+"""The field type registry, runtime half: the column type of each field type
+(docs/definition-files.md).
 
 The builder half (`builder/fieldtypes.py`) says what a value may be; this one says how it is
 stored. The web layer adds widgets and formatters keyed by the same names.

@@ -8,8 +8,9 @@ that `core` and `write` never import the code that reacts to them.
   every create, update, delete and workflow move, inside its transaction, after the row and its
   audit entry are written.
 
-The process layer's automations are the one `after_write` hook CRMForge ships
-(`runtime.process.automations.after_write`).
+CRMForge ships two `after_write` hooks: the process layer's automations
+(`runtime.process.automations.after_write`) and the end of a deactivated user's web sessions
+(`runtime.core.sessions.after_write`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,12 @@ NAMING_CONVENTION = {
 }
 ON_DELETE = {"restrict": "RESTRICT", "set_null": "SET NULL", "cascade": "CASCADE"}
 USER_TABLE, TEAM_TABLE = "crm_user", "crm_team"
+PENDING_APPROVAL_INDEX = "uq_crm_approval_request_pending"
+PENDING_APPROVAL_WHERE = "status = 'pending'"
+PENDING_APPROVAL_DUPLICATES = (  # what `crmforge migrate` says when a database breaks it
+    "these records (entity, id) have more than one pending approval request: recall all but "
+    "one of each (as an admin: 'Recall this request' on the record page, or POST "
+    "/api/v1/approvals/<id>/recall), then run the migration again")
 
 
 def link_table_name(entity: Entity, field_name: str) -> str:
@@ -265,7 +271,13 @@ def _system_tables(metadata: sa.MetaData) -> None:
              sa.Column("comment", sa.Text()),
              sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
              sa.Index(None, "entity", "record_id", "status"),
-             sa.Index(None, "status"))
+             sa.Index(None, "status"),
+             # one pending request per record, held by the database: a second one fails to
+             # insert even when two transitions race (process.approvals.actions.open_request)
+             sa.Index(PENDING_APPROVAL_INDEX, "entity", "record_id", unique=True,
+                      sqlite_where=sa.text(PENDING_APPROVAL_WHERE),
+                      postgresql_where=sa.text(PENDING_APPROVAL_WHERE),
+                      info={"on_duplicates": PENDING_APPROVAL_DUPLICATES}))
     sa.Table("crm_approval_assignee", metadata,
              sa.Column("request_id", Id, sa.ForeignKey("crm_approval_request.id",
                                                        ondelete="CASCADE"), primary_key=True),
@@ -295,13 +307,24 @@ def _system_tables(metadata: sa.MetaData) -> None:
     sa.Table("crm_assign_cursor", metadata,
              sa.Column("key", sa.String(255), primary_key=True),
              sa.Column("last_user_id", sa.BigInteger()))
-    # failed sign-ins, to slow down password guessing (auth.py)
-    sa.Table("crm_login_failure", metadata,
+    # sign-in attempts per username and client address, and per username from every address
+    # (address ""), counted in one UPSERT each to slow down password guessing (http.auth)
+    sa.Table("crm_login_throttle", metadata,
+             sa.Column("username", sa.String(255), primary_key=True),
+             sa.Column("address", sa.String(64), primary_key=True),
+             sa.Column("attempts", sa.Integer(), nullable=False),
+             sa.Column("window_start", sa.DateTime(), nullable=False, index=True))
+    # web sessions: the signed cookie holds a random key, the table its sha256, so that a
+    # session can be ended on the server (sign out, everywhere, password change, deactivation)
+    sa.Table("crm_session", metadata,
              sa.Column("id", Id, primary_key=True, autoincrement=True),
-             sa.Column("username", sa.String(255), nullable=False),
-             sa.Column("address", sa.String(64)),
-             sa.Column("at", sa.DateTime(), nullable=False),
-             sa.Index(None, "username", "at"))
+             sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+             sa.Column("user_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       nullable=False, index=True),
+             sa.Column("password_fp", sa.String(16), nullable=False),
+             sa.Column("created_at", sa.DateTime(), nullable=False, index=True),
+             sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+             sa.Column("revoked_at", sa.DateTime()))
     # demo records by their `_key`, so that a pack's demo data loaded later can link to them
     sa.Table("crm_demo_key", metadata,
              sa.Column("entity", sa.String(63), primary_key=True),

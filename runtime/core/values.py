@@ -28,6 +28,7 @@ from builder.expressions import (
 )
 from builder.fieldtypes import REGISTRY, coerce
 from builder.model import Entity, Field
+from runtime.core import caches
 from runtime.core.sanitize import sanitize_html
 
 if TYPE_CHECKING:
@@ -77,21 +78,14 @@ _CONVERT: dict[type, Callable[[Any], Any]] = {
     str: _ident, int: _ident, bool: _ident, type(None): _ident,
     Decimal: lambda v: format(v, "f"), date: date.isoformat, datetime: _datetime_json,
 }
-_PLANS: dict[tuple[int, frozenset[str]], tuple[Entity, tuple[str, ...]]] = {}
 
 
 def _plan(entity: Entity, hidden: Iterable[str]) -> tuple[str, ...]:
-    """The field names a reader sees, in field order: once per entity and hidden set."""
+    """The field names a reader sees, in field order: once per entity and hidden set
+    (`caches.JSON_PLANS`)."""
     skip = hidden if isinstance(hidden, frozenset) else frozenset(hidden)
-    key = (id(entity), skip)
-    found = _PLANS.get(key)
-    if found is not None and found[0] is entity:
-        return found[1]
-    names = tuple(name for name in entity.fields if name not in skip)
-    if len(_PLANS) > 4096:
-        _PLANS.clear()
-    _PLANS[key] = (entity, names)
-    return names
+    return caches.JSON_PLANS.get(entity, skip, lambda: tuple(
+        name for name in entity.fields if name not in skip))
 
 
 def to_json(entity: Entity, record: Mapping[str, Any],
@@ -126,7 +120,22 @@ def coerce_value(field: Field, value: Any) -> Any:
         return None
     if field.type == "richtext" and result is not None:
         result = sanitize_html(result)
+    if field.type in FILE_TYPES and result is not None:
+        result = attachment_id(result)
     return result
+
+
+FILE_TYPES = ("file", "image")
+_ATTACHMENT_ID = re.compile(r"[0-9]{1,18}")  # below 2**63: a valid key on every database
+
+
+def attachment_id(text: str) -> str:
+    """A `file` / `image` value: the id of an attachment, as text ("17"). Whether that
+    attachment belongs to the record is for the write path to check."""
+    if not _ATTACHMENT_ID.fullmatch(text) or int(text) <= 0:
+        raise ValueError("must be the id of a file attached to this record; upload the file "
+                         "through the form")
+    return str(int(text))
 
 
 def readonly_reason(entity: Entity, field: Field, *, transition: bool = False,
@@ -215,6 +224,7 @@ def _reason(exc: Exception) -> str:
 # -- field rules ------------------------------------------------------------------------------
 
 
+# A pure parse of a slot string (no model in it), so a plain lru_cache: see core/caches.py.
 @lru_cache(maxsize=512)
 def _bound_slot(raw: Any) -> ValueSlot:
     return parse_slot(raw)

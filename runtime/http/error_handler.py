@@ -3,7 +3,10 @@
     {"error": {"status": 404, "message": "what happened and what to do"}}
 
 422 answers add `"errors": {"field": ["message"], "_record": ["message"]}`; 409 answers for a
-stale version add `"current"`, the version now stored. JSON is chosen for `/api/` paths and
+stale version add `"current"`, the version now stored, without the fields hidden from the
+signed-in user (`visible`: the raisers shape it so already; this is the one exit every answer
+passes, so a record raised by a write made as the system on the user's behalf is held to the
+same filter). JSON is chosen for `/api/` paths and
 for clients that prefer `application/json`; everyone else gets a page. No answer carries a
 stack trace: unexpected exceptions are logged with a reference that the answer shows.
 """
@@ -11,6 +14,7 @@ stack trace: unexpected exceptions are logged with a reference that the answer s
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app, g, render_template, request
@@ -20,6 +24,8 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from runtime.core.errors import RecordError, StaleVersion, ValidationFailed
+from runtime.http.current import EXTENSION
+from runtime.read.permissions import META_FIELDS, hidden_fields
 
 TITLES = {
     400: "Bad request", 401: "Sign-in required", 403: "Not allowed", 404: "Not found",
@@ -79,7 +85,7 @@ def describe(exc: Exception) -> tuple[int, str, dict[str, Any], list[tuple[str, 
         if isinstance(exc, ValidationFailed):
             extra["errors"] = {str(k): [str(m) for m in v] for k, v in exc.errors.items()}
         if isinstance(exc, StaleVersion):
-            extra["current"] = getattr(exc, "current", None)
+            extra["current"] = visible(exc.entity, exc.current)
         return status, message or MESSAGES[409], extra, []
     if isinstance(exc, HTTPException):
         status = exc.code or 500
@@ -87,6 +93,20 @@ def describe(exc: Exception) -> tuple[int, str, dict[str, Any], list[tuple[str, 
                    or k.lower() == "allow"]
         return status, _http_message(exc, status), {}, headers
     return 500, _internal(exc), {}, []
+
+
+def visible(entity: str | None, record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`record` (a record in its JSON shape) without the fields hidden from the signed-in
+    user; only its id, version and times when it cannot be told whose record it is or who
+    asks."""
+    if record is None:
+        return None
+    actor = g.get("actor")
+    instance = current_app.extensions.get(EXTENSION)
+    if instance is None or actor is None or entity not in instance.model.entities:
+        return {name: value for name, value in record.items() if name in META_FIELDS}
+    hidden = hidden_fields(instance, actor, entity)
+    return {name: value for name, value in record.items() if name not in hidden}
 
 
 def _http_message(exc: HTTPException, status: int) -> str:

@@ -1,4 +1,4 @@
-"""The `crmforge` command line (INTERFACES.md). Each command is a small function; the
+"""The `crmforge` command line (docs/cli.md). Each command is a small function; the
 instance commands live in `runtime/commands.py`.
 """
 

@@ -1,4 +1,4 @@
-"""The instance commands of `crmforge` (INTERFACES.md): install, upgrade, migrate, demo,
+"""The instance commands of `crmforge` (docs/cli.md): install, upgrade, migrate, demo,
 user create, token create, import, export.
 
 Each command is a small function over `runtime.process.setup` (which packs, which model),
@@ -27,7 +27,7 @@ from runtime.core.db import database_url, make_engine, write_transaction
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password
-from runtime.http.auth import create_token
+from runtime.http.auth import create_token, revoke_token
 from runtime.ops import migrate
 from runtime.ops.demo import load_demo
 from runtime.ops.serve import cmd_run
@@ -42,6 +42,7 @@ from runtime.process.setup import (
     open_instance,
     pack_paths,
 )
+from runtime.read.export import FORMATS
 from runtime.read.queries import entity_of
 from runtime.write import records
 
@@ -63,7 +64,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
                    help="apply steps that remove or rewrite data (kept aside, never dropped)")
     command("upgrade")(cmd_upgrade)
 
-    p = sub.add_parser("migrate", help="apply definition changes to the database (SPEC §10)")
+    p = sub.add_parser("migrate", help="apply definition changes to the database")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--allow-destructive", action="store_true",
                    help="apply steps that remove or rewrite data (kept aside, never dropped)")
@@ -92,11 +93,14 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     c.add_argument("username")
     c.add_argument("--label", help="what the token is for")
     _database_option(c)
+    c = actions.add_parser("revoke", help="stop a token from working, at once")
+    c.add_argument("token", help="the token as it was printed (read from stdin when '-')")
+    _database_option(c)
     command("token")(cmd_token)
 
     p = sub.add_parser("export", help="export an entity's records")
     p.add_argument("entity")
-    p.add_argument("--format", choices=["csv", "xlsx", "json"],
+    p.add_argument("--format", choices=FORMATS,
                    help="default: from --output's extension, else csv")
     p.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: stdout")
     command("export")(cmd_export)
@@ -150,7 +154,6 @@ def guarded(fn: Command) -> Command:
     """Turn a person's mistake into one message on stderr and exit status 1."""
     @wraps(fn)
     def run(args: argparse.Namespace) -> int:
-
         try:
             return fn(args)
         except (UserError, SetupError, migrate.MigrationFailed, TransferError) as exc:
@@ -457,8 +460,13 @@ def _full_name(username: str) -> str:
 
 @guarded
 def cmd_token(args: argparse.Namespace) -> int:
-
     inst = open_instance(_url(args))
+    if args.action == "revoke":
+        token = sys.stdin.readline().strip() if args.token == "-" else args.token
+        if not revoke_token(inst, token):
+            raise UserError("no such token: it was revoked already, or never issued here")
+        print("revoked")
+        return 0
     with inst.engine.connect() as conn:
         user_id = _user_id(inst, conn, args.username)
     print(create_token(inst, user_id, args.label))
@@ -472,8 +480,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
 
     fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output and
-                          args.output.suffix.lstrip(".").lower() in ("csv", "xlsx", "json")
-                          else "csv")
+                          args.output.suffix.lstrip(".").lower() in FORMATS else "csv")
     if fmt == "xlsx" and args.output is None and sys.stdout.isatty():
         raise UserError("an XLSX file is binary: give --output FILE")
     inst = open_instance(_url(args))

@@ -1,13 +1,13 @@
 """Demo data (`crmforge install --demo`): each pack's `data/*.yaml|csv` written through the one
 write path, `records.create`, once per pack.
 
-Values are value slots (SPEC §8): literals, `{field}` templates and `=expressions`, evaluated
-with the instance's clock (`listed_on: "=today() - days(40)"`). A link holds the `_key` of
-another demo record; records are created in passes — those whose links all resolve first —
-and records that link to each other in a circle are created without those links and linked
-afterwards; the keys are kept (`crm_demo_key`), so a pack whose demo data loads later can
-link to them. Links to users (and `owner`) hold usernames: users that do not exist are created
-as demo users. A bad row is reported with its file and line and skipped; the others load.
+Values are value slots (docs/expressions.md): literals, `{field}` templates and `=expressions`,
+evaluated with the instance's clock (`listed_on: "=today() - days(40)"`). A link holds the `_key` of
+another demo record; records are created in passes — those whose links all resolve first — and
+records that link to each other in a circle are created without those links and linked afterwards;
+the keys are kept (`crm_demo_key`), so a pack whose demo data loads later can link to them. Links to
+users (and `owner`) hold usernames: users that do not exist are created as demo users. A bad row is
+reported with its file and line and skipped; the others load.
 """
 
 from __future__ import annotations

@@ -7,18 +7,17 @@ kept when any row is bad. `dry_run` checks everything and keeps nothing.
 
 Columns are matched to fields by name or by label. Links take the linked record's id, or its
 title field (a username for users). `--update-by FIELD` updates the record whose FIELD holds
-the row's value, and creates one when there is none.
+the row's value, and creates one when there is none. A text cell that an export escaped
+(`'=x`: a quote before a character that starts a spreadsheet formula) imports as it was
+stored (`=x`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,13 +30,12 @@ from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
 from runtime.core.values import coerce_value
+from runtime.read.export import Export, unescape, write_export
 from runtime.read.queries import entity_of
 from runtime.write import derived, records
 
-FORMATS = ("csv", "xlsx", "json")
 SKIPPED = ("id", "created_at", "updated_at", "created_by", "updated_by", "version",
            "last_activity_at")
-PAGE = 500
 
 
 class TransferError(Exception):
@@ -90,89 +88,13 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
 # -- export --------------------------------------------------------------------------------
 
 
-def export_rows(inst: Instance, entity: str, actor: Actor | None = None
-                ) -> Iterator[dict[str, Any]]:
-    """Every record the actor may read, as JSON values, page by page (keyset pagination)."""
-
-    actor = actor or Actor.system_actor("export")
-    cursor = None
-    while True:
-        page = records.query(inst, actor, entity, sort=["id"], limit=PAGE, cursor=cursor)
-        yield from page.rows
-        cursor = page.next_cursor
-        if not cursor or not page.rows:
-            return
-
-
-def export_columns(ent: Entity) -> list[str]:
-    """`id`, the declared fields, then the other system fields (owner, created_at, ...)."""
-    declared = [f.name for f in ent.fields.values() if not f.system or ent.system]
-    return ["id", *(n for n in declared if n != "id"),
-            *(n for n in ent.fields if n not in declared and n != "id")]
-
-
 def export(inst: Instance, entity: str, fmt: str, out: IO[bytes],
            actor: Actor | None = None) -> int:
-    """Write `entity`'s records to `out` in `fmt`; returns how many."""
-    ent = inst.model.entity(entity)
-    columns = export_columns(ent)
-    rows = export_rows(inst, entity, actor)
-    count = 0
-    if fmt == "json":
-        out.write(b"[")
-        for row in rows:
-            out.write((b",\n" if count else b"\n") + json.dumps(
-                {k: row.get(k) for k in columns}, ensure_ascii=False).encode())
-            count += 1
-        out.write(b"\n]\n" if count else b"]\n")
-        return count
-    if fmt == "csv":
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        writer = csv.writer(text)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_text_cell(row.get(c)) for c in columns])
-            count += 1
-        text.flush()
-        text.detach()
-        return count
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(entity[:31])
-    sheet.append(columns)
-    for row in rows:
-        sheet.append([_xlsx_cell(ent.fields[c], row.get(c)) for c in columns])
-        count += 1
-    book.save(out)
-    return count
-
-
-def _text_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ", ".join(_text_cell(v) for v in value)
-    return str(value)
-
-
-def _xlsx_cell(f: Field, value: Any) -> Any:
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, list):
-        return ", ".join(_text_cell(v) for v in value)
-    try:
-        if f.type in ("decimal", "money", "percent"):
-            return Decimal(str(value))
-        if f.type == "date":
-            return date.fromisoformat(str(value))
-        if f.type == "datetime":
-            return datetime.fromisoformat(str(value).removesuffix("Z"))
-    except (ValueError, InvalidOperation):
-        pass
-    return str(value)
+    """Write every record of `entity` the actor (default: the system) may read to `out` as
+    `fmt`, in id order, links as ids (so the file imports back); returns how many. The
+    columns, cells and formula escaping are those of `runtime.read.export`, the web's too."""
+    return write_export(Export(inst, actor or Actor.system_actor("export"), entity), fmt,
+                        out)
 
 
 # -- reading files -----------------------------------------------------------------------
@@ -185,7 +107,9 @@ def read_file(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        # bytes, not read_text: its newline translation would turn a "\r" inside a quoted
+        # value (a note typed in a browser holds "\r\n") into "\n"
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise TransferError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
     try:
@@ -341,7 +265,7 @@ class _Importer:
         for column, name in self.mapping.items():
             value = raw.get(column)
             if isinstance(value, str):
-                value = value.strip()
+                value = unescape(value.strip())  # `'=x` as exported is `=x`
             if value is None or value == "":
                 continue
             f = self.ent.fields[name]
@@ -405,10 +329,14 @@ class _Importer:
         """A link's id: the value itself when it is a number, else the record whose title field
         (username for users) holds it."""
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():  # NaN, ±inf, 1.5
+                raise ValueError(f"must be the id of a {f.to} record")
             return int(value)
         text = str(value).strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return int(text)
+        if "\0" in text:  # no title holds one, and PostgreSQL refuses it in a query
+            raise ValueError("must not contain NUL characters")
         target = self.inst.model.entities.get(f.to or "")
         if target is None:
             raise ValueError(f"must be the id of a {f.to} record")

@@ -30,7 +30,7 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from runtime.core.db import database_url, write_transaction
 from runtime.core.instance import Instance
-from runtime.process.approvals.actions import escalate
+from runtime.process import approvals
 from runtime.process.automations import (
     SENTINEL,
     automation_key,
@@ -163,7 +163,7 @@ class Worker:
     def _escalate(self) -> int:
 
         inst = self.inst
-        return escalate(inst, inst.now())
+        return approvals.escalate(inst, inst.now())
 
     def run_pending(self, limit: int = 10_000) -> int:
         """Execute queued tasks in this process until the queue is empty (tests, `--once`)."""

@@ -1,4 +1,4 @@
-"""Automations (SPEC §7): event automations run inside the write that triggered them;
+"""Automations (docs/automations.md): event automations run inside the write that triggered them;
 scheduled ones run in the worker.
 
 Event automations hang on `Instance.hooks.after_write` through `install_hooks(inst)`, which
@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -59,21 +59,17 @@ from runtime.core.expressions import SqlContext, to_sql
 from runtime.core.hooks import WriteEvent
 from runtime.core.instance import Actor, Instance
 from runtime.core.values import same
-from runtime.process import workflow
-from runtime.process.approvals import actions as approvals
+from runtime.process import approvals, workflow
 from runtime.process.notifications import notify
-from runtime.process.workflow_support import (
-    SYSTEM,
-    add_timeline,
-    load,
-    record_link,
-    resolve_users,
-    users_with_role,
-)
+from runtime.read.addresses import record_link
+from runtime.read.people import resolve_users, users_with_role
+from runtime.read.queries import load
 from runtime.write import records
+from runtime.write.records import MAX_DEPTH  # the one limit: writes refuse to go deeper too
+from runtime.write.timeline import record_event
 
 log = logging.getLogger("crmforge.automations")
-MAX_DEPTH = 8
+SYSTEM = Actor.system_actor()
 SENTINEL = 0  # crm_schedule_run.record_id of the row that marks a whole period done
 
 
@@ -322,7 +318,7 @@ def _do_assign(inst: Instance, conn: Connection, automation: Automation, action:
         among = f"{action.among.kind} '{action.among.value}'"
         match = (f" whose {action.match} is '{record.get(action.match)}'"
                  if action.match else "")
-        add_timeline(inst, conn, automation.entity, record["id"], "automation",
+        record_event(inst, conn, automation.entity, record["id"], "automation",
                      f"{automation.label.get()}: nobody to assign — no active user with "
                      f"{among}{match}.", {"automation": automation.name, "action": "assign"},
                      None)
@@ -438,6 +434,7 @@ def automation_key(automation: Automation) -> str:
     return f"{automation.entity}.{automation.name}"
 
 
+# A pure parse of a cron string (no model in it), so a plain lru_cache: see core/caches.py.
 @lru_cache(maxsize=256)
 def _cron(expression: str):  # noqa: ANN202 - huey's validator function
     from huey import crontab
@@ -545,15 +542,3 @@ def _done(conn: Connection, runs: sa.Table, key: str, period: str, record_id: in
 def _sql_context(inst: Instance, automation: Automation, now: datetime) -> SqlContext:
     return SqlContext(automation.entity, inst.schema.table, scope_of(inst.model), None,
                       now.date(), now.replace(tzinfo=UTC))
-
-
-def forget_runs(inst: Instance, automation: Automation,
-                periods: Iterable[str] | None = None) -> int:
-    """Forget the recorded runs of an automation (all, or some periods), so that they run
-    again; for administrators who changed an automation and want it re-applied."""
-    runs = inst.schema.system("schedule_run")
-    query = runs.delete().where(runs.c.automation == automation_key(automation))
-    if periods is not None:
-        query = query.where(runs.c.period.in_(list(periods)))
-    with write_transaction(inst.engine) as conn:
-        return conn.execute(query).rowcount

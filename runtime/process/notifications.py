@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
+from runtime.core.db import write_transaction
 from runtime.core.instance import Instance
 
 log = logging.getLogger("crmforge.mail")
@@ -101,6 +102,40 @@ def mark_read(inst: Instance, conn: Connection, user_id: int,
     if notification_ids is not None:
         query = query.where(table.c.id.in_(list(notification_ids)))
     return conn.execute(query.values(read_at=inst.now())).rowcount
+
+
+def bell(inst: Instance, user_id: int, limit: int) -> dict[str, Any]:
+    """The user's unread count and latest unread notifications (`limit` of them)."""
+    with inst.engine.connect() as conn:
+        return {"count": unread_count(inst, conn, user_id),
+                "items": unread(inst, conn, user_id, limit)}
+
+
+def latest(inst: Instance, user_id: int, limit: int) -> list[dict[str, Any]]:
+    """The user's notifications, read or not, newest first."""
+    table = inst.schema.system("notification")
+    with inst.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(table).where(
+            table.c.user_id == user_id).order_by(table.c.id.desc()).limit(limit)).mappings()]
+
+
+def open_one(inst: Instance, user_id: int, notification_id: int) -> dict[str, Any] | None:
+    """Mark the user's notification read and return it; None when there is no such
+    notification of theirs."""
+    table = inst.schema.system("notification")
+    with write_transaction(inst.engine) as conn:
+        row = conn.execute(sa.select(table).where(
+            table.c.id == notification_id, table.c.user_id == user_id)).mappings().first()
+        if row is None:
+            return None
+        mark_read(inst, conn, user_id, [notification_id])
+    return dict(row)
+
+
+def mark_all_read(inst: Instance, user_id: int) -> int:
+    """Mark every unread notification of the user read; how many there were."""
+    with write_transaction(inst.engine) as conn:
+        return mark_read(inst, conn, user_id)
 
 
 # -- delivery ---------------------------------------------------------------------------------

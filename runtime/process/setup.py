@@ -21,6 +21,7 @@ from builder.diagnostics import Diagnostics
 from builder.linker import check_paths
 from builder.model import AppModel
 from builder.packs import custom_dir, discover, is_pack_dir, search_dirs
+from runtime.core import sessions
 from runtime.core.db import database_url, make_engine
 from runtime.core.instance import Instance
 from runtime.process.automations import install_hooks
@@ -150,9 +151,11 @@ def open_instance(url: str | None = None, *, check_migrated: bool = True,
 
 def assemble(model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
     """The instance serving `model` on `engine`, with its hooks wired: the model's event
-    automations run after every write (`runtime.core.hooks` lists the hooks)."""
+    automations run after every write (`runtime.core.hooks` lists the hooks), and a user
+    made inactive loses their web sessions (`runtime.core.sessions`)."""
     inst = Instance.create(model, engine, **kwargs)
     install_hooks(inst)
+    inst.hooks.add_after_write(sessions.after_write)
     return inst
 
 

@@ -1,10 +1,15 @@
-"""Workflows (SPEC §4): which transitions a user may take, and taking one.
+"""Workflows (docs/workflows.md): which transitions a user may take, and taking one.
 
 `available(inst, actor, entity, record)` lists every transition of the entity's workflow with
 whether the actor may take it now and, when not, why. `fire(...)` takes one: the checks run in
 this order, each with its HTTP answer —
 
-- the record is waiting for an approval: 409 (`AwaitingApproval`);
+- `version` given and not the record's: 409 (`StaleVersion`, `current` the record without the
+  actor's hidden fields);
+- the record is waiting for an approval: 409 (`AwaitingApproval`). The record's row is locked
+  (SELECT ... FOR UPDATE) while the checks run, and the database holds at most one pending
+  request per record, so of several submissions at once one opens the request and the others
+  get this 409;
 - the record is not in one of the transition's `from` states: 409;
 - `roles: [..]` and the actor holds none of them (inherited roles count, admins pass), or
   `roles: []` and the actor is not the system (automations): 403;
@@ -16,9 +21,9 @@ this order, each with its HTTP answer —
 Then either the record moves (through `runtime.write.records.update(..., transition=NAME)`, the one
 write path, which audits the change and runs the after-write hooks) and the transition goes on
 the record's timeline with its comment, or — when the transition has an `approval` whose
-`entry` holds — an approval request opens (`runtime.process.approvals.actions`) and the record
-stays where it
-is, locked, until the request is decided (HTTP 202).
+`entry` holds — an approval request opens (`runtime.process.approvals`) and the record stays
+where it is, locked, until the request is decided (HTTP 202). The move itself is
+`runtime.process.moves.move`, which approvals use too.
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ from runtime.core.errors import (
     ValidationFailed,
 )
 from runtime.core.instance import Actor, Instance
-from runtime.process.approvals import actions as approvals
-from runtime.process.workflow_support import as_json, entity_of, load, move
-from runtime.read.permissions import can, read_filter, roles_of
+from runtime.core.values import to_json
+from runtime.process import approvals
+from runtime.process.moves import move
+from runtime.read.permissions import can, hidden_fields, read_filter, roles_of
+from runtime.read.queries import entity_of, load, record_id_of
 from runtime.write import records
 
 
@@ -107,8 +114,7 @@ def check(inst: Instance, conn: Connection, actor: Actor, ent: Entity, transitio
     workflow = ent.workflow
     assert workflow is not None
     if approvals.pending_request(inst, conn, ent.name, record["id"]) is not None:
-        return Check("approval", 409, "This record is waiting for an approval; it can move "
-                     "once the request is decided or recalled.")
+        return Check("approval", 409, approvals.WAITING)
     state = record.get(workflow.field)
     if state not in transition.from_states:
         allowed = " or ".join(f"'{state_label(workflow, s)}'" for s in transition.from_states)
@@ -162,7 +168,7 @@ def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, An
             return available(inst, actor, entity, record, conn=own)
     ent, workflow = workflow_of(inst, entity)
     if not isinstance(record, Mapping):
-        found = load(inst, conn, entity, record)
+        found = load(inst, conn, entity, record_id_of(ent, record))
         if found is not None and not (actor.all_powerful
                                       or _readable(inst, actor, entity, found, conn)):
             found = None
@@ -202,13 +208,16 @@ def fire(inst: Instance, actor: Actor, entity: str, record_id: int, transition: 
             return fire(inst, actor, entity, record_id, transition, comment=comment,
                         values=values, version=version, conn=own, depth=depth)
     ent, workflow, t = transition_of(inst, entity, transition)
-    record = load(inst, conn, entity, record_id)
+    # The row stays locked until the transaction ends (PostgreSQL; SQLite's write transaction
+    # holds the whole database): two submissions of one record are checked one after the
+    # other, so the second sees the first one's approval request or move.
+    record = load(inst, conn, entity, record_id_of(ent, record_id), for_update=True)
     if record is None or not (actor.all_powerful or _readable(inst, actor, entity, record,
                                                                conn)):
         raise NotFound(f"There is no {ent.label.get().lower()} {record_id} (or you may not "
                        "see it).")
     if version is not None and int(version) != record["version"]:
-        raise StaleVersion(record)
+        raise StaleVersion(_as_json(inst, actor, ent, record), entity=entity)
     comment = (comment or "").strip() or None
     values = {k: v for k, v in dict(values or {}).items() if k != workflow.field}
     problem = check(inst, conn, actor, ent, t, record)
@@ -232,9 +241,16 @@ def fire(inst: Instance, actor: Actor, entity: str, record_id: int, transition: 
                                          comment=comment, depth=depth)
         moved = request.pop("record")
         status = 200 if request["status"] == approvals.APPROVED else 202
-        return Result(status, as_json(inst, actor, entity, moved), request, t.name)
+        return Result(status, _as_json(inst, actor, ent, moved), request, t.name)
     moved = move(inst, conn, actor, entity, record, t.name, comment=comment, depth=depth)
-    return Result(200, as_json(inst, actor, entity, moved), None, t.name)
+    return Result(200, _as_json(inst, actor, ent, moved), None, t.name)
+
+
+def _as_json(inst: Instance, actor: Actor, ent: Entity, record: Mapping[str, Any]
+             ) -> dict[str, Any]:
+    """A record as the actor may see it (without their hidden fields): every record `fire`
+    puts into an answer or an error goes through here."""
+    return to_json(ent, record, hidden_fields(inst, actor, ent.name))
 
 
 def _readable(inst: Instance, actor: Actor, entity: str, record: Mapping[str, Any],

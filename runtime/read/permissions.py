@@ -1,4 +1,4 @@
-"""Who may do what to which records (SPEC §6).
+"""Who may do what to which records (docs/permissions.md).
 
 An entity's `permissions` map roles to rules. A user's roles are taken with everything they
 inherit (`model.role_closure`); several roles combine to the most permissive answer: a record
@@ -8,7 +8,11 @@ imports, installs) may do everything.
 
 The built-in `user` and `team` entities are readable by every signed-in user — only the
 fields `username`, `full_name`, `email`, `team`, `manager`, `active` (users) and `name`,
-`manager` (teams) — and writable by admins only.
+`manager` (teams) — and writable (and annotated) by admins only.
+
+`comment` is the right to add notes and log activities on a record's timeline
+(`runtime.write.timeline.add_entry`); a role that does not give it has its `update` rule
+(the linker copies it), so who may change a record may annotate it.
 
 `read` rules run in SQL (`read_filter`), so the row filter holds in lists, counts, search and
 single-record reads alike; the other rules are evaluated in Python on the record.
@@ -33,8 +37,8 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-Action = Literal["read", "create", "update", "delete"]
-ACTIONS = ("read", "create", "update", "delete")
+Action = Literal["read", "create", "update", "delete", "comment"]
+ACTIONS = ("read", "create", "update", "delete", "comment")
 META_FIELDS = ("id", "created_at", "updated_at", "version")
 PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
     "user": ("username", "full_name", "email", "team", "manager", "active"),

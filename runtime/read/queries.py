@@ -12,22 +12,31 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from builder.diagnostics import did_you_mean
-from builder.fieldtypes import REGISTRY, coerce, phone_digits
+from builder.fieldtypes import MAX_INTEGER, coerce, phone_digits
 from builder.model import Entity, Field
+from runtime.core import caches
 from runtime.core.errors import BadRequest, NotFound
 from runtime.core.schema import by_id
 from runtime.core.values import json_value, to_json
+from runtime.read.listrequest import (
+    MAX_LIMIT,
+    TEXT_TYPES,
+    Filter,
+    checked_filter,
+    default_sort,
+    sort_key,
+)
 from runtime.read.permissions import hidden_fields, read_filter
 from runtime.read.titles import link_titles, title, titles_of
 
@@ -36,13 +45,8 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-MAX_LIMIT = 500
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")
-ORDERED_OPERATORS = ("gt", "gte", "lt", "lte")
-TEXT_TYPES = ("text", "longtext", "richtext", "email", "phone", "url", "choice",
-              "autonumber", "file", "image")
-UNSORTABLE = ("links", "multichoice", "longtext", "richtext")
 PHONE_PUNCTUATION = " ()./-+"
+MAX_ID = MAX_INTEGER  # ids are 64-bit: a larger number names no record (and overflows SQL)
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,28 @@ def record_id_of(ent: Entity, record_id: Any) -> int:
     try:
         if isinstance(record_id, bool):
             raise ValueError
-        number = int(str(record_id).strip())
-        if number <= 0 or number > 2**63 - 1:
+        number = as_id(record_id)
+        if number is None:
             raise ValueError
         return number
     except (TypeError, ValueError):
         raise NotFound(f"There is no {ent.label} with id {str(record_id)[:40]!r}; record ids "
                        "are positive whole numbers.") from None
+
+
+def as_id(value: Any) -> int | None:
+    """`value` as a row id (1 … 2⁶³-1), from an int or its digits; None when it cannot be one
+    (the one check of ids that come from outside: addresses, forms, cursors)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            return None
+        value = int(text)
+    if not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        return None
+    return value
 
 
 def not_found(ent: Entity, record_id: Any) -> NotFound:
@@ -162,40 +181,6 @@ def phone_digits_sql(column: Any) -> Any:
     return expr
 
 
-def _split(raw: Any) -> list[str]:
-    items = raw if isinstance(raw, list | tuple) else [raw]
-    result: list[str] = []
-    for item in items:
-        if isinstance(item, str):
-            result.extend(part.strip() for part in item.split(",") if part.strip())
-        elif item is not None:
-            result.append(item)
-    return result
-
-
-def _one(raw: Any) -> Any:
-    if isinstance(raw, list | tuple):
-        if len(raw) != 1:
-            raise ValueError("takes one value; use __in for several")
-        return raw[0]
-    return raw
-
-
-def _filter_value(actor: Actor, field: Field, raw: Any) -> Any:
-    if field.type in ("link", "links") and isinstance(raw, str) and raw.strip() == "me" \
-            and field.to == "user":
-        return actor.user_id
-    if field.type in ("multichoice", "links"):
-        single = Field(field.name, "choice" if field.type == "multichoice" else "link",
-                       field.label, field.pack, options=field.options, to=field.to)
-        return coerce(single, raw)
-    if field.type in ("text", "longtext", "richtext", "autonumber", "file", "image"):
-        return str(raw).strip()
-    if field.type == "phone":
-        return phone_digits(str(raw))
-    return coerce(field, raw)
-
-
 def _json_has(conn_dialect: str, column: Any, value: str) -> ColumnElement:
     """Whether a JSON list column holds `value`."""
     if conn_dialect == "postgresql":
@@ -257,51 +242,18 @@ def _bound(column: Any, value: Any) -> Any:
 
 
 def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
-                   filters: Mapping[str, Any] | None, hidden: frozenset[str],
-                   dialect: str) -> list[ColumnElement]:
-    """SQL for API-style filters: `field=value`, `field__gt=value`, ... (see OPERATORS)."""
+                   filters: Mapping[str, Any] | Iterable[Filter] | None,
+                   hidden: frozenset[str], dialect: str) -> list[ColumnElement]:
+    """SQL for filters: a `ListRequest`'s (field, operator, value) triples, or a mapping of
+    API-style keys (`field=value`, `field__gt=value`, ...); each is read and checked by
+    `listrequest.checked_filter`, so both mean the same."""
+    items = filters.items() if isinstance(filters, Mapping) else (
+        (f.key, f.value) for f in filters or ())
     clauses = []
-    for key, raw in (filters or {}).items():
-        name, op = key, "eq"
-        head, sep, tail = key.rpartition("__")
-        if sep and tail in OPERATORS:
-            name, op = head, tail
-        elif sep and head in ent.fields and head not in hidden:
-            raise BadRequest(f"Unknown filter operator '__{tail}' in '{key}'; use one of: "
-                             + ", ".join("__" + o for o in OPERATORS if o != "eq") + ".")
-        field = ent.fields.get(name)
-        if field is None or name in hidden:
-            hint = did_you_mean(name, [f for f in ent.fields if f not in hidden])
-            raise BadRequest(f"Cannot filter {ent.plural} by '{name}': there is no such field"
-                             + (f" ({hint})" if hint else "") + ".")
-        if op in ORDERED_OPERATORS and not REGISTRY[field.type].ordered:
-            raise BadRequest(f"'{key}': {name} is a {field.type} field and has no order; use "
-                             "=, __ne, __in, __contains or __isnull.")
-        if op == "contains" and field.type not in (*TEXT_TYPES, "multichoice", "links"):
-            raise BadRequest(f"'{key}': __contains works on text and list fields; "
-                             f"{name} is a {field.type} field.")
-        try:
-            if op == "isnull":
-                text = str(_one(raw)).strip().lower()
-                if text not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError("must be true or false")
-                values: list[Any] = [text in ("true", "1", "yes")]
-            elif op == "in":
-                values = [_filter_value(actor, field, v) for v in _split(raw)]
-                if not values:
-                    raise ValueError("needs at least one value (a comma-separated list)")
-            else:
-                one = _one(raw)
-                values = [_filter_value(actor, field, one) if op != "contains" or field.type
-                          in ("multichoice", "links") else str(one)]
-                if field.type == "datetime" and isinstance(one, str) and len(one.strip()) == 10:
-                    values.append("day")
-        except ValueError as exc:
-            raise BadRequest(f"Filter '{key}': the value {str(raw)[:60]!r} {exc}.") from None
-        if op != "isnull" and any(v is None for v in values):
-            raise BadRequest(f"Filter '{key}' has no value; use {name}__isnull=true to find "
-                             "empty ones.")
-        clauses.append(_field_clause(inst, dialect, ent, table, field, op, values))
+    for key, raw in items:
+        flt, values = checked_filter(ent, key, raw, hidden, actor.user_id)
+        clauses.append(_field_clause(inst, dialect, ent, table, ent.fields[flt.field], flt.op,
+                                     values))
     return clauses
 
 
@@ -336,8 +288,9 @@ def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
                          if n in target.fields and target.fields[n].type in TEXT_TYPES]
                 if inner:
                     options.append(column.in_(sa.select(ttable.c.id).where(sa.or_(*inner))))
-        if word.isdigit() and len(word) < 19:
-            options.append(table.c.id == int(word))
+        record_id = as_id(word)  # a record's id finds it ("²" is a digit, but no number)
+        if record_id is not None:
+            options.append(table.c.id == record_id)
         per_word.append(sa.or_(sa.false(), *options))
     clause = sa.and_(*per_word)
     digits = phone_digits(text)
@@ -349,7 +302,7 @@ def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
 
 
 def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
-                  filters: Mapping[str, Any] | None, q: str | None,
+                  filters: Mapping[str, Any] | Iterable[Filter] | None, q: str | None,
                   dialect: str) -> list[ColumnElement]:
     hidden = hidden_fields(inst, actor, ent.name)
     clauses = []
@@ -373,17 +326,10 @@ def sort_keys(ent: Entity, sort: Sequence[str] | str | None,
         sort = [sort]
     items = [s.strip() for item in (sort or ()) for s in str(item).split(",") if s.strip()]
     if not items:  # the list view's sort, without what this reader may not see
-        items = [s for s in ent.views.list.sort if s.lstrip("-+") not in hidden] or ["id"]
+        items = list(default_sort(ent, hidden)) or ["id"]
     keys: list[tuple[str, bool]] = []
     for item in items:
-        name, descending = item.lstrip("-+"), item.startswith("-")
-        field = ent.fields.get(name)
-        if field is None or name in hidden:
-            hint = did_you_mean(name, [f for f in ent.fields if f not in hidden])
-            raise BadRequest(f"Cannot sort {ent.plural} by '{name}': there is no such field"
-                             + (f" ({hint})" if hint else "") + ".")
-        if field.type in UNSORTABLE:
-            raise BadRequest(f"Cannot sort by '{name}': {field.type} fields have no order.")
+        name, descending = sort_key(ent, item, hidden)
         if name not in (k for k, _ in keys):
             keys.append((name, descending))
     if "id" not in (k for k, _ in keys):
@@ -407,16 +353,13 @@ def _decode_key(field: Field | None, value: Any) -> Any:
         return None
     kind = "integer" if field is None or field.name == "id" else field.type
     if kind in ("integer", "link"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ID:
+            raise ValueError  # past 2⁶³ no database integer compares with it
         return value
     if kind in ("decimal", "money", "percent"):
-        if not isinstance(value, str):
+        if not isinstance(value, str) or field is None:
             raise ValueError
-        number = Decimal(value)
-        if not number.is_finite():
-            raise ValueError
-        return number
+        return coerce(field, value)  # a value the column holds: not 1e999999, not NaN
     if kind == "boolean":
         if not isinstance(value, bool):
             raise ValueError
@@ -523,19 +466,18 @@ def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any
     return [(part, 1)]
 
 
-_PAGE_STATEMENTS: dict[tuple[Any, ...], tuple[sa.Table, list[Any]]] = {}
-
-
 def _page_statements(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
                      values: list[Any] | None, forward: bool) -> list[Any]:
     """The SELECTs of an unfiltered page (see `_segments`), cursor values and the limit
     as parameters (`k0`…, `lim`): built and cache-keyed once per table, sort, direction and
     which cursor values are NULL."""
     shape = None if values is None else tuple(v is None for v in values)
-    key = (id(table), tuple(keys), forward, shape)
-    found = _PAGE_STATEMENTS.get(key)
-    if found is not None and found[0] is table:
-        return found[1]
+    return caches.PAGE_STATEMENTS.get(table, (tuple(keys), forward, shape), lambda: _build_page(
+        table, columns, keys, values, forward))
+
+
+def _build_page(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
+                values: list[Any] | None, forward: bool) -> list[Any]:
     params = None if values is None else [
         None if v is None else sa.bindparam(f"k{i}", type_=column.type)
         for i, (v, column) in enumerate(zip(values, columns, strict=True))]
@@ -543,14 +485,11 @@ def _page_statements(table: sa.Table, columns: list[Any], keys: list[tuple[str, 
         *_order(columns, keys, forward, not_null=not_null)).limit(
         sa.bindparam("lim", type_=sa.Integer())) for part, not_null in
         _segments(columns, keys, params, forward)]
-    if len(_PAGE_STATEMENTS) > 4096:
-        _PAGE_STATEMENTS.clear()
-    _PAGE_STATEMENTS[key] = (table, statements)
     return statements
 
 
 def query(inst: Instance, actor: Actor, entity: str, *,
-          filters: Mapping[str, Any] | None = None, q: str | None = None,
+          filters: Mapping[str, Any] | Iterable[Filter] | None = None, q: str | None = None,
           sort: Sequence[str] | str | None = None, limit: int = 50, cursor: str | None = None,
           conn: Connection | None = None) -> Page:
     """One page of the records the actor may read, filtered, searched and sorted."""
@@ -610,8 +549,8 @@ def query(inst: Instance, actor: Actor, entity: str, *,
 
 
 def count(inst: Instance, actor: Actor, entity: str, *,
-          filters: Mapping[str, Any] | None = None, q: str | None = None, cap: int = 10000,
-          conn: Connection | None = None) -> tuple[int, bool]:
+          filters: Mapping[str, Any] | Iterable[Filter] | None = None, q: str | None = None,
+          cap: int = 10000, conn: Connection | None = None) -> tuple[int, bool]:
     """(how many records match, whether that is exact): counting stops at `cap`."""
     ent = entity_of(inst, entity)
     table = inst.schema.table(entity)

@@ -1,142 +1,399 @@
-"""Record titles: the entity's `title` template or `title_field`, with linked records shown by
-their own titles — for one record, or for a whole page with one query per linked entity.
+"""Record titles: the one renderer behind every page, list, picker, message and API answer.
+
+A title is the entity's `title` template, else its `title_field`, else "Label #id". In a
+template `{field}` shows the value as people read it (a choice by its label, money with its
+currency, a date as "Mar 2, 2026"), `{link}` the linked record's own title, and `{link.field}`
+— or deeper, `{link.link.field}` — a field of the linked record. Separators left dangling by
+empty values are dropped ("Flat — " reads "Flat").
+
+Linked records are read for a whole page at once: one query per linked entity and level of
+links, however many rows. Read for an actor, every linked record goes through their row filter
+(`permissions.read_filter`): one they may not read shows as "#id" and its fields as empty, and
+fields hidden from them show as empty.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.expressions import EvalContext, render_template, template_names
 from builder.expressions.slots import format_value
-from builder.model import Entity, Field
-from runtime.core.context import Fetcher, scope_of
-from runtime.read.permissions import read_filter
+from builder.model import AppModel, Entity, Field
+from runtime.core.context import scope_of
+from runtime.read.permissions import hidden_fields, native, read_filter
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from runtime.core.instance import Actor, Instance
 
+NESTING = 2  # levels of `{link}` titles inside a title; deeper links read "#id"
+CHUNK = 500  # ids per `IN (...)` of one query
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹"}
+
+Row = Mapping[str, Any]
+Links = Mapping[str, Mapping[Any, str]]  # link field -> {id: title}
+
+
+# -- values as people read them ---------------------------------------------------------------
+
+def number_text(value: Any) -> str:
+    """1234567.50 -> "1,234,567.5"; an integer keeps no decimals."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, Decimal):
+        text = f"{value:,f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def money_text(value: Any, f: Field) -> str:
+    """415000 -> "€415,000.00" (the field's scale and currency; an unknown code follows)."""
+    amount = f"{Decimal(value):,.{f.scale if f.scale is not None else 2}f}" \
+        if isinstance(value, Decimal | int | float) and not isinstance(value, bool) \
+        else str(value)
+    code = (f.currency or "").upper()
+    symbol = CURRENCY_SYMBOLS.get(code)
+    if symbol:
+        return f"-{symbol}{amount[1:]}" if amount.startswith("-") else f"{symbol}{amount}"
+    return f"{amount} {code}".strip()
+
+
+def percent_text(value: Any) -> str:
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        return f"{Decimal(value):,.1f}".rstrip("0").rstrip(".") + "%"
+    return str(value)
+
+
+def date_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%b %-d, %Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%b %-d, %Y")
+    return str(value)
+
+
+def readable(f: Field | None, value: Any, language: str | None = None) -> str:
+    """A value of field `f` as plain text people read; empty for no value. Links are the
+    renderer's business (they need the linked records)."""
+    if value is None or value == "" or value == []:
+        return ""
+    kind = f.type if f is not None else None
+    if f is not None and kind == "choice":
+        return f.option_label(value, language)
+    if f is not None and kind == "multichoice":
+        items = value if isinstance(value, list | tuple) else [value]
+        return ", ".join(f.option_label(v, language) for v in items)
+    if kind == "boolean":
+        return "Yes" if value else "No"
+    if f is not None and kind == "money":
+        return money_text(value, f)
+    if kind in ("integer", "decimal") and f is not None and f.name not in ("id", "version"):
+        return number_text(value)  # an id reads "#1234", not "#1,234"
+    if kind == "percent":
+        return percent_text(value)
+    if kind in ("date", "datetime"):
+        return date_text(value)
+    return format_value(value)
+
+
+# -- what a title needs read ------------------------------------------------------------------
+
+@dataclass
+class _Step:
+    """The records one link field points to, and the links to follow from them in turn."""
+
+    target: str
+    then: dict[str, _Step] = field(default_factory=dict)
+
+
+Plan = dict[str, _Step]  # link field -> step
+
+
+def _paths(ent: Entity, template: str | None) -> list[tuple[str, ...]]:
+    """The field paths a title (or another template over `ent`) names. In a template other
+    than the title, `{title}` (when there is no field of that name) is the record's title."""
+    if template is None:
+        if ent.title:
+            return list(template_names(ent.title))
+        return [(ent.title_field,)] if ent.title_field in ent.fields else []
+    found: list[tuple[str, ...]] = []
+    for path in template_names(template):
+        found += _paths(ent, None) if _is_own_title(ent, path) else [path]
+    return found
+
+
+def _is_own_title(ent: Entity, path: tuple[str, ...]) -> bool:
+    return path == ("title",) and "title" not in ent.fields
+
+
+def _add(model: AppModel, entity: str, path: tuple[str, ...], budget: int, plan: Plan) -> None:
+    """Add to `plan` the links to follow for `path`: through every link of a dotted path,
+    and into the linked record's own title for a link at its end (`budget` levels deep)."""
+    ent = model.entities.get(entity)
+    f = ent.fields.get(path[0]) if ent is not None else None
+    if f is None or f.type not in ("link", "links") or f.to not in model.entities:
+        return
+    step = plan.setdefault(f.name, _Step(f.to))
+    if len(path) > 1:
+        _add(model, f.to, path[1:], budget, step.then)
+    elif budget > 0:
+        for inner in _paths(model.entity(f.to), None):
+            _add(model, f.to, inner, budget - 1, step.then)
+
 
 def _link_ids(value: Any) -> list[int]:
     items = value if isinstance(value, list | tuple) else [value]
-    return [int(v) for v in items if isinstance(v, int) and not isinstance(v, bool)]
+    found = []
+    for item in items:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            found.append(item)
+        elif isinstance(item, str) and item.isdigit():
+            found.append(int(item))
+    return found
 
 
-def title(inst: Instance, entity: str, record: Mapping[str, Any], *,
-          conn: Connection | None = None,
-          links: Mapping[str, Mapping[int, str]] | None = None) -> str:
-    """The record's title: the entity's `title` template or `title_field`.
-
-    A link inside the title shows the linked record's title — taken from `links` (as
-    `link_titles` returns them), else looked up through `conn`, else shown as "#id".
-    """
-    ent = inst.model.entity(entity)
-    fetch = Fetcher(inst, conn) if conn is not None else (lambda _entity, _key: None)
-
-    def linked(field: Field, value: Any) -> str:
-        if value is None:
-            return ""
-        known = (links or {}).get(field.name, {})
-        if value in known:
-            return known[value]
-        if conn is not None and field.to in inst.model.entities:
-            row = fetch(field.to, value)
-            if row is not None:
-                return _plain_title(inst, inst.model.entity(field.to), row)
-        return f"#{value}"
-
-    def formatter(path: tuple[str, ...], value: Any) -> str:
-        field = ent.fields.get(path[0])
-        if len(path) == 1 and field is not None:
-            if field.type == "link":
-                return linked(field, value)
-            if field.type == "choice":
-                return field.option_label(value)
-        return format_value(value)
-
-    if ent.title:
-        ctx = EvalContext(record=record, entity=entity, fetch=fetch, scope=scope_of(inst.model))
-        text = _trim(render_template(ent.title, ctx, formatter=formatter))
-    elif ent.title_field and ent.title_field in ent.fields:
-        text = formatter((ent.title_field,), record.get(ent.title_field))
-    else:
-        text = ""
-    return text.strip() or f"{ent.label} #{record.get('id')}"
+def _field_at(model: AppModel, entity: str, path: tuple[str, ...]) -> Field | None:
+    """The field a dotted path ends at (`property.code` of an offer: property's `code`)."""
+    for index, name in enumerate(path):
+        ent = model.entities.get(entity)
+        f = ent.fields.get(name) if ent is not None else None
+        if f is None or index == len(path) - 1:
+            return f
+        if f.type != "link" or not f.to:
+            return None
+        entity = f.to
+    return None
 
 
 _LEADING = re.compile(r"^\s*(?:[,;]+\s*|[—–\-:|/·]+\s+)+")
 _ONLY_SEPARATORS = re.compile(r"[\s—–\-,:;|/·]*")
-_TRAILING = re.compile(r"(?:\s*[,;]+|\s+[—–\-:|/·]+)+\s*$")
+_TRAILING = re.compile(r"(?:\s*[,;:]+|\s+[—–\-|/·]+)+\s*$")
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
+_SPACES = re.compile(r"\s+")
 
 
 def _trim(text: str) -> str:
-    """A rendered title without the separators left dangling by empty fields
-    ("Flat — " -> "Flat"); a leading minus sign stays ("-5.00")."""
-    text = _TRAILING.sub("", _LEADING.sub("", text.strip())).strip()
+    """A rendered title on one line, without the separators and brackets left dangling by
+    empty fields ("Flat — " -> "Flat", "P-1: " -> "P-1", "Anna ()" -> "Anna"); a leading
+    minus sign stays ("-5.00")."""
+    text = _SPACES.sub(" ", _EMPTY_BRACKETS.sub("", text)).strip()
+    text = _TRAILING.sub("", _LEADING.sub("", text)).strip()
     return "" if _ONLY_SEPARATORS.fullmatch(text) else text
 
 
-def _plain_title(inst: Instance, ent: Entity, row: Mapping[str, Any],
-                 nested: Mapping[str, Mapping[int, str]] | None = None) -> str:
-    return title(inst, ent.name, row, links=nested or {})
+# -- the renderer -----------------------------------------------------------------------------
 
+class TitleReader:
+    """Titles for one page or one operation. The records titles link to are read once — in
+    one query per entity and level of links — through the actor's row filter when there is an
+    actor, and kept for the rest of the operation. Without `conn` nothing is looked up:
+    links read "#id" and dotted fields are empty."""
 
-def titles_of(inst: Instance, conn: Connection, entity: str, ids: set[int],
-              actor: Actor | None, depth: int = 1) -> dict[int, str]:
-    """{id: title} of the `entity` records with these ids (those `actor` may read, when
-    given); links inside titles are resolved `depth` levels deep, one query per entity."""
-    ent = inst.model.entity(entity)
-    table = inst.schema.table(entity)
-    rows: list[dict[str, Any]] = []
-    id_list = sorted(ids)
-    for start in range(0, len(id_list), 500):
-        stmt = sa.select(table).where(table.c.id.in_(id_list[start:start + 500]))
-        if actor is not None:
-            row_filter = read_filter(inst, actor, entity, table)
+    def __init__(self, inst: Instance, conn: Connection | None, actor: Actor | None = None):
+        self.inst = inst
+        self.conn = conn
+        self.actor = actor
+        self.language = actor.language if actor is not None else None
+        self._rows: dict[str, dict[int, dict[str, Any] | None]] = {}
+        self._plans: dict[tuple[str, str | None, int], Plan] = {}
+
+    # -- reading linked records --
+
+    def row(self, entity: str, key: Any) -> dict[str, Any] | None:
+        """The `entity` record with id `key` as the reader may see it, or None (missing,
+        not readable, or no connection)."""
+        ids = _link_ids(key)
+        if len(ids) != 1 or isinstance(key, list | tuple):
+            return None
+        self.load(entity, ids)
+        return self._rows.get(entity, {}).get(ids[0])
+
+    def load(self, entity: str, ids: Iterable[int]) -> None:
+        """Read the `entity` records with these ids not read yet: one query per 500 ids."""
+        known = self._rows.setdefault(entity, {})
+        missing = sorted({i for i in ids if i not in known})
+        if not missing:
+            return
+        if self.conn is None or entity not in self.inst.model.entities:
+            known.update(dict.fromkeys(missing))
+            return
+        table = self.inst.schema.table(entity)
+        row_filter = read_filter(self.inst, self.actor, entity, table) \
+            if self.actor is not None else None
+        hidden = hidden_fields(self.inst, self.actor, entity) \
+            if self.actor is not None else frozenset()
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start:start + CHUNK]
+            stmt = sa.select(table).where(table.c.id.in_(chunk))
             if row_filter is not None:
                 stmt = stmt.where(row_filter)
-        rows += [dict(r) for r in conn.execute(stmt).mappings()]
-    nested: dict[str, dict[int, str]] = {}
-    if depth > 0 and ent.title:
-        wanted: dict[str, set[int]] = {}
-        for path in template_names(ent.title):
-            field = ent.fields.get(path[0])
-            if len(path) == 1 and field is not None and field.type == "link" and field.to:
-                for row in rows:
-                    wanted.setdefault(field.name, set()).update(_link_ids(row.get(field.name)))
-        for name, field_ids in wanted.items():
-            target = ent.fields[name].to
-            assert target is not None
-            nested[name] = titles_of(inst, conn, target, field_ids, actor, depth - 1)
-    return {row["id"]: _plain_title(inst, ent, row, nested) for row in rows}
+            found = {r["id"]: {k: v for k, v in r.items() if k not in hidden}
+                     for r in self.conn.execute(stmt).mappings()}
+            known.update({i: found.get(i) for i in chunk})
+
+    def plan(self, entity: str, template: str | None, budget: int) -> Plan:
+        key = (entity, template, budget)
+        if key not in self._plans:
+            plan: Plan = {}
+            for path in _paths(self.inst.model.entity(entity), template):
+                _add(self.inst.model, entity, path, budget, plan)
+            self._plans[key] = plan
+        return self._plans[key]
+
+    def prefetch(self, plan: Plan, rows: Sequence[Row]) -> None:
+        """Read every record `plan` reaches from `rows`, level by level: one query per
+        linked entity and level."""
+        level = [(plan, list(rows))]
+        while level:
+            wanted: dict[str, set[int]] = {}
+            for steps, found in level:
+                for name, step in steps.items():
+                    ids = wanted.setdefault(step.target, set())
+                    for row in found:
+                        ids.update(_link_ids(row.get(name)))
+            for target, ids in wanted.items():
+                self.load(target, ids)
+            following = []
+            for steps, found in level:
+                for name, step in steps.items():
+                    if step.then:
+                        linked = [self.row(step.target, i) for r in found
+                                  for i in _link_ids(r.get(name))]
+                        following.append((step.then, [r for r in linked if r is not None]))
+            level = following
+
+    # -- rendering --
+
+    def render(self, entity: str, row: Row, template: str | None = None,
+               budget: int = NESTING, links: Links | None = None) -> str:
+        """The title of `row` (or `template` over it, falling back to the title); the
+        records it needs should be read already (`prefetch`), else they are read one by
+        one."""
+        model = self.inst.model
+        ent = model.entity(entity)
+        record = native(ent, row)
+
+        def show(path: tuple[str, ...], value: Any) -> str:
+            if template is not None and _is_own_title(ent, path):
+                return self.render(entity, row, None, budget, links)
+            f = _field_at(model, entity, path)
+            if f is not None and f.type in ("link", "links") and f.to:
+                known = (links or {}).get(f.name, {}) if len(path) == 1 else {}
+                return ", ".join(known.get(i) or self.link_title(f.to, i, budget)
+                                 for i in _link_ids(value))
+            return readable(f, value, self.language)
+
+        text = ""
+        if template is not None or ent.title:
+            ctx = EvalContext(record=record, entity=entity, fetch=self.row,
+                              scope=scope_of(model))
+            text = _trim(render_template(template or ent.title or "", ctx, formatter=show))
+        elif ent.title_field in ent.fields:
+            text = _trim(show((ent.title_field,), record.get(ent.title_field)))
+        if not text and template is not None:
+            return self.render(entity, row, None, budget, links)
+        return text or f"{ent.label.get(self.language)} #{row.get('id')}"
+
+    def link_title(self, entity: str, key: int, budget: int) -> str:
+        """How a link to `entity` #key reads inside a title: the linked record's title, or
+        "#key" when it is missing, not readable, or nested too deep."""
+        row = self.row(entity, key) if budget > 0 else None
+        return f"#{key}" if row is None else self.render(entity, row, None, budget - 1)
+
+    # -- pages --
+
+    def titles(self, entity: str, rows: Sequence[Row], template: str | None = None,
+               budget: int = NESTING) -> dict[Any, str]:
+        """{id: title} of `rows` (or of `template` over them, see `render`)."""
+        self.prefetch(self.plan(entity, template, budget), rows)
+        return {row.get("id"): self.render(entity, row, template, budget) for row in rows}
+
+    def titles_of(self, entity: str, ids: Iterable[int],
+                  budget: int = NESTING) -> dict[int, str]:
+        """{id: title} of the `entity` records with these ids that the reader may read."""
+        wanted = sorted(set(ids))
+        self.load(entity, wanted)
+        found = [r for r in (self._rows.get(entity, {}).get(i) for i in wanted) if r]
+        return self.titles(entity, found, None, budget)
+
+    def link_titles(self, entity: str, rows: Sequence[Row]) -> dict[str, dict[int, str]]:
+        """{link field: {id: title}} for every `link`/`links` field of `rows` (owner and the
+        other user links included); records the reader may not read are left out."""
+        model = self.inst.model
+        ent = model.entity(entity)
+        plan: Plan = {}
+        for f in ent.fields.values():
+            if f.type in ("link", "links") and f.to in model.entities:
+                _add(model, entity, (f.name,), NESTING, plan)
+        self.prefetch(plan, rows)
+        result: dict[str, dict[int, str]] = {}
+        for name, step in plan.items():
+            ids = {i for row in rows for i in _link_ids(row.get(name))}
+            result[name] = {i: self.render(step.target, found, None, NESTING - 1)
+                            for i in sorted(ids)
+                            if (found := self.row(step.target, i)) is not None}
+        return result
 
 
-def link_titles(inst: Instance, conn: Connection, entity: str,
-                rows: Sequence[Mapping[str, Any]], *, actor: Actor | None = None
-                ) -> dict[str, dict[int, str]]:
-    """{link field: {id: title}} for every `link`/`links` field (owner and the other user
-    links included) of `rows`: one query per linked entity for the whole page.
+# -- the functions the other layers call ------------------------------------------------------
 
-    With `actor`, records they may not read get no title (show them as "#id")."""
-    ent = inst.model.entity(entity)
-    by_target: dict[str, set[int]] = {}
-    per_field: dict[str, set[int]] = {}
-    for field in ent.fields.values():
-        if field.type not in ("link", "links") or field.to not in inst.model.entities:
-            continue
-        ids = {i for row in rows for i in _link_ids(row.get(field.name))}
-        per_field[field.name] = ids
-        by_target.setdefault(field.to, set()).update(ids)
-    titles = {target: titles_of(inst, conn, target, ids, actor, 1) if ids else {}
-              for target, ids in by_target.items()}
-    result: dict[str, dict[int, str]] = {}
-    for name, ids in per_field.items():
-        target = ent.fields[name].to
-        assert target is not None
-        result[name] = {i: titles[target][i] for i in ids if i in titles[target]}
-    return result
+def title(inst: Instance, entity: str, record: Row, *, conn: Connection | None = None,
+          links: Links | None = None, actor: Actor | None = None) -> str:
+    """The title of one record in hand. Linked records are read through `conn` (through
+    `actor`'s row filter when given); without `conn` a link reads as its title in `links`
+    (as `link_titles` gives them), else "#id", and dotted fields are empty."""
+    reader = TitleReader(inst, conn, actor)
+    reader.prefetch(reader.plan(entity, None, NESTING), [record])
+    return reader.render(entity, record, None, NESTING, links)
+
+
+def title_of(inst: Instance, conn: Connection, entity: str, record_id: Any, *,
+             actor: Actor | None = None) -> str | None:
+    """The title of the `entity` record with id `record_id`; None when it does not exist or
+    `actor` may not read it."""
+    ids = _link_ids(record_id)
+    if len(ids) != 1 or entity not in inst.model.entities:
+        return None
+    return TitleReader(inst, conn, actor).titles_of(entity, ids).get(ids[0])
+
+
+def titles(inst: Instance, conn: Connection, entity: str, rows: Sequence[Row], *,
+           actor: Actor | None = None, template: str | None = None) -> dict[Any, str]:
+    """{id: title} of a page of records in hand (or `template` over each of them — a
+    calendar's event title — falling back to the title when it reads empty)."""
+    return TitleReader(inst, conn, actor).titles(entity, rows, template)
+
+
+def titles_of(inst: Instance, conn: Connection, entity: str, ids: Iterable[int],
+              actor: Actor | None = None, depth: int = NESTING) -> dict[int, str]:
+    """{id: title} of the `entity` records with these ids (those `actor` may read, when
+    given); `{link}` titles inside them nest `depth` levels deep."""
+    return TitleReader(inst, conn, actor).titles_of(entity, ids, depth)
+
+
+def link_titles(inst: Instance, conn: Connection, entity: str, rows: Sequence[Row], *,
+                actor: Actor | None = None) -> dict[str, dict[int, str]]:
+    """{link field: {id: title}} for every `link`/`links` field of `rows`, with one query per
+    linked entity and level for the whole page. With `actor`, records they may not read get
+    no title (pages show them as "#id")."""
+    return TitleReader(inst, conn, actor).link_titles(entity, rows)
+
+
+def page_titles(inst: Instance, conn: Connection, entity: str, rows: Sequence[Row], *,
+                actor: Actor | None = None, template: str | None = None
+                ) -> tuple[dict[str, dict[int, str]], dict[Any, str]]:
+    """`link_titles` and `titles` of one page together, every linked record read once."""
+    reader = TitleReader(inst, conn, actor)
+    return reader.link_titles(entity, rows), reader.titles(entity, rows, template)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.fieldtypes import phone_digits
 from builder.model import Entity
+from runtime.core import caches
 from runtime.core.db import is_sqlite
 from runtime.core.errors import Conflict
 from runtime.core.values import Errors, is_empty
@@ -24,10 +26,6 @@ if TYPE_CHECKING:
 
     from runtime.core.context import Fetcher
     from runtime.core.instance import Actor, Instance
-
-
-_EXISTS: dict[int, tuple[sa.Table, Any]] = {}
-_DUPLICATES: dict[tuple[Any, ...], tuple[sa.Table, Any]] = {}
 
 
 def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
@@ -49,11 +47,7 @@ def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
         if row_filter is None and fetch is not None and field.type == "link":
             found = {ids[0]} if fetch(field.to, ids[0]) is not None else set()
         elif row_filter is None:  # one prebuilt statement per target table
-            cached = _EXISTS.get(id(target))
-            if cached is None or cached[0] is not target:
-                cached = _EXISTS[id(target)] = (target, sa.select(target.c.id).where(
-                    target.c.id.in_(sa.bindparam("ids", expanding=True))))
-            found = set(conn.execute(cached[1], {"ids": ids}).scalars())
+            found = set(conn.execute(_exists(target), {"ids": ids}).scalars())
         else:
             found = set(conn.execute(sa.select(target.c.id).where(
                 target.c.id.in_(ids), row_filter)).scalars())
@@ -102,25 +96,8 @@ def find_duplicates(inst: Instance, conn: Connection, entity: str,
         texts = tuple(ent.fields[n].type in ("text", "email") and isinstance(v, str)
                       for n, v in zip(rule.match, values, strict=True))
         with_id = record.get("id") is not None
-        key = (id(table), index, texts, with_id)
-        cached = _DUPLICATES.get(key)
-        if cached is None or cached[0] is not table:
-            conditions = []
-            for i, name in enumerate(rule.match):
-                field = ent.fields[name]
-                column = table.c[name]
-                param = sa.bindparam(f"v{i}", type_=sa.String() if field.type == "phone"
-                                     or texts[i] else column.type)
-                if field.type == "phone":
-                    conditions.append(phone_digits_sql(column) == param)
-                elif texts[i]:
-                    conditions.append(sa.func.lower(column) == param)
-                else:
-                    conditions.append(column == param)
-            if with_id:
-                conditions.append(table.c.id != sa.bindparam("_crm_id"))
-            cached = _DUPLICATES[key] = (table, sa.select(table.c.id).where(
-                *conditions).order_by(table.c.id).limit(1))
+        stmt = caches.STATEMENTS.get(table, ("duplicates", index, texts, with_id), partial(
+            _duplicate_query, ent, table, rule.match, texts, with_id))
         params: dict[str, Any] = {}
         for i, (name, value) in enumerate(zip(rule.match, values, strict=True)):
             if ent.fields[name].type == "phone":
@@ -131,10 +108,37 @@ def find_duplicates(inst: Instance, conn: Connection, entity: str,
                 params[f"v{i}"] = value
         if with_id:
             params["_crm_id"] = record["id"]
-        match = conn.execute(cached[1], params).scalar()
+        match = conn.execute(stmt, params).scalar()
         if match is not None:
             found.append({"fields": list(rule.match), "action": rule.action, "record_id": match})
     return found
+
+
+def _exists(target: sa.Table) -> Any:
+    """SELECT id FROM target WHERE id IN :ids, once per table."""
+    return caches.STATEMENTS.get(target, "exists", lambda: sa.select(target.c.id).where(
+        target.c.id.in_(sa.bindparam("ids", expanding=True))))
+
+
+def _duplicate_query(ent: Entity, table: sa.Table, match: tuple[str, ...],
+                     texts: tuple[bool, ...], with_id: bool) -> Any:
+    """The SELECT of the first record matching a duplicate rule on `match` (values `v0`…;
+    phone numbers by digits, `texts` lower-cased; `_crm_id` excluded when `with_id`)."""
+    conditions = []
+    for i, name in enumerate(match):
+        field = ent.fields[name]
+        column = table.c[name]
+        param = sa.bindparam(f"v{i}", type_=sa.String() if field.type == "phone"
+                             or texts[i] else column.type)
+        if field.type == "phone":
+            conditions.append(phone_digits_sql(column) == param)
+        elif texts[i]:
+            conditions.append(sa.func.lower(column) == param)
+        else:
+            conditions.append(column == param)
+    if with_id:
+        conditions.append(table.c.id != sa.bindparam("_crm_id"))
+    return sa.select(table.c.id).where(*conditions).order_by(table.c.id).limit(1)
 
 
 def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any]) -> None:

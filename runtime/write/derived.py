@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.model import Entity, Field
+from runtime.core import caches
 from runtime.core.context import eval_context, sql_context
 from runtime.core.db import is_sqlite, mark_written
 from runtime.core.expressions import to_sql
@@ -46,36 +46,25 @@ def next_number(inst: Instance, conn: Connection, entity: str, field: str) -> in
     return int(value) - 1
 
 
-_ROLLUPS: dict[str, dict[str, list[tuple[Entity, Field]]]] = {}
-_ROLLUPS_LOCK = Lock()
-
-
 def _rollups_from(inst: Instance, child: str) -> list[tuple[Entity, Field]]:
     """(parent entity, rollup field) pairs that summarise records of `child`."""
-    with _ROLLUPS_LOCK:
-        table = _ROLLUPS.get(inst.model.hash)
-        if table is None:
-            table = {}
-            for ent in inst.model.entities.values():
-                for field in ent.fields.values():
-                    if field.rollup is not None:
-                        table.setdefault(field.rollup.entity, []).append((ent, field))
-            _ROLLUPS[inst.model.hash] = table
-        return table.get(child, [])
 
+    def build() -> dict[str, list[tuple[Entity, Field]]]:
+        by_child: dict[str, list[tuple[Entity, Field]]] = {}
+        for ent in inst.model.entities.values():
+            for field in ent.fields.values():
+                if field.rollup is not None:
+                    by_child.setdefault(field.rollup.entity, []).append((ent, field))
+        return by_child
 
-_ALIASES: dict[tuple[str, str], sa.Alias] = {}
+    return caches.ROLLUPS.get(inst.model.hash, build).get(child, [])
 
 
 def _rollup_alias(inst: Instance, child: str) -> sa.Alias:
     """An alias of the child table for rollup subqueries (the parent may be the same table),
-    made once per model: building one copies every column."""
-    key = (inst.model.hash, child)
-    with _ROLLUPS_LOCK:
-        alias = _ALIASES.get(key)
-        if alias is None:
-            alias = _ALIASES[key] = inst.schema.table(child).alias("rollup_child")
-        return alias
+    made once per table: building one copies every column."""
+    table = inst.schema.table(child)
+    return caches.ROLLUP_ALIASES.get(table, "rollup_child", lambda: table.alias("rollup_child"))
 
 
 # -- batching ---------------------------------------------------------------------------------
@@ -205,21 +194,17 @@ def _next_level(inst: Instance, conn: Connection, changed: Mapping[str, set[int]
 
 # -- rollups ----------------------------------------------------------------------------------
 
-_GROUPS: dict[tuple[str, str], dict[tuple[str, str], tuple[Entity, list[Field]]]] = {}
-_UPDATES: dict[tuple[Any, ...], Any] = {}
-
-
 def _groups(inst: Instance, child: str) -> dict[tuple[str, str], tuple[Entity, list[Field]]]:
     """{(parent, link): (parent entity, rollup fields)} of `child`, once per model."""
-    key = (inst.model.hash, child)
-    groups = _GROUPS.get(key)
-    if groups is None:
-        groups = {}
+
+    def build() -> dict[tuple[str, str], tuple[Entity, list[Field]]]:
+        groups: dict[tuple[str, str], tuple[Entity, list[Field]]] = {}
         for parent, field in _rollups_from(inst, child):
             assert field.rollup is not None
             groups.setdefault((parent.name, field.rollup.link), (parent, []))[1].append(field)
-        _GROUPS[key] = groups
-    return groups
+        return groups
+
+    return caches.ROLLUP_GROUPS.get((inst.model.hash, child), build)
 
 
 def _rollup_update(inst: Instance, child: str, parent: Entity, link: str,
@@ -231,20 +216,18 @@ def _rollup_update(inst: Instance, child: str, parent: Entity, link: str,
                    and "now" in f.rollup.where.source for f in fields)
     uses_today = any(f.rollup is not None and f.rollup.where is not None
                      and "today" in f.rollup.where.source for f in fields)
-    key = (inst.model.hash, child, parent.name, link, inst.today() if uses_today else None)
-    stmt = None if uses_now else _UPDATES.get(key)
-    if stmt is None:
+    parents = inst.schema.table(parent.name)
+
+    def build() -> Any:
         rows = _rollup_alias(inst, child)
-        parents = inst.schema.table(parent.name)
         values = {field.name: _aggregate(inst, child, rows, parents, field) for field in fields}
-        stmt = parents.update().where(
+        return parents.update().where(
             parents.c.id.in_(sa.bindparam("ids", expanding=True))).values(values)
-        if not uses_now:
-            with _ROLLUPS_LOCK:
-                if len(_UPDATES) > 4096:
-                    _UPDATES.clear()
-                _UPDATES[key] = stmt
-    return stmt
+
+    if uses_now:
+        return build()
+    return caches.ROLLUP_UPDATES.get(
+        parents, (child, link, inst.today() if uses_today else None), build)
 
 
 def _lock_parents(inst: Instance, conn: Connection, parent: str, ids: list[int]) -> None:

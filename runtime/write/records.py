@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 
 from builder.model import Entity
+from runtime.core import caches
 from runtime.core.context import Fetcher, eval_context
 from runtime.core.db import in_transaction, mark_written, writes
 from runtime.core.errors import (
@@ -60,7 +61,7 @@ from runtime.read.queries import (
     record_id_of,
     title,
 )
-from runtime.write import checks, derived
+from runtime.write import attachments, checks, derived
 from runtime.write.checks import find_duplicates
 from runtime.write.timeline import record_transition
 
@@ -93,21 +94,19 @@ def _integrity(ent: Entity, table: sa.Table, exc: sa.exc.IntegrityError) -> Reco
                     "reload the record and try again.")
 
 
-_STATEMENTS: dict[tuple[int, str], tuple[sa.Table, Any]] = {}
-
-
 def _statement(table: sa.Table, kind: str) -> Any:
     """The INSERT … RETURNING id, or the UPDATE … WHERE id = :_crm_id AND version =
-    :_crm_version, of a table: built once; the columns come with the execution's parameters
-    (so SQLAlchemy's compiled cache serves them without building a statement per write)."""
-    key = (id(table), kind)
-    found = _STATEMENTS.get(key)
-    if found is None or found[0] is not table:
-        stmt = table.insert().returning(table.c.id) if kind == "insert" else \
-            table.update().where(table.c.id == sa.bindparam("_crm_id"),
-                                 table.c.version == sa.bindparam("_crm_version"))
-        found = _STATEMENTS[key] = (table, stmt)
-    return found[1]
+    :_crm_version, of a table: built once (`caches.STATEMENTS`); the columns come with the
+    execution's parameters (so SQLAlchemy's compiled cache serves them without building a
+    statement per write)."""
+
+    def build() -> Any:
+        if kind == "insert":
+            return table.insert().returning(table.c.id)
+        return table.update().where(table.c.id == sa.bindparam("_crm_id"),
+                                    table.c.version == sa.bindparam("_crm_version"))
+
+    return caches.STATEMENTS.get(table, kind, build)
 
 
 def _execute(conn: Connection, ent: Entity, table: sa.Table, stmt: Any,
@@ -227,6 +226,12 @@ def _write_links(inst: Instance, conn: Connection, ent: Entity, record_id: int,
                                          for t in sorted(new - old)])
 
 
+def _input_fields(ent: Entity) -> list[str]:
+    """The fields whose value comes from input or a default, not a formula, rollup or
+    autonumber."""
+    return [name for name, field in ent.fields.items() if not field.computed]
+
+
 def _columns(ent: Entity, table: sa.Table, record: Mapping[str, Any]) -> dict[str, Any]:
     return {name: record.get(name) for name in ent.fields
             if name in table.c and name != "id" and ent.fields[name].type != "links"}
@@ -292,6 +297,7 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
         check_fields(ent, record, ctx, errors, language=actor_language(actor))
         _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
         checks.check_links(inst, actor, conn, ent, record, list(given), errors, fetch)
+        attachments.check_files(inst, conn, actor, ent, record, _input_fields(ent), None, errors)
         checks.check_unique(conn, ent, table, record,
                       [n for n in ent.fields if not is_empty(record.get(n))], errors)
         if errors:
@@ -310,6 +316,7 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
         record_id = int(result.scalar_one())
         record["id"] = record_id
         _write_links(inst, conn, ent, record_id, record, None)
+        attachments.bind(inst, conn, ent, record_id, record)
         _audit(inst, conn, actor, ent, record_id, "create", [(None, None, {
             k: v for k, v in record.items()
             if not is_empty(v) and k not in AUTO_FIELDS and k in ent.fields})])
@@ -363,7 +370,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             except (TypeError, ValueError):
                 raise ValidationFailed({"version": ["must be a whole number"]}) from None
             if version != old["version"]:
-                raise StaleVersion(to_json(ent, old, hidden))
+                raise StaleVersion(to_json(ent, old, hidden), entity=entity)
         if not can(inst, actor, entity, "update", old, conn=conn):
             raise Forbidden(f"You may not change this {ent.label}; ask its owner or an "
                             "administrator.")
@@ -398,6 +405,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                    if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
         checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
                            errors, fetch)
+        attachments.check_files(inst, conn, actor, ent, record,
+                                [n for n in _input_fields(ent) if n in changed], rid, errors)
         checks.check_unique(conn, ent, table, record, changed, errors)
         if errors:
             raise ValidationFailed(errors)
@@ -417,7 +426,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             current = load(inst, conn, entity, rid)
             if current is None:
                 raise not_found(ent, rid)
-            raise StaleVersion(to_json(ent, current, hidden))
+            raise StaleVersion(to_json(ent, current, hidden), entity=entity)
         _write_links(inst, conn, ent, rid, record, old)
         kind = "transition" if transition is not None else "update"
         _audit(inst, conn, actor, ent, rid, kind,

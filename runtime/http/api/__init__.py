@@ -13,7 +13,7 @@ from flask import Blueprint
 
 from runtime.http.auth import require_token
 
-MODULES = ["me", "openapi", "timeline", "workflow", "crud"]
+MODULES = ["me", "openapi", "timeline", "workflow", "dashboards", "crud"]
 
 
 def create_blueprint() -> Blueprint:

@@ -5,6 +5,7 @@ path, and the JSON body — each failing with the one error shape (runtime/error
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +13,13 @@ from flask import Blueprint, g, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from builder.model import Entity
-from runtime.core.errors import BadRequest, NotFound
+from runtime.core.errors import BadRequest
 from runtime.core.instance import Actor, Instance
 from runtime.http.current import get_instance
+from runtime.read.queries import entity_of
 
-MAX_ID = 2**63 - 1
-ID = f"<int(min=1, max={MAX_ID}):record_id>"  # larger ids cannot exist, and would overflow
+ID = "<id:record_id>"  # 1 … MAX_ID, else 404 (`app.IdConverter`): larger ids would overflow
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def static_route(bp: Blueprint, path: str, endpoint: str, view: Callable) -> None:
@@ -41,11 +43,8 @@ def actor() -> Actor:
 
 
 def entity_or_404(name: str) -> Entity:
-    entity = instance().model.entities.get(name)
-    if entity is None:
-        raise NotFound(f"There is no entity '{name}'; GET /api/v1/openapi.json lists the "
-                       "entities of this instance.")
-    return entity
+    """The entity named in the path; NotFound (404) when there is none."""
+    return entity_of(instance(), name)
 
 
 def json_object() -> dict[str, Any]:
@@ -69,7 +68,31 @@ def json_object() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest(f"The request body must be a JSON object, not {_kind(data)}; send "
                          'something like {"name": "value"}.')
+    bad = _bad_text(data)
+    if bad is not None:
+        raise BadRequest(f"The request body holds {bad} in a string; no value may contain "
+                         "one (nor a name), so remove it and send the request again.")
     return data
+
+
+def _bad_text(value: Any) -> str | None:
+    """What no JSON string here may hold, if one does: a lone surrogate (`\\ud800`, which is
+    no character and cannot be stored or answered as UTF-8), or a NUL character (which
+    PostgreSQL refuses in every string). Checked once, for every key and value of a body."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character (\\u0000)"
+            if _SURROGATE.search(item):
+                return "a lone surrogate (like \\ud800, half of a UTF-16 pair)"
+    return None
 
 
 def _no_constant(name: str) -> Any:

@@ -5,20 +5,15 @@ this module only turns requests into its arguments and its answers into JSON.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 
 from builder.model import Entity
-from runtime.core.errors import BadRequest, Forbidden, ValidationFailed
+from runtime.core.errors import Forbidden, ValidationFailed
 from runtime.http.api.common import ID, actor, entity_or_404, instance, json_object
-from runtime.read.permissions import can
+from runtime.read.listrequest import ListRequest, parse_list
+from runtime.read.permissions import can, hidden_fields
 from runtime.write import records
-
-OPERATORS = ("ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")  # and `field=value`
-RESERVED = ("q", "sort", "limit", "cursor")
-MAX_LIMIT = 500
 
 
 def register(bp: Blueprint) -> None:
@@ -34,8 +29,9 @@ def list_records(entity: str) -> ResponseReturnValue:
     if not can(instance(), actor(), entity, "read"):
         raise Forbidden(f"You may not read {model_entity.plural.get()}; ask an administrator "
                         "for a role that allows it.")
-    args = list_arguments(model_entity, request.args)
-    page = records.query(instance(), actor(), entity, **args)
+    wanted = list_request(model_entity)
+    page = records.query(instance(), actor(), entity, filters=wanted.filters, q=wanted.q,
+                         sort=wanted.sort, limit=wanted.limit, cursor=wanted.cursor)
     return {"data": list(page.rows), "next_cursor": page.next_cursor,
             "prev_cursor": page.prev_cursor}
 
@@ -72,31 +68,9 @@ def delete_record(entity: str, record_id: int) -> ResponseReturnValue:
     return Response(status=204)
 
 
-def list_arguments(entity: Entity, args: Any) -> dict[str, Any]:
-    """The keyword arguments of `records.query` from a query string. Fields, operators, sort
-    keys and cursors are checked by `records.query` (which knows what the actor may not see);
-    here: a parameter given twice, or a limit outside 1..500, is a BadRequest."""
-    filters: dict[str, str] = {}
-    for key in args:
-        values = args.getlist(key)
-        if len(values) > 1:
-            raise BadRequest(f"'{key}' is given {len(values)} times; give each parameter once "
-                             "(for several values use field__in=a,b).")
-        if key not in RESERVED:
-            filters[key] = values[0]
-    sort = [part.strip() for part in (args.get("sort") or "").split(",") if part.strip()]
-    return {"filters": filters, "q": args.get("q") or None, "sort": sort or None,
-            "limit": limit_of(entity, args), "cursor": args.get("cursor") or None}
-
-
-def limit_of(entity: Entity, args: Any) -> int:
-    raw = args.get("limit")
-    if raw in (None, ""):
-        return min(entity.views.list.page_size, MAX_LIMIT)
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"'limit' must be a whole number from 1 to {MAX_LIMIT}, not '{raw}'.")
-    return limit
+def list_request(entity: Entity) -> ListRequest:
+    """The list asked for in the query string (`runtime.read.listrequest`, the reader the web
+    list uses too); anything in it that cannot be used answers 400, all in one message."""
+    who = actor()
+    return parse_list(entity, request.args, hidden=hidden_fields(instance(), who, entity.name),
+                      me=who.user_id).check()

@@ -1,5 +1,6 @@
-"""The field type registry, JSON half: the JSON Schema of each SPEC field type as the API reads
-and writes it. Adding a field type is adding one entry here (the assert below says so).
+"""The field type registry, JSON half: the JSON Schema of each field type (docs/definition-files.md)
+as the API reads and writes it. Adding a field type is adding one entry here (the assert below says
+so).
 
 Decimals (`decimal`, `money`, `percent`) are written as exact strings ("1250.00") and accepted
 as strings or numbers.

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from threading import Lock
 from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from builder.model import AppModel, Entity, Field
+from runtime.core import caches
 from runtime.http import api
 from runtime.http.api.common import instance, static_route
-from runtime.http.api.crud import MAX_LIMIT, OPERATORS
 from runtime.http.api.jsontypes import field_schema
 from runtime.http.api.timeline import KINDS, MAX_ENTRIES
+from runtime.read.listrequest import MAX_LIMIT, OPERATORS
 
 Schema = dict[str, Any]
-_CACHE: dict[str, Schema] = {}
-_LOCK = Lock()
 
 FILTER_HELP = (
     "Filter with `field=value` (equals) or `field__op=value`, where op is one of "
@@ -45,12 +43,9 @@ def openapi_json() -> ResponseReturnValue:
 
 
 def openapi_document(model: AppModel) -> Schema:
-    """The document of `model` (without `servers`), built once per model hash."""
-    with _LOCK:
-        document = _CACHE.get(model.hash)
-        if document is None:
-            document = _CACHE[model.hash] = _build(model)
-        return document
+    """The document of `model` (without `servers`), built once per model hash
+    (`caches.OPENAPI`)."""
+    return caches.OPENAPI.get(model.hash, lambda: _build(model))
 
 
 def _contributors() -> list[Callable[[AppModel], Schema]]:
@@ -263,7 +258,7 @@ def _entity_paths(entity: Entity) -> Schema:
                     "parameters": [_ref(p, "parameters") for p in ("q", "sort", "limit",
                                                                    "cursor")] + filters,
                     "responses": {"200": _answer("A page of records", _ref(f"{name}.page")),
-                                  **errors("400", "401", "404")}},
+                                  **errors("400", "401", "403", "404")}},
             "post": {"operationId": f"create_{name}", "summary": f"Create a {label}",
                      "tags": [name], "requestBody": {**body, **_json(_ref(f"{name}.create"))},
                      "responses": {"201": record,

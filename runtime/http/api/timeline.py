@@ -1,6 +1,8 @@
 """A record's timeline over HTTP: read it, and log a note or an activity (call, meeting,
 e-mail, visit) with an optional follow-up date. `runtime.write.timeline` checks that the actor may
-read the record and writes the entry.
+read the record (404 otherwise) and has the entity's `comment` right on it (403 in the one error
+shape otherwise; by default the `update` rule, admins only on users and teams) and writes the
+entry.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from runtime.core.errors import BadRequest, ValidationFailed
 from runtime.http.api.common import ID, actor, entity_or_404, instance, json_object
+from runtime.read import timeline as read_timeline
 from runtime.write import timeline
 
 KINDS = timeline.ACTIVITY_KINDS
@@ -32,7 +35,7 @@ def list_entries(entity: str, record_id: int) -> ResponseReturnValue:
         limit = 0
     if not 1 <= limit <= MAX_ENTRIES:
         raise BadRequest(f"'limit' must be a whole number from 1 to {MAX_ENTRIES}, not '{raw}'.")
-    entries = timeline.entries(instance(), actor(), entity, record_id, limit=limit)
+    entries = read_timeline.entries(instance(), actor(), entity, record_id, limit=limit)
     return {"data": list(entries)}
 
 

@@ -1,4 +1,4 @@
-"""Transitions and approvals over HTTP (INTERFACES.md):
+"""Transitions and approvals over HTTP (docs/api.md):
 
     GET  /api/v1/<entity>/<id>/transitions            200 [{name, label, to, allowed, reason}]
     POST /api/v1/<entity>/<id>/transitions/<name>     200 the record in its new state
@@ -11,7 +11,7 @@
 A transition's body is optional: `{"comment": "..", "values": {field: value}, "version": 3}`
 (`values` fills fields the transition `requires` in the same step; `version` catches a record
 changed since it was read). A decision's body: `{"comment": "..", "version": 2}`.
-`runtime.process.workflow` and `runtime.process.approvals.actions` do the work; this module
+`runtime.process.workflow` and `runtime.process.approvals` do the work; this module
 only translates.
 """
 
@@ -24,8 +24,7 @@ from flask.typing import ResponseReturnValue
 
 from runtime.core.errors import BadRequest, ValidationFailed
 from runtime.http.api.common import ID, actor, entity_or_404, instance, json_object, static_route
-from runtime.process import workflow
-from runtime.process.approvals import actions as approvals
+from runtime.process import approvals, workflow
 from runtime.write import records
 
 TRANSITION_KEYS = ("comment", "values", "version")

@@ -7,10 +7,11 @@
 - `forms`: `/e/<entity>/new`, `/e/<entity>/<id>/edit`, live conditions, the link picker.
 - `recordpage`: `/e/<entity>/<id>` — fields, related lists, timeline, attachments.
 - `search`: `/search?q=`.
-- `home` (+ `dashboards`, `charts`): `/` — dashboards, follow-ups, approvals.
+- `home` (+ `charts`): `/` — dashboards (data from `runtime.read.dashboards`), follow-ups,
+  approvals.
 
-Data is read and written only through `runtime.write.records`, `runtime.write.timeline` and
-`runtime.read.permissions`; dashboards aggregate with SQLAlchemy Core under the same row filters.
+Data is read and written only through the layers below (`runtime.read`, `runtime.write`,
+`runtime.process`): no page runs SQL of its own.
 """
 
 from __future__ import annotations

@@ -1,26 +1,33 @@
 """Files attached to records: checked for size and type, stored outside the web root
-(`<instance dir>/uploads/<random key>`), described in `crm_attachment`, served only to users
-who may read the record.
+(`<instance dir>/uploads/<random key>`; the instance folder is made absolute once, by
+`create_app`), described in `crm_attachment` (rows written and read by
+`runtime.write.attachments`), served only to users who may read the record.
 
-A `file` or `image` field holds the id of its attachment (as text).
+A `file` or `image` field holds the id of an attachment of its own record (as text), uploaded
+through the record's form: the form's files are stored on the transaction that creates or
+updates the record (`saving`), so a form that fails stores nothing.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, request
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.utils import secure_filename
 
-from builder.model import Entity
-from runtime.core.db import write_transaction
+from builder.model import Field
 from runtime.core.errors import ValidationFailed
+from runtime.core.values import FILE_TYPES
 from runtime.http.web.layout import actor, inst
+from runtime.write import attachments as rows
+
+T = TypeVar("T")
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 ALLOWED_TYPES = {
@@ -49,15 +56,13 @@ UPLOAD_ENDPOINTS = {"web.upload", "web.new", "web.edit"}
 def allow_uploads(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """Pages that take files accept bodies up to the upload limit, not the app's 2 MB default.
     (A URL value preprocessor, because it must run before CSRFProtect reads the form.)"""
-    from flask import request
-
     if endpoint in UPLOAD_ENDPOINTS:
         request.max_content_length = MAX_UPLOAD_BYTES + 256 * 1024
 
 
 def upload_dir() -> Path:
     path = Path(current_app.config.get("UPLOAD_DIR")
-                or Path(current_app.config.get("INSTANCE_DIR", "instance")) / "uploads")
+                or Path(current_app.config["INSTANCE_DIR"]) / "uploads")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -84,66 +89,78 @@ def check(upload: FileStorage, *, image: bool = False) -> tuple[str, str, bytes]
 
 
 def store(entity: str, record_id: int, upload: FileStorage, *, image: bool = False) -> int:
-    """Save one upload for a record; the id of its `crm_attachment` row."""
+    """Save one upload for an existing record; the id of its `crm_attachment` row."""
     name, content_type, data = check(upload, image=image)
     key = secrets.token_hex(16)
-    (upload_dir() / key).write_bytes(data)
-    table = inst().schema.system("attachment")
-    with write_transaction(inst().engine) as conn:
-        return conn.execute(table.insert().values(
-            entity=entity, record_id=record_id, filename=name, content_type=content_type,
-            size=len(data), storage_key=key, user_id=actor().user_id,
-            created_at=inst().now()).returning(table.c.id)).scalar_one()
+    path = upload_dir() / key
+    path.write_bytes(data)
+    try:
+        return rows.add(inst(), actor(), entity, record_id, filename=name,
+                        content_type=content_type, size=len(data), storage_key=key)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
-def form_files(entity: Entity, files: MultiDict, record_id: int | None) -> dict[str, str]:
-    """Store the files posted for `file` / `image` fields; {field: attachment id}."""
-    values, errors = {}, {}
-    for f in entity.fields.values():
-        if f.type not in ("file", "image") or not f.editable:
+@dataclass(frozen=True)
+class Upload:
+    """A checked file posted for a `file` / `image` field, not stored yet."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+    key: str
+
+
+def form_uploads(files: MultiDict, fields: Iterable[Field]) -> list[Upload]:
+    """The files posted for those of `fields` that are `file` / `image` fields, checked
+    (ValidationFailed names each refused one); nothing is stored."""
+    uploads, errors = [], {}
+    for f in fields:
+        if f.type not in FILE_TYPES:
             continue
         upload = files.get(f.name)
         if upload is None or not upload.filename:
             continue
         try:
-            values[f.name] = str(store(entity.name, record_id or 0, upload,
-                                       image=f.type == "image"))
+            name, content_type, data = check(upload, image=f.type == "image")
         except ValueError as exc:
             errors[f.name] = [str(exc)]
+            continue
+        uploads.append(Upload(f.name, name, content_type, data, secrets.token_hex(16)))
     if errors:
         raise ValidationFailed(errors)
-    return values
+    return uploads
 
 
-def claim(entity: str, record_id: int, values: dict[str, Any]) -> None:
-    """Attach the files uploaded with a new record's form to the record now created."""
-    table = inst().schema.system("attachment")
-    ids = [int(v) for k, v in values.items() if isinstance(v, str) and v.isdigit()
-           and inst().model.entity(entity).fields[k].type in ("file", "image")]
-    if not ids:
-        return
-    with write_transaction(inst().engine) as conn:
-        conn.execute(table.update().where(table.c.id.in_(ids), table.c.record_id == 0,
-                                          table.c.user_id == actor().user_id).values(
-            record_id=record_id))
+def saving(entity: str, record_id: int | None, uploads: list[Upload],
+           write: Callable[[Any, dict[str, str]], T]) -> T:
+    """Run `write(conn, {field: attachment id})`, the record's create (`record_id` None) or
+    update on `conn`, with the uploads stored for it on that same transaction: the bytes are
+    written first and removed again unless the transaction commits, so nothing is stored
+    unless the record is. (A retried transaction stages the same files again.)"""
+    written: list[Path] = []
+    files = [rows.NewFile(u.field, u.filename, u.content_type, len(u.data), u.key)
+             for u in uploads]
+    try:
+        for upload in uploads:
+            path = upload_dir() / upload.key
+            path.write_bytes(upload.data)
+            written.append(path)
+        return rows.saving(inst(), actor(), entity, record_id, files, write)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def listing(entity: str, record_id: int) -> list[dict[str, Any]]:
-    table = inst().schema.system("attachment")
-    users = inst().schema.table("user")
-    query = (sa.select(table, users.c.full_name.label("by"))
-             .select_from(table.outerjoin(users, users.c.id == table.c.user_id))
-             .where(table.c.entity == entity, table.c.record_id == record_id)
-             .order_by(table.c.id.desc()))
-    with inst().engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return rows.listing(inst(), entity, record_id)
 
 
 def find(attachment_id: int) -> dict[str, Any] | None:
-    table = inst().schema.system("attachment")
-    with inst().engine.connect() as conn:
-        row = conn.execute(sa.select(table).where(table.c.id == attachment_id)).mappings().first()
-    return dict(row) if row is not None else None
+    return rows.find(inst(), attachment_id)
 
 
 def path_of(row: dict[str, Any]) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -17,6 +18,16 @@ PALETTE = ["#6366f1", "#10b981", "#f59e0b", "#ec4899", "#0ea5e9", "#8b5cf6", "#e
 
 Formatter = Callable[[Any], str]
 ChartPoint = tuple[str, float, str | None]  # label, value, link
+
+
+def as_number(value: Any) -> float:
+    """A widget's value as a length on a chart (a value that is no number draws as 0)."""
+    if isinstance(value, Decimal | int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _nice_max(value: float) -> float:

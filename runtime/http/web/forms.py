@@ -21,6 +21,7 @@ from builder.model import Entity, Field
 from runtime.core.context import eval_context
 from runtime.core.errors import Conflict, NotFound, RecordError, StaleVersion, ValidationFailed
 from runtime.core.values import apply_defaults, coerce_value, condition
+from runtime.http.auth import safe_next
 from runtime.http.web import attachments
 from runtime.http.web.layout import (
     actor,
@@ -44,6 +45,7 @@ from runtime.http.web.listdata import (
 )
 from runtime.http.web.widgets import WIDGETS, LinkInput, Widget, display, read_form
 from runtime.read import permissions
+from runtime.read.queries import as_id
 from runtime.write import records
 
 PICKER_LIMIT = 10
@@ -195,12 +197,7 @@ def _create_readonly(entity: Entity) -> frozenset[str]:
 
 
 def _titles(entity: Entity, record: dict[str, Any]) -> dict[str, dict[Any, str]]:
-    rows = [record] if record.get("id") else []
-    if not rows:
-        return {}
-    with inst().engine.connect() as conn:
-        found = records.link_titles(inst(), conn, entity.name, rows) or {}
-    return {k: dict(v) for k, v in found.items()}
+    return link_titles(entity, [record]) if record.get("id") else {}
 
 
 def _link_title(f: Field, value: Any, titles: dict[str, dict[Any, str]]) -> str:
@@ -212,17 +209,21 @@ def _link_title(f: Field, value: Any, titles: dict[str, dict[Any, str]]) -> str:
     if known:
         return known
     try:
-        return title_of(f.to, int(value)) or "" if f.to else ""
+        return (title_of(f.to, int(value)) or f"#{int(value)}") if f.to else ""
     except (TypeError, ValueError):
         return str(value)
 
 
+def editable_fields(entity: Entity, mode: str) -> list[Field]:
+    """The fields this form shows and the user may change."""
+    readonly = readonly_fields(entity.name) if mode == "edit" else _create_readonly(entity)
+    return [f for section in form_fields(entity, mode) for f in section
+            if f.editable and f.name not in readonly]
+
+
 def editable_values(entity: Entity, mode: str, form: Any) -> dict[str, Any]:
     """The posted values of the fields this form shows and the user may change."""
-    readonly = readonly_fields(entity.name) if mode == "edit" else _create_readonly(entity)
-    fields = [f for section in form_fields(entity, mode) for f in section
-              if f.editable and f.name not in readonly]
-    return read_form(form, fields)
+    return read_form(form, editable_fields(entity, mode))
 
 
 def resolve_links(entity: Entity, values: dict[str, Any],
@@ -264,20 +265,17 @@ def new_record(entity: str) -> ResponseReturnValue:
     errors: dict[str, list[str]] = {}
     duplicate = None
     values = _computed_defaults_apply(model_entity, resolve_links(model_entity, posted, errors))
-    try:
-        values.update(attachments.form_files(model_entity, request.files, None))
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
+    uploads = _uploads(model_entity, "new", errors)
     if not errors:
         try:
-            record = records.create(inst(), actor(), entity, values)
+            record = attachments.saving(entity, None, uploads, lambda conn, files: records.create(
+                inst(), actor(), entity, {**values, **files}, conn=conn))
         except ValidationFailed as exc:
             errors = exc.errors
         except Conflict as exc:
             errors = {"_record": [exc.message]}
             duplicate = _duplicate_url(exc)
         else:
-            attachments.claim(entity, record["id"], values)
             for warning in record.get("_warnings") or []:
                 flash(str(warning.get("message")), "warning")
             flash(f"{entity_label(model_entity)} “{record_title(model_entity, record)}” "
@@ -309,16 +307,14 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
     posted = editable_values(model_entity, "edit", request.form)
     errors: dict[str, list[str]] = {}
     values = resolve_links(model_entity, posted, errors)
-    try:
-        values.update(attachments.form_files(model_entity, request.files, record_id))
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
+    uploads = _uploads(model_entity, "edit", errors)
     version = request.form.get("version", "")
     conflict = None
     if not errors:
         try:
-            saved = records.update(inst(), actor(), entity, record_id, values,
-                                   version=int(version) if version.isdigit() else 0)
+            saved = attachments.saving(entity, record_id, uploads, lambda conn, files: (
+                records.update(inst(), actor(), entity, record_id, {**values, **files},
+                               version=as_id(version) or 0, conn=conn)))
         except ValidationFailed as exc:
             errors = exc.errors
         except StaleVersion as exc:
@@ -337,6 +333,17 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
     return render("form.html", entity=entity, fragment="form", form=form,
                   model_entity=model_entity, mode="edit", record=record,
                   status=409 if conflict is not None else 422)
+
+
+def _uploads(entity: Entity, mode: str, errors: dict[str, list[str]]
+             ) -> list[attachments.Upload]:
+    """The files posted for the form's file fields that the user may change, checked but not
+    stored: they are stored with the record, on its transaction (`attachments.saving`)."""
+    try:
+        return attachments.form_uploads(request.files, editable_fields(entity, mode))
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+        return []
 
 
 def _duplicate_url(exc: Conflict) -> str | None:
@@ -384,10 +391,7 @@ def _initial_values(entity: Entity) -> dict[str, Any]:
 
 
 def _next_url() -> str | None:
-    target = request.form.get("next") or request.args.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    return safe_next(request.form.get("next") or request.args.get("next"))
 
 
 # -- htmx helpers -----------------------------------------------------------------------------
@@ -397,11 +401,11 @@ def form_state(entity: str) -> ResponseReturnValue:
     that `records` runs on save. The page applies it (static/crmforge.js)."""
     model_entity = entity_or_404(entity)
     record = None
-    record_id = request.form.get("_record_id", "")
-    mode = "edit" if record_id.isdigit() else "new"
-    if record_id.isdigit():
+    record_id = as_id(request.form.get("_record_id", ""))
+    mode = "edit" if record_id is not None else "new"
+    if record_id is not None:
         try:
-            record = records.get(inst(), actor(), entity, int(record_id))
+            record = records.get(inst(), actor(), entity, record_id)
         except RecordError:
             record = None
     posted = editable_values(model_entity, mode, request.form)
@@ -422,7 +426,7 @@ def link_options(entity: str) -> ResponseReturnValue:
     page = records.query(inst(), actor(), entity, filters={}, q=q or None, sort=[],
                          limit=PICKER_LIMIT, cursor=None)
     rows = [dict(r) for r in page.rows]
-    options = list(row_titles(model_entity, rows, link_titles(model_entity, rows)).items())
+    options = list(row_titles(model_entity, rows).items())
     return render("widgets/options.html", options=options, target=target, q=q,
                   model_entity=model_entity)
 
@@ -435,4 +439,4 @@ def link_choices(f: Field, limit: int = 200) -> list[tuple[int, str]]:
     page = records.query(inst(), actor(), f.to, filters={}, q=None,
                          sort=list(target.views.list.sort), limit=limit, cursor=None)
     rows = list(page.rows)
-    return list(row_titles(target, rows, link_titles(target, rows)).items())
+    return list(row_titles(target, rows).items())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, abort, current_app, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 
 from builder.model import Widget
-from runtime.http.web import charts, dashboards
+from runtime.http.web import charts
 from runtime.http.web.layout import (
     actor,
     approvals_count,
@@ -21,9 +21,9 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
-from runtime.http.web.listdata import link_titles
+from runtime.http.web.listdata import page_titles
 from runtime.http.web.widgets import display
-from runtime.write import records, timeline
+from runtime.read import dashboards, timeline
 
 
 def register(bp: Blueprint) -> None:
@@ -76,7 +76,7 @@ def widget_view(widget: Widget) -> dict[str, Any]:
                              "url": list_url, "fmt": fmt, "chart": Markup(""),
                              "caption": caption(widget, value.entity)}
     if value.points:
-        points = [(p.label, dashboards.as_number(p.value),
+        points = [(p.label, charts.as_number(p.value),
                    query_url({}, list_url, **p.filters) if p.filters else list_url)
                   for p in value.points]
         if widget.type == "chart":
@@ -88,11 +88,8 @@ def widget_view(widget: Widget) -> dict[str, Any]:
             [entity.fields[c] for c in entity.views.list.columns[:3] if c in entity.fields]
         columns = [c for c in columns if c.name in value.rows[0]]
 
-        titles = link_titles(entity, value.rows)
         shown["columns"] = columns
-        shown["titles"] = titles
-        shown["row_titles"] = {r["id"]: records.title(inst(), entity.name, r, links=titles)
-                               for r in value.rows}
+        shown["titles"], shown["row_titles"] = page_titles(entity, value.rows)
     return shown
 
 
@@ -114,11 +111,8 @@ def home_page() -> ResponseReturnValue:
 
 
 def dashboard_page(name: str) -> ResponseReturnValue:
-    boards = {d.name: d for d in dashboards.dashboards_for(inst(), actor())}
-    board = boards.get(name)
+    board = dashboards.dashboard_for(inst(), actor(), name)
     if board is None:
-        from flask import abort
-
         abort(404, f"There is no dashboard '{escape(name)}' for you.")
     shown = [{"dashboard": board, "label": tr(board.label),
               "widgets": [widget_view(w) for w in board.widgets]}]

@@ -19,11 +19,13 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from builder.model import Entity, Text
+from runtime.core.errors import NotFound
 from runtime.core.instance import Actor, Instance
 from runtime.http.auth import current_actor, require_login
 from runtime.http.current import get_instance
-from runtime.process.approvals import actions as approvals
+from runtime.process.approvals.pending import pending_count
 from runtime.read import permissions
+from runtime.read.queries import entity_of
 
 PUBLIC_ENDPOINTS = {"web.static"}
 
@@ -81,10 +83,11 @@ def can(entity: str, action: str, record: dict | None = None) -> bool:
 
 
 def entity_or_404(name: str, action: str = "read") -> Entity:
-    """The entity `name` when it exists and the user may `action` it; 404 / 403 otherwise."""
-    entity = inst().model.entities.get(name)
-    if entity is None or entity.system and name not in ("user", "team"):
-        abort(404, f"There is no '{name}' here; pick a page from the menu.")
+    """The entity `name` when it exists, has pages (of the system entities only users and
+    teams do) and the user may `action` it; 404 / 403 otherwise."""
+    entity = entity_of(inst(), name)
+    if entity.system and name not in ("user", "team"):
+        raise NotFound(f"There is no page for '{name}'; pick a page from the menu.")
     if not can(name, action):
         abort(403, f"You may not {action} {entity_label(entity, plural=True).lower()}; "
                    "ask an administrator for a role that allows it.")
@@ -219,12 +222,11 @@ def safe_navigation() -> list[NavGroup]:
 
 
 def approvals_count() -> int:
-    """Pending approval requests this user may decide (0 until the approvals module lands)."""
+    """Pending approval requests this user may decide: one COUNT query, once a request."""
     if "web_approvals" in g:
         return g.web_approvals
-
     try:
-        g.web_approvals = len(approvals.inbox(inst(), actor()))
+        g.web_approvals = pending_count(inst(), actor())
         return g.web_approvals
     except Exception:  # noqa: BLE001 - a badge must never break the page
         current_app.logger.exception("approvals count failed")

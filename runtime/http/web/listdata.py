@@ -8,9 +8,8 @@ replayed against `/api/v1/<entity>`.
 from __future__ import annotations
 
 import calendar
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -18,14 +17,18 @@ from werkzeug.datastructures import MultiDict
 
 from builder.model import Entity, Field
 from runtime.core.errors import BadRequest
-from runtime.http.web.dashboards import list_summary
-from runtime.http.web.layout import actor, entity_label, field_label, hidden_fields, inst, language
+from runtime.http.web.layout import actor, field_label, hidden_fields, inst, language
 from runtime.http.web.widgets import WIDGETS, display
+from runtime.read import listrequest, titles
+from runtime.read.dashboards import list_summary
 from runtime.read.permissions import native
+from runtime.read.queries import as_id
 from runtime.write import records
 
-RESERVED = {"q", "sort", "cursor", "view", "month", "saved", "_", "limit"}
-OPERATORS = ("ne", "gt", "gte", "lt", "lte", "in", "contains", "isnull")
+# The page's own state beside the list's (`listrequest.STATE_KEYS`): never filters. `entity`
+# and `endpoint` are url_for's own names, so a list address cannot carry them as filters.
+WEB_KEYS = frozenset({"view", "month", "saved", "entity", "endpoint"})
+PICKER_KEYS = ("__q", "__shown")  # a link picker's typed text and the title it showed
 COUNT_CAP = 10_000
 
 
@@ -75,40 +78,44 @@ class ListData:
         return f"{self.count:,}" if self.exact else f"{self.count:,}+"
 
 
-def split_key(entity: Entity, key: str) -> tuple[str, str | None]:
-    if key in entity.fields or "__" not in key:
-        return key, None
-    name, op = key.rsplit("__", 1)
-    return name, op
+def web_key(key: str) -> bool:
+    """Whether `key` is the page's own (see WEB_KEYS), never a filter."""
+    return key in WEB_KEYS or key.endswith(PICKER_KEYS)
 
 
-def filter_args(entity: Entity, args: MultiDict) -> tuple[dict[str, str], list[str]]:
-    """The `records.query` filters in `args` (API syntax), and messages for keys that are not
-    filters. Link filters typed without picking (`buyer__q`) are resolved by title."""
-    filters: dict[str, str] = {}
-    errors: list[str] = []
+def list_request(entity: Entity, args: MultiDict) -> listrequest.ListRequest:
+    """The list's state in `args`, read by the API's reader (`runtime.read.listrequest`), with
+    the page's keys left out and a blank box of the filter form meaning no filter. A link
+    typed without picking (`buyer__q`, JavaScript off) is looked up by title."""
+    wanted = listrequest.parse_list(entity, args, hidden=hidden_fields(entity.name),
+                                    me=actor().user_id, ignore=web_key, skip_blank=True)
+    return typed_links(entity, args, wanted)
+
+
+def typed_links(entity: Entity, args: MultiDict,
+                wanted: listrequest.ListRequest) -> listrequest.ListRequest:
+    """`wanted` with a filter for each link typed in its picker but not picked."""
+    filters, problems = list(wanted.filters), list(wanted.problems)
     hidden = hidden_fields(entity.name)
-    for key in args:
-        if key in RESERVED or key.endswith(("__q", "__shown")) or key.startswith("_"):
-            continue
-        value = args.get(key, "")
-        if value == "":
-            continue
-        name, op = split_key(entity, key)
-        if name not in entity.fields or name in hidden or (op and op not in OPERATORS):
-            errors.append(f"'{key}' is not a filter of this list; it was ignored.")
-            continue
-        filters[key] = value
     for f in entity.fields.values():
         typed = (args.get(f.name + "__q") or "").strip()
-        if f.type == "link" and typed and f.name not in filters and \
-                typed != (args.get(f.name + "__shown") or "").strip():
-            match = resolve_title(f, typed)
-            if match is None:
-                errors.append(f"No {f.to} matches “{typed}”; pick one from the list.")
-            else:
-                filters[f.name] = str(match)
-    return filters, errors
+        if f.type != "link" or not typed or f.name in hidden or \
+                any(flt.key == f.name for flt in filters) or \
+                typed == (args.get(f.name + "__shown") or "").strip():
+            continue
+        match = resolve_title(f, typed)
+        if match is None:
+            problems.append(listrequest.Problem(
+                f.name + "__q", f"No {f.to} matches “{typed}”; pick one from the list."))
+        else:
+            filters.append(listrequest.Filter(f.name, "eq", str(match)))
+    return replace(wanted, filters=tuple(filters), problems=tuple(problems))
+
+
+def warnings(wanted: listrequest.ListRequest) -> list[str]:
+    """The request's problems as the page shows them: the list is shown without them."""
+    return [f"'{p.key}' is not a filter of this list; it was ignored." if p.unknown
+            else p.message for p in wanted.problems]
 
 
 def resolve_title(f: Field, text: str) -> int | None:
@@ -119,14 +126,6 @@ def resolve_title(f: Field, text: str) -> int | None:
                          cursor=None)
     rows = list(page.rows)
     return rows[0]["id"] if len(rows) == 1 else None
-
-
-def sort_of(entity: Entity, args: MultiDict) -> list[str]:
-    raw = args.get("sort") or ""
-    keys = [k for k in (p.strip() for p in raw.split(",")) if k]
-    hidden = hidden_fields(entity.name)
-    keys = [k for k in keys if k.lstrip("-") in entity.fields and k.lstrip("-") not in hidden]
-    return keys or list(entity.views.list.sort)
 
 
 def visible_columns(entity: Entity) -> list[Field]:
@@ -141,34 +140,33 @@ def natives(entity: Entity, rows: Iterable[dict[str, Any]]) -> list[dict[str, An
     return [native(entity, row) for row in rows]
 
 
-def link_titles(entity: Entity, rows: list[dict[str, Any]]) -> dict[str, dict[Any, str]]:
-    """{link field: {id: title}} for every link on these rows, in one query per target;
-    records the user may not read have no title (they show as "#id")."""
+# -- titles: `runtime.read.titles` for the signed-in user ---------------------------------------
+
+def page_titles(entity: Entity, rows: Sequence[dict[str, Any]], template: str | None = None
+                ) -> tuple[dict[str, dict[Any, str]], dict[Any, str]]:
+    """({link field: {id: title}}, {id: title}) of a page of rows, every linked record read
+    once, through the user's row filter (see `titles.page_titles`)."""
     if not rows:
-        return {}
-    instance = inst()
-    with instance.engine.connect() as conn:
-        titles = records.link_titles(instance, conn, entity.name, rows, actor=actor())
-    return {name: dict(values) for name, values in (titles or {}).items()}
+        return {}, {}
+    with inst().engine.connect() as conn:
+        return titles.page_titles(inst(), conn, entity.name, rows, actor=actor(),
+                                  template=template)
 
 
-def row_titles(entity: Entity, rows: Iterable[dict[str, Any]],
-               titles: dict[str, dict[Any, str]] | None = None) -> dict[Any, str]:
-    instance = inst()
-    result = {}
-    for row in rows:
-        # A title template is filled with values as people read them ("415,000.00").
-        text = fill(entity.title, entity, row, titles or {}) if entity.title else \
-            records.title(instance, entity.name, row, links=titles)
-        if not text or text == str(row["id"]) or text == f"#{row['id']}":
-            text = f"{entity_label(entity)} #{row['id']}"
-        result[row["id"]] = text
-    return result
+def link_titles(entity: Entity, rows: Sequence[dict[str, Any]]) -> dict[str, dict[Any, str]]:
+    """{link field: {id: title}} for every link on these rows; records the user may not read
+    have no title (they show as "#id")."""
+    return page_titles(entity, rows)[0]
+
+
+def row_titles(entity: Entity, rows: Sequence[dict[str, Any]]) -> dict[Any, str]:
+    """{id: title} of these rows."""
+    return page_titles(entity, rows)[1]
 
 
 def record_title(entity: Entity, record: dict[str, Any]) -> str:
-    """One record's title, with the titles of the records it links to."""
-    return row_titles(entity, [record], link_titles(entity, [record]))[record["id"]]
+    """One record's title."""
+    return row_titles(entity, [record])[record["id"]]
 
 
 def build_filters(entity: Entity, args: MultiDict) -> list[Filter]:
@@ -193,49 +191,44 @@ def build_filters(entity: Entity, args: MultiDict) -> list[Filter]:
         current = Filter(f, kind, field_label(entity, name), values)
         if kind == "link":
             current.values[name + "__q"] = args.get(name + "__q", "")
-            if values[name].isdigit() and f.to in inst().model.entities:
-                current.link_title = title_of(f.to, int(values[name])) or ""
+            record_id = as_id(values[name])
+            if record_id is not None and f.to in inst().model.entities:
+                current.link_title = title_of(f.to, record_id) or ""
         result.append(current)
     return result
 
 
 def title_of(entity: str, record_id: int) -> str | None:
-    try:
-        record = records.get(inst(), actor(), entity, record_id)
-    except Exception:  # noqa: BLE001 - a missing or unreadable record has no title to show
-        return None
-    return record_title(inst().model.entity(entity), record)
+    """The title of a record by id; None when it is missing or the user may not read it."""
+    with inst().engine.connect() as conn:
+        return titles.title_of(inst(), conn, entity, record_id, actor=actor())
 
 
-def build(entity: Entity, args: MultiDict, *, limit: int | None = None) -> ListData:
-    """The rows, columns, filters and paging of one list page."""
-    filters, errors = filter_args(entity, args)
-    sort = sort_of(entity, args)
-    q = (args.get("q") or "").strip()
-    size = limit or entity.views.list.page_size
+def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> ListData:
+    """The rows, columns, filters and paging of one list page: `wanted` without its problems
+    (they are the page's warnings); a cursor that does not fit is one more, and the first
+    page is shown."""
+    errors = warnings(wanted)
+    filters, q, sort = wanted.filters, wanted.q, list(wanted.sort)
     instance, who = inst(), actor()
     try:
-        page = records.query(instance, who, entity.name, filters=filters, q=q or None,
-                             sort=sort, limit=size, cursor=args.get("cursor") or None)
-        count, exact = records.count(instance, who, entity.name, filters=filters,
-                                     q=q or None, cap=COUNT_CAP)
+        page = records.query(instance, who, entity.name, filters=filters, q=q, sort=sort,
+                             limit=wanted.limit, cursor=wanted.cursor)
     except BadRequest as exc:
         errors.append(exc.message)
-        filters, q = {}, ""
-        page = records.query(instance, who, entity.name, filters={}, q=None, sort=sort,
-                             limit=size, cursor=None)
-        count, exact = records.count(instance, who, entity.name, filters={}, q=None,
-                                     cap=COUNT_CAP)
+        page = records.query(instance, who, entity.name, filters=filters, q=q, sort=sort,
+                             limit=wanted.limit, cursor=None)
+    count, exact = records.count(instance, who, entity.name, filters=filters, q=q,
+                                 cap=COUNT_CAP)
     rows = natives(entity, page.rows)
-    sorted_by = {k.lstrip("-"): ("desc" if k.startswith("-") else "asc") for k in sort[:1]}
+    sorted_by = {k.lstrip("-+"): ("desc" if k.startswith("-") else "asc") for k in sort[:1]}
     columns = [Column(f, field_label(entity, f.name), sorted_by.get(f.name),
                       WIDGETS[f.type].numeric) for f in visible_columns(entity)]
-    titles = link_titles(entity, rows)
-
-    summary = list_summary(instance, who, entity, filters, q or None, language())
-    return ListData(entity, columns, rows, titles, row_titles(entity, rows, titles),
-                    build_filters(entity, args), filters, q, sort, page.next_cursor,
-                    page.prev_cursor, count, exact, errors, summary)
+    links, names = page_titles(entity, rows)
+    summary = list_summary(instance, who, entity, wanted.filter_map(), q, language())
+    return ListData(entity, columns, rows, links, names,
+                    build_filters(entity, args), wanted.filter_map(), q or "", sort,
+                    page.next_cursor, page.prev_cursor, count, exact, errors, summary)
 
 
 def cell(data: ListData, row: dict[str, Any], column: Column) -> Any:
@@ -252,25 +245,34 @@ class CalendarDay:
     events: list[tuple[int, str, str]]  # (id, title, time of day or "")
 
 
-def fill(template: str, entity: Entity, row: dict[str, Any],
-         links: dict[str, dict[Any, str]]) -> str:
-    """A `{field}` template with the row's values as people read them (links by title)."""
-    def value(match: re.Match) -> str:
-        name = match.group(1)
-        f = entity.fields.get(name)
-        if f is None or row.get(name) is None:
-            return ""
-        return str(display(row.get(name), f, links).striptags())
-    return re.sub(r"\{(\w+)\}", value, template).strip()
+# The months a calendar shows: its grid of whole weeks and the links to the months beside it
+# must stay inside Python's calendar (years 1 to 9999).
+FIRST_MONTH, LAST_MONTH = date(date.min.year + 1, 1, 1), date(date.max.year - 1, 12, 1)
+
+
+def _month(raw: str) -> date | None:
+    try:
+        year, month = (int(p) for p in raw.split("-")[:2])
+        first = date(year, month, 1)
+    except ValueError:
+        return None
+    return first if FIRST_MONTH <= first <= LAST_MONTH else None
 
 
 def month_of(args: MultiDict, today: date) -> date:
+    """The month in `args` (`month=2026-03`); this month when there is none, or none that
+    can be shown (see `month_problems`)."""
+    return _month(args.get("month") or "") or today.replace(day=1)
+
+
+def month_problems(args: MultiDict) -> list[str]:
+    """The list warning for a `month` that cannot be shown."""
     raw = args.get("month") or ""
-    try:
-        year, month = (int(p) for p in raw.split("-")[:2])
-        return date(year, month, 1)
-    except ValueError:
-        return today.replace(day=1)
+    if not raw or _month(raw) is not None:
+        return []
+    return [f"There is no month '{raw[:20]}' to show; use a month like 2026-03 from "
+            f"{FIRST_MONTH.isoformat()[:7]} to {LAST_MONTH.isoformat()[:7]}. This month is "
+            "shown."]
 
 
 def month_grid(first: date, today: date) -> list[date]:
@@ -282,12 +284,13 @@ def month_grid(first: date, today: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def calendar_days(entity: Entity, args: MultiDict, date_field: str,
-                  limit: int = 1000) -> tuple[date, list[CalendarDay]]:
+def calendar_days(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict,
+                  date_field: str, limit: int = 1000) -> tuple[date, list[CalendarDay]]:
+    """The month in `args` (`month=2026-03`), with `wanted`'s filters and search."""
     today = inst().today()
     first = month_of(args, today)
     grid = month_grid(first, today)
-    filters, _ = filter_args(entity, args)
+    filters = wanted.filter_map()  # the month's bounds replace a filter on the same key
     f = entity.fields[date_field]
     low, high = grid[0].isoformat(), grid[-1].isoformat()
     if f.type == "datetime":
@@ -295,16 +298,12 @@ def calendar_days(entity: Entity, args: MultiDict, date_field: str,
         filters.update({f"{date_field}__gte": low, f"{date_field}__lt": high})
     else:
         filters.update({f"{date_field}__gte": low, f"{date_field}__lte": high})
-    page = records.query(inst(), actor(), entity.name, filters=filters, q=None,
+    page = records.query(inst(), actor(), entity.name, filters=filters, q=wanted.q,
                          sort=[date_field], limit=limit, cursor=None)
     rows = natives(entity, page.rows)
     by_day: dict[date, list[tuple[int, str]]] = {}
-    links = link_titles(entity, rows)
-    titles = row_titles(entity, rows, links)
     template = entity.views.calendar.title if entity.views.calendar else None
-    if template:
-        titles = {row["id"]: fill(template, entity, row, links) or titles[row["id"]]
-                  for row in rows}
+    names = page_titles(entity, rows, template)[1]
     times = {row["id"]: f"{row[date_field]:%H:%M}" for row in rows
              if isinstance(row.get(date_field), datetime)}
     for row in rows:
@@ -314,7 +313,7 @@ def calendar_days(entity: Entity, args: MultiDict, date_field: str,
         if isinstance(value, str):
             value = date.fromisoformat(value[:10])
         day = value.date() if hasattr(value, "date") and callable(value.date) else value
-        by_day.setdefault(day, []).append((row["id"], titles[row["id"]],
+        by_day.setdefault(day, []).append((row["id"], names[row["id"]],
                                            times.get(row["id"], "")))
     days = [CalendarDay(d, d.month == first.month, d == today, by_day.get(d, [])) for d in grid]
     return first, days

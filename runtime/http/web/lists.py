@@ -3,21 +3,17 @@ and the kanban move (the same `records.update` as the form, with the same checks
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from datetime import timedelta
+from itertools import chain
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
 
 from builder.model import Entity
-from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
+from runtime.http.auth import safe_next
 from runtime.http.web import listdata
 from runtime.http.web.layout import (
     actor,
@@ -28,15 +24,18 @@ from runtime.http.web.layout import (
     hidden_fields,
     inst,
     is_htmx,
+    query_url,
     readonly_fields,
     render,
     tr,
 )
 from runtime.process import workflow as engine
-from runtime.write import records
+from runtime.read.export import Export, csv_chunks
+from runtime.read.listrequest import ListRequest
+from runtime.read.queries import as_id
+from runtime.write import records, views
 
 EXPORT_MAX_ROWS = 100_000
-EXPORT_PAGE = 500
 BULK_MAX = 500
 KANBAN_PER_COLUMN = 50
 
@@ -55,32 +54,41 @@ def list_page(entity: str) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     saved = request.args.get("saved")
     if saved and saved.isdigit():
-        settings = _saved_settings(entity, int(saved))
+        settings = views.saved_settings(inst(), actor(), entity, saved)
         if settings is None:
             abort(404, "That saved view does not exist (any more).")
-        return redirect(url_for("web.list", entity=entity, **settings))
+        return redirect(query_url(settings, url_for("web.list", entity=entity)))
     view = request.args.get("view") or "table"
-    common = {"model_entity": model_entity, "view": view, "saved_views": _saved_views(entity),
+    wanted = listdata.list_request(model_entity, request.args)  # once, for every view
+    common = {"model_entity": model_entity, "view": view,
+              "saved_views": views.saved_views(inst(), actor(), entity),
               "can_create": can(entity, "create"), "can_update": can(entity, "update"),
               "can_delete": can(entity, "delete"), "args": current_args(),
               "query_string": request.query_string.decode("utf-8", "replace"),
               "back_url": _back_url(entity),
               "filters": listdata.build_filters(model_entity, request.args)}
     if view == "kanban" and model_entity.views.kanban is not None:
+        _warn(listdata.warnings(wanted))
         return render("kanban.html", entity=entity, fragment="board",
-                      board=kanban_board(model_entity), **common)
+                      board=kanban_board(model_entity, wanted), **common)
     if view == "calendar" and model_entity.views.calendar is not None:
-        first, days = listdata.calendar_days(model_entity, request.args,
+        _warn(listdata.warnings(wanted) + listdata.month_problems(request.args))
+        first, days = listdata.calendar_days(model_entity, wanted, request.args,
                                              model_entity.views.calendar.date)
         return render("calendar.html", entity=entity, fragment="calendar", month=first,
                       days=days, timedelta=timedelta,
                       today_month=inst().today().strftime("%Y-%m"), **common)
-    data = listdata.build(model_entity, request.args)
-    for message in data.errors:
-        flash(message, "warning")
+    data = listdata.build(model_entity, wanted, request.args)
+    _warn(data.errors)
     common["view"] = "table"
     return render("list.html", entity=entity, fragment="results", data=data,
                   editable_fields=_bulk_fields(model_entity), **common)
+
+
+def _warn(messages: list[str]) -> None:
+    """What the address asked for that the list could not do: shown, never an error page."""
+    for message in messages:
+        flash(message, "warning")
 
 
 def _back_url(entity: str) -> str:
@@ -94,12 +102,13 @@ def _back_url(entity: str) -> str:
 
 # -- kanban -----------------------------------------------------------------------------------
 
-def kanban_board(entity: Entity) -> dict[str, Any]:
+def kanban_board(entity: Entity, wanted: ListRequest) -> dict[str, Any]:
+    """A column per group value, each `wanted`'s filters with the group's value (it replaces
+    a filter on the group field), search and sort."""
     kanban = entity.views.kanban
     assert kanban is not None
     group = entity.fields[kanban.group_by]
-    filters, _ = listdata.filter_args(entity, request.args)
-    q = (request.args.get("q") or "").strip() or None
+    filters, q = wanted.filter_map(), wanted.q
     if entity.workflow is not None and entity.workflow.field == group.name:
         values = [(s.name, tr(s.label)) for s in entity.workflow.states.values()]
     else:
@@ -111,14 +120,13 @@ def kanban_board(entity: Entity) -> dict[str, Any]:
     for value, label in values:
         column_filters = {**filters, group.name: value}
         page = records.query(instance, who, entity.name, filters=column_filters, q=q,
-                             sort=list(entity.views.list.sort), limit=KANBAN_PER_COLUMN,
-                             cursor=None)
+                             sort=wanted.sort, limit=KANBAN_PER_COLUMN, cursor=None)
         rows = listdata.natives(entity, page.rows)
         count, exact = records.count(instance, who, entity.name, filters=column_filters, q=q,
                                      cap=listdata.COUNT_CAP)
-        titles = listdata.link_titles(entity, rows)
+        titles, names = listdata.page_titles(entity, rows)
         columns.append({"value": value, "label": label, "rows": rows, "titles": titles,
-                        "row_titles": listdata.row_titles(entity, rows, titles),
+                        "row_titles": names,
                         "count": count if exact else f"{count:,}+"})
     return {"group": group, "columns": columns, "card_fields": card_fields,
             "choices": values}
@@ -140,7 +148,7 @@ def move(entity: str, record_id: int) -> ResponseReturnValue:
             waiting = _transition_to(model_entity, record, value)
         else:
             records.update(inst(), actor(), entity, record_id, {kanban.group_by: value},
-                           version=int(version) if version.isdigit() else record["version"])
+                           version=as_id(version) or record["version"])
         title = listdata.record_title(model_entity, record)
         if waiting:
             flash(f"“{title}” waits for approval before it moves.", "info")
@@ -152,15 +160,16 @@ def move(entity: str, record_id: int) -> ResponseReturnValue:
             for k, v in exc.errors.items()), "error")
     except RecordError as exc:
         flash("Not moved: " + exc.message, "error")
-    args = {k: v for k, v in request.args.items()}
-    args["view"] = "kanban"
     if is_htmx():
+        wanted = listdata.list_request(model_entity, request.args)
         return render("kanban.html", entity=entity, fragment="board",
-                      board=kanban_board(model_entity), view="kanban",
+                      board=kanban_board(model_entity, wanted), view="kanban",
                       model_entity=model_entity, args=current_args(), saved_views=[],
                       can_create=can(entity, "create"),
                       can_update=True, can_delete=can(entity, "delete"), query_string="")
-    return redirect(url_for("web.list", entity=entity, **args))
+    # the board as it was: its address as given (url_for would take `entity=` for its own)
+    return redirect(query_url(current_args(), url_for("web.list", entity=entity),
+                              view="kanban"))
 
 
 def _transition_to(entity: Entity, record: dict[str, Any], state: str) -> bool:
@@ -185,62 +194,20 @@ def _transition_to(entity: Entity, record: dict[str, Any], state: str) -> bool:
 
 def export_csv(entity: str) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
-    filters, _ = listdata.filter_args(model_entity, request.args)
-    sort = listdata.sort_of(model_entity, request.args)
-    q = (request.args.get("q") or "").strip() or None
-    hidden = hidden_fields(entity)
-    fields = [f for f in model_entity.fields.values()
-              if f.name not in hidden and f.type != "links"]
-    instance, who = inst(), actor()
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow([f.name for f in fields])
-        cursor, sent = None, 0
-        while sent < EXPORT_MAX_ROWS:
-            page = records.query(instance, who, entity, filters=filters, q=q, sort=sort,
-                                 limit=EXPORT_PAGE, cursor=cursor)
-            batch = list(page.rows)
-            with instance.engine.connect() as conn:
-                titles = records.link_titles(instance, conn, entity, batch,
-                                             actor=who) if batch else {}
-            for row in batch:
-                writer.writerow([_csv_value(row.get(f.name), f, titles) for f in fields])
-            sent += len(batch)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            cursor = page.next_cursor
-            if not cursor or not batch:
-                break
-
+    # the list's records, all of them (no cursor, no page size); what the list page would
+    # warn about is left out here too. Columns, cells and formula escaping are those of the
+    # one exporter (`runtime.read.export`), the CLI's too; links read as their titles.
+    wanted = listdata.list_request(model_entity, request.args)
+    instance = inst()
+    chunks = csv_chunks(Export(instance, actor(), entity, filters=wanted.filters,
+                               q=wanted.q, sort=wanted.sort, limit=EXPORT_MAX_ROWS,
+                               titles=True))
+    # the first page is read now, so that a problem answers as an error page, not as a
+    # download cut short
+    first = next(chunks)
     name = f"{entity}-{instance.today().isoformat()}.csv"
-    return Response(stream_with_context(rows()), mimetype="text/csv",
+    return Response(stream_with_context(chain([first], chunks)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _csv_value(value: Any, field: Any, titles: dict) -> str:
-    if value is None:
-        return ""
-    if field.type == "link":
-        value = (titles.get(field.name) or {}).get(value, value)
-    elif isinstance(value, list):
-        value = ", ".join(str(v) for v in value)
-    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        text = "'" + text  # a spreadsheet must not run a cell as a formula
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 # -- bulk edit and delete ---------------------------------------------------------------------
@@ -255,10 +222,8 @@ def _bulk_fields(entity: Entity) -> list[Any]:
 def bulk(entity: str) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     action = request.form.get("action", "")
-    ids = [int(i) for i in request.form.getlist("ids") if i.isdigit()][:BULK_MAX]
-    back = request.form.get("back") or url_for("web.list", entity=entity)
-    if not back.startswith("/") or back.startswith("//"):
-        back = url_for("web.list", entity=entity)
+    ids = [i for i in map(as_id, request.form.getlist("ids")) if i is not None][:BULK_MAX]
+    back = safe_next(request.form.get("back")) or url_for("web.list", entity=entity)
     if not ids:
         flash("Select at least one record first.", "warning")
         return redirect(back)
@@ -320,58 +285,24 @@ def _report(done: int, failed: list[str], verb: str) -> None:
 
 # -- saved views ------------------------------------------------------------------------------
 
-def _views_table() -> sa.Table:
-    return inst().schema.system("saved_view")
-
-
-def _saved_views(entity: str) -> list[dict[str, Any]]:
-    table = _views_table()
-    with inst().engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.id, table.c.name).where(
-            table.c.user_id == actor().user_id, table.c.entity == entity).order_by(
-            table.c.name)).mappings().all()
-    return [dict(r) for r in rows]
-
-
-def _saved_settings(entity: str, view_id: int) -> dict[str, Any] | None:
-    table = _views_table()
-    with inst().engine.connect() as conn:
-        settings = conn.execute(sa.select(table.c.settings).where(
-            table.c.id == view_id, table.c.user_id == actor().user_id,
-            table.c.entity == entity)).scalar()
-    if settings is None:
-        return None
-    if isinstance(settings, str):
-        settings = json.loads(settings)
-    return {k: v for k, v in dict(settings).items() if k not in ("saved", "cursor")}
-
-
 def save_view(entity: str) -> ResponseReturnValue:
     entity_or_404(entity)
     name = (request.form.get("name") or "").strip()[:100]
-    from urllib.parse import parse_qsl
-
-    args = dict(parse_qsl(request.form.get("query", ""), keep_blank_values=False))
-    args = {k: v for k, v in args.items() if k not in ("saved", "cursor", "_")}
+    args = views.list_settings(dict(parse_qsl(request.form.get("query", ""),
+                                              keep_blank_values=False)))
+    # the list's address as given (url_for would take `entity=` or `_method=` for its own)
+    back = query_url(args, url_for("web.list", entity=entity))
     if not name:
         flash("Give the view a name to save it.", "warning")
-        return redirect(url_for("web.list", entity=entity, **args))
-    table = _views_table()
-    with write_transaction(inst().engine) as conn:
-        conn.execute(table.delete().where(table.c.user_id == actor().user_id,
-                                          table.c.entity == entity, table.c.name == name))
-        conn.execute(table.insert().values(user_id=actor().user_id, entity=entity, name=name,
-                                           settings=args, created_at=inst().now()))
+        return redirect(back)
+    views.save_view(inst(), actor(), entity, name, args)
     flash(f"Saved the view “{name}”.", "success")
-    return redirect(url_for("web.list", entity=entity, **args))
+    return redirect(back)
 
 
 def delete_view(entity: str, view_id: int) -> ResponseReturnValue:
     entity_or_404(entity)
-    table = _views_table()
-    with write_transaction(inst().engine) as conn:
-        conn.execute(table.delete().where(table.c.id == view_id,
-                                          table.c.user_id == actor().user_id))
+    views.delete_view(inst(), actor(), view_id)
     flash("Saved view removed.", "success")
     return redirect(url_for("web.list", entity=entity))
 

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from builder.model import Entity, Field
 from runtime.core.errors import NotFound, RecordError, ValidationFailed
+from runtime.http.auth import safe_next
 from runtime.http.web import attachments, listdata
 from runtime.http.web.forms import states
 from runtime.http.web.layout import (
@@ -30,6 +31,7 @@ from runtime.http.web.layout import (
     tr,
 )
 from runtime.http.web.widgets import display
+from runtime.read import timeline as read_timeline
 from runtime.write import records, timeline
 
 RELATED_LIMIT = 10
@@ -129,7 +131,7 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
         rows = listdata.natives(child, page.rows)
         count, exact = records.count(inst(), actor(), child.name, filters=filters, q=None,
                                      cap=listdata.COUNT_CAP)
-        titles = listdata.link_titles(child, rows)
+        titles, names = listdata.page_titles(child, rows)
         columns = [child.fields[n] for n in child.views.list.columns
                    if n in child.fields and n not in hidden and n != related.field][:5]
         add_url = url_for("web.new", entity=child.name, **{related.field: record["id"]},
@@ -138,7 +140,7 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
             if can(child.name, "create") and link.type == "link" else None
         result.append(RelatedList(
             child, related.field, tr(related.label) or entity_label(child, plural=True),
-            columns, rows, titles, listdata.row_titles(child, rows, titles),
+            columns, rows, titles, names,
             f"{count:,}" if exact else f"{count:,}+", add_url,
             url_for("web.list", entity=child.name, **{op: record["id"]})))
     return result
@@ -147,7 +149,7 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
 def timeline_entries(entity: Entity, record_id: int) -> list[dict[str, Any]]:
 
     result = []
-    for entry in timeline.entries(inst(), actor(), entity.name, record_id):
+    for entry in read_timeline.entries(inst(), actor(), entity.name, record_id):
         item = dict(entry)
         item["at"] = _parse(item.get("at"), datetime)
         item["follow_up_on"] = _parse(item.get("follow_up_on"), date)
@@ -183,8 +185,8 @@ def _parse(value: Any, kind: type) -> Any:
 def record_page(entity: str, record_id: int) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     record = load(model_entity, record_id)
-    titles = listdata.link_titles(model_entity, [record])
-    title = listdata.row_titles(model_entity, [record], titles)[record["id"]]
+    titles, names = listdata.page_titles(model_entity, [record])
+    title = names[record["id"]]
     files = attachments.listing(entity, record_id)
     return render(
         "record.html", entity=entity, fragment="record", model_entity=model_entity,
@@ -195,6 +197,7 @@ def record_page(entity: str, record_id: int) -> ResponseReturnValue:
         icons=KIND_ICONS, entry_label=entry_label, attachments=files,
         human_size=attachments.human_size,
         can_update=can(entity, "update", record), can_delete=can(entity, "delete", record),
+        can_comment=can(entity, "comment", record),
         meta=_meta(model_entity, record, titles), today=inst().today())
 
 
@@ -227,9 +230,12 @@ def delete_record(entity: str, record_id: int) -> ResponseReturnValue:
 
 
 def log_activity(entity: str, record_id: int) -> ResponseReturnValue:
-    """Add a note or a logged activity (with an optional next follow-up date)."""
+    """Add a note or a logged activity (with an optional next follow-up date): for those with
+    the entity's `comment` right on the record (403 otherwise; the page offers no form)."""
     model_entity = entity_or_404(entity)
-    load(model_entity, record_id)
+    record = load(model_entity, record_id)
+    if not can(entity, "comment", record):
+        abort(403, timeline.no_comment(inst(), entity))
 
     kind = request.form.get("kind", "note")
     body = (request.form.get("body") or "").strip()
@@ -266,14 +272,13 @@ def follow_up_done(entity: str, record_id: int, entry_id: int) -> ResponseReturn
     load(model_entity, record_id)
 
     try:
-        timeline.complete_follow_up(inst(), actor(), entry_id)
+        timeline.complete_follow_up(inst(), actor(), entry_id, entity=entity,
+                                    record_id=record_id)
         flash("Follow-up marked as done.", "success")
     except RecordError as exc:
         flash(exc.message, "error")
-    back = request.form.get("next") or ""
-    if back.startswith("/") and not back.startswith("//"):
-        return redirect(back)
-    return redirect(url_for("web.record", entity=entity, record_id=record_id) + "#timeline")
+    return redirect(safe_next(request.form.get("next")) or url_for(
+        "web.record", entity=entity, record_id=record_id) + "#timeline")
 
 
 def upload(entity: str, record_id: int) -> ResponseReturnValue:

@@ -69,8 +69,7 @@ def linked_records(entity: Entity, record_id: int) -> list[Linked]:
         rows = listdata.natives(child, page.rows)
         if not rows:
             continue
-        titles = listdata.row_titles(child, rows[:LINKED_PER_KIND],
-                                     listdata.link_titles(child, rows[:LINKED_PER_KIND]))
+        titles = listdata.row_titles(child, rows[:LINKED_PER_KIND])
         more = url_for("web.list", entity=child_name, **{op: record_id}) \
             if len(rows) > LINKED_PER_KIND else None
         label = entity_label(child, plural=True)
@@ -90,8 +89,7 @@ def search(q: str) -> list[Group]:
             continue
         count, exact = records.count(inst(), actor(), entity.name, filters={}, q=q,
                                      cap=1000)
-        titles = listdata.link_titles(entity, rows)
-        names = listdata.row_titles(entity, rows, titles)
+        titles, names = listdata.page_titles(entity, rows)
         hidden = hidden_fields(entity.name)
         shown_fields = [entity.fields[n] for n in entity.search
                         if n in entity.fields and n not in hidden][:3]

@@ -1,5 +1,6 @@
-"""The web half of the field-type registry: for each SPEC field type, how a value is shown,
-which input edits it, how the posted form is read back, and which filter control lists use.
+"""The web half of the field-type registry: for each field type (docs/definition-files.md), how a
+value is shown, which input edits it, how the posted form is read back, and which filter control
+lists use.
 
 Adding a field type is adding one `Widget` here (and one input macro in
 `templates/widgets/inputs.html`); no view tests a type name.
@@ -21,10 +22,10 @@ from builder.fieldtypes import REGISTRY
 from builder.model import Field
 from runtime.core.sanitize import sanitize_html
 from runtime.http.web.layout import color_index, language
+from runtime.read.titles import date_text, money_text, number_text, percent_text
 
 MISSING = object()  # the form did not carry this field: leave the stored value alone
 PRESENT = "__present"  # marker input of checkboxes and multi-selects, posted even when empty
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹"}
 
 Titles = Mapping[str, Mapping[Any, str]]  # link field -> {id: title}
 
@@ -49,36 +50,18 @@ def _plain(value: Any, field: Field, titles: Titles | None) -> Markup:
     return escape(value)
 
 
-def _number(value: Any) -> str:
-    if isinstance(value, Decimal):
-        text = f"{value:,f}"
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
+# Numbers, money, percentages and dates read as in record titles (`runtime.read.titles`).
 
 def _show_number(value: Any, field: Field, titles: Titles | None) -> Markup:
-    return escape(_number(value))
+    return escape(number_text(value))
 
 
 def _show_money(value: Any, field: Field, titles: Titles | None) -> Markup:
-    amount = f"{Decimal(value):,.{field.scale if field.scale is not None else 2}f}" \
-        if isinstance(value, Decimal | int | float) else str(value)
-    code = (field.currency or "").upper()
-    symbol = CURRENCY_SYMBOLS.get(code)
-    if symbol:
-        return escape(f"{symbol}{amount}" if not amount.startswith("-") else f"-{symbol}"
-                      f"{amount[1:]}")
-    return escape(f"{amount} {code}".strip())
+    return escape(money_text(value, field))
 
 
 def _show_percent(value: Any, field: Field, titles: Titles | None) -> Markup:
-    if isinstance(value, Decimal | int | float):
-        return escape(f"{Decimal(value):,.1f}".rstrip("0").rstrip(".") + "%")
-    return escape(value)
+    return escape(percent_text(value))
 
 
 def _show_boolean(value: Any, field: Field, titles: Titles | None) -> Markup:
@@ -86,11 +69,7 @@ def _show_boolean(value: Any, field: Field, titles: Titles | None) -> Markup:
 
 
 def _show_date(value: Any, field: Field, titles: Titles | None) -> Markup:
-    if isinstance(value, datetime):
-        return escape(value.strftime("%b %-d, %Y %H:%M"))
-    if isinstance(value, date):
-        return escape(value.strftime("%b %-d, %Y"))
-    return escape(value)
+    return escape(date_text(value))
 
 
 def _badge(value: Any, field: Field) -> Markup:

@@ -2,7 +2,7 @@
 approval panel, the approval inbox (`/approvals`) and the notification bell (`/notifications`).
 
 Everything here works with JavaScript off (plain forms that post and redirect back), and goes
-through `runtime.process.workflow`, `runtime.process.approvals.actions` and
+through `runtime.process.workflow`, `runtime.process.approvals` and
 `runtime.process.notifications`:
 
 - `record_workflow.html` is included by `record.html`'s `{% block workflow %}` and asks
@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
-from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
+from runtime.http.auth import safe_next
 from runtime.http.web.layout import (
     actor,
     before_request,
@@ -30,9 +29,8 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
-from runtime.process import notifications, workflow
-from runtime.process.approvals import actions as approvals
-from runtime.process.workflow_support import load
+from runtime.process import approvals, notifications, record_panel, workflow
+from runtime.read.queries import as_id
 
 INBOX_TABS = {"pending": "Waiting for me", "all": "All my requests"}
 BELL_LIMIT = 8
@@ -61,10 +59,7 @@ def register(app: Flask) -> None:
 
 def _back(default: str) -> str:
     """Where to return after a form: the `next` field when it is a path on this site."""
-    target = request.form.get("next") or request.args.get("next") or ""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return safe_next(request.form.get("next") or request.args.get("next")) or default
 
 
 def _flash_error(prefix: str, exc: RecordError) -> None:
@@ -85,11 +80,7 @@ def workflow_panel(entity: str, record_id: int) -> dict[str, Any] | None:
     if model_entity is None or model_entity.workflow is None:
         return None
     flow = model_entity.workflow
-    who = actor()
-    with inst().engine.connect() as conn:
-        offered = workflow.available(inst(), who, entity, record_id, conn=conn)
-        requests = approvals.for_record(inst(), conn, entity, record_id, viewer=who)
-        stored = load(inst(), conn, entity, record_id) or {}
+    offered, requests, stored = record_panel.workflow_data(inst(), actor(), entity, record_id)
     current = stored.get(flow.field)
     states = [{"name": name, "label": tr(state.label), "final": state.final,
                "current": name == current} for name, state in flow.states.items()]
@@ -119,7 +110,7 @@ def fire(entity: str, record_id: int, name: str) -> ResponseReturnValue:
     values = {key[len("value."):]: value for key, value in request.form.items()
               if key.startswith("value.") and value != ""}
     raw_version = request.form.get("version") or ""
-    version = int(raw_version) if raw_version.isdigit() else None
+    version = as_id(raw_version)
     try:
         result = workflow.fire(inst(), actor(), entity, record_id, name,
                                comment=request.form.get("comment"), values=values or None,
@@ -162,7 +153,7 @@ def decide(request_id: int, action: str) -> ResponseReturnValue:
             flash("Request recalled; the record is unlocked.", "success")
         else:
             approvals.decide(inst(), actor(), request_id, action, comment=comment,
-                             version=int(raw_version) if raw_version.isdigit() else None)
+                             version=as_id(raw_version))
             flash("Approved." if action == "approve" else "Rejected.", "success")
     except RecordError as exc:
         _flash_error("Not done: ", exc)
@@ -179,9 +170,7 @@ def notification_bell() -> dict[str, Any]:
     bell: dict[str, Any] = {"count": 0, "items": []}
     if who.user_id is not None:
         try:
-            with inst().engine.connect() as conn:
-                bell = {"count": notifications.unread_count(inst(), conn, who.user_id),
-                        "items": notifications.unread(inst(), conn, who.user_id, BELL_LIMIT)}
+            bell = notifications.bell(inst(), who.user_id, BELL_LIMIT)
         except Exception:  # noqa: BLE001 - a bell must never break the page
             current_app.logger.exception("notification bell failed")
     g.web_bell = bell
@@ -189,34 +178,19 @@ def notification_bell() -> dict[str, Any]:
 
 
 def notifications_page() -> ResponseReturnValue:
-    who = actor()
-    table = inst().schema.system("notification")
-    with inst().engine.connect() as conn:
-        items = [dict(r) for r in conn.execute(sa.select(table).where(
-            table.c.user_id == who.user_id).order_by(table.c.id.desc()).limit(
-            PAGE_LIMIT)).mappings()]
+    items = notifications.latest(inst(), actor().user_id, PAGE_LIMIT)
     return render("notifications.html", fragment="notifications", items=items)
 
 
 def open_notification(notification_id: int) -> ResponseReturnValue:
     """Mark one notification read and go where it points."""
-    who = actor()
-    table = inst().schema.system("notification")
-    with write_transaction(inst().engine) as conn:
-        row = conn.execute(sa.select(table).where(
-            table.c.id == notification_id, table.c.user_id == who.user_id)).mappings().first()
-        if row is None:
-            abort(404, "That notification does not exist (or is someone else's).")
-        notifications.mark_read(inst(), conn, who.user_id, [notification_id])
-    link = row["link"] or ""
-    if link.startswith("/") and not link.startswith("//"):
-        return redirect(link)
-    return redirect(url_for("workflow.notifications"))
+    row = notifications.open_one(inst(), actor().user_id, notification_id)
+    if row is None:
+        abort(404, "That notification does not exist (or is someone else's).")
+    return redirect(safe_next(row["link"]) or url_for("workflow.notifications"))
 
 
 def mark_all_read() -> ResponseReturnValue:
-    who = actor()
-    with write_transaction(inst().engine) as conn:
-        count = notifications.mark_read(inst(), conn, who.user_id)
+    count = notifications.mark_all_read(inst(), actor().user_id)
     flash(f"{count} notification{'s' if count != 1 else ''} marked as read.", "success")
     return redirect(_back(url_for("workflow.notifications")))

@@ -1,4 +1,4 @@
-"""Schema migrations (SPEC §10): compare the model with the database, plan, apply.
+"""Schema migrations (docs/migrations.md): compare the model with the database, plan, apply.
 
     plan = migrate.plan(model, engine)      # a Plan: a list of operations, nothing changed
     for line in plan.lines(): print(line)   # "[safe] add column offer.notes"

@@ -347,9 +347,23 @@ class _Planner:
 
     def on_add_index(self, index: sa.Index) -> None:
         table = index.table.name
-        if table in self.live_tables:
-            self.local.append(O.AddIndex(table, name=str(index.name), columns=tuple(
-                c.name for c in index.columns), unique=bool(index.unique)))
+        if table not in self.live_tables:
+            return
+        # Alembic hands over a rebuilt index (name, columns, dialect options); the model's
+        # own carries its `info` too
+        index = next((i for i in self.target.tables[table].indexes if i.name == index.name),
+                     index)
+        columns = tuple(c.name for c in index.columns)
+        where = _index_where(index, self.dialect)
+        repeated: list[tuple[Any, ...]] = []
+        count = 0
+        if index.unique:
+            count, repeated = self.repeated(table, columns, where)
+        self.local.append(O.AddIndex(
+            table, name=str(index.name), columns=columns, unique=bool(index.unique),
+            where=where, duplicates=tuple(repeated), duplicate_count=count,
+            on_duplicates=str(index.info.get("on_duplicates") or ""),
+            safety=O.NEEDS_DATA if count else O.SAFE))
 
     def on_remove_index(self, index: sa.Index) -> None:
         self.local.append(O.DropIndex(index.table.name, name=str(index.name),
@@ -526,6 +540,25 @@ class _Planner:
                     counts[str(value)] = counts.get(str(value), 0) + 1
         return tuple(sorted(counts.items()))
 
+    def repeated(self, table: str, columns: tuple[str, ...], where: str | None,
+                 shown: int = 5) -> tuple[int, list[tuple[Any, ...]]]:
+        """How many values of `columns` more than one row holds (among the rows `where`
+        admits), and the first `shown` of them, for a unique index about to be made."""
+        if not all(c in self.live_columns(table) for c in columns):
+            return 0, []
+        cols = [sa.column(c) for c in columns]
+        query = (sa.select(*cols).select_from(sa.table(table, *cols))
+                 .where(*(c.isnot(None) for c in cols)))
+        if where:
+            query = query.where(sa.text(where))
+        query = query.group_by(*cols).having(sa.func.count() > 1)
+        count = int(self.conn.execute(sa.select(sa.func.count()).select_from(
+            query.subquery())).scalar() or 0)
+        if not count:
+            return 0, []
+        first = self.conn.execute(query.order_by(*cols).limit(shown)).all()
+        return count, [tuple(row) for row in first]
+
     def duplicates(self, table: str, columns: tuple[str, ...]) -> int:
         if table not in self.live_tables or not all(
                 c in self.live_columns(table) for c in columns):
@@ -536,6 +569,17 @@ class _Planner:
                  .having(sa.func.count() > 1).subquery())
         return int(self.conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar()
                    or 0)
+
+
+def _index_where(index: sa.Index, dialect: sa.engine.Dialect) -> str | None:
+    """The condition of a partial index, as SQL text (None for a whole-table index)."""
+    where = index.dialect_options[dialect.name].get("where") if dialect.name in (
+        "sqlite", "postgresql") else None
+    if where is None:
+        return None
+    if isinstance(where, sa.TextClause):
+        return where.text
+    return str(where.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _flatten(diffs: list) -> list[tuple]:

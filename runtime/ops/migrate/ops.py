@@ -240,17 +240,38 @@ class DropForeignKey(Op):
 
 @dataclass(frozen=True)
 class AddIndex(Op):
+    """An index; a unique one may be partial (`where`, SQL over the table's columns: SQLite
+    and PostgreSQL both have them) and needs data when existing rows repeat a value — the
+    index's `info["on_duplicates"]` then says what to do, and the repeated values are named."""
+
     kind: ClassVar[str] = "add_index"
     phase: ClassVar[int] = 80
     name: str = ""
     columns: tuple[str, ...] = ()
     unique: bool = False
+    where: str | None = None
+    duplicates: tuple[tuple[Any, ...], ...] = ()  # the repeated values (the first few)
+    duplicate_count: int = 0  # how many values are repeated
+    on_duplicates: str = ""
 
     def describe(self) -> str:
-        return f"add index {self.name} on {self.table} ({', '.join(self.columns)})"
+        what = "unique index" if self.unique else "index"
+        text = f"add {what} {self.name} on {self.table} ({', '.join(self.columns)})"
+        if self.where:
+            text += f" where {self.where}"
+        if self.duplicate_count:
+            shown = ", ".join("(" + ", ".join(str(v) for v in values) + ")"
+                              for values in self.duplicates)
+            more = self.duplicate_count - len(self.duplicates)
+            text += (f": {self.duplicate_count} value(s) are held by more than one row — "
+                     f"{shown}{f' and {more} more' if more > 0 else ''}; "
+                     + (self.on_duplicates or "make them unique first"))
+        return text
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
-        alter.create_index(self.name, list(self.columns), unique=self.unique)
+        partial = {f"{dialect}_where": sa.text(self.where)
+                   for dialect in ("sqlite", "postgresql")} if self.where else {}
+        alter.create_index(self.name, list(self.columns), unique=self.unique, **partial)
 
 
 @dataclass(frozen=True)

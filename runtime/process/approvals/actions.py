@@ -1,4 +1,5 @@
-"""Approval processes (SPEC §5): requests, steps, approvers, decisions, escalation, delegation.
+"""Approval processes (docs/approvals.md): requests, steps, approvers, decisions, escalation,
+delegation.
 
 A transition with an `approval` whose `entry` holds opens a request instead of moving the
 record. The request walks the approval's steps in order:
@@ -26,61 +27,60 @@ Every decision is a row in `crm_approval_decision` and an entry on the record's 
 Concurrent decisions on one request are serialised by `crm_approval_request.version`
 (`UPDATE ... WHERE version = :seen`): exactly one wins, the other is retried against the new
 state and usually finds the step already decided.
+
+This module is what happens (SQL, notifications, moves); what is decided — who may decide, when
+a step is complete, who is nobody and why — is `rules.py`, and reading requests
+(`get`, `inbox`, `for_record`) is `requests.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from builder.expressions import evaluate_condition
 from builder.model import Approval, Approvers, Step, Transition
 from runtime.core.context import eval_context
 from runtime.core.db import write_transaction
-from runtime.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from runtime.core.errors import (
+    AwaitingApproval,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+)
 from runtime.core.instance import Actor, Instance
+from runtime.process.approvals import rules
 from runtime.process.approvals.requests import (
-    APPROVED,
-    PENDING,
-    RECALLED,
-    REJECTED,
-    STATUSES,
     assignees_of,
     capacity,
     decisions_of,
     definition,
-    delegators,
-    is_away,
-    may_decide,
     pending_request,
     request_dict,
     request_row,
     tables,
 )
-from runtime.process.notifications import notify
-from runtime.process.workflow_support import (
-    add_timeline,
-    entity_of,
-    load,
-    move,
-    record_link,
-    record_title,
-    resolve_users,
-    usernames,
+from runtime.process.approvals.rules import (
+    APPROVED,
+    DECISIONS,
+    PENDING,
+    RECALLED,
+    REJECTED,
+    WAITING,
 )
-from runtime.read.queries import load as load_readable
+from runtime.process.moves import move
+from runtime.process.notifications import notify
+from runtime.read.addresses import record_link
+from runtime.read.people import resolve_users, usernames
+from runtime.read.queries import entity_of, load
+from runtime.read.titles import title
+from runtime.write.timeline import record_event
 
-__all__ = [
-    "APPROVED", "PENDING", "RECALLED", "REJECTED", "STATUSES", "approve", "decide",
-    "definition", "entry_holds", "escalate", "for_record", "get", "inbox", "is_away",
-    "open_request", "pending_request", "recall", "reject", "rejecting", "request_dict"]
-
-DECISIONS = ("approve", "reject")
 MAX_ATTEMPTS = 4
 REJECTING = "crmforge_approval_rejecting"
 
@@ -89,89 +89,7 @@ class _Lost(Exception):
     """Another decision changed the request first; start again from the new state."""
 
 
-def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
-    """One request, for those involved in it (submitter, approvers, their delegates, those
-    who decided) and those who may read its record; NotFound for everyone else."""
-
-    with inst.engine.connect() as conn:
-        request = request_row(inst, conn, request_id)
-        _, assignees, decisions = tables(inst)
-        me = actor.user_id
-        involved = actor.all_powerful or me is not None and (
-            me == request["submitted_by"]
-            or conn.execute(sa.select(assignees.c.user_id).where(
-                assignees.c.request_id == request["id"],
-                assignees.c.user_id.in_([me, *delegators(inst, conn, me)]))).first()
-            is not None
-            or conn.execute(sa.select(decisions.c.id).where(
-                decisions.c.request_id == request["id"], decisions.c.user_id == me)).first()
-            is not None)
-        if not involved and (request["entity"] not in inst.model.entities or load_readable(
-                inst, conn, request["entity"], request["record_id"], actor=actor) is None):
-            raise NotFound(f"There is no approval request {request_id}; check the id in your "
-                           "approval inbox (GET /api/v1/approvals).")
-        return request_dict(inst, conn, request, viewer=actor)
-
-
-def for_record(inst: Instance, conn: Connection, entity: str, record_id: int,
-               *, viewer: Actor | None = None) -> list[dict[str, Any]]:
-    """The record's requests, newest first (the approval panel of the record page)."""
-    requests, _, _ = tables(inst)
-    rows = conn.execute(sa.select(requests).where(
-        requests.c.entity == entity, requests.c.record_id == int(record_id)).order_by(
-        requests.c.id.desc())).mappings().all()
-    return [request_dict(inst, conn, row, viewer=viewer) for row in rows]
-
-
-def inbox(inst: Instance, actor: Actor, status: str = PENDING,
-          limit: int = 200) -> list[dict[str, Any]]:
-    """`pending`: the requests the actor may decide now (as approver or as the delegate of an
-    approver who is away). Another status: the requests with that status the actor submitted,
-    was an approver of, or decided."""
-    if status not in (*STATUSES, "all"):
-        raise ValueError(status)
-    requests, assignees, decisions = tables(inst)
-    if actor.user_id is None:
-        return []
-    with inst.engine.connect() as conn:
-        if status == PENDING:
-            people = [actor.user_id, *delegators(inst, conn, actor.user_id)]
-            query = sa.select(requests).join(assignees, sa.and_(
-                assignees.c.request_id == requests.c.id,
-                assignees.c.step_index == requests.c.step_index)).where(
-                requests.c.status == PENDING, assignees.c.user_id.in_(people)).distinct()
-            rows = conn.execute(query.order_by(requests.c.id).limit(limit)).mappings().all()
-            result = []
-            for row in rows:
-                _ent, approval, _t = definition(inst, row)
-                if may_decide(inst, conn, actor, row, approval) is not False:
-                    result.append(request_dict(inst, conn, row, viewer=actor))
-            return result
-        mine = sa.or_(
-            requests.c.submitted_by == actor.user_id,
-            requests.c.id.in_(sa.select(assignees.c.request_id).where(
-                assignees.c.user_id == actor.user_id)),
-            requests.c.id.in_(sa.select(decisions.c.request_id).where(
-                decisions.c.user_id == actor.user_id)))
-        query = sa.select(requests).where(mine)
-        if status != "all":
-            query = query.where(requests.c.status == status)
-        rows = conn.execute(query.order_by(requests.c.id.desc()).limit(limit)).mappings().all()
-        return [request_dict(inst, conn, row, viewer=actor) for row in rows]
-
-
 # -- opening a request ------------------------------------------------------------------------
-
-def entry_holds(inst: Instance, conn: Connection, entity: str, approval: Approval,
-                record: Mapping[str, Any], actor: Actor | None = None) -> bool:
-    """Whether the transition needs this approval for this record (no `entry`: always).
-    `user` in the condition is the person taking the transition."""
-    if approval.entry is None:
-        return True
-    user = actor if actor is not None and actor.user_id is not None else None
-    return evaluate_condition(approval.entry, eval_context(inst, user, entity, record,
-                                                           conn=conn))
-
 
 def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
                  record: Mapping[str, Any], transition: Transition, approval: Approval,
@@ -180,21 +98,13 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
 
     When every step is skipped the transition passes at once (the request is `approved`).
     Returns the request as `request_dict` shows it, plus `record` (the record now)."""
-    requests, _, _ = tables(inst)
     workflow = entity_of(inst, entity).workflow
     assert workflow is not None
-    if pending_request(inst, conn, entity, record["id"]) is not None:
-        raise Conflict("This record is already waiting for an approval; it can move once "
-                       "that request is decided or recalled.", record_id=record["id"])
-    now = inst.now()
-    request_id = conn.execute(requests.insert().values(
-        entity=entity, record_id=record["id"], approval=approval.name,
-        transition=transition.name, from_state=record.get(workflow.field), status=PENDING,
-        step_index=0, step_started_at=None, submitted_by=actor.user_id, submitted_at=now,
-        comment=comment, version=1).returning(requests.c.id)).scalar_one()
+    request_id = _insert_request(inst, conn, actor, entity, record, transition, approval,
+                                 record.get(workflow.field), comment)
     request = request_row(inst, conn, request_id)
     asked = f"Asked for approval “{approval.label.get()}” to {transition.label.get().lower()}"
-    add_timeline(inst, conn, entity, record["id"], "approval",
+    record_event(inst, conn, entity, record["id"], "approval",
                  asked + (f": {comment}" if comment else ""), {
         "event": "requested", "comment": comment, "request": request_id, "approval": approval.name,
         "label": approval.label.get(), "transition": transition.name}, actor.user_id)
@@ -207,26 +117,34 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
     return result
 
 
+def _insert_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
+                    record: Mapping[str, Any], transition: Transition, approval: Approval,
+                    from_state: Any, comment: str | None) -> int:
+    """The new request's id. The unique index over the pending requests of a record
+    (`crm_approval_request`, schema.PENDING_APPROVAL_INDEX) refuses a second one, so two
+    transitions racing past their checks still open one request: the loser gets the same
+    409 as a transition fired on a record already waiting. The savepoint keeps the caller's
+    transaction usable (PostgreSQL aborts a transaction on an error otherwise)."""
+    requests, _, _ = tables(inst)
+    try:
+        with conn.begin_nested():
+            return conn.execute(requests.insert().values(
+                entity=entity, record_id=record["id"], approval=approval.name,
+                transition=transition.name, from_state=from_state, status=PENDING,
+                step_index=0, step_started_at=None, submitted_by=actor.user_id,
+                submitted_at=inst.now(), comment=comment, version=1).returning(
+                requests.c.id)).scalar_one()
+    except IntegrityError:
+        if pending_request(inst, conn, entity, record["id"]) is None:
+            raise  # not the pending-request index: a real fault, not a race
+        raise AwaitingApproval(WAITING, record_id=record["id"], entity=entity) from None
+
+
 def _approvers(inst: Instance, conn: Connection, entity: str, record: Mapping[str, Any],
                approvers: Approvers, request: Mapping[str, Any], approval: Approval,
                step: Step) -> list[int]:
     found = resolve_users(inst, conn, entity, record, approvers.kind, approvers.value)
-    submitter = request["submitted_by"]
-    if approval.allow_self_approval or submitter is None:
-        return found
-    return [u for u in found if u != submitter]
-
-
-def _nobody(approvers: Approvers, step: Step, approval: Approval, excluded_self: bool) -> str:
-    what = {"role": f"no active user has the role '{approvers.value}'",
-            "user": f"the user '{approvers.value}' does not exist or is inactive",
-            "field": f"the record's '{approvers.value}' names no active user"}[approvers.kind]
-    if excluded_self:
-        what = (f"the only possible approver is the person who asked ({what.split(' ', 1)[1]}"
-                " otherwise), and this approval does not allow self-approval")
-    return (f"Nobody can approve step '{step.label.get()}' of '{approval.label.get()}': {what}. "
-            "Ask an administrator to give the role to someone else (or to fill in the "
-            "approver), then try again.")
+    return rules.without_submitter(found, request["submitted_by"], approval)
 
 
 def _start_step(inst: Instance, conn: Connection, request: Mapping[str, Any],
@@ -238,7 +156,7 @@ def _start_step(inst: Instance, conn: Connection, request: Mapping[str, Any],
     for index in range(start, len(approval.steps)):
         step = approval.steps[index]
         ctx = eval_context(inst, None, entity, record, conn=conn)
-        if step.when is not None and not evaluate_condition(step.when, ctx):
+        if not rules.step_applies(step, ctx):
             conn.execute(decisions.insert().values(
                 request_id=request["id"], step_index=index, step=step.name, user_id=None,
                 on_behalf_of=None, decision="skipped", comment=None, at=now))
@@ -247,8 +165,8 @@ def _start_step(inst: Instance, conn: Connection, request: Mapping[str, Any],
         if not users:
             everyone = resolve_users(inst, conn, entity, record, step.approvers.kind,
                                      step.approvers.value)
-            raise ValidationFailed({"_record": [_nobody(step.approvers, step, approval,
-                                                        bool(everyone))]})
+            raise ValidationFailed({"_record": [rules.nobody(step.approvers, step, approval,
+                                                             bool(everyone))]})
         conn.execute(assignees.insert(), [
             {"request_id": request["id"], "step_index": index, "user_id": u,
              "escalated": False} for u in users])
@@ -263,16 +181,16 @@ def _notify_approvers(inst: Instance, conn: Connection, request: Mapping[str, An
                       approval: Approval, step: Step, record: Mapping[str, Any],
                       users: list[int], escalated: bool = False) -> None:
     entity = request["entity"]
-    title = record_title(inst, conn, entity, record)
+    name = title(inst, entity, record, conn=conn)
     ent = inst.model.entities[entity]
     transition = ent.workflow.transitions.get(request["transition"]) if ent.workflow else None
     who = usernames(inst, conn, [request["submitted_by"]]).get(request["submitted_by"],
                                                                 "The system")
     action = transition.label.get() if transition else request["transition"]
-    subject = f"Approval needed: {action} — {ent.label.get()} {title}"
+    subject = f"Approval needed: {action} — {ent.label.get()} {name}"
     if escalated:
         subject = "Escalated to you — " + subject
-    body = (f"{who} asks for approval to {action.lower()} {ent.label.get()} '{title}' "
+    body = (f"{who} asks for approval to {action.lower()} {ent.label.get()} '{name}' "
             f"(step '{step.label.get()}' of '{approval.label.get()}'). Approve or reject it "
             "in your approval inbox.")
     notify(inst, conn, users, subject, body, record_link(entity, request["record_id"]))
@@ -282,8 +200,7 @@ def _notify_approvers(inst: Instance, conn: Connection, request: Mapping[str, An
         users_table.c.id.in_(users), users_table.c.delegate.is_not(None))).mappings().all()
     names = usernames(inst, conn, users)
     for row in rows:
-        if is_away(row, inst.today()) and (approval.allow_self_approval
-                                           or row["delegate"] != request["submitted_by"]):
+        if rules.stands_in(row, inst.today(), approval, request["submitted_by"]):
             notify(inst, conn, [row["delegate"]], f"On behalf of {names.get(row['id'])}: "
                    + subject, body + f" You decide for {names.get(row['id'])}, who is away.",
                    record_link(entity, request["record_id"]))
@@ -363,7 +280,7 @@ def _decide(inst: Instance, conn: Connection, actor: Actor, request_id: Any, dec
         raise Conflict(f"The transition '{request['transition']}' is no longer defined; "
                        "recall this request.")
     step = approval.steps[request["step_index"]]
-    if decision == "reject" and approval.require_comment and not comment:
+    if rules.comment_missing(approval, decision, comment):
         raise ValidationFailed({"comment": ["Say why you reject it: this approval requires a "
                                             "comment on rejection."]})
     _claim(inst, conn, request)
@@ -379,21 +296,12 @@ def _decide(inst: Instance, conn: Connection, actor: Actor, request_id: Any, dec
         raise NotFound("The record of this request no longer exists.")
     if decision == "reject":
         _finish(inst, conn, request, approval, transition, record, REJECTED, actor, comment)
-    elif _step_complete(inst, conn, request, step, actor, on_behalf_of):
+    elif rules.step_complete(step, assignees_of(inst, conn, request["id"], request["step_index"]),
+                             decisions_of(inst, conn, request["id"], request["step_index"]),
+                             on_behalf_of or actor.user_id):
         if not _start_step(inst, conn, request, approval, record, request["step_index"] + 1):
             _finish(inst, conn, request, approval, transition, record, APPROVED, actor, comment)
     return request_dict(inst, conn, request_row(inst, conn, request["id"]), viewer=actor)
-
-
-def _step_complete(inst: Instance, conn: Connection, request: Mapping[str, Any], step: Step,
-                   actor: Actor, on_behalf_of: int | None) -> bool:
-    assigned = assignees_of(inst, conn, request["id"], request["step_index"])
-    if step.mode != "all" or assigned.get(on_behalf_of or actor.user_id):
-        return True  # `any`, or an escalation approver, who decides the step alone
-    approved = {d["on_behalf_of"] or d["user_id"]
-                for d in decisions_of(inst, conn, request["id"], request["step_index"])
-                if d["decision"] == "approve"}
-    return all(user in approved for user, escalated in assigned.items() if not escalated)
 
 
 def _finish(inst: Instance, conn: Connection, request: Mapping[str, Any], approval: Approval,
@@ -419,10 +327,10 @@ def _finish(inst: Instance, conn: Connection, request: Mapping[str, Any], approv
                             note, depth)
     if request["submitted_by"] is not None and request["submitted_by"] != actor.user_id:
         ent = inst.model.entities[entity]
-        title = record_title(inst, conn, entity, record)
+        name = title(inst, entity, record, conn=conn)
         verb = "approved" if status == APPROVED else "rejected"
         notify(inst, conn, [request["submitted_by"]],
-               f"{transition.label.get()} {verb}: {ent.label.get()} {title}",
+               f"{transition.label.get()} {verb}: {ent.label.get()} {name}",
                f"'{approval.label.get()}' was {verb}" + (f": {comment}" if comment else "."),
                record_link(entity, record["id"]))
     return record
@@ -472,15 +380,14 @@ def _recall(inst: Instance, conn: Connection, actor: Actor, request_id: Any,
     request = request_row(inst, conn, request_id)
     if request["status"] != PENDING:
         raise Conflict(f"This request was already {request['status']}; it cannot be recalled.")
-    if not (actor.all_powerful or (actor.user_id is not None
-                                   and actor.user_id == request["submitted_by"])):
+    if not rules.may_recall(actor, request):
         raise Forbidden("Only the person who asked for this approval (or an admin) can "
                         "recall it.")
     _claim(inst, conn, request, status=RECALLED, decided_at=inst.now())
     _ent, approval, _transition = definition(inst, request)
     label = approval.label.get() if approval else request["approval"]
     body = f"Recalled the approval request “{label}”" + (f": {comment}" if comment else "")
-    add_timeline(inst, conn, request["entity"], request["record_id"], "approval", body, {
+    record_event(inst, conn, request["entity"], request["record_id"], "approval", body, {
         "event": "recalled", "comment": comment, "request": request["id"],
         "approval": request["approval"], "label": label}, actor.user_id)
     waiting = [u for u in assignees_of(inst, conn, request["id"], request["step_index"])
@@ -509,9 +416,8 @@ def escalate(inst: Instance, now: datetime | None = None) -> int:
         _ent, approval, _t = definition(inst, row)
         if approval is None or row["step_index"] >= len(approval.steps):
             continue
-        step = approval.steps[row["step_index"]]
-        if not step.escalate_after or \
-                row["step_started_at"] + timedelta(seconds=step.escalate_after) > now:
+        if not rules.escalation_due(approval.steps[row["step_index"]], row["step_started_at"],
+                                    now):
             continue
         try:
             with write_transaction(inst.engine) as conn:
@@ -547,11 +453,7 @@ def _escalate_one(inst: Instance, conn: Connection, request_id: int, now: dateti
         conn.execute(assignees.insert(), [
             {"request_id": request_id, "step_index": index, "user_id": u, "escalated": True}
             for u in users])
-    names = usernames(inst, conn, users)
-    hours = (step.escalate_after or 0) / 3600
-    note = (f"Undecided after {hours:g}h; escalated to " + ", ".join(names.values())
-            if users else f"Undecided after {hours:g}h; nobody to escalate to, reminded the "
-            "approvers")
+    note = rules.escalation_note(step, list(usernames(inst, conn, users).values()))
     conn.execute(decisions.insert().values(
         request_id=request_id, step_index=index, step=step.name, user_id=None,
         on_behalf_of=None, decision="escalated", comment=note, at=now))

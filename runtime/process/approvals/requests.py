@@ -1,28 +1,28 @@
 """The state of approval requests: reading them (rows, definitions, approvers, decisions, the
-JSON shape of a request) and deciding who may decide one now (approvers, delegates of those who
-are away, maker-checker). `runtime.process.approvals.actions` opens, decides, recalls and
-escalates them.
+JSON shape of a request, a record's requests, a user's inbox) and gathering what the rules need
+to say who may decide one now (`capacity`, `may_decide`) and whether a transition needs an
+approval (`entry_holds`). The rules themselves are `rules.py`;
+`runtime.process.approvals.actions` opens, decides, recalls and escalates requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from builder.expressions import evaluate_condition
-from builder.model import Approval, Entity, Transition
+from builder.model import Approval, Entity, Step, Transition
 from runtime.core.context import eval_context
 from runtime.core.errors import Conflict, Forbidden, NotFound
 from runtime.core.instance import Actor, Instance
-from runtime.process.workflow_support import entity_of, load, record_link, record_title, usernames
-
-PENDING, APPROVED, REJECTED, RECALLED = "pending", "approved", "rejected", "recalled"
-STATUSES = (PENDING, APPROVED, REJECTED, RECALLED)
-
+from runtime.process.approvals import rules
+from runtime.process.approvals.rules import PENDING, STATUSES, is_away
+from runtime.read.addresses import record_link
+from runtime.read.people import usernames
+from runtime.read.queries import entity_of, load
+from runtime.read.titles import title
 
 # -- reading ----------------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def definition(inst: Instance, request: Mapping[str, Any]
 
 
 def assignees_of(inst: Instance, conn: Connection, request_id: int,
-               step_index: int) -> dict[int, bool]:
+                 step_index: int) -> dict[int, bool]:
     """user id -> escalated, for one step."""
     _, assignees, _ = tables(inst)
     rows = conn.execute(sa.select(assignees.c.user_id, assignees.c.escalated).where(
@@ -75,7 +75,7 @@ def assignees_of(inst: Instance, conn: Connection, request_id: int,
 
 
 def decisions_of(inst: Instance, conn: Connection, request_id: int,
-               step_index: int | None = None) -> list[dict[str, Any]]:
+                 step_index: int | None = None) -> list[dict[str, Any]]:
     _, _, decisions = tables(inst)
     query = sa.select(decisions).where(decisions.c.request_id == request_id)
     if step_index is not None:
@@ -98,24 +98,13 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
                                    *(d["on_behalf_of"] for d in decisions)])
     steps = []
     for index, step in enumerate(approval.steps if approval else ()):
-        rows = [d for d in decisions if d["step_index"] == index]
-        kinds = {d["decision"] for d in rows}
-        if "skipped" in kinds:
-            state = "skipped"
-        elif "reject" in kinds:
-            state = "rejected"
-        elif index < request["step_index"] or (request["status"] == APPROVED
-                                               and index <= request["step_index"]):
-            state = "approved"
-        elif index == request["step_index"] and request["status"] == PENDING:
-            state = "current"
-        elif request["status"] != PENDING:
-            state = "not reached"
-        elif step.when is not None and record is not None and not evaluate_condition(
-                step.when, eval_context(inst, None, request["entity"], record, conn=conn)):
-            state = "skipped"  # the record is locked: it will still be false then
-        else:
-            state = "waiting"
+        kinds = {d["decision"] for d in decisions if d["step_index"] == index}
+
+        def applies(step: Step = step) -> bool:
+            return record is None or rules.step_applies(step, eval_context(
+                inst, None, request["entity"], record, conn=conn))
+
+        state = rules.step_state(index, request, kinds, applies)
         steps.append({
             "index": index, "name": step.name, "label": step.label.get(), "mode": step.mode,
             "state": state,
@@ -127,7 +116,7 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
         and 0 <= request["step_index"] < len(approval.steps)) else None
     result = {
         "id": request["id"], "entity": request["entity"], "record_id": request["record_id"],
-        "record_title": record_title(inst, conn, request["entity"], record) if record else None,
+        "record_title": title(inst, request["entity"], record, conn=conn) if record else None,
         "link": record_link(request["entity"], request["record_id"]),
         "approval": request["approval"],
         "label": approval.label.get() if approval else request["approval"],
@@ -152,24 +141,17 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
     if viewer is not None:
         result["can_decide"] = request["status"] == PENDING and may_decide(
             inst, conn, viewer, request, approval) is not False
-        result["can_recall"] = request["status"] == PENDING and (
-            viewer.is_admin or (viewer.user_id is not None
-                                and viewer.user_id == request["submitted_by"]))
+        result["can_recall"] = request["status"] == PENDING and rules.may_recall(viewer,
+                                                                                 request)
     return result
 
 
 # -- who may decide ---------------------------------------------------------------------------
 
-def is_away(row: Mapping[str, Any], today: date) -> bool:
-    """Whether a user row is away today (a period with at least one end given)."""
-    start, end = row.get("away_from"), row.get("away_until")
-    if start is None and end is None:
-        return False
-    return (start is None or start <= today) and (end is None or today <= end)
-
-
-def delegators(inst: Instance, conn: Connection, user_id: int) -> list[int]:
+def delegators(inst: Instance, conn: Connection, user_id: int | None) -> list[int]:
     """Users who are away today and named `user_id` as their delegate."""
+    if user_id is None:
+        return []
     users = inst.schema.table("user")
     rows = conn.execute(sa.select(users.c.id, users.c.away_from, users.c.away_until).where(
         users.c.delegate == user_id)).mappings().all()
@@ -177,38 +159,104 @@ def delegators(inst: Instance, conn: Connection, user_id: int) -> list[int]:
 
 
 def capacity(inst: Instance, conn: Connection, actor: Actor, request: Mapping[str, Any],
-              approval: Approval | None) -> int | None:
+             approval: Approval | None) -> int | None:
     """None when the actor decides as themselves, the id of the away approver they stand in
-    for; raises Forbidden or Conflict with the reason otherwise."""
-    if approval is None:
-        raise Conflict(f"The approval '{request['approval']}' is no longer defined for "
-                       f"{request['entity']}; the submitter (or an admin) should recall this "
-                       "request.")
-    if actor.user_id is None:
-        raise Forbidden("Only a signed-in approver can decide an approval request.")
-    if not approval.allow_self_approval and actor.user_id == request["submitted_by"]:
-        raise Forbidden("You submitted this request, and this approval does not allow "
-                        "self-approval: someone else must decide it.")
-    step = approval.steps[request["step_index"]]
-    assigned = assignees_of(inst, conn, request["id"], request["step_index"])
-    decided = decisions_of(inst, conn, request["id"], request["step_index"])
-    if any(d["user_id"] == actor.user_id for d in decided):
-        raise Conflict(f"You already decided step '{step.label.get()}' of this request.")
-    covered = {d["on_behalf_of"] or d["user_id"] for d in decided if d["user_id"]}
-    if actor.user_id in assigned:
-        return None
-    for away in delegators(inst, conn, actor.user_id):
-        if away in assigned and away not in covered and (
-                approval.allow_self_approval or away != request["submitted_by"]):
-            return away
-    raise Forbidden(f"You are not an approver of step '{step.label.get()}' of this request "
-                    "(nor the delegate of an approver who is away).")
+    for; raises Forbidden or Conflict with the reason otherwise (`rules.capacity`)."""
+    index = request["step_index"]
+    assigned = assignees_of(inst, conn, request["id"], index)
+    # whom the actor stands in for matters only when they are not an approver themselves
+    away = [] if actor.user_id in assigned else delegators(inst, conn, actor.user_id)
+    return rules.capacity(approval, request, actor.user_id, assigned,
+                          decisions_of(inst, conn, request["id"], index), away)
 
 
 def may_decide(inst: Instance, conn: Connection, actor: Actor,
-                      request: Mapping[str, Any], approval: Approval | None) -> int | None | bool:
+               request: Mapping[str, Any], approval: Approval | None) -> int | None | bool:
     """Like capacity, but False instead of raising."""
     try:
         return capacity(inst, conn, actor, request, approval)
     except (Forbidden, Conflict):
         return False
+
+
+def entry_holds(inst: Instance, conn: Connection, entity: str, approval: Approval,
+                record: Mapping[str, Any], actor: Actor | None = None) -> bool:
+    """Whether the transition needs this approval for this record (`rules.entry_holds`);
+    `user` in the condition is the person taking the transition (none for the system)."""
+    if approval.entry is None:
+        return True
+    user = actor if actor is not None and actor.user_id is not None else None
+    return rules.entry_holds(approval, eval_context(inst, user, entity, record, conn=conn))
+
+
+# -- a request, a record's requests, an inbox -------------------------------------------------
+
+def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
+    """One request, for those involved in it (submitter, approvers, their delegates, those
+    who decided) and those who may read its record; NotFound for everyone else."""
+
+    with inst.engine.connect() as conn:
+        request = request_row(inst, conn, request_id)
+        _, assignees, decisions = tables(inst)
+        me = actor.user_id
+        involved = actor.all_powerful or me is not None and (
+            me == request["submitted_by"]
+            or conn.execute(sa.select(assignees.c.user_id).where(
+                assignees.c.request_id == request["id"],
+                assignees.c.user_id.in_([me, *delegators(inst, conn, me)]))).first()
+            is not None
+            or conn.execute(sa.select(decisions.c.id).where(
+                decisions.c.request_id == request["id"], decisions.c.user_id == me)).first()
+            is not None)
+        if not involved and (request["entity"] not in inst.model.entities or load(
+                inst, conn, request["entity"], request["record_id"], actor=actor) is None):
+            raise NotFound(f"There is no approval request {request_id}; check the id in your "
+                           "approval inbox (GET /api/v1/approvals).")
+        return request_dict(inst, conn, request, viewer=actor)
+
+
+def for_record(inst: Instance, conn: Connection, entity: str, record_id: int,
+               *, viewer: Actor | None = None) -> list[dict[str, Any]]:
+    """The record's requests, newest first (the approval panel of the record page)."""
+    requests, _, _ = tables(inst)
+    rows = conn.execute(sa.select(requests).where(
+        requests.c.entity == entity, requests.c.record_id == int(record_id)).order_by(
+        requests.c.id.desc())).mappings().all()
+    return [request_dict(inst, conn, row, viewer=viewer) for row in rows]
+
+
+def inbox(inst: Instance, actor: Actor, status: str = PENDING,
+          limit: int = 200) -> list[dict[str, Any]]:
+    """`pending`: the requests the actor may decide now (as approver or as the delegate of an
+    approver who is away). Another status: the requests with that status the actor submitted,
+    was an approver of, or decided."""
+    if status not in (*STATUSES, "all"):
+        raise ValueError(status)
+    requests, assignees, decisions = tables(inst)
+    if actor.user_id is None:
+        return []
+    with inst.engine.connect() as conn:
+        if status == PENDING:
+            people = [actor.user_id, *delegators(inst, conn, actor.user_id)]
+            query = sa.select(requests).join(assignees, sa.and_(
+                assignees.c.request_id == requests.c.id,
+                assignees.c.step_index == requests.c.step_index)).where(
+                requests.c.status == PENDING, assignees.c.user_id.in_(people)).distinct()
+            rows = conn.execute(query.order_by(requests.c.id).limit(limit)).mappings().all()
+            result = []
+            for row in rows:
+                _ent, approval, _t = definition(inst, row)
+                if may_decide(inst, conn, actor, row, approval) is not False:
+                    result.append(request_dict(inst, conn, row, viewer=actor))
+            return result
+        mine = sa.or_(
+            requests.c.submitted_by == actor.user_id,
+            requests.c.id.in_(sa.select(assignees.c.request_id).where(
+                assignees.c.user_id == actor.user_id)),
+            requests.c.id.in_(sa.select(decisions.c.request_id).where(
+                decisions.c.user_id == actor.user_id)))
+        query = sa.select(requests).where(mine)
+        if status != "all":
+            query = query.where(requests.c.status == status)
+        rows = conn.execute(query.order_by(requests.c.id.desc()).limit(limit)).mappings().all()
+        return [request_dict(inst, conn, row, viewer=actor) for row in rows]

@@ -1,26 +1,29 @@
-"""Dashboard widgets (SPEC §7b): one SQL query per widget, with SQLAlchemy Core over the
-entity's table, under the viewer's row filter (`permissions.read_filter`) and the widget's
-`where` (compiled by `runtime.core.expressions.to_sql`).
+"""Dashboard data (docs/web.md, docs/api.md): the dashboards a user may see, and each widget's value
+— one SQL query per widget (two for a ratio), with SQLAlchemy Core over the entity's table, under
+the viewer's row filter (`permissions.read_filter`) and the widget's `where` (compiled by
+`runtime.core.expressions.to_sql`).
 
-`compute(inst, actor, widget)` gives a `WidgetValue` that templates render: a number, a list
-of (label, value, filter) points for charts and tables, or rows for a list.
+`compute(inst, actor, widget)` gives a `WidgetValue`: a number, a list of (key, label, value,
+list filters) points for charts and tables, or rows for a list. The web pages draw it
+(`runtime.http.web.home`, `charts`); the API answers it as JSON (`runtime.http.api.dashboards`).
+`list_summary` is the same grouping over what a list shows now (a list view's report).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from builder.model import Dashboard, Entity, Widget
 from runtime.core.context import sql_context
 from runtime.core.expressions import to_sql
 from runtime.core.instance import Actor, Instance
-from runtime.read import permissions
-from runtime.read.queries import link_titles, where_clauses
+from runtime.read import permissions, titles
+from runtime.read.queries import where_clauses
 
 OPS = {"count": sa.func.count, "sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
        "max": sa.func.max}
@@ -55,6 +58,12 @@ def dashboards_for(inst: Instance, actor: Actor) -> list[Dashboard]:
     roles = inst.model.role_closure(tuple(actor.roles))
     return [d for d in inst.model.dashboards.values()
             if actor.all_powerful or not d.roles or roles & set(d.roles)]
+
+
+def dashboard_for(inst: Instance, actor: Actor, name: str) -> Dashboard | None:
+    """The dashboard `name` when the user may see it; None when there is none or they may not
+    (the two are not told apart)."""
+    return next((d for d in dashboards_for(inst, actor) if d.name == name), None)
 
 
 def _base(inst: Instance, actor: Actor, widget: Widget) -> tuple[sa.Table, list[Any]]:
@@ -99,11 +108,16 @@ def _bucket_label(key: Any, fn: str) -> str:
     return text
 
 
+def value_field(entity: Entity, widget: Widget) -> Any:
+    """The field whose type the widget's values take (None: a count or a ratio)."""
+    if widget.field and widget.op != "count" and widget.divide_by is None:
+        return entity.fields.get(widget.field)
+    return None
+
+
 def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") -> WidgetValue:
     entity = inst.model.entity(widget.entity)
-    value_field = entity.fields.get(widget.field) if widget.field and widget.op != "count" \
-        and widget.divide_by is None else None
-    result = WidgetValue(widget, entity, value_field=value_field)
+    result = WidgetValue(widget, entity, value_field=value_field(entity, widget))
     hidden = permissions.hidden_fields(inst, actor, widget.entity)
     if not permissions.can(inst, actor, widget.entity, "read"):
         result.error = "You may not see these records."
@@ -122,13 +136,13 @@ def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") 
             if widget.divide_by is not None:
                 result.number = _ratio(inst, actor, conn, table, widget, result.number)
         elif widget.type in ("chart", "table") and widget.group_by:
-            result.points = _groups(inst, conn, table, clauses, widget, entity, language)
+            result.points = _groups(inst, actor, conn, table, clauses, widget, entity, language)
         else:
-            result.rows = _rows(inst, conn, table, clauses, widget, entity, hidden)
+            result.rows = _rows(conn, table, clauses, widget, hidden)
     return result
 
 
-def _ratio(inst: Instance, actor: Actor, conn: Any, table: sa.Table, widget: Widget,
+def _ratio(inst: Instance, actor: Actor, conn: Connection, table: sa.Table, widget: Widget,
            numerator: Any) -> float | None:
     """value ÷ `divide_by` (over the rows the viewer may read; its own `where`, else the
     widget's); None when the denominator is nothing or zero. `format: percent` shows it ×100."""
@@ -145,8 +159,8 @@ def _ratio(inst: Instance, actor: Actor, conn: Any, table: sa.Table, widget: Wid
     return ratio * 100 if widget.format == "percent" else ratio
 
 
-def _groups(inst: Instance, conn: Any, table: sa.Table, clauses: list[Any], widget: Widget,
-            entity: Entity, language: str) -> list[Point]:
+def _groups(inst: Instance, actor: Actor, conn: Connection, table: sa.Table,
+            clauses: list[Any], widget: Widget, entity: Entity, language: str) -> list[Point]:
     fn, name = widget.group_parts
     assert name is not None
     column = table.c[name]
@@ -160,33 +174,32 @@ def _groups(inst: Instance, conn: Any, table: sa.Table, clauses: list[Any], widg
     stmt = stmt.order_by(order).limit(widget.limit or MAX_GROUPS)
     rows = conn.execute(stmt).all()
     f = entity.fields[name]
-    titles: dict[Any, str] = {}
+    names: dict[Any, str] = {}
     if f.type == "link" and f.to in inst.model.entities:
-
-        titles = link_titles(inst, conn, entity.name, [{name: r.k} for r in rows])[name]
-    points = []
-    for k, v in rows:
-        if fn:
-            label = _bucket_label(k, fn)
-            filters = {}
-        elif f.type == "link":
-            label = titles.get(k) or ("(none)" if k is None else f"#{k}")
-            filters = {name: str(k)} if k is not None else {f"{name}__isnull": "true"}
-        elif f.type in ("choice",):
-            label = f.option_label(k, language) if k is not None else "(none)"
-            filters = {name: str(k)} if k is not None else {f"{name}__isnull": "true"}
-        elif f.type == "boolean":
-            label = "Yes" if k else "No"
-            filters = {name: "true" if k else "false"}
-        else:
-            label = "(none)" if k is None else str(k)
-            filters = {name: str(k)} if k is not None else {f"{name}__isnull": "true"}
-        points.append(Point(k, label, v if v is not None else 0, filters))
-    return points
+        names = titles.link_titles(inst, conn, entity.name, [{name: r.k} for r in rows],
+                                   actor=actor)[name]
+    return [_point(k, v, fn, name, f, names, language) for k, v in rows]
 
 
-def _rows(inst: Instance, conn: Any, table: sa.Table, clauses: list[Any], widget: Widget,
-          entity: Entity, hidden: frozenset[str]) -> list[dict[str, Any]]:
+def _point(k: Any, v: Any, fn: str | None, name: str, f: Any, names: dict[Any, str],
+           language: str) -> Point:
+    """One group: its label, and the list filters that show its records."""
+    same = {name: str(k)} if k is not None else {f"{name}__isnull": "true"}
+    if fn:
+        label, filters = _bucket_label(k, fn), {}
+    elif f.type == "link":
+        label, filters = names.get(k) or ("(none)" if k is None else f"#{k}"), same
+    elif f.type == "choice":
+        label, filters = f.option_label(k, language) if k is not None else "(none)", same
+    elif f.type == "boolean":
+        label, filters = "Yes" if k else "No", {name: "true" if k else "false"}
+    else:
+        label, filters = "(none)" if k is None else str(k), same
+    return Point(k, label, v if v is not None else 0, filters)
+
+
+def _rows(conn: Connection, table: sa.Table, clauses: list[Any], widget: Widget,
+          hidden: frozenset[str]) -> list[dict[str, Any]]:
     order = []
     for key in widget.sort:
         name = key.lstrip("-")
@@ -194,31 +207,20 @@ def _rows(inst: Instance, conn: Any, table: sa.Table, clauses: list[Any], widget
             order.append(table.c[name].desc() if key.startswith("-") else table.c[name].asc())
     order.append(table.c.id.desc())
     stmt = sa.select(table).where(*clauses).order_by(*order).limit(widget.limit or LIST_LIMIT)
-    rows = [{k: v for k, v in dict(r).items() if k not in hidden}
+    return [{k: v for k, v in dict(r).items() if k not in hidden}
             for r in conn.execute(stmt).mappings()]
-    return rows
-
-
-def as_number(value: Any) -> float:
-    if isinstance(value, Decimal | int | float):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str, str],
                  q: str | None, language: str = "en") -> list[Point]:
     """A list view's report (`group_by` and `op` on the list view): the groups of the records
     the list shows now — same row filter, filters and search — in one query."""
-
     view = entity.views.list
     if not view.group_by:
         return []
     widget = Widget(type="table", entity=entity.name, label=entity.label, op=view.op or "count",
                     field=None, group_by=view.group_by, sort=("-value",), limit=MAX_GROUPS)
-    fn, name = widget.group_parts
+    _fn, name = widget.group_parts
     hidden = permissions.hidden_fields(inst, actor, entity.name)
     if name not in entity.fields or name in hidden:
         return []
@@ -226,4 +228,4 @@ def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str
     with inst.engine.connect() as conn:
         clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
                                 dialect=conn.dialect.name)
-        return _groups(inst, conn, table, clauses, widget, entity, language)
+        return _groups(inst, actor, conn, table, clauses, widget, entity, language)
