@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The demo instance, served, with the worker running beside the server (in the same process:
+# scheduled automations happen while someone looks; docs/cli.md, crmforge demo).
 demo: $(STAMP)
 	$(BIN)/crmforge demo
 

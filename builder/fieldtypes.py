@@ -157,10 +157,24 @@ def coerce_datetime(value: Any, field: Field) -> datetime:
 def coerce_choice(value: Any, field: Field) -> str:
     text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) \
         else None
-    if text is None or text not in field.option_values:
-        shown = ", ".join(field.option_values[:12])
+    if text is not None and text not in field.option_values:
+        text = _option_named(field, text)
+    if text is None:
+        # Messages are read by people: options by their labels, which are accepted too.
+        shown = ", ".join(o.label.get() for o in field.options[:12])
         raise ValueError(f"must be one of: {shown}")
     return text
+
+
+def _option_named(field: Field, text: str) -> str | None:
+    """The code of the option whose code or label (in any language) is `text`, ignoring
+    case: people type "Hot" where the stored code is `hot`."""
+    wanted = text.casefold()
+    for option in field.options:
+        if wanted == option.value.casefold() or any(
+                wanted == label.casefold() for _, label in option.label.values):
+            return option.value
+    return None
 
 
 def coerce_multichoice(value: Any, field: Field) -> list[str]:

@@ -112,7 +112,8 @@ def build_workflow(lk: Linker, draft: EntityDraft, fields: Mapping[str, Field]
         if ok:
             transitions[name] = Transition(
                 name, Text.of(spec.get("label"), humanize(name)), tuple(sources), spec["to"],
-                roles, when, tuple(spec.get("requires") or ()), spec.get("approval"))
+                roles, when, tuple(spec.get("requires") or ()), spec.get("approval"),
+                Text.of(spec["message"]) if spec.get("message") else None)
     if initial in states and len(transitions) == len(raw.get("transitions") or {}):
         reachable, frontier = {initial}, [initial]
         while frontier:
@@ -235,8 +236,11 @@ def build_permissions(lk: Linker, draft: EntityDraft) -> dict[str, Permission]:
         if not lk.role_ref(role, loc, "permissions: ", key=True):
             continue
         prefix = f"permissions of '{role}': "
+        if raw.get("assign", False) is not False and "owner" not in draft.fields:
+            lk.error("E209", f"{prefix}assign: {draft.name} has no owner to assign",
+                     _at(loc, "assign"), "remove 'assign'")
         rules: dict[str, Any] = {}
-        for action in ("read", "create", "update", "delete", "comment"):
+        for action in ("read", "create", "update", "delete", "comment", "assign"):
             if action == "comment" and action not in raw:
                 rules[action] = rules["update"]  # who may change a record may annotate it
                 continue
@@ -326,7 +330,7 @@ def _automation(lk: Linker, name: str, entity: str, raw: dict, loc: Loc, pack: s
 
 
 def _values(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, context: str,
-            allow_old: bool, computed: bool = True) -> dict:
+            allow_old: bool, computed: bool = True, item: str | None = None) -> dict:
     """The value slots of `set`, `create` or `update` for fields of `entity`, evaluated on a
     record of `context`; `computed=False` also refuses formula and rollup fields."""
     values = {}
@@ -345,7 +349,7 @@ def _values(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, context: 
             lk.error("E209", f"{prefix}'{fname}' of {entity} is a {what} and cannot be set",
                      at, key=True)
             continue
-        slot = lk.slot(value, at, context, prefix, allow_old)
+        slot = lk.slot(value, at, context, prefix, allow_old, item)
         if slot is not None:
             if slot.kind == "literal":
                 lk.literal_check(field, slot.value, at, prefix)
@@ -364,9 +368,23 @@ def _action(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, allow_old
         target = body["entity"]
         if not lk.entity_ref(target, _at(at, "entity"), prefix):
             return None
+        item = link = of = None
+        if "for_each" in body:
+            parent = entity
+            if "of" in body:
+                parent, of = _parent(lk, entity, body["of"], _at(at, "of"), prefix, allow_old)
+                if parent is None:
+                    return None
+            item, link = _for_each(lk, parent, body["for_each"], _at(at, "for_each"), prefix)
+            if item is None:
+                return None
+        elif "of" in body:
+            lk.error("E219", f"{prefix}create: 'of' says whose children 'for_each' goes "
+                     "through; add 'for_each'", _at(at, "of"), key=True)
         values = _values(lk, target, body.get("values"), _at(at, "values"), prefix, entity,
-                         allow_old)
-        return Action("create", entity=target, values=frozen_map(values))
+                         allow_old, item=item)
+        return Action("create", entity=target, values=frozen_map(values), for_each=item,
+                      for_each_link=link, for_each_of=of)
     if kind == "notify":
         recipient = _recipient(lk, entity, body.get("to"), _at(at, "to"), prefix)
         for key in ("subject", "message"):
@@ -417,6 +435,50 @@ def _action(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, allow_old
                      f"{{{body['match']}: ...}})")
     return Action("assign", field=body["field"], among=Recipient(among_kind, str(among_value)),
                   strategy=body.get("strategy", "round_robin"), match=body.get("match"))
+
+
+def _parent(lk: Linker, entity: str, raw: Any, at: Loc, prefix: str, allow_old: bool
+            ) -> tuple[str | None, Any]:
+    """The entity and slot of a `for_each`'s `of: "=LINK"` (a link or path of links of this
+    record: the record whose children to go through); (None, None) after reporting."""
+    slot = lk.slot(raw, at, entity, prefix, allow_old)
+    if slot is None:
+        return None, None
+    tree = slot.expression.tree if slot.expression is not None else None
+    led_to = _path_target(lk, entity, tree.path) if isinstance(tree, Name) else None
+    if led_to is None:
+        lk.error("E219", f"{prefix}create: of '{raw}' is not a link of {entity}", at,
+                 "give a link field like '=quote', or leave 'of' out to go through the "
+                 "children of this record")
+        return None, None
+    return led_to, slot
+
+
+def _for_each(lk: Linker, entity: str, raw: str, at: Loc, prefix: str
+              ) -> tuple[str | None, str | None]:
+    """The child entity and its link to `entity` of `for_each: CHILD` or `CHILD.LINK` (the
+    records of CHILD whose LINK is this record); (None, None) after reporting."""
+    child, _, link = raw.partition(".")
+    if not lk.entity_ref(child, at, prefix + "for_each: "):
+        return None, None
+    links = [name for name, f in lk.drafts[child].fields.items()
+             if f.raw.get("type") == "link" and f.raw.get("to") == entity]
+    if link:
+        if lk.field_ref(child, link, at, "field", prefix + "for_each: ") is None:
+            return None, None
+        if link not in links:
+            lk.error("E219", f"{prefix}for_each: '{child}.{link}' is not a link to {entity}",
+                     at, "name a link of the child entity that points at this entity"
+                     + (f" ({', '.join(links)})" if links else ""))
+            return None, None
+        return child, link
+    if len(links) != 1:
+        why = "no link" if not links else f"{len(links)} links ({', '.join(links)})"
+        lk.error("E219", f"{prefix}for_each: {child} has {why} to {entity}", at,
+                 f"write 'for_each: {child}.LINK' with a link of {child} to {entity}"
+                 if links else f"give {child} a link to {entity}")
+        return None, None
+    return child, links[0]
 
 
 def _target(lk: Linker, entity: str, body: dict, at: Loc, prefix: str, allow_old: bool,

@@ -32,6 +32,7 @@ from .expressions import (
     parse,
     parse_slot,
 )
+from .guard_words import describe
 from .loader import LoadedDoc
 from .model import (
     AppModel,
@@ -192,25 +193,25 @@ class Linker:
         return None if problems else expr
 
     def slot(self, value: Any, loc: Loc, entity: str, prefix: str = "",
-             allow_old: bool = False) -> ValueSlot | None:
+             allow_old: bool = False, item: str | None = None) -> ValueSlot | None:
         try:
             slot = parse_slot(value)
         except ExpressionError as err:
             self.expression_error(err, loc, prefix)
             return None
         if slot.kind == "expression" and slot.expression is not None:
-            ctx = CheckContext(entity, allow_old=allow_old, boolean=False)
+            ctx = CheckContext(entity, allow_old=allow_old, boolean=False, item=item)
             problems = check(slot.expression, self.scope, ctx) if self.scope else []
             for err in problems:
                 self.expression_error(err.shifted(1), loc, prefix)
             if problems:
                 return None
         elif slot.kind == "template":
-            self.template(value, loc, entity, prefix, allow_old)
+            self.template(value, loc, entity, prefix, allow_old, item)
         return slot
 
     def template(self, text: Any, loc: Loc, entity: str, prefix: str = "",
-                 allow_old: bool = False) -> None:
+                 allow_old: bool = False, item: str | None = None) -> None:
         """Check the `{field}` names of a template (`{title}` is the record's title)."""
         from .expressions import template_names
 
@@ -220,7 +221,11 @@ class Linker:
             if path == ("title",) and "title" not in (self.drafts[entity].fields
                                                       if entity in self.drafts else {}):
                 continue
-            problem = self.path_problem(entity, path, allow_old)
+            if item is not None and path[0] == "item" and len(path) > 1:
+                entity_of, path = item, path[1:]  # `{item.product}` of a `for_each`
+            else:
+                entity_of = entity
+            problem = self.path_problem(entity_of, path, allow_old)
             if problem:
                 self.error("E310", f"{prefix}{problem[0]}", loc, problem[1])
 
@@ -308,8 +313,11 @@ class Linker:
     def collect_entities(self) -> None:
         for name, spec in BUILTIN_ENTITIES.items():
             draft = EntityDraft(name, "", None, spec["table"], system=True)
-            for key in ("label", "plural", "title_field", "search"):
+            for key in ("label", "plural", "title_field"):
                 draft.settings[key] = (spec[key], None)
+            # A list like any pack's `search:`, so that an extension adds to it, not replaces
+            # it (a user picker finds people by name, username and e-mail).
+            draft.lists["search"] = [(item, None) for item in spec["search"]]
             for fname in SYSTEM_ENTITY_FIELDS:
                 draft.fields[fname] = FieldDraft(fname, dict(SYSTEM_FIELDS[fname]), None, "",
                                                  system=True)
@@ -355,7 +363,8 @@ class Linker:
     def merge(self, draft: EntityDraft, source: PackSource, doc: LoadedDoc) -> None:
         data = doc.data
         extension = "extends" in data
-        for key in ("label", "plural", "description", "help", "icon", "title", "title_field"):
+        for key in ("label", "plural", "description", "help", "icon", "menu", "title",
+                    "title_field"):
             if key in data:
                 draft.settings[key] = (data[key], (doc, (key,)))
         for key in ("search", "validations", "duplicates"):
@@ -521,7 +530,7 @@ class Linker:
                     result.append(item)
             return tuple(result)
 
-        user = [f for f in fields.values() if not f.system]
+        user = _shown_fields(draft, fields)
         list_raw, list_loc = draft.settings.get("view_list", (None, None))
         if list_raw:
             columns = names(list_raw.get("columns"), (list_loc[0], (*list_loc[1], "columns")),
@@ -614,26 +623,45 @@ class Linker:
             at = loc if isinstance(item, str) else (loc[0], (*loc[1], "entity"))
             if not self.entity_ref(child, at, "related: "):
                 continue
+            parent, through = draft.name, spec.get("through")
+            if through is not None:
+                parent = self.related_through(draft, through, (loc[0], (*loc[1], "through")))
+                if parent is None:
+                    continue
+                reverse = self.links_to(parent)
             links = [f for e, f in reverse if e == child]
             chosen = spec.get("field")
             if chosen is not None:
                 if chosen not in links:
                     self.error("E209", f"related: '{child}.{chosen}' is not a link to "
-                               f"{draft.name}", (loc[0], (*loc[1], "field")),
+                               f"{parent}", (loc[0], (*loc[1], "field")),
                                did_you_mean(chosen, links))
                     continue
             elif not links:
-                self.error("E209", f"related: {child} has no link to {draft.name}", at,
-                           f"add a field like {{type: link, to: {draft.name}}} to {child}")
+                self.error("E209", f"related: {child} has no link to {parent}", at,
+                           f"add a field like {{type: link, to: {parent}}} to {child}")
                 continue
             elif len(links) > 1:
-                self.error("E209", f"related: {child} links to {draft.name} through "
+                self.error("E209", f"related: {child} links to {parent} through "
                            f"{', '.join(links)}; say which", at,
                            f"write {{entity: {child}, field: {links[0]}}}")
                 continue
             label = spec.get("label") or self.plural_of(child)
-            result.append(Related(child, chosen or links[0], Text.of(label)))
+            result.append(Related(child, chosen or links[0], Text.of(label), through))
+            reverse = self.links_to(draft.name)
         return tuple(result)
+
+    def related_through(self, draft: EntityDraft, through: str, loc: Loc) -> str | None:
+        """The entity a related list's `through` link of `draft` leads to; None after
+        reporting (E203 unknown field, E209 not a link)."""
+        found = self.field_ref(draft.name, through, loc, "field", "related: through: ")
+        if found is None:
+            return None
+        if found.raw.get("type") != "link" or not isinstance(found.raw.get("to"), str):
+            self.error("E209", f"related: through '{through}' is not a link", loc,
+                       "name a link field of this entity, like the reservation's guest")
+            return None
+        return found.raw["to"]
 
     def plural_of(self, entity: str) -> Any:
         draft = self.drafts[entity]
@@ -674,7 +702,9 @@ class Linker:
                 self.field_ref(draft.name, item["field"], (loc[0], (*loc[1], "field")),
                                "field", "validation: ")
             if rule is not None:
-                message = item.get("message") or f"The rule '{item['rule']}' does not hold."
+                # No message given: the rule in words from this entity's labels.
+                message = item.get("message") or "Needs: " + describe(
+                    rule, lambda name: fields if name == draft.name else None, draft.name) + "."
                 validations.append(Validation(rule, Text.of(message), item.get("field")))
         duplicates = []
         for item, loc in draft.lists.get("duplicates", []):
@@ -699,7 +729,7 @@ class Linker:
             title_field=title_field, search=tuple(search), validations=tuple(validations),
             duplicates=tuple(duplicates), workflow=workflow, approvals=frozen_map(approvals),
             permissions=frozen_map(permissions), system=draft.system,
-            extended_by=tuple(draft.extended_by))
+            extended_by=tuple(draft.extended_by), menu=draft.setting("menu", True))
 
     # -- the whole model ------------------------------------------------------------------
 
@@ -810,6 +840,16 @@ def _probe_field(draft: FieldDraft) -> Field:
                  pack=draft.pack, options=_options(raw.get("options")),
                  max_length=raw.get("max_length"), pattern=raw.get("pattern"),
                  precision=raw.get("precision"), scale=raw.get("scale"), to=raw.get("to"))
+
+
+def _shown_fields(draft: EntityDraft, fields: Mapping[str, Field]) -> list[Field]:
+    """The fields a default list shows: every field a pack defines and, on a built-in entity,
+    its own fields (a user's name and username) — the title field first, so that a list of
+    users is labelled by their names, not by the first field an extension adds."""
+    shown = [f for f in fields.values() if not f.system
+             or (draft.system and f.name not in SYSTEM_ENTITY_FIELDS)]
+    first = draft.setting("title_field") if draft.system else None
+    return sorted(shown, key=lambda f: f.name != first)
 
 
 def _default_columns(fields: list[Field], state: str | None) -> tuple[str, ...]:

@@ -166,6 +166,9 @@ class Related:
     entity: str
     field: str  # the link field on `entity` that points to this record
     label: Text
+    # a link of this record: the list shows the children of the record it points at instead
+    # (a reservation's `through: guest` shows the guest's preferences)
+    through: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ class Transition:
     when: Expression | None = None
     requires: tuple[str, ...] = ()
     approval: str | None = None
+    message: Text | None = None  # shown when the `when` guard refuses (docs/workflows.md)
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,9 @@ class Permission:
     readonly: tuple[str, ...] = ()
     # add notes and log activities on the timeline; when not given, the linker copies `update`
     comment: Rule = False
+    # choose a record's owner (forms, "Assign to…", reassigning); claiming an unowned record
+    # one may read needs no right
+    assign: Rule = False
 
 
 @dataclass(frozen=True)
@@ -275,6 +282,7 @@ class Entity:
     permissions: Mapping[str, Permission] = field(default_factory=lambda: EMPTY)
     system: bool = False  # the built-in `user` and `team`
     extended_by: tuple[str, ...] = ()
+    menu: bool = True  # False: reached from its parent's related list, not the menu
 
     def field(self, name: str) -> Field:
         return self.fields[name]
@@ -313,6 +321,11 @@ class Action:
     match: str | None = None
     # update, and transition on another record: the slot whose value is that record's id
     record: ValueSlot | None = None
+    # create with `for_each`: one record per child of this entity (its link to this record),
+    # the values reading the child as `item`
+    for_each: str | None = None
+    for_each_link: str | None = None
+    for_each_of: ValueSlot | None = None  # `of:` the parent's id (a link); None: this record
 
 
 @dataclass(frozen=True)

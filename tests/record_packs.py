@@ -125,7 +125,7 @@ DESK = {
             delete: false
             hidden: [secret]
             readonly: [owner, memo]
-          senior: {read: true, create: true, update: true, delete: true}
+          senior: {read: true, create: true, update: true, delete: true, assign: true}
           auditor:
             read: "priority == 'high'"
             hidden: [memo]

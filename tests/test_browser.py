@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_support import check_watched, watch
 from support import FIXTURES, write_pack
 from test_web_forms import SUPPORT_PACK
 from web_support import PASSWORD, make_app, seed
@@ -79,8 +80,15 @@ def browser(server: dict[str, Any]) -> Iterator[Browser]:
             chromium.close()
 
 
+@pytest.fixture(autouse=True)
+def accessible_pages() -> Iterator[None]:
+    """Every page these tests visit (each load of a watched page) passes axe, WCAG 2 A/AA."""
+    yield
+    check_watched()
+
+
 def signed_in(browser: Browser, server: dict[str, Any], viewport: dict | None = None) -> Page:
-    page = browser.new_page(viewport=viewport or DESKTOP)
+    page = watch(browser.new_page(viewport=viewport or DESKTOP))
     page.set_default_timeout(10_000)
     page.goto(server["url"] + "/login")
     page.fill("#username", "admin")
@@ -97,7 +105,7 @@ def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
 
 
 def test_sign_in_and_open_the_dashboard(browser, server) -> None:
-    page = browser.new_page(viewport=DESKTOP)
+    page = watch(browser.new_page(viewport=DESKTOP))
     page.goto(server["url"] + "/e/offer")
     expect(page.locator("h1")).to_have_text("Sign in to your workspace")
     page.fill("#username", "admin")
@@ -196,7 +204,7 @@ def test_search_a_phone_number(browser, server) -> None:
 
 def test_works_with_javascript_off(browser, server) -> None:
     context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
-    page = context.new_page()
+    page = context.new_page()  # not watched: axe itself needs JavaScript
     page.goto(server["url"] + "/login")
     page.fill("#username", "admin")
     page.fill("#password", PASSWORD)
@@ -231,7 +239,7 @@ PAGES = [
 def test_every_page_renders_in_the_browser(browser, server, device: str) -> None:
     viewport = DESKTOP if device == "desktop" else PHONE
     errors: list[str] = []
-    page = browser.new_page(viewport=viewport)
+    page = watch(browser.new_page(viewport=viewport))
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda message: errors.append(message.text)
             if "Content Security Policy" in message.text else None)  # the CSP refused something

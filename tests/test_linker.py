@@ -103,6 +103,7 @@ def test_spec_views(spec_model):
     assert views.calendar.date == "valid_until"
     assert [(r.entity, r.field) for r in views.related] == [
         ("viewing", "offer"), ("commission", "offer")]
+    assert all(r.through is None for r in views.related)
     lead = spec_model.entity("lead").views.list
     assert lead.sort == ("next_follow_up", "name") and lead.group_by == "source"
 
@@ -645,6 +646,44 @@ CASES = [
          hint="did you mean 'amount'?"),
     case("update-without-values", "E103", "automations/other.yaml", None,
          OTHER_RECORD.format('@@update: {record: "=company"}'), message="'values'"),
+    case("create-for-each-no-link", "E219", "automations/other.yaml", None,
+         OTHER_RECORD.format("create: {entity: contact, for_each: @@company, "
+                             "values: {first_name: x}}"),
+         message="company has no link to deal", hint="give company a link to deal"),
+    Case("create-for-each-link-is-not-a-link", "E219", {
+        "entities/visit.yaml": (None, VISIT),
+        "automations/other.yaml": (None, OTHER_RECORD.format(
+            "create: {entity: contact, for_each: @@visit.note, values: {first_name: x}}")),
+    }, message="'visit.note' is not a link to deal", hint="(deal)"),
+    case("create-for-each-unknown-entity", "E202", "automations/other.yaml", None,
+         OTHER_RECORD.format("create: {entity: contact, for_each: @@contct, "
+                             "values: {first_name: x}}"), hint="did you mean 'contact'?"),
+    case("create-for-each-of-not-a-link", "E219", "automations/other.yaml", None,
+         OTHER_RECORD.format('create: {entity: contact, for_each: contact, of: @@"=name", '
+                             "values: {first_name: x}}"), message="of '=name' is not a link"),
+    case("create-for-each-item-unknown-field", "E310", "automations/other.yaml", None,
+         OTHER_RECORD.format('create: {entity: contact, for_each: contact, of: "=company", '
+                             'values: {first_name: "=item.@@frist_name"}}'),
+         hint="did you mean 'first_name'?"),
+    case("create-for-each-item-template", "E310", "automations/other.yaml", None,
+         OTHER_RECORD.format('create: {entity: contact, for_each: contact, of: "=company", '
+                             'values: {first_name: @@"{item.frist_name}"}}'),
+         message="unknown field 'frist_name' of contact"),
+    case("create-of-without-for-each", "E219", "automations/other.yaml", None,
+         OTHER_RECORD.format('create: {entity: contact, @@of: "=company", '
+                             "values: {first_name: x}}"), message="add 'for_each'"),
+    case("related-through-unknown-field", "E203", "entities/contact.yaml",
+         "    sort: [last_name, first_name]",
+         "    sort: [last_name, first_name]\n  related: [{entity: contact, through: @@compny}]",
+         hint="did you mean 'company'?"),
+    case("related-through-not-a-link", "E209", "entities/contact.yaml",
+         "    sort: [last_name, first_name]",
+         "    sort: [last_name, first_name]\n  related: [{entity: deal, through: @@email}]",
+         message="through 'email' is not a link"),
+    case("related-through-no-link-from-the-child", "E209", "entities/contact.yaml",
+         "    sort: [last_name, first_name]",
+         "    sort: [last_name, first_name]\n  related: [{entity: contact, through: company, "
+         "field: @@email}]", message="'contact.email' is not a link to company"),
     case("transition-other-unknown", "E211", "automations/other.yaml", None,
          OTHER_RECORD.format("transition: {name: @@wn, record: \"=company\", entity: "
                              "company}"),

@@ -468,9 +468,9 @@ def test_titles_and_link_titles(spec):
         assert titles["property"] == {prop["id"]: "Flat"}
         assert titles["buyer"] == {buyer["id"]: "Anna Berg"}
         assert titles["owner"] == {actor.user_id: "Administrator"}
-        assert records.title(inst, "offer", made, conn=conn) == "Flat — 190,000.00"
-    assert records.title(inst, "offer", made, links=titles) == "Flat — 190,000.00"
-    assert records.title(inst, "offer", made) == f"#{prop['id']} — 190,000.00"
+        assert records.title(inst, "offer", made, conn=conn) == "Flat — €190,000.00"
+    assert records.title(inst, "offer", made, links=titles) == "Flat — €190,000.00"
+    assert records.title(inst, "offer", made) == f"#{prop['id']} — €190,000.00"
     assert records.title(inst, "contact", buyer) == "Anna Berg"
 
 
@@ -499,7 +499,7 @@ def test_fixture_pack_is_present():
 def test_titles_drop_separators_left_by_empty_fields(spec):
     inst, actor, prop, buyer = spec
     record = {"id": 9, "property": None, "amount": "-5.00"}
-    assert records.title(inst, "offer", record) == "-5.00"
+    assert records.title(inst, "offer", record) == "-€5.00"
     assert records.title(inst, "offer", {"id": 9, "property": None, "amount": None}) == \
         "Offer #9"
     assert records.title(inst, "contact", {"id": 3, "first_name": "Anna",

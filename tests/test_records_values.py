@@ -72,6 +72,8 @@ GOOD = [
     ("moment", "2026-03-31T14:30:00Z", "2026-03-31T14:30:00Z"),
     ("moment", "2026-03-31", "2026-03-31T00:00:00Z"),
     ("size", "m", "m"),
+    ("size", "M", "m"),  # a label or another case names the option too
+    ("tags", "Red, BLUE", ["red", "blue"]),
     ("tags", "red, blue", ["red", "blue"]),
     ("tags", ["green", "green"], ["green"]),
     ("tags", [], []),
@@ -119,7 +121,7 @@ BAD = [
     ("day", "2019-12-31", "at least 2020-01-01"),
     ("day", "2028-01-01", "at most 2027-03-02"),
     ("moment", "half past two", "date and time"),
-    ("size", "xl", "must be one of: s, m, l"),
+    ("size", "xl", "must be one of: S, M, L"),
     ("size", 3, "must be one of"),
     ("tags", "pink", "must be one of"),
     ("tags", 5, "list of choices"),

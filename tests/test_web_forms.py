@@ -236,7 +236,8 @@ def test_user_without_update_rights_cannot_edit(spec_instance, admin, make_user,
     inst = spec_instance
     data = seed(inst, admin(inst))
     agent = make_user(inst, "agnes", roles=["agent"])
-    lead = records.create(inst, admin(inst), "lead", {"name": "Pool lead"})  # owner: admin
+    lead = records.create(inst, admin(inst), "lead", {  # owner: admin, not routed
+        "name": "Pool lead", "owner": admin(inst).user_id})
     client = make_app(inst, tmp_path).test_client()
     sign_in(client, inst, agent)
     assert client.get(f"/e/lead/{lead['id']}/edit").status_code == 404  # not readable

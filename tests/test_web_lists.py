@@ -127,7 +127,7 @@ def test_csv_export_of_the_current_filter(web) -> None:
     names = {r["name"] for r in rows}
     assert "Northwind Traders" in names and "Contoso Pharma" not in names
     assert "'=HYPERLINK(\"http://evil\")" in names  # never a live formula
-    assert {r["source"] for r in rows} == {"web"}
+    assert {r["source"] for r in rows} == {"Website"}  # labels, not codes (issue 13)
     with client.get("/e/offer/export.csv?financing=cash") as answer:
         offers = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
     assert {o["buyer"] for o in offers} == {"Ben Okafor"}

@@ -94,7 +94,8 @@ def seed(inst: Instance, actor: Actor) -> dict[str, Any]:
             ("Tailspin Toys", "web", "west", "new"),
             ("Wide World Importers", "web", "north", "lost")]:
         add("lead", name=name, source=source, region=region, status=status,
-            next_follow_up=(today - timedelta(days=1)).isoformat())
+            next_follow_up=(today - timedelta(days=1)).isoformat(),
+            owner=actor.user_id)  # the seeder's own, not routed (see the lead's routing rule)
     for i, (account, total, profit) in enumerate([(acme, "1200", "300"), (globex, "860", "150"),
                                                   (acme, "2400", "610"), (globex, "310", "40")]):
         add("order", account=account["id"],

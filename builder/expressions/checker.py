@@ -53,6 +53,7 @@ class CheckContext:
     allow_user: bool = True
     require_sql: bool = False
     boolean: bool = True  # True for conditions, False for formulas and value expressions
+    item: str | None = None  # a `create` with `for_each`: the entity `item.*` names
 
 
 _DEFAULT_USER_FIELDS = {
@@ -164,6 +165,8 @@ class _Typer:
                                   node.offset)
             if self.ctx.require_sql:
                 return self.error("E314", "'old' cannot be used in SQL", node.offset)
+        elif path[0] == "item" and self.ctx.item is not None and len(path) > 1:
+            root, start, entity = "item", 1, self.ctx.item
         elif path[0] == "user":
             root, start, entity = "user", 1, "user"
             if not self.ctx.allow_user:

@@ -43,6 +43,9 @@ class EvalContext:
     today: date | None = None  # defaults to the UTC date of `now`
     fetch: Callable[[str, Any], Mapping[str, Any] | None] | None = None
     scope: Scope | None = None
+    # a `create` with `for_each` (docs/automations.md): the child record `item.*` reads
+    item: Mapping[str, Any] | None = None
+    item_entity: str | None = None
 
     def __post_init__(self) -> None:
         if self.now is None:
@@ -175,6 +178,8 @@ class _Evaluator:
             if ctx.old is None:
                 return None
             return self.follow(ctx.entity, ctx.old, path[1:])
+        if path[0] == "item" and ctx.item_entity is not None and len(path) > 1:
+            return self.follow(ctx.item_entity, ctx.item, path[1:])
         if path[0] == "user":
             user = ctx.user
             if user is None:

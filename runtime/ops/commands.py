@@ -32,6 +32,7 @@ from runtime.ops import migrate
 from runtime.ops.demo import load_demo
 from runtime.ops.serve import cmd_run
 from runtime.ops.transfer import TransferError, export, import_rows, read_file
+from runtime.ops.worker import Ticker
 from runtime.process.setup import (
     SetupError,
     assemble,
@@ -103,6 +104,8 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     p.add_argument("--format", choices=FORMATS,
                    help="default: from --output's extension, else csv")
     p.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: stdout")
+    p.add_argument("--codes", action="store_true",
+                   help="choices as their codes (web), not their labels (Web)")
     command("export")(cmd_export)
 
     p = sub.add_parser("import", help="import records from CSV or XLSX")
@@ -120,6 +123,11 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--no-serve", action="store_true", help="prepare the instance only")
+    p.add_argument("--no-worker", action="store_true",
+                   help="serve without running scheduled automations beside the server")
+    p.add_argument("--tick", type=float, default=60.0, metavar="SECONDS",
+                   help="how often the worker beside the server looks for due work "
+                        "(default 60)")
     command("demo")(cmd_demo)
 
 
@@ -486,11 +494,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     inst = open_instance(_url(args))
     entity_of(inst, args.entity)
     if args.output is None:
-        count = export(inst, args.entity, fmt, sys.stdout.buffer)
+        count = export(inst, args.entity, fmt, sys.stdout.buffer, codes=args.codes)
         sys.stdout.flush()
     else:
         with open(args.output, "wb") as out:
-            count = export(inst, args.entity, fmt, out)
+            count = export(inst, args.entity, fmt, out, codes=args.codes)
     print(f"exported {count} {args.entity} record(s)"
           + (f" to {args.output}" if args.output else ""), file=sys.stderr)
     return 0
@@ -564,5 +572,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     if args.no_serve:
         return 0
-
-    return cmd_run(args)
+    if args.no_worker:
+        return cmd_run(args)
+    # the worker beside the server, so that the demo's schedules happen while someone looks
+    url = _url(args)
+    ticker = Ticker(lambda: open_instance(url), interval=max(1.0, args.tick),
+                    report=lambda line: print(line, file=sys.stderr, flush=True)).start()
+    print(f"worker: running scheduled automations now and every {args.tick:g} s "
+          "(docs/cli.md, crmforge demo)", file=sys.stderr)
+    try:
+        return cmd_run(args)
+    finally:
+        ticker.stop(timeout=5)

@@ -7,7 +7,8 @@ another demo record; records are created in passes — those whose links all res
 records that link to each other in a circle are created without those links and linked afterwards;
 the keys are kept (`crm_demo_key`), so a pack whose demo data loads later can link to them. Links to
 users (and `owner`) hold usernames: users that do not exist are created as demo users. A bad row is
-reported with its file and line and skipped; the others load.
+reported with its file and line and skipped; the others load. The notifications the demo's
+history sends are left read, but for each user's newest few (`read_demo_notifications`).
 """
 
 from __future__ import annotations
@@ -84,12 +85,35 @@ def load_demo(inst: Instance, packs: Iterable[str], *,
             for row in _rows(inst, demo)]
     loader = _Loader(inst, actor, rows, records)
     with write_transaction(inst.engine) as conn:
+        notices = inst.schema.system("notification")
+        before = conn.execute(sa.select(sa.func.max(notices.c.id))).scalar() or 0
         with derived.batch(inst, conn):  # rollups once per parent, at the end
             loader.run(conn)
+        read_demo_notifications(inst, conn, after=before)
         installed = inst.schema.system("installed")
         conn.execute(installed.update().where(installed.c.pack.in_(sorted(wanted)))
                      .values(demo=True))
     return loader.result
+
+
+UNREAD_KEPT = 3  # per user: enough to show the bell at work, not a backlog to clear
+
+
+def read_demo_notifications(inst: Instance, conn: Connection, *, after: int) -> None:
+    """The notifications the demo's history sent (ids above `after`) are marked read, but for
+    each user's newest UNREAD_KEPT: a first visit shows the bell working, not ~150 unread."""
+    table = inst.schema.system("notification")
+    rows = conn.execute(sa.select(table.c.id, table.c.user_id).where(
+        table.c.id > after, table.c.read_at.is_(None)).order_by(table.c.id.desc())).all()
+    kept: dict[int, int] = {}
+    old = []
+    for notice_id, user_id in rows:
+        kept[user_id] = kept.get(user_id, 0) + 1
+        if kept[user_id] > UNREAD_KEPT:
+            old.append(notice_id)
+    for start in range(0, len(old), 500):
+        conn.execute(table.update().where(table.c.id.in_(old[start:start + 500]))
+                     .values(read_at=inst.now()))
 
 
 def _rows(inst: Instance, demo: DemoFile) -> list[Row]:

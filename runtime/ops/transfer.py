@@ -9,7 +9,9 @@ Columns are matched to fields by name or by label. Links take the linked record'
 title field (a username for users). `--update-by FIELD` updates the record whose FIELD holds
 the row's value, and creates one when there is none. A text cell that an export escaped
 (`'=x`: a quote before a character that starts a spreadsheet formula) imports as it was
-stored (`=x`).
+stored (`=x`). A choice (the workflow's state too) takes its code (`web`) or its label
+(`Web`, in any of the definition's languages, case aside), so an export — labels unless
+`--codes` — imports back either way.
 """
 
 from __future__ import annotations
@@ -89,12 +91,13 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
 
 
 def export(inst: Instance, entity: str, fmt: str, out: IO[bytes],
-           actor: Actor | None = None) -> int:
+           actor: Actor | None = None, codes: bool = False) -> int:
     """Write every record of `entity` the actor (default: the system) may read to `out` as
-    `fmt`, in id order, links as ids (so the file imports back); returns how many. The
-    columns, cells and formula escaping are those of `runtime.read.export`, the web's too."""
-    return write_export(Export(inst, actor or Actor.system_actor("export"), entity), fmt,
-                        out)
+    `fmt`, in id order, links as ids (so the file imports back), choices as labels unless
+    `codes`; returns how many. The columns, cells and formula escaping are those of
+    `runtime.read.export`, the web's too."""
+    return write_export(Export(inst, actor or Actor.system_actor("export"), entity,
+                               codes=codes), fmt, out)
 
 
 # -- reading files -----------------------------------------------------------------------
@@ -245,6 +248,33 @@ class _Rollback(Exception):
     pass
 
 
+def choice_codes(ent: Entity) -> dict[str, dict[str, str]]:
+    """{choice field: {label in lower case, in every language given: code}}; the state
+    field's labels are those of its workflow's states."""
+    result = {f.name: {text.strip().lower(): o.value for o in f.options
+                       for _, text in o.label.values}
+              for f in ent.fields.values() if f.type in ("choice", "multichoice")}
+    if ent.workflow is not None:
+        result[ent.workflow.field] = {text.strip().lower(): name
+                                      for name, state in ent.workflow.states.items()
+                                      for _, text in state.label.values}
+    return result
+
+
+def as_codes(f: Field, codes: Mapping[str, str], value: str) -> str:
+    """`value` with each label (a multichoice's comma-separated ones) read as its code; a
+    code, or what is neither, is left for the field's own check."""
+    known = set(codes.values())
+
+    def one(text: str) -> str:
+        text = text.strip()
+        return text if text in known else codes.get(text.lower(), text)
+
+    if f.type == "multichoice":
+        return ", ".join(one(part) for part in value.split(","))
+    return one(value)
+
+
 class _Importer:
     def __init__(self, inst: Instance, ent: Entity, actor: Actor, mapping: dict[str, str],
                  update_by: str | None):
@@ -254,6 +284,7 @@ class _Importer:
         self.mapping = mapping
         self.update_by = update_by
         self.link_cache: dict[tuple[str, str], int | str] = {}
+        self.codes = choice_codes(ent)
 
     def row(self, conn: Connection, raw: Mapping[str, Any]) -> tuple[str, str | None]:
         """("created" | "updated", None), or ("", the row's problems as one message)."""
@@ -277,6 +308,8 @@ class _Importer:
                     continue
             if isinstance(value, float) and value.is_integer():
                 value = int(value)  # a spreadsheet's whole number
+            if name in self.codes and isinstance(value, str):
+                value = as_codes(f, self.codes[name], value)
             values[name] = value
         if problems:
             return "", "; ".join(problems)

@@ -13,6 +13,9 @@ task is idempotent, so several workers may run at once and a worker that was sto
 where it left off when it starts again: the current period of each automation runs (a daily
 automation missed yesterday is not replayed; a cron automation runs its latest firing of the
 last eight days once).
+
+`Ticker` runs the worker beside another program, in a thread of its own, with an in-memory
+queue: `crmforge demo` uses it, so that the demo's schedules happen while someone looks.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from threading import Lock
+from threading import Event, Lock, Thread
 from typing import Any
 
 import sqlalchemy as sa
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from runtime.core.db import database_url, write_transaction
 from runtime.core.instance import Instance
@@ -180,6 +183,52 @@ class Worker:
         """What one tick does, executed now in this process: returns how many tasks ran."""
         self.tick()
         return self.run_pending()
+
+
+# -- beside another program -------------------------------------------------------------------
+
+class Ticker:
+    """The worker beside another program (`crmforge demo`): a daemon thread runs one tick —
+    the due automations and escalations, executed at once — when started and then every
+    `interval` seconds, until `stop()`. The queue is in memory: nothing is left behind, and a
+    `crmforge worker` running too does no harm (every task is idempotent)."""
+
+    def __init__(self, open_instance: Callable[[], Instance], interval: float = 60.0,
+                 report: Callable[[str], None] | None = None):
+        self.worker = Worker(MemoryHuey(QUEUE_NAME), open_instance)
+        self.interval = interval
+        self.report = report or (lambda line: log.info("%s", line))
+        self._stop = Event()
+        self._thread = Thread(target=self._loop, name="crmforge-ticker", daemon=True)
+
+    def start(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop after the tick under way; whether the thread ended within `timeout`."""
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._stop.wait(self.interval)
+
+    def tick(self) -> list[str]:
+        """One tick now; the keys of the automations that were due. A failure is logged and
+        the next tick tries again: the program beside must not stop because of it."""
+        try:
+            due = self.worker.due()
+            self.worker.run_once()
+        except Exception:  # noqa: BLE001 - any failure: log it, keep ticking
+            log.exception("the worker's tick failed; trying again in %s s", self.interval)
+            return []
+        if due:  # the first tick of the demo runs some 80: name a few, count the rest
+            shown = ", ".join(due[:6]) + (f" and {len(due) - 6} more" if len(due) > 6 else "")
+            self.report(f"worker: ran {shown}")
+        return due
 
 
 # -- the command ------------------------------------------------------------------------------

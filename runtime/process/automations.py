@@ -12,6 +12,7 @@ in model order:
   and `now`/`today` from the instance clock;
 - the actions run as the system, in the same transaction as the change: `set` (through
   `records.update`; a `set` that changes nothing writes nothing), `create` (`records.create`),
+  one per child with `for_each` (the child read as `item`),
   `update` (another record, the one whose id the `record` slot gives, e.g. a link: through
   `records.update`; a null link skips it), `notify` (to a role, a user, a record field, the
   owner; default the owner), `transition` (`workflow.fire`: roles `[]` included; on another
@@ -165,7 +166,8 @@ def run_actions(inst: Instance, conn: Connection, automation: Automation,
 
 def _describe(action: Action) -> str:
     if action.kind == "create":
-        return f"create {action.entity}"
+        each = f" for each {action.for_each}" if action.for_each else ""
+        return f"create {action.entity}{each}"
     if action.kind == "update":
         return f"update {action.entity} " + ", ".join(action.values)
     if action.kind == "transition":
@@ -221,8 +223,32 @@ def _do_create(inst: Instance, conn: Connection, automation: Automation, action:
                now: datetime, deleted: bool) -> None:
 
     assert action.entity is not None
-    values = _values(inst, conn, automation, action, record, old, now)
-    records.create(inst, SYSTEM, action.entity, values, conn=conn, depth=depth + 1)
+    if action.for_each is None:
+        values = _values(inst, conn, automation, action, record, old, now)
+        records.create(inst, SYSTEM, action.entity, values, conn=conn, depth=depth + 1)
+        return
+    parent = record["id"]
+    if action.for_each_of is not None:
+        parent = slot_value(action.for_each_of, _context(inst, conn, automation.entity,
+                                                         record, old, now))
+    for item in children(inst, conn, action, parent):
+        ctx = _context(inst, conn, automation.entity, record, old, now)
+        ctx.item, ctx.item_entity = item, action.for_each
+        values = {name: slot_value(slot, ctx) for name, slot in action.values.items()}
+        records.create(inst, SYSTEM, action.entity, values, conn=conn, depth=depth + 1)
+
+
+def children(inst: Instance, conn: Connection, action: Action, record_id: Any
+             ) -> list[dict[str, Any]]:
+    """The records of a `for_each` (its child entity whose link is the parent), by id; none
+    when the parent (an `of` link left empty) is null."""
+    assert action.for_each is not None and action.for_each_link is not None
+    if record_id is None:
+        return []
+    table = inst.schema.table(action.for_each)
+    rows = conn.execute(sa.select(table).where(table.c[action.for_each_link] == record_id)
+                        .order_by(table.c.id)).mappings()
+    return [dict(row) for row in rows]
 
 
 def _other_record(inst: Instance, conn: Connection, automation: Automation, action: Action,

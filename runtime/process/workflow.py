@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.expressions import evaluate_condition
+from builder.guard_words import describe
 from builder.model import Entity, Transition, Workflow
 from runtime.core.context import eval_context
 from runtime.core.db import write_transaction
@@ -127,8 +128,7 @@ def check(inst: Instance, conn: Connection, actor: Actor, ent: Entity, transitio
     merged = {**record, **dict(values or {})}
     if transition.when is not None and not evaluate_condition(
             transition.when, eval_context(inst, actor, ent.name, merged, conn=conn)):
-        return Check("guard", 422, f"'{transition.label.get()}' is possible only when "
-                     f"{transition.when.source}; that is not the case for this record.")
+        return Check("guard", 422, guard_message(inst, ent, transition, actor.language))
     missing = tuple(name for name in transition.requires if _empty(merged.get(name)))
     if missing:
         labels = ", ".join(ent.fields[n].label.get() if n in ent.fields else n
@@ -136,6 +136,19 @@ def check(inst: Instance, conn: Connection, actor: Actor, ent: Entity, transitio
         return Check("requires", 422, f"Fill in {labels} before '{transition.label.get()}'.",
                      missing)
     return None
+
+
+def guard_message(inst: Instance, ent: Entity, transition: Transition,
+                  language: str | None = None) -> str:
+    """Why the `when` guard refuses, for a person: the transition's `message`, else the guard
+    in words built from labels ("Submit for approval needs: Total greater than 0")."""
+    if transition.message is not None:
+        return transition.message.get(language)
+    assert transition.when is not None
+    entities = inst.model.entities
+    words = describe(transition.when, lambda name: entities[name].fields
+                     if name in entities else None, ent.name, language)
+    return f"{transition.label.get(language)} needs: {words}."
 
 
 def _role_problem(inst: Instance, conn: Connection, actor: Actor, ent: Entity,

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from builder.expressions.nodes import BoolOp, Compare, ListLit, Literal, Name, Node
 from builder.model import Dashboard, Entity, Widget
 from runtime.core.context import sql_context
 from runtime.core.expressions import to_sql
@@ -54,10 +55,22 @@ class WidgetValue:
 
 
 def dashboards_for(inst: Instance, actor: Actor) -> list[Dashboard]:
-    """The dashboards of the user's roles (every dashboard for an admin)."""
+    """The dashboards of the user's roles (every dashboard for an admin), the user's own work
+    first: a dashboard's `roles` lists whose work it is first, so those naming one of the
+    user's own roles earliest come first (then inherited roles; ties keep install order)."""
     roles = inst.model.role_closure(tuple(actor.roles))
-    return [d for d in inst.model.dashboards.values()
-            if actor.all_powerful or not d.roles or roles & set(d.roles)]
+    shown = [d for d in inst.model.dashboards.values()
+             if actor.all_powerful or not d.roles or roles & set(d.roles)]
+    return sorted(shown, key=lambda d: _rank(d, actor.roles, roles))
+
+
+def _rank(board: Dashboard, own: frozenset[str] | tuple[str, ...], inherited: frozenset[str]
+          ) -> int:
+    positions = [i for i, role in enumerate(board.roles) if role in own]
+    if positions:
+        return min(positions)
+    positions = [i for i, role in enumerate(board.roles) if role in inherited]
+    return 1000 + min(positions) if positions else 2000
 
 
 def dashboard_for(inst: Instance, actor: Actor, name: str) -> Dashboard | None:
@@ -209,6 +222,149 @@ def _rows(conn: Connection, table: sa.Table, clauses: list[Any], widget: Widget,
     stmt = sa.select(table).where(*clauses).order_by(*order).limit(widget.limit or LIST_LIMIT)
     return [{k: v for k, v in dict(r).items() if k not in hidden}
             for r in conn.execute(stmt).mappings()]
+
+
+# -- follow-ups due: the timeline's and the records' own date ---------------------------------
+
+FOLLOW_UP_FIELD = "next_follow_up"  # a date field by this name is the record's next follow-up
+
+
+def field_follow_ups(inst: Instance, actor: Actor, *, until: date,
+                     limit: int = 100) -> list[dict[str, Any]]:
+    """The records the actor owns whose `next_follow_up` date is on or before `until` (and
+    not in a final workflow state), shaped like `timeline.due_follow_ups` entries: to the
+    user a record's next-follow-up date and a follow-up logged on its timeline are one thing
+    (docs/web.md, "Home and dashboards")."""
+    found: list[dict[str, Any]] = []
+    with inst.engine.connect() as conn:
+        for entity in inst.model.entities.values():
+            date_field = entity.fields.get(FOLLOW_UP_FIELD)
+            if entity.system or date_field is None or date_field.type != "date" or \
+                    FOLLOW_UP_FIELD in permissions.hidden_fields(inst, actor, entity.name):
+                continue
+            found += _due_records(inst, actor, conn, entity, until, limit)
+    found.sort(key=lambda e: (e["follow_up_on"], e["entity"], e["record_id"]))
+    return found[:limit]
+
+
+def _due_records(inst: Instance, actor: Actor, conn: Connection, entity: Entity,
+                 until: date, limit: int) -> list[dict[str, Any]]:
+    table = inst.schema.table(entity.name)
+    column = table.c[FOLLOW_UP_FIELD]
+    clauses = [table.c.owner == actor.user_id, column.is_not(None), column <= until]
+    row_filter = permissions.read_filter(inst, actor, entity.name, table)
+    if row_filter is not None:
+        clauses.append(row_filter)
+    workflow = entity.workflow
+    if workflow is not None:
+        final = [name for name, state in workflow.states.items() if state.final]
+        if final:
+            state = table.c[workflow.field]
+            clauses.append(sa.or_(state.is_(None), state.not_in(final)))
+    rows = conn.execute(sa.select(table.c.id, column).where(*clauses).order_by(
+        column, table.c.id).limit(limit)).all()
+    names = titles.titles_of(inst, conn, entity.name, [r[0] for r in rows], actor, 1)
+    label = entity.fields[FOLLOW_UP_FIELD].label
+    return [{"entity": entity.name, "record_id": r[0], "follow_up_on": r[1], "kind": label,
+             "body": None, "title": names.get(r[0]), "source": "field"} for r in rows]
+
+
+def merge_follow_ups(logged: list[dict[str, Any]], dated: list[dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """Timeline follow-ups and records' due dates as one list, one row per record (the
+    logged follow-up, which says more, wins), oldest first."""
+    seen = {(e["entity"], e["record_id"]) for e in logged}
+    merged = logged + [e for e in dated if (e["entity"], e["record_id"]) not in seen]
+    return sorted(merged, key=lambda e: str(e["follow_up_on"])[:10])
+
+
+# -- "View all": the list of what a widget counts -------------------------------------------
+
+MAX_IDS = 500  # the largest `id__in` a "View all" address carries (the list's MAX_LIMIT)
+
+
+def list_filters(inst: Instance, actor: Actor, widget: Widget) -> dict[str, str]:
+    """The list filters (`?field__op=value`) that show exactly the records `widget` counts.
+
+    The list applies the same row filter, so only the widget's `where` needs saying: as
+    filters when every part of it is one (`a == 'x' and b in [...] and c == null and
+    owner == user.id`), else as `id__in=` the matching records' ids (up to MAX_IDS; beyond,
+    the parts that are filters, a wider list — docs/web.md)."""
+    if widget.where is None:
+        return {}
+    entity = inst.model.entity(widget.entity)
+    hidden = permissions.hidden_fields(inst, actor, widget.entity)
+    parts = _conjuncts(widget.where.tree)
+    filters: dict[str, str] = {}
+    exact = True
+    for part in parts:
+        pair = _as_filter(part, entity, hidden)
+        if pair is None or pair[0] in filters:
+            exact = False
+        else:
+            filters[pair[0]] = pair[1]
+    if exact:
+        return filters
+    table, clauses = _base(inst, actor, widget)
+    with inst.engine.connect() as conn:
+        ids = conn.execute(sa.select(table.c.id).where(*clauses).order_by(table.c.id)
+                           .limit(MAX_IDS + 1)).scalars().all()
+    if len(ids) > MAX_IDS:
+        return filters
+    return {"id__in": ",".join(str(i) for i in ids) or "0"}
+
+
+def _conjuncts(tree: Node) -> list[Node]:
+    if isinstance(tree, BoolOp) and tree.op == "and":
+        return [part for value in tree.values for part in _conjuncts(value)]
+    return [tree]
+
+
+def _as_filter(node: Node, entity: Entity, hidden: frozenset[str]) -> tuple[str, str] | None:
+    """`field == literal`, `field != null`, `field in [literals]`, `link == user.id` as one
+    (key, value) list filter; None for anything else (`!=` and `<` treat empty values
+    differently in the two readers, so they are not translated)."""
+    if not isinstance(node, Compare) or not isinstance(node.left, Name) \
+            or len(node.left.path) != 1:
+        return None
+    name = node.left.path[0]
+    field_ = entity.fields.get(name)
+    if field_ is None or name in hidden or field_.type in ("multichoice", "links"):
+        return None
+    right = node.right
+    if isinstance(right, Literal) and right.value is None and node.op in ("==", "!="):
+        return f"{name}__isnull", "true" if node.op == "==" else "false"
+    if node.op == "==" and isinstance(right, Name) and right.path == ("user", "id") \
+            and field_.type == "link" and field_.to == "user":
+        return name, "me"
+    if node.op == "==" and isinstance(right, Literal):
+        return name, _literal(right.value)
+    if node.op == "in" and isinstance(right, ListLit) and right.items and all(
+            isinstance(i, Literal) and i.value is not None and "," not in str(i.value)
+            for i in right.items):
+        return f"{name}__in", ",".join(_literal(i.value) for i in right.items)
+    return None
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def list_total(inst: Instance, actor: Actor, entity: Entity, field_name: str,
+               filters: dict[str, Any], q: str | None) -> Any:
+    """The sum of `field_name` over what a list shows (same row filter, filters and search):
+    a kanban column's total. None when the field is hidden from the user."""
+    if field_name in permissions.hidden_fields(inst, actor, entity.name):
+        return None
+    table = inst.schema.table(entity.name)
+    with inst.engine.connect() as conn:
+        clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
+                                dialect=conn.dialect.name)
+        total = conn.execute(sa.select(sa.func.sum(table.c[field_name])).where(
+            *clauses)).scalar()
+    return total if total is not None else 0
 
 
 def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str, str],

@@ -14,6 +14,18 @@ line feed) — after any run of single quotes, so that the escaping can be undon
 one `'` in front (as OWASP recommends), and XLSX text cells are always string cells, never
 formulas. Numbers of number fields (integer, decimal, money, percent), negative ones included,
 stay numbers. `unescape` is what an import does to undo it.
+
+One exception, for phone numbers only: a `phone` field's value that is a `+` followed by digits,
+spaces, brackets, dots and dashes alone (`+44 20 7946 0958`) is written as it is. What OWASP's
+CSV-injection guidance guards against is a cell that calls a function (`HYPERLINK`, `WEBSERVICE`),
+refers to other cells or starts a DDE command (`=cmd|...`); such a value can do none of them —
+without a letter, a `!`, a `|` or a `"` there is no function, reference or command to run. In XLSX
+it is a string cell, shown exactly; in CSV a spreadsheet may read it as a number (as it reads
+any number-like text), but nothing runs, and `crmforge import` reads it back unchanged.
+
+Choice fields (the workflow's state field included) are written as their labels in the actor's
+language ("Web", "Qualified"); `codes=True` writes the stored codes (`web`, `qualified`)
+instead. An import takes either (runtime/ops/transfer.py). JSON always holds the codes.
 """
 
 from __future__ import annotations
@@ -21,13 +33,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any
 
-from builder.model import Field
+from builder.model import Entity, Field
 from runtime.read.listrequest import Filter
 from runtime.read.permissions import hidden_fields
 from runtime.read.queries import entity_of, query, reading
@@ -42,6 +55,8 @@ FORMATS = ("csv", "xlsx", "json")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 NUMBER_TYPES = frozenset({"integer", "decimal", "money", "percent"})
 PAGE = 500
+# a phone number that no spreadsheet can run anything from (see the module's docstring)
+SAFE_PHONE = re.compile(r"\+[0-9 ()./-]*[0-9][0-9 ()./-]*")
 
 
 # -- escaping ---------------------------------------------------------------------------------
@@ -57,6 +72,11 @@ def escape(text: str) -> str:
     Text that already starts with quotes before such a character gets one more, so that
     `unescape` gives back exactly what was stored."""
     return "'" + text if text and _dangerous(text) else text
+
+
+def escape_value(f: Field, text: str) -> str:
+    """`escape(text)`, except for a phone number that cannot be a formula worth running."""
+    return text if f.type == "phone" and SAFE_PHONE.fullmatch(text) else escape(text)
 
 
 def unescape(text: str) -> str:
@@ -92,9 +112,15 @@ class Export:
     sort: Sequence[str] | str | None = ("id",)
     limit: int | None = None  # at most this many records; None: all of them
     titles: bool = False  # links as the titles the actor may read (else as ids)
+    codes: bool = False  # choices as their stored codes (else as their labels)
 
     def fields(self) -> list[Field]:
         return export_fields(self.inst, self.actor, self.entity)
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """{choice field: {code: label}}; empty with `codes`."""
+        return {} if self.codes else choice_labels(entity_of(self.inst, self.entity),
+                                                   self.actor.language)
 
     def pages(self) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[int, str]]]]:
         """(records as JSON values, {link field: {id: title}}) page by page, on keyset
@@ -118,21 +144,37 @@ class Export:
                 return
 
 
+def choice_labels(ent: Entity, language: str | None) -> dict[str, dict[str, str]]:
+    """{choice or multichoice field: {code: label}}, the state field's labels those of its
+    workflow's states."""
+    result = {f.name: {o.value: o.label.get(language) for o in f.options}
+              for f in ent.fields.values() if f.type in ("choice", "multichoice")}
+    if ent.workflow is not None:
+        result[ent.workflow.field] = {name: state.label.get(language)
+                                      for name, state in ent.workflow.states.items()}
+    return result
+
+
 # -- cells --------------------------------------------------------------------------------------
 
 
-def cell(f: Field, value: Any, titles: Mapping[int, str] | None = None) -> Any:
+def cell(f: Field, value: Any, titles: Mapping[int, str] | None = None,
+         labels: Mapping[str, str] | None = None) -> Any:
     """One exported cell of a record's JSON `value`: None, a bool, an int, a Decimal (a
-    number field's number) or text, escaped. With `titles`, link ids read as titles."""
+    number field's number) or text, escaped. With `titles`, link ids read as titles; with
+    `labels`, choice codes as labels."""
     if value is None:
         return None
+    if labels:
+        value = ([labels.get(v, v) for v in value] if isinstance(value, list)
+                 else labels.get(value, value))
     if titles is not None and f.type in ("link", "links"):
         value = ([titles.get(v, v) for v in value] if isinstance(value, list)
                  else titles.get(value, value))
     if isinstance(value, bool | int):
         return value  # a number, a link's id, a boolean: nothing a spreadsheet runs
     if isinstance(value, list):
-        return escape(", ".join(str(v) for v in value))
+        return escape_value(f, ", ".join(str(v) for v in value))
     if f.type in NUMBER_TYPES:
         try:
             number = Decimal(str(value))
@@ -140,7 +182,7 @@ def cell(f: Field, value: Any, titles: Mapping[int, str] | None = None) -> Any:
             number = None
         if number is not None and number.is_finite():
             return number
-    return escape(str(value))
+    return escape_value(f, str(value))
 
 
 def csv_text(value: Any) -> str:
@@ -155,9 +197,10 @@ def csv_text(value: Any) -> str:
 
 
 def _row(fields: Sequence[Field], record: Mapping[str, Any],
-         titles: Mapping[str, Mapping[int, str]], use_titles: bool) -> list[Any]:
-    return [cell(f, record.get(f.name), titles.get(f.name, {}) if use_titles else None)
-            for f in fields]
+         titles: Mapping[str, Mapping[int, str]], use_titles: bool,
+         labels: Mapping[str, Mapping[str, str]]) -> list[Any]:
+    return [cell(f, record.get(f.name), titles.get(f.name, {}) if use_titles else None,
+                 labels.get(f.name)) for f in fields]
 
 
 # -- writers ------------------------------------------------------------------------------------
@@ -172,14 +215,14 @@ def csv_chunks(export: Export) -> Iterator[str]:
 
 def _csv_pages(export: Export) -> Iterator[tuple[str, int]]:
     """(CSV text, how many records it holds), one page at a time, the header in the first."""
-    fields = export.fields()
+    fields, labels = export.fields(), export.labels()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([f.name for f in fields])
     for records, titles in export.pages():
         for record in records:
             writer.writerow([csv_text(v) for v in _row(fields, record, titles,
-                                                       export.titles)])
+                                                       export.titles, labels)])
         yield buffer.getvalue(), len(records)
         buffer.seek(0)
         buffer.truncate()
@@ -223,7 +266,7 @@ def _write_xlsx(export: Export, out: IO[bytes]) -> int:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    fields = export.fields()
+    fields, labels = export.fields(), export.labels()
     book = Workbook(write_only=True)
     sheet = book.create_sheet(export.entity[:31])
 
@@ -242,8 +285,8 @@ def _write_xlsx(export: Export, out: IO[bytes]) -> int:
         for record in records:
             sheet.append([
                 text(typed) if isinstance(typed := _xlsx_value(f, value), str) else typed
-                for f, value in zip(fields, _row(fields, record, titles, export.titles),
-                                    strict=True)])
+                for f, value in zip(fields, _row(fields, record, titles, export.titles,
+                                                 labels), strict=True)])
             count += 1
     book.save(out)
     return count

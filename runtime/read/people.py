@@ -103,3 +103,30 @@ def usernames(inst: Instance, conn: Connection, user_ids: Iterable[int | None]) 
     rows = conn.execute(sa.select(users.c.id, users.c.username, users.c.full_name).where(
         users.c.id.in_(ids))).all()
     return {row.id: row.full_name or row.username for row in rows}
+
+
+def user_details(inst: Instance, conn: Connection, user_ids: Iterable[int],
+                 language: str | None = None) -> dict[int, str]:
+    """{user id: "Sales rep, Sales manager · North team"}: the role labels and team a user
+    picker shows beside each name, so that two people of one name can be told apart."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    users, teams = inst.schema.table("user"), inst.schema.table("team")
+    user_role = inst.schema.system("user_role")
+    team_of = dict(conn.execute(sa.select(users.c.id, teams.c.name).join(
+        teams, teams.c.id == users.c.team).where(users.c.id.in_(ids))).all())
+    roles: dict[int, list[str]] = {}
+    for user_id, role in conn.execute(sa.select(user_role.c.user_id, user_role.c.role).where(
+            user_role.c.user_id.in_(ids)).order_by(user_role.c.role)):
+        known = inst.model.roles.get(role)
+        roles.setdefault(user_id, []).append(known.label.get(language) if known else role)
+    admins = set(conn.execute(sa.select(users.c.id).where(
+        users.c.id.in_(ids), users.c.is_admin == sa.true())).scalars())
+    details = {}
+    for user_id in ids:
+        parts = [", ".join(roles.get(user_id) or (["Administrator"] if user_id in admins
+                                                   else []))]
+        parts.append(team_of.get(user_id) or "")
+        details[user_id] = " · ".join(p for p in parts if p)
+    return details

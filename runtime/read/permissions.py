@@ -14,6 +14,9 @@ fields `username`, `full_name`, `email`, `team`, `manager`, `active` (users) and
 (`runtime.write.timeline.add_entry`); a role that does not give it has its `update` rule
 (the linker copies it), so who may change a record may annotate it.
 
+`assign` is the right to choose a record's owner: to give a new record another owner than
+its creator, and to change the owner of an existing one (see `may_claim` for the exception).
+
 `read` rules run in SQL (`read_filter`), so the row filter holds in lists, counts, search and
 single-record reads alike; the other rules are evaluated in Python on the record.
 """
@@ -37,8 +40,8 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-Action = Literal["read", "create", "update", "delete", "comment"]
-ACTIONS = ("read", "create", "update", "delete", "comment")
+Action = Literal["read", "create", "update", "delete", "comment", "assign"]
+ACTIONS = ("read", "create", "update", "delete", "comment", "assign")
 META_FIELDS = ("id", "created_at", "updated_at", "version")
 PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
     "user": ("username", "full_name", "email", "team", "manager", "active"),
@@ -84,6 +87,15 @@ def can(inst: Instance, actor: Actor, entity: str, action: Action,
         return True
     ctx = eval_context(inst, actor, entity, native(ent, record), conn=conn)
     return any(evaluate_condition(rule, ctx) for rule in conditions)
+
+
+def may_claim(inst: Instance, actor: Actor, entity: str, record: Mapping[str, Any]) -> bool:
+    """Whether the actor may claim the record: it has an `owner` field and no owner yet, and
+    the actor is a user who may read it (the caller read it through their row filter)."""
+    ent = inst.model.entities.get(entity)
+    return (ent is not None and "owner" in ent.fields and record.get("owner") is None
+            and actor.user_id is not None and not actor.system
+            and can(inst, actor, entity, "read", record))
 
 
 def read_filter(inst: Instance, actor: Actor, entity: str,

@@ -261,10 +261,11 @@ def _text_match(column: Any, word: str) -> ColumnElement:
     return sa.func.lower(column).contains(word.lower(), autoescape=True)
 
 
-def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
+def search_clause(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, q: str | None,
                   hidden: frozenset[str]) -> ColumnElement | None:
     """Quick search over the entity's `search` fields: every word must match one of them; a
-    phone field matches on digits (so "+44 20 7946" finds "(020) 7946 …")."""
+    phone field matches on digits (so "+44 20 7946" finds "(020) 7946 …"); a link matches on
+    the search fields of the linked record (`_linked_matches`)."""
     text = (q or "").strip()
     if not text:
         return None
@@ -282,12 +283,9 @@ def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
             elif field.type in TEXT_TYPES:
                 options.append(_text_match(column, word))
             elif field.type == "link" and field.to in inst.model.entities:
-                target = inst.model.entity(field.to)
-                ttable = inst.schema.table(field.to).alias()
-                inner = [_text_match(ttable.c[n], word) for n in target.search
-                         if n in target.fields and target.fields[n].type in TEXT_TYPES]
-                if inner:
-                    options.append(column.in_(sa.select(ttable.c.id).where(sa.or_(*inner))))
+                linked = _linked_matches(inst, actor, field.to, word)
+                if linked is not None:
+                    options.append(column.in_(linked))
         record_id = as_id(word)  # a record's id finds it ("²" is a digit, but no number)
         if record_id is not None:
             options.append(table.c.id == record_id)
@@ -301,6 +299,23 @@ def search_clause(inst: Instance, ent: Entity, table: sa.Table, q: str | None,
     return clause
 
 
+def _linked_matches(inst: Instance, actor: Actor, entity: str, word: str) -> Any:
+    """The ids of the `entity` records whose text search fields match `word`, among those the
+    actor may read and on the fields they may see (None: no field to match on). Which records
+    a search finds through a link must not tell an unreadable record's values, nor a hidden
+    field's, any more than a title or a filter may."""
+    target = inst.model.entity(entity)
+    ttable = inst.schema.table(entity).alias()
+    hidden = hidden_fields(inst, actor, entity)
+    inner = [_text_match(ttable.c[n], word) for n in target.search
+             if n in target.fields and n not in hidden and target.fields[n].type in TEXT_TYPES]
+    if not inner:
+        return None
+    stmt = sa.select(ttable.c.id).where(sa.or_(*inner))
+    row_filter = read_filter(inst, actor, entity, ttable)
+    return stmt if row_filter is None else stmt.where(row_filter)
+
+
 def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
                   filters: Mapping[str, Any] | Iterable[Filter] | None, q: str | None,
                   dialect: str) -> list[ColumnElement]:
@@ -310,7 +325,7 @@ def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
     if row_filter is not None:
         clauses.append(row_filter)
     clauses += filter_clauses(inst, actor, ent, table, filters, hidden, dialect)
-    found = search_clause(inst, ent, table, q, hidden)
+    found = search_clause(inst, actor, ent, table, q, hidden)
     if found is not None:
         clauses.append(found)
     return clauses

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -19,7 +20,8 @@ from runtime.core.values import json_value
 from runtime.read.people import usernames
 from runtime.read.permissions import hidden_fields
 from runtime.read.queries import entity_of, load, not_found, reading, record_id_of
-from runtime.read.titles import titles_of
+from runtime.read.titles import currency_of, titles_of, zone_of
+from runtime.read.titles import readable as value_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -113,6 +115,57 @@ def _change_entries(ent: Any, rows: list[Mapping[str, Any]], hidden: frozenset[s
     return [e for e in groups.values() if e["action"] == "create" or e["changes"]]
 
 
+def _in_words(inst: Instance, actor: Actor, conn: Connection, ent: Any,
+              changed: list[dict[str, Any]], notes: list[dict[str, Any]]) -> None:
+    """Add what people read to the entries: each change's `old_text`/`new_text` (choice
+    labels, dates in the instance's time zone, money with its currency, linked records by
+    title) and each transition's `transition_label`, `from_label`, `to_label`."""
+    language, currency, zone = actor.language, currency_of(inst), zone_of(inst)
+    wanted: dict[str, set[int]] = {}
+    for change in (c for e in changed for c in e["changes"]):
+        f = ent.fields.get(change["field"])
+        if f is not None and f.type == "link" and f.to in inst.model.entities:
+            wanted.setdefault(f.to, set()).update(
+                v for v in (change["old"], change["new"]) if isinstance(v, int))
+    titles = {target: titles_of(inst, conn, target, ids, actor, 1)
+              for target, ids in wanted.items()}
+    for change in (c for e in changed for c in e["changes"]):
+        f = ent.fields.get(change["field"])
+        for side in ("old", "new"):
+            value = change[side]
+            if f is not None and f.type == "link" and value is not None:
+                text = titles.get(f.to, {}).get(value) or f"#{value}"
+            else:
+                text = value_text(f, _native(f, value), language, currency=currency, zone=zone)
+            change[f"{side}_text"] = text or None
+    workflow = ent.workflow
+    for entry in notes:
+        data = entry.get("data") if isinstance(entry.get("data"), Mapping) else None
+        if entry["kind"] != "transition" or workflow is None or data is None:
+            continue
+        move = workflow.transitions.get(data.get("transition"))
+        entry["transition_label"] = move.label.get(language) if move else data.get("transition")
+        for side in ("from", "to"):
+            state = workflow.states.get(data.get(side))
+            entry[f"{side}_label"] = state.label.get(language) if state else data.get(side)
+
+
+def _native(f: Any, value: Any) -> Any:
+    """An audited JSON value back as the date, datetime or Decimal `readable` formats."""
+    if f is None or not isinstance(value, str | int | float) or isinstance(value, bool):
+        return value
+    try:
+        if f.type == "date":
+            return date.fromisoformat(str(value)[:10])
+        if f.type == "datetime":
+            return datetime.fromisoformat(str(value).replace("Z", ""))
+        if f.type in ("money", "decimal", "percent"):
+            return Decimal(str(value))
+    except (ValueError, ArithmeticError):
+        return value
+    return value
+
+
 def entries(inst: Instance, actor: Actor, entity: str, record_id: Any, *, limit: int = 100,
             conn: Connection | None = None) -> list[dict[str, Any]]:
     """The record's timeline, newest first: notes and activities, field changes (without
@@ -146,8 +199,10 @@ def entries(inst: Instance, actor: Actor, entity: str, record_id: Any, *, limit:
         people = {r["user_id"] for r in [*notes, *changes, *approvals, *attachments]}
         people |= {r.get("on_behalf_of") for r in approvals}
         names = usernames(inst, c, people)
-    result = [timeline_entry(r, names) for r in notes]
-    result += _change_entries(ent, changes, hidden, state_field, names)
+        changed = _change_entries(ent, changes, hidden, state_field, names)
+        result = [timeline_entry(r, names) for r in notes]
+        _in_words(inst, actor, c, ent, changed, result)
+    result += changed
     result += [_entry("approval", r["id"], "approval", r["at"], r["user_id"], names,
                       approval=r["approval"], transition=r["transition"], step=r["step"],
                       decision=r["decision"], comment=r["comment"],

@@ -14,12 +14,14 @@ fields hidden from them show as empty.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
@@ -36,6 +38,20 @@ if TYPE_CHECKING:
 
 NESTING = 2  # levels of `{link}` titles inside a title; deeper links read "#id"
 CHUNK = 500  # ids per `IN (...)` of one query
+DEFAULT_CURRENCY = "EUR"
+# language -> (thousands separator, decimal mark, date style); others read as "en"
+LOCALES = {
+    "en": (",", ".", "{b} {d}, {y}"),
+    "en-GB": (",", ".", "{d} {b} {y}"),
+    "en-IE": (",", ".", "{d} {b} {y}"),
+    "en-AU": (",", ".", "{d} {b} {y}"),
+    "de": (".", ",", "{d}.{m}.{y}"),
+    "nl": (".", ",", "{d}-{m}-{y}"),
+    "fr": ("\u202f", ",", "{d:02}/{m:02}/{y}"),
+    "es": (".", ",", "{d}/{m}/{y}"),
+    "it": (".", ",", "{d}/{m}/{y}"),
+    "pt": (".", ",", "{d:02}/{m:02}/{y}"),
+}
 CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹"}
 
 Row = Mapping[str, Any]
@@ -56,16 +72,45 @@ def number_text(value: Any) -> str:
     return str(value)
 
 
-def money_text(value: Any, f: Field) -> str:
-    """415000 -> "€415,000.00" (the field's scale and currency; an unknown code follows)."""
-    amount = f"{Decimal(value):,.{f.scale if f.scale is not None else 2}f}" \
-        if isinstance(value, Decimal | int | float) and not isinstance(value, bool) \
-        else str(value)
-    code = (f.currency or "").upper()
+def currency_of(inst: Instance) -> str:
+    """The instance's currency (money fields without `currency:`): the `CURRENCY` setting,
+    then $CRMFORGE_CURRENCY, then EUR (docs/definition-files.md)."""
+    return str(inst.settings.get("CURRENCY") or os.environ.get("CRMFORGE_CURRENCY")
+               or DEFAULT_CURRENCY).upper()
+
+
+def zone_of(inst: Instance) -> tzinfo:
+    """The time zone dates and times are shown in: the `TIME_ZONE` setting, then
+    $CRMFORGE_TIME_ZONE, then UTC. Users have no time zone of their own yet."""
+    name = str(inst.settings.get("TIME_ZONE") or os.environ.get("CRMFORGE_TIME_ZONE") or "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return UTC  # a misspelt zone shows UTC rather than failing every page
+
+
+def _style(language: str | None) -> tuple[str, str, str]:
+    """(thousands separator, decimal mark, date style) for a language like "de" or "en-GB"."""
+    code = (language or "en").replace("_", "-")
+    return LOCALES.get(code) or LOCALES.get(code.split("-")[0].lower()) or LOCALES["en"]
+
+
+def money_text(value: Any, f: Field, currency: str | None = None,
+               language: str | None = None) -> str:
+    """415000 -> "€415,000.00" (en) or "415.000,00 €" (de): the field's scale, the field's
+    currency else `currency` (the instance's); an unknown code follows the amount."""
+    scale = f.scale if f.scale is not None else 2
+    code = (f.currency or currency or "").upper()
+    if not isinstance(value, Decimal | int | float) or isinstance(value, bool):
+        return f"{value} {code}".strip()
+    group, mark, _ = _style(language)
+    amount = f"{abs(Decimal(value)):,.{scale}f}".replace(",", "\0").replace(".", mark) \
+        .replace("\0", group)
+    sign = "-" if Decimal(value) < 0 else ""
     symbol = CURRENCY_SYMBOLS.get(code)
-    if symbol:
-        return f"-{symbol}{amount[1:]}" if amount.startswith("-") else f"{symbol}{amount}"
-    return f"{amount} {code}".strip()
+    if symbol and mark == ".":
+        return f"{sign}{symbol}{amount}"
+    return f"{sign}{amount} {symbol or code}".strip()
 
 
 def percent_text(value: Any) -> str:
@@ -74,17 +119,29 @@ def percent_text(value: Any) -> str:
     return str(value)
 
 
-def date_text(value: Any) -> str:
+def date_text(value: Any, language: str | None = None, zone: tzinfo | None = None) -> str:
+    """A date as the reader's language writes it ("Mar 2, 2026", "2 Mar 2026", "2.3.2026");
+    a datetime (stored in UTC) also moved to `zone` with its time ("14:30")."""
     if isinstance(value, datetime):
-        return value.strftime("%b %-d, %Y %H:%M")
+        if zone is not None:
+            value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(zone)
+        return f"{_date_only(value.date(), language)} {value:%H:%M}"
     if isinstance(value, date):
-        return value.strftime("%b %-d, %Y")
+        return _date_only(value, language)
     return str(value)
 
 
-def readable(f: Field | None, value: Any, language: str | None = None) -> str:
+def _date_only(value: date, language: str | None) -> str:
+    style = _style(language)[2]
+    month = value.strftime("%b")
+    return style.format(d=value.day, m=value.month, b=month, y=value.year)
+
+
+def readable(f: Field | None, value: Any, language: str | None = None, *,
+             currency: str | None = None, zone: tzinfo | None = None) -> str:
     """A value of field `f` as plain text people read; empty for no value. Links are the
-    renderer's business (they need the linked records)."""
+    renderer's business (they need the linked records). `currency` is the instance's (for
+    money fields without their own), `zone` the time zone datetimes are shown in."""
     if value is None or value == "" or value == []:
         return ""
     kind = f.type if f is not None else None
@@ -96,13 +153,13 @@ def readable(f: Field | None, value: Any, language: str | None = None) -> str:
     if kind == "boolean":
         return "Yes" if value else "No"
     if f is not None and kind == "money":
-        return money_text(value, f)
+        return money_text(value, f, currency, language)
     if kind in ("integer", "decimal") and f is not None and f.name not in ("id", "version"):
         return number_text(value)  # an id reads "#1234", not "#1,234"
     if kind == "percent":
         return percent_text(value)
     if kind in ("date", "datetime"):
-        return date_text(value)
+        return date_text(value, language, zone)
     return format_value(value)
 
 
@@ -293,7 +350,8 @@ class TitleReader:
                 known = (links or {}).get(f.name, {}) if len(path) == 1 else {}
                 return ", ".join(known.get(i) or self.link_title(f.to, i, budget)
                                  for i in _link_ids(value))
-            return readable(f, value, self.language)
+            return readable(f, value, self.language, currency=currency_of(self.inst),
+                            zone=zone_of(self.inst))
 
         text = ""
         if template is not None or ent.title:
@@ -304,6 +362,8 @@ class TitleReader:
             text = _trim(show((ent.title_field,), record.get(ent.title_field)))
         if not text and template is not None:
             return self.render(entity, row, None, budget, links)
+        if not text and entity == "user" and not ent.title:
+            text = str(row.get("username") or "")  # a user is their name, else their username
         return text or f"{ent.label.get(self.language)} #{row.get('id')}"
 
     def link_title(self, entity: str, key: int, budget: int) -> str:

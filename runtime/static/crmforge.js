@@ -102,6 +102,14 @@
     }
   });
 
+  /* The phone menu button is a <label> for the menu checkbox: Enter and Space press it too. */
+  document.addEventListener("keydown", function (event) {
+    var toggle = event.target.closest && event.target.closest("label[for][role=button]");
+    if (!toggle || (event.key !== "Enter" && event.key !== " ")) return;
+    event.preventDefault();
+    toggle.click();
+  });
+
   /* Kanban: drag a card to another column = the same move form, posted by htmx. */
   var dragged = null;
   document.addEventListener("dragstart", function (event) {

@@ -172,9 +172,11 @@ def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[st
                            f"{match['record_id']}); open that record instead of entering it "
                            "twice.", record_id=match["record_id"], entity=ent.name)
         if not confirmed:
+            # no merge exists (yet): say what the user can do now
             warnings.append({**match, "message": f"A {ent.label} with the same {labels} "
-                             f"already exists (#{match['record_id']}); check that this is "
-                             "not the same one, or merge them."})
+                             f"already exists (#{match['record_id']}); open it to check "
+                             "that this is not the same one, and delete the one you do not "
+                             "need if it is."})
     return warnings
 
 

@@ -47,7 +47,13 @@ from runtime.core.values import (
     to_json,
     unknown_field_message,
 )
-from runtime.read.permissions import can, hidden_fields, readonly_fields, state_lock
+from runtime.read.permissions import (
+    can,
+    hidden_fields,
+    may_claim,
+    readonly_fields,
+    state_lock,
+)
 from runtime.read.queries import (
     Page,
     count,
@@ -63,7 +69,7 @@ from runtime.read.queries import (
 )
 from runtime.write import attachments, checks, derived
 from runtime.write.checks import find_duplicates
-from runtime.write.timeline import record_transition
+from runtime.write.timeline import record_reassignment, record_transition
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -157,6 +163,44 @@ def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, 
             continue
         given[name] = value
     return given
+
+
+def _is_claim(inst: Instance, actor: Actor, ent: Entity, old: Mapping[str, Any],
+              values: Mapping[str, Any]) -> bool:
+    """Whether an update only makes the actor the owner of a record that has none: a claim,
+    which reading the record permits (`permissions.may_claim`), without `update`."""
+    if set(values) != {"owner"} or "owner" not in ent.fields:
+        return False
+    try:
+        wanted = coerce_value(ent.fields["owner"], values["owner"])
+    except ValueError:
+        return False
+    return wanted == actor.user_id and may_claim(inst, actor, ent.name, old)
+
+
+def _routed(inst: Instance, ent: Entity, record: Mapping[str, Any], fetch: Fetcher) -> bool:
+    """Whether a routing rule of the entity (a create automation that `assign`s the owner)
+    will choose the owner of this new record: its `when` holds on the record without an
+    owner, evaluated as automations do (as the system). Then the record is created unowned
+    for it to route — from a form as from an import — instead of belonging to its creator."""
+    if "owner" not in ent.fields:
+        return False
+    unowned = {**record, "owner": None}
+    for automation in inst.model.automations_for(ent.name, "create"):
+        if not any(a.kind == "assign" and a.field == "owner" for a in automation.actions):
+            continue
+        ctx = eval_context(inst, None, ent.name, unowned, fetch=fetch)
+        if automation.when is None or condition(automation.when, ctx):
+            return True
+    return False
+
+
+def _check_assign(inst: Instance, actor: Actor, ent: Entity, record: Mapping[str, Any],
+                  conn: Connection, errors: Errors) -> None:
+    """Choosing an owner other than oneself takes the entity's `assign` right."""
+    if not can(inst, actor, ent.name, "assign", record, conn=conn):
+        errors.setdefault("owner", []).append(
+            "you may not assign records to others; leave it out, or claim an unowned record")
 
 
 def _readonly_when(ent: Entity, record: Mapping[str, Any], given: Mapping[str, Any],
@@ -293,9 +337,13 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
         fetch = Fetcher(inst, conn)
         ctx = eval_context(inst, actor, entity, record, fetch=fetch)
         apply_defaults(ent, record, [n for n in ent.fields if n not in given], ctx, errors)
+        if "owner" not in given and _routed(inst, ent, record, fetch):
+            record["owner"] = None  # a routing rule chooses the owner, not the creator
         compute_formulas(ent, record, ctx, errors)
         check_fields(ent, record, ctx, errors, language=actor_language(actor))
         _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
+        if given.get("owner") not in (None, actor.user_id) and "owner" not in errors:
+            _check_assign(inst, actor, ent, record, conn, errors)
         checks.check_links(inst, actor, conn, ent, record, list(given), errors, fetch)
         attachments.check_files(inst, conn, actor, ent, record, _input_fields(ent), None, errors)
         checks.check_unique(conn, ent, table, record,
@@ -371,7 +419,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                 raise ValidationFailed({"version": ["must be a whole number"]}) from None
             if version != old["version"]:
                 raise StaleVersion(to_json(ent, old, hidden), entity=entity)
-        if not can(inst, actor, entity, "update", old, conn=conn):
+        claim = _is_claim(inst, actor, ent, old, values)
+        if not claim and not can(inst, actor, entity, "update", old, conn=conn):
             raise Forbidden(f"You may not change this {ent.label}; ask its owner or an "
                             "administrator.")
         if transition is None:
@@ -388,6 +437,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         errors: Errors = {}
         given = _read_input(inst, actor, ent, values, old=old, transition=transition
                             is not None, errors=errors)
+        if "owner" in given and not same(given["owner"], old.get("owner")) and not claim:
+            _check_assign(inst, actor, ent, old, conn, errors)
         if errors:
             raise ValidationFailed(errors)
         record = {**old, **given}
@@ -431,6 +482,9 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         kind = "transition" if transition is not None else "update"
         _audit(inst, conn, actor, ent, rid, kind,
                [(n, old.get(n), record.get(n)) for n in changed])
+        if "owner" in changed:
+            record_reassignment(inst, conn, actor, entity, rid, old.get("owner"),
+                                record.get("owner"))
         if transition is not None and ent.workflow is not None:
             record_transition(inst, conn, actor, entity, rid, transition,
                               old.get(ent.workflow.field), record.get(ent.workflow.field),

@@ -21,6 +21,7 @@ from builder.fieldtypes import coerce_date
 from runtime.core.db import in_transaction, mark_written
 from runtime.core.errors import Forbidden, NotFound, ValidationFailed
 from runtime.core.values import json_value
+from runtime.read.people import usernames
 from runtime.read.permissions import can
 from runtime.read.queries import entity_of
 from runtime.read.timeline import readable, timeline_entry
@@ -111,6 +112,16 @@ def record_transition(inst: Instance, conn: Connection, actor: Actor, entity: st
     Called by `records.update(..., transition=...)` inside its transaction."""
     record_event(inst, conn, entity, record_id, "transition", comment or None,
                  {"transition": transition, "from": from_state, "to": to_state}, actor.user_id)
+
+
+def record_reassignment(inst: Instance, conn: Connection, actor: Actor, entity: str,
+                        record_id: int, old_owner: Any, new_owner: Any) -> None:
+    """Keep a change of owner on the timeline as "Owner: A → B", by who made it (claims,
+    assignments, routing rules). Called by `records.update` inside its transaction."""
+    names = usernames(inst, conn, [old_owner, new_owner])
+    before, after = names.get(old_owner, "nobody"), names.get(new_owner, "nobody")
+    record_event(inst, conn, entity, record_id, "owner", f"Owner: {before} → {after}",
+                 {"from": old_owner, "to": new_owner}, actor.user_id)
 
 
 def record_event(inst: Instance, conn: Connection, entity: str, record_id: int, kind: str,

@@ -45,10 +45,20 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _wrap_link(url: str | None, inner: str) -> str:
+def _wrap_link(url: str | None, inner: str, name: str = "") -> str:
+    """A chart mark as a link, named for screen readers (`name`: "label: value")."""
     if not url:
         return inner
-    return f'<a href="{escape(url)}">{inner}</a>'
+    named = f' aria-label="{escape(name)}"' if name else ""
+    return f'<a href="{escape(url)}"{named}>{inner}</a>'
+
+
+def _svg(kind: str, view: str, title: str, points: Sequence[ChartPoint]) -> str:
+    """The opening <svg>: an image, or a group when its marks are links (an image cannot hold
+    focusable links: axe's nested-interactive rule, and a screen reader would skip them)."""
+    role = "group" if any(url for _, _, url in points) else "img"
+    return (f'<svg class="chart {kind}" viewBox="{view}" role="{role}" '
+            f'aria-label="{escape(title)}">')
 
 
 def bar(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup:
@@ -59,8 +69,7 @@ def bar(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
     height = row * len(points) + 8
     top = _nice_max(max(max(v for _, v, _ in points), 0))
     bar_w = width - label_w - 70
-    parts = [f'<svg class="chart bar-chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{escape(title)}">']
+    parts = [_svg("bar-chart", f"0 0 {width} {height}", title, points)]
     for i, (label, value, url) in enumerate(points):
         y = 4 + i * row
         length = max(0.0, value) / top * bar_w if top else 0
@@ -71,7 +80,7 @@ def bar(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
                  f'height="{row - 10}" rx="3"/>'
                  f'<text class="value" x="{label_w + length + 6:.1f}" y="{y + 17}">'
                  f'{escape(fmt(value))}</text>')
-        parts.append(_wrap_link(url, f"<g>{inner}</g>"))
+        parts.append(_wrap_link(url, f"<g>{inner}</g>", f"{label}: {fmt(value)}"))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -89,8 +98,7 @@ def line(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Marku
         x = left + (i * step if n > 1 else plot_w / 2)
         return x, top_pad + plot_h - max(0.0, value) / top * plot_h
 
-    parts = [f'<svg class="chart line-chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{escape(title)}">']
+    parts = [_svg("line-chart", f"0 0 {width} {height}", title, points)]
     for k in range(5):
         value = top * k / 4
         y = top_pad + plot_h - plot_h * k / 4
@@ -108,7 +116,7 @@ def line(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Marku
     for i, ((label, value, url), (x, y)) in enumerate(zip(points, coords, strict=True)):
         dot = (f'<circle class="pt" cx="{x:.1f}" cy="{y:.1f}" r="4"><title>{escape(label)}: '
                f'{escape(fmt(value))}</title></circle>')
-        parts.append(_wrap_link(url, dot))
+        parts.append(_wrap_link(url, dot, f"{label}: {fmt(value)}"))
         if i % every == 0 or i == n - 1:
             parts.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle">'
                          f'{escape(_short(label, 10))}</text>')
@@ -124,8 +132,7 @@ def pie(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
         return Markup("")
     size, r, inner = 140, 66, 40
     c = size / 2
-    parts = [f'<div class="pie-wrap"><svg class="chart pie-chart" viewBox="0 0 {size} {size}" '
-             f'role="img" aria-label="{escape(title)}">']
+    parts = ['<div class="pie-wrap">' + _svg("pie-chart", f"0 0 {size} {size}", title, points)]
     angle = -math.pi / 2
     for i, ((label, _, url), value) in enumerate(zip(points, values, strict=True)):
         if value <= 0:
@@ -147,7 +154,7 @@ def pie(points: Sequence[ChartPoint], fmt: Formatter, title: str = "") -> Markup
                      f'{x4:.2f},{y4:.2f} Z"/>')
             angle = end
         parts.append(_wrap_link(url, f'<g><title>{escape(label)}: {escape(fmt(value))}'
-                                     f'</title>{shape}</g>'))
+                                     f'</title>{shape}</g>', f"{label}: {fmt(value)}"))
     parts.append('</svg><ul class="legend">')
     for i, (label, value, url) in enumerate(points):
         name = f'<a href="{escape(url)}">{escape(label)}</a>' if url else escape(label)

@@ -1,5 +1,7 @@
 """`/e/<entity>/new` and `/e/<entity>/<id>/edit`: forms from `views.form`, the live
-`*_when` conditions (an htmx round trip to the server's evaluator), and the link picker.
+`*_when` conditions (an htmx round trip to the server's evaluator), the link picker, and the
+duplicate hint: typing in a field that a duplicate rule matches on asks `/_duplicates` whether
+a record with those values exists, and the form shows a link to it before anything is saved.
 
 A form posts plain HTML form values; `records.create` / `records.update` coerce and validate
 them exactly as they do for the API. On a refusal the form comes back with the user's input
@@ -44,9 +46,9 @@ from runtime.http.web.listdata import (
     title_of,
 )
 from runtime.http.web.widgets import WIDGETS, LinkInput, Widget, display, read_form
-from runtime.read import permissions
+from runtime.read import people, permissions
 from runtime.read.queries import as_id
-from runtime.write import records
+from runtime.write import checks, records
 
 PICKER_LIMIT = 10
 
@@ -84,6 +86,7 @@ class FormData:
     conflict: dict[str, Any] | None = None
     title: str = ""
     duplicate_url: str | None = None  # the existing record a `block` duplicate rule found
+    duplicate_fields: list[str] = field(default_factory=list)  # typing in one asks for a hint
 
     @property
     def has_files(self) -> bool:
@@ -97,6 +100,8 @@ def register(bp: Blueprint) -> None:
                     methods=["GET", "POST"])
     bp.add_url_rule("/e/<entity>/_state", "form_state", form_state, methods=["POST"])
     bp.add_url_rule("/e/<entity>/_options", "options", link_options)
+    bp.add_url_rule("/e/<entity>/_duplicates", "duplicate_check", duplicate_check,
+                    methods=["POST"])
 
 
 # -- building the form ------------------------------------------------------------------------
@@ -115,7 +120,24 @@ def form_fields(entity: Entity, mode: str) -> list[list[Field]]:
                 continue
             fields.append(f)
         result.append(fields)
+    owner = entity.fields.get("owner")
+    if result and owner is not None and may_assign(entity) \
+            and not any(owner in fields for fields in result):
+        result[0].append(owner)  # chosen with the record's first fields, like any link
     return result
+
+
+def may_assign(entity: Entity) -> bool:
+    """Whether the user may choose the owner of records of `entity` (the `assign` right):
+    then forms show the owner picker."""
+    return "owner" in entity.fields and "owner" not in hidden_fields(entity.name) \
+        and can(entity.name, "assign")
+
+
+def _changeable(f: Field, entity: Entity) -> bool:
+    """A field the form lets the user type into: an editable one, or the owner for those who
+    may assign (a system field that is otherwise set by CRMForge)."""
+    return f.editable or (f.name == "owner" and may_assign(entity))
 
 
 def evaluation_record(entity: Entity, stored: dict[str, Any] | None,
@@ -169,7 +191,8 @@ def build_form(entity: Entity, mode: str, record: dict[str, Any] | None,
         for f in fields:
             value = values.get(f.name, current.get(f.name))
             state = conditional.get(f.name, {})
-            locked = not f.editable or f.name in readonly or state.get("readonly", False)
+            locked = not _changeable(f, entity) or f.name in readonly \
+                or state.get("readonly", False)
             item = FormField(
                 f, tr(f.label), value, WIDGETS[f.type], list(errors.get(f.name, [])),
                 required=state.get("required", f.required) and not locked,
@@ -188,7 +211,14 @@ def build_form(entity: Entity, mode: str, record: dict[str, Any] | None,
     for name, messages in errors.items():
         if name != "_record" and name not in shown:
             record_errors += [f"{field_label(entity, name)}: {m}" for m in messages]
-    return FormData(entity, record, sections, errors, record_errors)
+    return FormData(entity, record, sections, errors, record_errors,
+                    duplicate_fields=duplicate_fields(entity, shown))
+
+
+def duplicate_fields(entity: Entity, shown: set[str]) -> list[str]:
+    """The shown fields that a duplicate rule of `entity` matches on."""
+    covered = {name for rule in entity.duplicates for name in rule.match}
+    return [name for name in entity.fields if name in covered and name in shown]
 
 
 def _create_readonly(entity: Entity) -> frozenset[str]:
@@ -218,7 +248,7 @@ def editable_fields(entity: Entity, mode: str) -> list[Field]:
     """The fields this form shows and the user may change."""
     readonly = readonly_fields(entity.name) if mode == "edit" else _create_readonly(entity)
     return [f for section in form_fields(entity, mode) for f in section
-            if f.editable and f.name not in readonly]
+            if _changeable(f, entity) and f.name not in readonly]
 
 
 def editable_values(entity: Entity, mode: str, form: Any) -> dict[str, Any]:
@@ -265,6 +295,8 @@ def new_record(entity: str) -> ResponseReturnValue:
     errors: dict[str, list[str]] = {}
     duplicate = None
     values = _computed_defaults_apply(model_entity, resolve_links(model_entity, posted, errors))
+    if values.get("owner", "") is None:
+        del values["owner"]  # no owner chosen: the creator, or the routing rules, decide
     uploads = _uploads(model_entity, "new", errors)
     if not errors:
         try:
@@ -414,6 +446,51 @@ def form_state(entity: str) -> ResponseReturnValue:
     return Markup('<template id="form-state" data-state="{}"></template>').format(data)
 
 
+def duplicate_check(entity: str) -> ResponseReturnValue:
+    """The duplicate hint for the values being typed: the records the entity's duplicate rules
+    find (`checks.find_duplicates`, the check a save runs), each with a link — only those the
+    user may read; the save still warns about the others."""
+    model_entity = entity_or_404(entity)
+    record_id = as_id(request.form.get("_record_id", ""))
+    stored = None
+    if record_id is not None:
+        try:
+            stored = records.get(inst(), actor(), entity, record_id)
+        except RecordError:
+            stored = None
+    posted = editable_values(model_entity, "new" if stored is None else "edit", request.form)
+    record = evaluation_record(model_entity, stored, posted)
+    if stored is not None:
+        record["id"] = stored["id"]
+    with inst().engine.connect() as conn:
+        found = checks.find_duplicates(inst(), conn, entity, record)
+    hints, seen = [], set()
+    for match in found:
+        if match["record_id"] in seen:
+            continue
+        seen.add(match["record_id"])
+        try:
+            existing = records.get(inst(), actor(), entity, match["record_id"])
+        except RecordError:
+            continue  # not the user's to see: no hint
+        hints.append({"fields": _words([field_label(model_entity, n) for n in match["fields"]]),
+                      "title": record_title(model_entity, existing),
+                      "url": url_for("web.record", entity=entity, record_id=existing["id"])})
+    return render("widgets/duplicate_hint.html", hints=hints,
+                  label=_lower(entity_label(model_entity)))
+
+
+def _lower(label: str) -> str:
+    """`label` inside a sentence: "contact", but "KYC case" stays."""
+    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
+
+
+def _words(labels: list[str]) -> str:
+    """"e-mail", "first name and last name", "first name, last name and account"."""
+    labels = [_lower(label) for label in labels]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
 def link_options(entity: str) -> ResponseReturnValue:
     """Options for a link picker: records of `entity` that the user may read, by quick
     search."""
@@ -427,8 +504,16 @@ def link_options(entity: str) -> ResponseReturnValue:
                          limit=PICKER_LIMIT, cursor=None)
     rows = [dict(r) for r in page.rows]
     options = list(row_titles(model_entity, rows).items())
+    details: dict[int, str] = {}
+    if entity == "user":  # people are told apart by their role and team, not their number
+        with inst().engine.connect() as conn:
+            details = people.user_details(inst(), conn, [key for key, _ in options],
+                                          actor().language)
+    else:  # titles tell records apart; the number only for two with the same title
+        seen = [title for _, title in options]
+        details = {key: f"#{key}" for key, title in options if seen.count(title) > 1}
     return render("widgets/options.html", options=options, target=target, q=q,
-                  model_entity=model_entity)
+                  model_entity=model_entity, details=details)
 
 
 def link_choices(f: Field, limit: int = 200) -> list[tuple[int, str]]:

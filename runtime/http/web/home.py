@@ -70,14 +70,16 @@ def caption(widget: Widget, entity: Any) -> str:
 def widget_view(widget: Widget) -> dict[str, Any]:
     """Everything a widget template needs: its value, drawn chart, and the list it links to."""
     value = dashboards.compute(inst(), actor(), widget, language())
-    list_url = url_for("web.list", entity=widget.entity)
+    plain_url = url_for("web.list", entity=widget.entity)
+    counted = {} if value.error else dashboards.list_filters(inst(), actor(), widget)
+    list_url = query_url({}, plain_url, **counted)  # "View all": what the widget counts
     fmt = formatter(value.value_field, widget)
     shown: dict[str, Any] = {"widget": widget, "value": value, "label": tr(widget.label),
                              "url": list_url, "fmt": fmt, "chart": Markup(""),
                              "caption": caption(widget, value.entity)}
     if value.points:
         points = [(p.label, charts.as_number(p.value),
-                   query_url({}, list_url, **p.filters) if p.filters else list_url)
+                   query_url({}, plain_url, **{**counted, **p.filters}))
                   for p in value.points]
         if widget.type == "chart":
             shown["chart"] = charts.draw(widget.chart, points, fmt, tr(widget.label))
@@ -94,8 +96,14 @@ def widget_view(widget: Widget) -> dict[str, Any]:
 
 
 def due_follow_ups() -> list[dict[str, Any]]:
+    """Follow-ups logged on timelines and records whose next-follow-up date is due: one
+    concept to the user, so one list and one count (docs/web.md)."""
     try:
-        return [dict(e) for e in timeline.due_follow_ups(inst(), actor(), until=inst().today())]
+        today = inst().today()
+        logged = [dict(e) for e in timeline.due_follow_ups(inst(), actor(), until=today)]
+        dated = [{**e, "kind": tr(e["kind"])}
+                 for e in dashboards.field_follow_ups(inst(), actor(), until=today)]
+        return dashboards.merge_follow_ups(logged, dated)
     except Exception:  # noqa: BLE001 - the home page shows the rest when this part fails
         current_app.logger.exception("due follow-ups failed")
         return []

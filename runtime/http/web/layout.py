@@ -24,7 +24,7 @@ from runtime.core.instance import Actor, Instance
 from runtime.http.auth import current_actor, require_login
 from runtime.http.current import get_instance
 from runtime.process.approvals.pending import pending_count
-from runtime.read import permissions
+from runtime.read import permissions, queries
 from runtime.read.queries import entity_of
 
 PUBLIC_ENDPOINTS = {"web.static"}
@@ -119,8 +119,22 @@ class NavGroup:
     items: tuple[NavItem, ...]
 
 
+def in_menu(entity: Entity) -> bool:
+    """Whether `entity` is a menu item for this user: not a system entity, not `menu: false`
+    (a child reached from its parent's related list), readable, and not a list that would
+    be empty with nothing to do in it (read only through a condition no record meets, and
+    no right to create) — so a pack group the user has nothing in disappears."""
+    if entity.system or not entity.menu or not can(entity.name, "read"):
+        return False
+    if can(entity.name, "create") or permissions.read_filter(inst(), actor(),
+                                                             entity.name) is None:
+        return True
+    return queries.count(inst(), actor(), entity.name, cap=1)[0] > 0
+
+
 def navigation() -> list[NavGroup]:
-    """Packs and their entities that the user may read, in install order; cached per request."""
+    """Packs and their entities that are menu items for the user (`in_menu`), in install
+    order; a pack with none is left out. Cached per request."""
     if "web_nav" in g:
         return g.web_nav
     from flask import url_for
@@ -128,7 +142,7 @@ def navigation() -> list[NavGroup]:
     model = inst().model
     by_pack: dict[str, list[NavItem]] = {}
     for entity in model.entities.values():
-        if entity.system or not can(entity.name, "read"):
+        if not in_menu(entity):
             continue
         by_pack.setdefault(entity.pack, []).append(NavItem(
             entity_label(entity, plural=True), url_for("web.list", entity=entity.name),

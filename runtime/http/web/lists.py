@@ -15,6 +15,7 @@ from builder.model import Entity
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.http.auth import safe_next
 from runtime.http.web import listdata
+from runtime.http.web.forms import may_assign
 from runtime.http.web.layout import (
     actor,
     can,
@@ -30,6 +31,7 @@ from runtime.http.web.layout import (
     tr,
 )
 from runtime.process import workflow as engine
+from runtime.read import dashboards
 from runtime.read.export import Export, csv_chunks
 from runtime.read.listrequest import ListRequest
 from runtime.read.queries import as_id
@@ -63,7 +65,8 @@ def list_page(entity: str) -> ResponseReturnValue:
     common = {"model_entity": model_entity, "view": view,
               "saved_views": views.saved_views(inst(), actor(), entity),
               "can_create": can(entity, "create"), "can_update": can(entity, "update"),
-              "can_delete": can(entity, "delete"), "args": current_args(),
+              "can_delete": can(entity, "delete"), "can_assign": may_assign(model_entity),
+              "args": current_args(),
               "query_string": request.query_string.decode("utf-8", "replace"),
               "back_url": _back_url(entity),
               "filters": listdata.build_filters(model_entity, request.args)}
@@ -117,6 +120,9 @@ def kanban_board(entity: Entity, wanted: ListRequest) -> dict[str, Any]:
     card_fields = [entity.fields[n] for n in kanban.card if n in entity.fields and n not in hidden]
     columns = []
     instance, who = inst(), actor()
+    # a column's total: of the first money (else number) field on the cards
+    summed = next((f for kind in ("money", "decimal", "integer") for f in card_fields
+                   if f.type == kind), None)
     for value, label in values:
         column_filters = {**filters, group.name: value}
         page = records.query(instance, who, entity.name, filters=column_filters, q=q,
@@ -127,9 +133,11 @@ def kanban_board(entity: Entity, wanted: ListRequest) -> dict[str, Any]:
         titles, names = listdata.page_titles(entity, rows)
         columns.append({"value": value, "label": label, "rows": rows, "titles": titles,
                         "row_titles": names,
-                        "count": count if exact else f"{count:,}+"})
+                        "count": count if exact else f"{count:,}+",
+                        "total": None if summed is None else dashboards.list_total(
+                            instance, who, entity, summed.name, column_filters, q)})
     return {"group": group, "columns": columns, "card_fields": card_fields,
-            "choices": values}
+            "choices": values, "summed": summed}
 
 
 def move(entity: str, record_id: int) -> ResponseReturnValue:
@@ -197,11 +205,14 @@ def export_csv(entity: str) -> ResponseReturnValue:
     # the list's records, all of them (no cursor, no page size); what the list page would
     # warn about is left out here too. Columns, cells and formula escaping are those of the
     # one exporter (`runtime.read.export`), the CLI's too; links read as their titles.
-    wanted = listdata.list_request(model_entity, request.args)
+    # choices as labels, unless `codes=1` asks for the stored codes (not a filter)
+    args = request.args.copy()
+    codes = args.pop("codes", "") == "1"
+    wanted = listdata.list_request(model_entity, args)
     instance = inst()
     chunks = csv_chunks(Export(instance, actor(), entity, filters=wanted.filters,
                                q=wanted.q, sort=wanted.sort, limit=EXPORT_MAX_ROWS,
-                               titles=True))
+                               titles=True, codes=codes))
     # the first page is read now, so that a problem answers as an error page, not as a
     # download cut short
     first = next(chunks)
@@ -264,13 +275,44 @@ def bulk(entity: str) -> ResponseReturnValue:
                                version=record["version"])
                 done += 1
             except ValidationFailed as exc:
-                failed.append(f"#{record_id}: " + "; ".join(
-                    m for msgs in exc.errors.values() for m in msgs))
+                failed.append(f"#{record_id}: " + "; ".join(  # "Temperature must be …"
+                    f"{field_label(model_entity, n)} {m}" if n in model_entity.fields else m
+                    for n, msgs in exc.errors.items() for m in msgs))
             except RecordError as exc:
                 failed.append(f"#{record_id}: {exc.message}")
         _report(done, failed, f"changed ({field_label(model_entity, name)})")
         return redirect(back)
+    if action == "assign" and may_assign(model_entity):
+        return _assign(model_entity, ids, back)
     flash("Choose what to do with the selected records.", "warning")
+    return redirect(back)
+
+
+def _assign(entity: Entity, ids: list[int], back: str) -> ResponseReturnValue:
+    """"Assign to…": make the chosen user the owner of every selected record, each through
+    the write path (which checks `assign` on each record and keeps it on the timeline)."""
+    owner = as_id(request.form.get("owner", ""))
+    typed = (request.form.get("owner__q") or "").strip()
+    if owner is None and typed:  # typed without picking (JavaScript off)
+        owner = listdata.resolve_title(entity.fields["owner"], typed)
+    if owner is None:
+        flash("Choose the user to assign the selected records to.", "warning")
+        return redirect(back)
+    instance, who = inst(), actor()
+    done, failed = 0, []
+    for record_id in ids:
+        try:
+            record = records.get(instance, who, entity.name, record_id)
+            records.update(instance, who, entity.name, record_id, {"owner": owner},
+                           version=record["version"])
+            done += 1
+        except ValidationFailed as exc:
+            failed.append(f"#{record_id}: " + "; ".join(
+                m for msgs in exc.errors.values() for m in msgs))
+        except RecordError as exc:
+            failed.append(f"#{record_id}: {exc.message}")
+    name = listdata.title_of("user", owner) or f"#{owner}"
+    _report(done, failed, f"assigned to {name}")
     return redirect(back)
 
 

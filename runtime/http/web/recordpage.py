@@ -31,6 +31,7 @@ from runtime.http.web.layout import (
     tr,
 )
 from runtime.http.web.widgets import display
+from runtime.read import permissions
 from runtime.read import timeline as read_timeline
 from runtime.write import records, timeline
 
@@ -39,7 +40,7 @@ TIMELINE_KINDS = {"note": "Note", "call": "Call", "meeting": "Meeting", "visit":
                   "email": "E-mail"}
 KIND_ICONS = {"note": "✎", "call": "☎", "meeting": "◷", "visit": "⌂", "email": "✉",
               "attachment": "📎", "change": "↻", "update": "↻", "create": "✚",
-              "transition": "➜", "approval": "✔", "follow_up": "⏰"}
+              "transition": "➜", "approval": "✔", "follow_up": "⏰", "owner": "⇄"}
 
 
 @dataclass
@@ -73,6 +74,7 @@ class RelatedList:
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/e/<entity>/<int:record_id>", "record", record_page)
+    bp.add_url_rule("/e/<entity>/<int:record_id>/claim", "claim", claim, methods=["POST"])
     bp.add_url_rule("/e/<entity>/<int:record_id>/delete", "delete", delete_record,
                     methods=["GET", "POST"])
     bp.add_url_rule("/e/<entity>/<int:record_id>/timeline", "log", log_activity,
@@ -124,7 +126,11 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
             continue
         link = child.fields[related.field]
         op = related.field if link.type == "link" else f"{related.field}__contains"
-        filters = {op: str(record["id"])}
+        # `through: guest`: the children of the record this one links to
+        parent = record.get(related.through) if related.through else record["id"]
+        if parent is None:
+            continue
+        filters = {op: str(parent)}
         page = records.query(inst(), actor(), child.name, filters=filters, q=None,
                              sort=list(child.views.list.sort), limit=RELATED_LIMIT,
                              cursor=None)
@@ -134,7 +140,7 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
         titles, names = listdata.page_titles(child, rows)
         columns = [child.fields[n] for n in child.views.list.columns
                    if n in child.fields and n not in hidden and n != related.field][:5]
-        add_url = url_for("web.new", entity=child.name, **{related.field: record["id"]},
+        add_url = url_for("web.new", entity=child.name, **{related.field: parent},
                           next=url_for("web.record", entity=entity.name,
                                        record_id=record["id"])) \
             if can(child.name, "create") and link.type == "link" else None
@@ -142,7 +148,7 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
             child, related.field, tr(related.label) or entity_label(child, plural=True),
             columns, rows, titles, names,
             f"{count:,}" if exact else f"{count:,}+", add_url,
-            url_for("web.list", entity=child.name, **{op: record["id"]})))
+            url_for("web.list", entity=child.name, **{op: parent})))
     return result
 
 
@@ -198,6 +204,7 @@ def record_page(entity: str, record_id: int) -> ResponseReturnValue:
         human_size=attachments.human_size,
         can_update=can(entity, "update", record), can_delete=can(entity, "delete", record),
         can_comment=can(entity, "comment", record),
+        can_claim=permissions.may_claim(inst(), actor(), entity, record),
         meta=_meta(model_entity, record, titles), today=inst().today())
 
 
@@ -209,6 +216,29 @@ def _meta(entity: Entity, record: dict[str, Any], titles: dict) -> list[tuple[st
         if f is not None and name not in hidden and record.get(name) is not None:
             result.append((field_label(entity, name), display(record.get(name), f, titles)))
     return result
+
+
+def claim(entity: str, record_id: int) -> ResponseReturnValue:
+    """Make the signed-in user the owner of an unowned record they may read: an update of
+    `owner` alone, which the write path permits as a claim (docs/permissions.md)."""
+    model_entity = entity_or_404(entity)
+    record = load(model_entity, record_id)
+    title = listdata.record_title(model_entity, record)
+    try:
+        records.update(inst(), actor(), entity, record_id, {"owner": actor().user_id},
+                       version=record["version"])
+    except RecordError as exc:
+        flash(f"“{title}” was not claimed: {_reason(exc)}", "error")
+    else:
+        flash(f"“{title}” is yours now.", "success")
+    return redirect(url_for("web.record", entity=entity, record_id=record_id))
+
+
+def _reason(exc: RecordError) -> str:
+    if isinstance(exc, ValidationFailed):
+        return "; ".join(f"{k}: {' '.join(v)}" if k != "_record" else " ".join(v)
+                         for k, v in exc.errors.items())
+    return exc.message
 
 
 def delete_record(entity: str, record_id: int) -> ResponseReturnValue:

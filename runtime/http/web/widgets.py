@@ -21,8 +21,15 @@ from werkzeug.datastructures import MultiDict
 from builder.fieldtypes import REGISTRY
 from builder.model import Field
 from runtime.core.sanitize import sanitize_html
-from runtime.http.web.layout import color_index, language
-from runtime.read.titles import date_text, money_text, number_text, percent_text
+from runtime.http.web.layout import color_index, inst, language
+from runtime.read.titles import (
+    currency_of,
+    date_text,
+    money_text,
+    number_text,
+    percent_text,
+    zone_of,
+)
 
 MISSING = object()  # the form did not carry this field: leave the stored value alone
 PRESENT = "__present"  # marker input of checkboxes and multi-selects, posted even when empty
@@ -57,7 +64,7 @@ def _show_number(value: Any, field: Field, titles: Titles | None) -> Markup:
 
 
 def _show_money(value: Any, field: Field, titles: Titles | None) -> Markup:
-    return escape(money_text(value, field))
+    return escape(money_text(value, field, currency_of(inst()), language()))
 
 
 def _show_percent(value: Any, field: Field, titles: Titles | None) -> Markup:
@@ -69,7 +76,7 @@ def _show_boolean(value: Any, field: Field, titles: Titles | None) -> Markup:
 
 
 def _show_date(value: Any, field: Field, titles: Titles | None) -> Markup:
-    return escape(date_text(value))
+    return escape(date_text(value, language(), zone_of(inst())))
 
 
 def _badge(value: Any, field: Field) -> Markup:

@@ -16,9 +16,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 
+from builder.model import Entity
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.http.auth import safe_next
+from runtime.http.web.forms import resolve_links
 from runtime.http.web.layout import (
     actor,
     before_request,
@@ -29,6 +32,7 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
+from runtime.http.web.widgets import read_form
 from runtime.process import approvals, notifications, record_panel, workflow
 from runtime.read.queries import as_id
 
@@ -93,7 +97,7 @@ def workflow_panel(entity: str, record_id: int) -> dict[str, Any] | None:
             f = model_entity.fields.get(name)
             if f is not None:
                 fields.append({"name": name, "label": field_label(model_entity, name),
-                               "type": f.type, "options": [
+                               "type": f.type, "to": f.to, "options": [
                                    (o.value, tr(o.label)) for o in f.options]})
         actions.append({**item, "fields": fields,
                         "usable": item["allowed"] or item["code"] == "requires"})
@@ -107,8 +111,12 @@ def workflow_panel(entity: str, record_id: int) -> dict[str, Any] | None:
 def fire(entity: str, record_id: int, name: str) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     back = url_for("web.record", entity=entity, record_id=record_id)
-    values = {key[len("value."):]: value for key, value in request.form.items()
-              if key.startswith("value.") and value != ""}
+    errors: dict[str, list[str]] = {}
+    values = _transition_values(model_entity, errors)
+    if errors:
+        flash("Not moved: " + "; ".join(f"{field_label(model_entity, name)}: {' '.join(said)}"
+                                        for name, said in errors.items()), "error")
+        return redirect(back)
     raw_version = request.form.get("version") or ""
     version = as_id(raw_version)
     try:
@@ -128,6 +136,21 @@ def fire(entity: str, record_id: int, name: str) -> ResponseReturnValue:
         flash(f"{entity_label(model_entity)} moved to “{tr(state.label) if state else ''}”.",
               "success")
     return redirect(back)
+
+
+def _transition_values(entity: Entity, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The `value.FIELD` inputs of a transition form; a link comes from the same picker as
+    on record forms (`value.room`, `value.room__q`, `value.room__shown`), so a title typed
+    without JavaScript is looked up as there."""
+    posted = MultiDict([(key[len("value."):], value)
+                        for key, value in request.form.items(multi=True)
+                        if key.startswith("value.")])
+    links = [f for f in entity.fields.values() if f.type == "link" and f.name in posted]
+    chosen = resolve_links(entity, read_form(posted, links), errors)
+    values = {key: value for key, value in posted.items()
+              if "__" not in key and value != "" and key not in chosen}
+    values.update({key: value for key, value in chosen.items() if value is not None})
+    return values
 
 
 # -- the inbox --------------------------------------------------------------------------------

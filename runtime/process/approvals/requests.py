@@ -83,6 +83,11 @@ def decisions_of(inst: Instance, conn: Connection, request_id: int,
     return [dict(r) for r in conn.execute(query.order_by(decisions.c.id)).mappings()]
 
 
+def _state_label(ent: Entity | None, state: str) -> str:
+    found = ent.workflow.states.get(state) if ent is not None and ent.workflow else None
+    return found.label.get() if found is not None else state
+
+
 def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
                  *, viewer: Actor | None = None) -> dict[str, Any]:
     """A request as the API and the pages show it."""
@@ -123,6 +128,7 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
         "transition": request["transition"],
         "transition_label": transition.label.get() if transition else request["transition"],
         "from_state": request["from_state"], "to_state": transition.to if transition else None,
+        "to_state_label": _state_label(ent, transition.to) if transition else None,
         "status": request["status"], "step_index": request["step_index"],
         "step": current.name if current else None,
         "step_label": current.label.get() if current else None,
