@@ -20,10 +20,11 @@ test: $(STAMP)
 	$(BIN)/ruff check builder runtime tests benchmarks tools
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
-# The whole suite but the tests marked slow (the demo data of every pack, fuzzing).
+# The loop while working: SQLite only, without the tests marked slow (the demo data of every
+# pack, fuzzing); `make test` runs those and every PostgreSQL case too.
 test-fast: $(STAMP)
 	$(BIN)/ruff check builder runtime tests benchmarks tools
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not postgres" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check builder runtime tests benchmarks tools

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from axe_support import check_watched
 from support import FIXTURES, Clock, admin_actor, insert_team, insert_user, write_pack
 
 from builder.linker import build_model
@@ -178,3 +179,20 @@ def admin() -> Callable[[Instance], Actor]:
     """`admin(inst)`: the Actor of the admin user every instance has."""
     return admin_actor
 
+
+
+@pytest.fixture(scope="module")
+def browser(server: dict[str, Any]) -> Iterator[Any]:
+    """Debian's Chromium for a browser test module; the module defines `server`
+    (tests/browser_support.py)."""
+    from browser_support import chromium  # Playwright is imported only by browser modules
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(autouse=True)
+def accessible_pages() -> Iterator[None]:
+    """Every page a test watched (tests/axe_support.py) passes axe, WCAG 2 A/AA."""
+    yield
+    check_watched()

@@ -8,100 +8,48 @@ docs/screenshots/ (the pictures in docs/web.md).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_support import check_watched, watch
-from support import FIXTURES, write_pack
+from axe_support import watch
+from browser_support import DESKTOP, PHONE, require_browser, served, shoot, sign_in
+from conftest import build_instance
+from support import FIXTURES, admin_actor, write_pack
 from test_web_forms import SUPPORT_PACK
-from web_support import PASSWORD, make_app, seed
+from web_support import PASSWORD, seed
 
 from runtime.http.auth import set_password
 from runtime.write import records, timeline
 
-pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-DESKTOP = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
-
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
+    pass
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if CHROMIUM is None or sync_playwright is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); browser tests "
-                    "skipped")
-    from conftest import build_instance
-    from werkzeug.serving import make_server
-
+    require_browser()
     directory = tmp_path_factory.mktemp("browser")
     support = write_pack(directory / "packs", SUPPORT_PACK, name="support")
     inst = build_instance([FIXTURES / "core", FIXTURES / "spec", support],
                           f"sqlite:///{directory / 'crm.db'}")
-    from support import admin_actor
-
     admin = admin_actor(inst)
     set_password(inst, admin.user_id, PASSWORD)
     data = seed(inst, admin)
     timeline.add_entry(inst, admin, "offer", data["offers"][0]["id"], "call",
                        "Called Anna: she wants to sign before the end of the month.",
                        follow_up_on=inst.today())
-    app = make_app(inst, directory)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"url": f"http://127.0.0.1:{httpd.server_port}", "inst": inst, "admin": admin,
-               "data": data}
-    finally:
-        httpd.shutdown()
-        inst.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(server: dict[str, Any]) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(autouse=True)
-def accessible_pages() -> Iterator[None]:
-    """Every page these tests visit (each load of a watched page) passes axe, WCAG 2 A/AA."""
-    yield
-    check_watched()
+    with served(inst, directory, admin=admin, data=data) as running:
+        yield running
 
 
 def signed_in(browser: Browser, server: dict[str, Any], viewport: dict | None = None) -> Page:
-    page = watch(browser.new_page(viewport=viewport or DESKTOP))
-    page.set_default_timeout(10_000)
-    page.goto(server["url"] + "/login")
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(server["url"] + "/")
-    return page
-
-
-def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
-    if os.environ.get("CRMFORGE_SCREENSHOTS"):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+    return sign_in(browser, server, "admin", viewport)
 
 
 def test_sign_in_and_open_the_dashboard(browser, server) -> None:

@@ -6,44 +6,35 @@ docs/screenshots/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import require_browser, served, shoot_both, sign_in
 from conftest import build_instance
 from support import admin_actor, insert_team, insert_user
-from web_support import PASSWORD, make_app
-from werkzeug.serving import make_server
+from web_support import PASSWORD
 
 from runtime.core.instance import Actor
 from runtime.http.auth import set_password
 from runtime.write import records
 
+try:
+    from playwright.sync_api import Browser, Page, expect
+except ImportError:  # pragma: no cover - the test extra installs it
+    pass
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CORE = Path(__file__).resolve().parent.parent / "verticals" / "core"
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-DESKTOP = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
 LEAD = {"source": "web", "email": "lead@example.com"}
-
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if CHROMIUM is None or sync_playwright is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); browser tests "
-                    "skipped")
+    require_browser()
     directory = tmp_path_factory.mktemp("owners")
     inst = build_instance([CORE], f"sqlite:///{directory / 'crm.db'}")
     team = insert_team(inst, "North team")
@@ -64,52 +55,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             for first, last, company in (("Ada", "Pool", "Pool Works"),
                                          ("Ben", "Spare", "Spare Parts Ltd"),
                                          ("Cleo", "Third", "Third Way plc"))]
-    httpd = make_server("127.0.0.1", 0, make_app(inst, directory), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"url": f"http://127.0.0.1:{httpd.server_port}", "inst": inst, "pool": pool,
-               **people}
-    finally:
-        httpd.shutdown()
-        inst.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(server: dict[str, Any]) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with served(inst, directory, pool=pool, **people) as running:
+        yield running
 
 
 def signed_in(browser: Browser, server: dict[str, Any], who: Actor,
               viewport: dict | None = None) -> Page:
-    page = browser.new_page(viewport=viewport or DESKTOP)
-    page.set_default_timeout(10_000)
-    page.goto(server["url"] + "/login")
-    page.fill("#username", who.username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(server["url"] + "/")
-    return page
+    return sign_in(browser, server, who.username, viewport)
 
 
 def shoot(browser: Browser, server: dict[str, Any], who: Actor, path: str, name: str,
           prepare: Any = None) -> None:
-    """Save `path` as `who` sees it, desktop and phone (CRMFORGE_SCREENSHOTS=1)."""
-    if not os.environ.get("CRMFORGE_SCREENSHOTS"):
-        return
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for device, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        page = signed_in(browser, server, who, viewport)
-        page.goto(server["url"] + path)
-        if prepare is not None:
-            prepare(page)
-        page.screenshot(path=str(SHOTS / f"{device}-{name}.png"), full_page=True)
-        page.close()
+    shoot_both(browser, server, who.username, path, name, prepare)
 
 
 def owner_of(server: dict[str, Any], lead_id: int) -> int | None:

@@ -6,15 +6,13 @@ exist. Page tests with the Flask client, and a Playwright journey in Chromium.""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import VIEWPORTS, chromium, require_browser, served, shoot
+from browser_support import sign_in as browser_sign_in
 from web_support import PASSWORD, csrf, make_app, sign_in
 
 from runtime.core.instance import Instance
@@ -122,55 +120,30 @@ def test_the_warning_after_saving_promises_no_merge(contacts, tmp_path) -> None:
 
 # -- in a browser -------------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-
-
 @pytest.fixture
-def served(contacts, tmp_path) -> Iterator[dict[str, Any]]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    pytest.importorskip("playwright")
-    from werkzeug.serving import make_server  # only the browser test serves over HTTP
-
+def server(contacts, tmp_path) -> Iterator[dict[str, Any]]:
+    require_browser()
     set_password(contacts["inst"], contacts["admin"].user_id, PASSWORD)
-    httpd = make_server("127.0.0.1", 0, make_app(contacts["inst"], tmp_path), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {**contacts, "url": f"http://127.0.0.1:{httpd.server_port}"}
-    finally:
-        httpd.shutdown()
+    extra = {key: value for key, value in contacts.items() if key != "inst"}
+    with served(contacts["inst"], tmp_path, dispose=False, **extra) as running:
+        yield running
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 860},
-                                      {"width": 390, "height": 844}])
-def test_typing_an_existing_email_shows_a_link_to_that_contact(served, viewport) -> None:
-    from playwright.sync_api import expect, sync_playwright  # the browser extra
+@pytest.mark.parametrize("device, viewport", VIEWPORTS)
+def test_typing_an_existing_email_shows_a_link_to_that_contact(server, device,
+                                                               viewport) -> None:
+    from playwright.sync_api import expect  # the browser extra
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            page = browser.new_page(viewport=viewport)
-            page.set_default_timeout(10_000)
-            page.goto(served["url"] + "/login")
-            page.fill("#username", "admin")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(served["url"] + "/")
-            page.goto(served["url"] + "/e/contact/new")
-            page.fill("#f-first_name", "Annette")
-            page.locator("#f-email").press_sequentially("anna@example.com", delay=10)
-            hint = page.locator("#duplicate-hint .duplicate-hint")
-            expect(hint).to_contain_text("A contact with this e-mail exists: Anna Berg")
-            expect(hint.locator("a")).to_have_attribute(
-                "href", f"/e/contact/{served['anna']['id']}")
-            if os.environ.get("CRMFORGE_SCREENSHOTS"):
-                SHOTS.mkdir(parents=True, exist_ok=True)
-                name = "desktop" if viewport["width"] > 800 else "phone"
-                page.screenshot(path=str(SHOTS / f"{name}-duplicate-hint.png"), full_page=True)
-            page.fill("#f-email", "annette@example.com")  # another e-mail: the hint goes
-            expect(hint).to_have_count(0)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser_sign_in(browser, server, "admin", viewport)
+        page.goto(server["url"] + "/e/contact/new")
+        page.fill("#f-first_name", "Annette")
+        page.locator("#f-email").press_sequentially("anna@example.com", delay=10)
+        hint = page.locator("#duplicate-hint .duplicate-hint")
+        expect(hint).to_contain_text("A contact with this e-mail exists: Anna Berg")
+        expect(hint.locator("a")).to_have_attribute(
+            "href", f"/e/contact/{server['anna']['id']}")
+        shoot(page, f"{device}-duplicate-hint")
+        page.fill("#f-email", "annette@example.com")  # another e-mail: the hint goes
+        expect(hint).to_have_count(0)

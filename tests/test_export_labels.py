@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from browser_support import chromium, require_browser, served
+from browser_support import sign_in as browser_sign_in
 from openpyxl import load_workbook
 from web_support import PASSWORD, make_app, sign_in
-from werkzeug.serving import make_server
 
 from runtime.core.db import make_engine
 from runtime.core.instance import Instance
@@ -175,38 +174,17 @@ def test_only_a_plain_phone_number_is_left_unescaped(text: str, kept: bool) -> N
 
 # -- in a browser -------------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.browser
 def test_the_list_export_button_downloads_labels_and_plain_phones(leads, tmp_path) -> None:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_browser()
     set_password(leads["inst"], leads["admin"].user_id, PASSWORD)
-    httpd = make_server("127.0.0.1", 0, make_app(leads["inst"], tmp_path), threaded=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_port}"
-    try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM)
-            try:
-                page = browser.new_page(accept_downloads=True)
-                page.set_default_timeout(10_000)
-                page.goto(url + "/login")
-                page.fill("#username", "admin")
-                page.fill("#password", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_url(url + "/")
-                page.goto(url + "/e/lead")
-                with page.expect_download() as download:
-                    page.click("text=Export CSV")
-                saved = tmp_path / "download.csv"
-                download.value.save_as(saved)
-            finally:
-                browser.close()
-    finally:
-        httpd.shutdown()
+    saved = tmp_path / "download.csv"
+    with served(leads["inst"], tmp_path, dispose=False) as server, chromium() as browser:
+        page = browser_sign_in(browser, server, "admin")
+        page.goto(server["url"] + "/e/lead")
+        with page.expect_download() as download:
+            page.click("text=Export CSV")
+        download.value.save_as(saved)
     rows = rows_of(saved.read_text(encoding="utf-8"))
     assert sorted(r["source"] for r in rows) == ["Trade fair", "Web form", "Web form"]
     assert sorted(r["phone"] for r in rows) == sorted(PHONES)

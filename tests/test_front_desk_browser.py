@@ -10,19 +10,16 @@ docs/screenshots/ (`*-check-in.png`, `*-order-lines.png`, `*-quote-line.png`).
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from axe_support import watch
+from browser_support import DESKTOP, PHONE, require_browser, served, shoot, sign_in
 from conftest import build_instance
 from support import admin_actor, insert_user
-from test_browser import CHROMIUM, DESKTOP, PHONE, accessible_pages, shoot  # noqa: F401
 from test_packs import PACKS
-from web_support import PASSWORD, make_app
-from werkzeug.serving import make_server
+from web_support import PASSWORD
 
 from runtime.http.auth import set_password
 from runtime.process import workflow
@@ -31,9 +28,9 @@ from runtime.write import records
 pytestmark = pytest.mark.browser
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
+    pass
 
 
 def _hotel(inst, admin) -> dict[str, Any]:
@@ -93,9 +90,7 @@ def _sale(inst, admin) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if CHROMIUM is None or sync_playwright is None:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); browser tests "
-                    "skipped")
+    require_browser()
     directory = tmp_path_factory.mktemp("front_desk")
     inst = build_instance(PACKS["hotel"], f"sqlite:///{directory / 'crm.db'}")
     admin = admin_actor(inst)
@@ -103,36 +98,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     set_password(inst, desk.user_id, PASSWORD)
     set_password(inst, admin.user_id, PASSWORD)
     data = {**_hotel(inst, admin), **_sale(inst, admin)}
-    httpd = make_server("127.0.0.1", 0, make_app(inst, directory), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"url": f"http://127.0.0.1:{httpd.server_port}", "inst": inst, **data}
-    finally:
-        httpd.shutdown()
-        inst.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(server: dict[str, Any]) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with served(inst, directory, **data) as running:
+        yield running
 
 
 def signed_in(browser: Browser, server: dict[str, Any], who: str,
               viewport: dict | None = None) -> Page:
-    page = watch(browser.new_page(viewport=viewport or DESKTOP))
-    page.set_default_timeout(10_000)
-    page.goto(server["url"] + "/login")
-    page.fill("#username", who)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(server["url"] + "/")
-    return page
+    return sign_in(browser, server, who, viewport)
 
 
 def test_front_desk_checks_in_picking_the_room_by_name(browser, server) -> None:

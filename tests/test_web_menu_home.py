@@ -7,10 +7,7 @@ signs in as a sales rep of the shipped packs (tests/test_browser.py explains the
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from html import unescape
@@ -20,7 +17,10 @@ from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
-from support import insert_user, write_pack
+from browser_support import DESKTOP, PHONE, require_browser, served, shoot
+from browser_support import sign_in as browser_sign_in
+from conftest import build_instance
+from support import admin_actor, insert_user, write_pack
 from web_support import PASSWORD, make_app, seed, sign_in
 
 from runtime.http.auth import set_password
@@ -204,33 +204,24 @@ def test_home_shows_the_roles_own_dashboards_first(shop) -> None:
 
 # -- the journey in a browser, on the shipped packs -------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 VERTICALS = Path(__file__).resolve().parent.parent / "verticals"
-DESKTOP = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
+    pass
 
 
 @pytest.fixture(scope="module")
-def packs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if CHROMIUM is None or sync_playwright is None:
-        pytest.skip("Chromium or Playwright is not installed; browser tests skipped")
-    from conftest import build_instance  # a test helper module, imported where it is needed
-    from werkzeug.serving import make_server
-
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every shipped pack, a sales rep and seven leads: four in the pool, two taken, one lost."""
+    require_browser()
     directory = tmp_path_factory.mktemp("menuhome")
     inst = build_instance([VERTICALS / p for p in
                            ("core", "real_estate", "finance", "telecom", "hotel")],
                           f"sqlite:///{directory / 'crm.db'}")
     rep = insert_user(inst, "emily", roles=["sales_rep"], full_name="Emily Walsh")
     set_password(inst, rep.user_id, PASSWORD)
-    from support import admin_actor
-
     boss = admin_actor(inst)
     today = inst.today()
     leads = inst.schema.table("lead")
@@ -249,70 +240,41 @@ def packs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
                      .where(leads.c.id.in_(made[4:6])))
         conn.execute(sa.update(leads).values(owner=None, status="lost")
                      .where(leads.c.id == made[6]))
-    app = make_app(inst, directory)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield {"url": f"http://127.0.0.1:{httpd.server_port}", "pool": made[:4]}
-    finally:
-        httpd.shutdown()
-        inst.engine.dispose()
-
-
-def shoot(page: Any, name: str, *, full_page: bool = True) -> None:
-    if os.environ.get("CRMFORGE_SCREENSHOTS"):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+    with served(inst, directory, pool=made[:4]) as running:
+        yield running
 
 
 @pytest.mark.browser
-def test_a_sales_rep_finds_a_tidy_menu_and_a_home_page_that_agrees(packs_server) -> None:
-    url = packs_server["url"]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            page = chromium.new_page(viewport=DESKTOP)
-            page.set_default_timeout(15_000)
-            page.goto(url + "/login")
-            page.fill("#username", "emily")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(url + "/")
-            nav = page.locator("nav.nav")
-            for child in ("Order lines", "Quote lines", "Instalments"):
-                expect(nav.get_by_role("link", name=child, exact=True)).to_have_count(0)
-            expect(nav.get_by_role("link", name="Leads", exact=True)).to_have_count(1)
-            for group in page.locator(".nav-group").all():
-                assert group.locator("a").count() > 0  # no heading without items
-            expect(nav.locator(".nav-group-title", has_text="Hotel")).to_have_count(0)
-            # the rep's own work first, and one story about follow-ups
-            expect(page.locator(".dash-title h2").first).to_have_text("Sales")
-            expect(page.locator(".stats .stat").first).to_have_text("2")
-            assert page.evaluate("document.documentElement.scrollWidth") <= 1366
-            shoot(page, "desktop-home-own-work")
-            tile = page.locator(".widget", has_text="Leads waiting in the pool")
-            expect(tile.locator(".stat")).to_have_text("4")
-            tile.locator("a", has_text="View all").click()
-            page.wait_for_url(re.compile(r"/e/lead\?"))
-            expect(page.locator("table.data tbody tr")).to_have_count(4)
-            for n in range(4):
-                expect(page.locator("table.data tbody")).to_contain_text(f"Poolson {n}")
-            shoot(page, "desktop-list-pool")
-            page.close()
-            phone = chromium.new_page(viewport=PHONE)
-            phone.goto(url + "/login")
-            phone.fill("#username", "emily")
-            phone.fill("#password", PASSWORD)
-            phone.click("button[type=submit]")
-            phone.wait_for_url(url + "/")
-            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
-            shoot(phone, "phone-home-own-work")
-            phone.locator("label.menu-toggle").click()
-            phone.wait_for_timeout(400)
-            shoot(phone, "phone-menu-no-children", full_page=False)
-            phone.close()
-        finally:
-            chromium.close()
+def test_a_sales_rep_finds_a_tidy_menu_and_a_home_page_that_agrees(browser, server) -> None:
+    page = browser_sign_in(browser, server, "emily")
+    nav = page.locator("nav.nav")
+    for child in ("Order lines", "Quote lines", "Instalments"):
+        expect(nav.get_by_role("link", name=child, exact=True)).to_have_count(0)
+    expect(nav.get_by_role("link", name="Leads", exact=True)).to_have_count(1)
+    for group in page.locator(".nav-group").all():
+        assert group.locator("a").count() > 0  # no heading without items
+    expect(nav.locator(".nav-group-title", has_text="Hotel")).to_have_count(0)
+    # the rep's own work first, and one story about follow-ups
+    expect(page.locator(".dash-title h2").first).to_have_text("Sales")
+    expect(page.locator(".stats .stat").first).to_have_text("2")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    shoot(page, "desktop-home-own-work")
+    tile = page.locator(".widget", has_text="Leads waiting in the pool")
+    expect(tile.locator(".stat")).to_have_text("4")
+    tile.locator("a", has_text="View all").click()
+    page.wait_for_url(re.compile(r"/e/lead\?"))
+    expect(page.locator("table.data tbody tr")).to_have_count(4)
+    for n in range(4):
+        expect(page.locator("table.data tbody")).to_contain_text(f"Poolson {n}")
+    shoot(page, "desktop-list-pool")
+    page.close()
+    phone = browser_sign_in(browser, server, "emily", PHONE)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    shoot(phone, "phone-home-own-work")
+    phone.locator("label.menu-toggle").click()
+    phone.wait_for_timeout(400)
+    shoot(phone, "phone-menu-no-children", full_page=False)
+    phone.close()
 
 
 # -- item 12: lists and the board -------------------------------------------------------------
@@ -354,39 +316,28 @@ def test_list_cells_are_one_line_with_the_full_value_on_hover(spec_web) -> None:
 
 
 @pytest.mark.browser
-def test_a_sales_rep_reads_a_dense_list_and_a_board_with_totals(packs_server) -> None:
-    url = packs_server["url"]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            for viewport, prefix in ((DESKTOP, "desktop"), (PHONE, "phone")):
-                page = chromium.new_page(viewport=viewport)
-                page.set_default_timeout(15_000)
-                page.goto(url + "/login")
-                page.fill("#username", "emily")
-                page.fill("#password", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_url(url + "/")
-                page.goto(url + "/e/lead")
-                first = page.locator("table.list-table tbody tr").first
-                title = first.locator("td.title-col")
-                assert title.evaluate("e => getComputedStyle(e).position") == "sticky"
-                company = first.locator("td:not(.title-col)", has_text="A rather long company")
-                assert title.get_attribute("title").startswith("Poolson")
-                if company.count():  # one line, the full value on hover
-                    assert company.first.evaluate("e => getComputedStyle(e).whiteSpace") \
-                        == "nowrap"
-                    assert company.first.get_attribute("title").startswith(
-                        "A rather long company name number")
-                before = title.bounding_box()["x"]
-                page.locator(".table-wrap").first.evaluate("e => e.scrollLeft = 400")
-                assert abs(title.bounding_box()["x"] - before) < 1  # kept in view
-                page.locator(".table-wrap").first.evaluate("e => e.scrollLeft = 0")
-                shoot(page, f"{prefix}-list-dense")
-                page.goto(url + "/e/lead?view=kanban")
-                new = page.locator('.kanban-col[data-value="new"] header .n')
-                expect(new).to_contain_text("4 · ")  # count · sum of estimated value
-                shoot(page, f"{prefix}-kanban-totals")
-                page.close()
-        finally:
-            chromium.close()
+def test_a_sales_rep_reads_a_dense_list_and_a_board_with_totals(browser, server) -> None:
+    url = server["url"]
+    for viewport, prefix in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page = browser_sign_in(browser, server, "emily", viewport)
+        page.goto(url + "/e/lead")
+        first = page.locator("table.list-table tbody tr").first
+        title = first.locator("td.title-col")
+        assert title.evaluate("e => getComputedStyle(e).position") == "sticky"
+        company = first.locator("td:not(.title-col)", has_text="A rather long company")
+        assert title.get_attribute("title").startswith("Poolson")
+        if company.count():  # one line, the full value on hover
+            assert company.first.evaluate("e => getComputedStyle(e).whiteSpace") \
+                == "nowrap"
+            assert company.first.get_attribute("title").startswith(
+                "A rather long company name number")
+        before = title.bounding_box()["x"]
+        page.locator(".table-wrap").first.evaluate("e => e.scrollLeft = 400")
+        assert abs(title.bounding_box()["x"] - before) < 1  # kept in view
+        page.locator(".table-wrap").first.evaluate("e => e.scrollLeft = 0")
+        shoot(page, f"{prefix}-list-dense")
+        page.goto(url + "/e/lead?view=kanban")
+        new = page.locator('.kanban-col[data-value="new"] header .n')
+        expect(new).to_contain_text("4 · ")  # count · sum of estimated value
+        shoot(page, f"{prefix}-kanban-totals")
+        page.close()

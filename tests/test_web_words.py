@@ -9,19 +9,17 @@ test client on SQLite and PostgreSQL, and a Playwright journey in Chromium.
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import VIEWPORTS, require_browser, served, shoot
+from browser_support import sign_in as browser_sign_in
 from conftest import build_instance
 from support import admin_actor, write_pack
 from web_support import PASSWORD, make_app, sign_in, token_of
-from werkzeug.serving import make_server
 
 from runtime.http.auth import set_password
 from runtime.process import workflow
@@ -180,19 +178,15 @@ def test_dates_follow_the_users_language(env) -> None:
 
 # -- in the browser ---------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
+    pass
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if CHROMIUM is None or sync_playwright is None:
-        pytest.skip("Chromium or Playwright is not installed; browser tests skipped")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    require_browser()
     directory = tmp_path_factory.mktemp("words")
     inst = build_instance(quote_pack(directory / "packs"), f"sqlite:///{directory / 'crm.db'}")
     admin = admin_actor(inst)
@@ -202,42 +196,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "valid_until": (inst.today() - timedelta(days=1)).isoformat()})
     records.update(inst, admin, "quote", quote["id"], {
         "temperature": "hot", "signed_at": "2026-12-04T21:13:00Z"}, version=quote["version"])
-    httpd = make_server("127.0.0.1", 0, make_app(inst, directory), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield {"url": f"http://127.0.0.1:{httpd.server_port}", "quote": quote}
-    finally:
-        httpd.shutdown()
-        inst.engine.dispose()
+    with served(inst, directory, quote=quote) as running:
+        yield running
 
 
 @pytest.mark.browser
-def test_a_refused_transition_reads_as_a_sentence(served) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            for device, viewport in (("desktop", {"width": 1366, "height": 860}),
-                                     ("phone", {"width": 390, "height": 844})):
-                page = browser.new_page(viewport=viewport)
-                page.set_default_timeout(10_000)
-                page.goto(served["url"] + "/login")
-                page.fill("#username", "admin")
-                page.fill("#password", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_url(served["url"] + "/")
-                page.goto(f"{served['url']}/e/quote/{served['quote']['id']}")
-                expect(page.get_by_text(
-                    "Send to customer needs: Total greater than 0; Valid until on or after "
-                    "today.").first).to_be_visible()
-                expect(page.get_by_text("£120.00").first).to_be_visible()
-                assert "today()" not in page.content()
-                expect(page.locator(".timeline").get_by_text("Hot").first).to_be_visible()
-                if os.environ.get("CRMFORGE_SCREENSHOTS"):
-                    SHOTS.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(SHOTS / f"{device}-words.png"), full_page=True)
-                    page.goto(f"{served['url']}/e/quote")
-                    page.screenshot(path=str(SHOTS / f"{device}-words-list.png"))
-                page.close()
-        finally:
-            browser.close()
+def test_a_refused_transition_reads_as_a_sentence(browser, server) -> None:
+    for device, viewport in VIEWPORTS:
+        page = browser_sign_in(browser, server, "admin", viewport)
+        page.goto(f"{server['url']}/e/quote/{server['quote']['id']}")
+        expect(page.get_by_text(
+            "Send to customer needs: Total greater than 0; Valid until on or after "
+            "today.").first).to_be_visible()
+        expect(page.get_by_text("£120.00").first).to_be_visible()
+        assert "today()" not in page.content()
+        expect(page.locator(".timeline").get_by_text("Hot").first).to_be_visible()
+        shoot(page, f"{device}-words")
+        page.goto(f"{server['url']}/e/quote")
+        shoot(page, f"{device}-words-list", full_page=False)
+        page.close()
