@@ -11,10 +11,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The demo instance, served, with the worker running beside the server (in the same process:
-# scheduled automations happen while someone looks; docs/cli.md, crmforge demo).
+# The demo: a workspace per industry (core + that vertical, with its demo data), the chooser at
+# http://127.0.0.1:5000/, the workers running beside the server (in the same process: scheduled
+# automations happen while someone looks; docs/cli.md, crmforge demo --workspaces).
 demo: $(STAMP)
-	$(BIN)/crmforge demo
+	$(BIN)/crmforge demo --workspaces
 
 test: $(STAMP)
 	$(BIN)/ruff check builder runtime tests benchmarks tools
@@ -32,6 +33,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.demo_install
+	$(BIN)/python -m benchmarks.bulk_import
+	$(BIN)/python -m benchmarks.search
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

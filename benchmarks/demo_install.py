@@ -1,5 +1,5 @@
-"""`make bench`: installing every shipped pack with its demo data, timed (target: under a
-minute on SQLite).
+"""`make bench`: installing every shipped pack with its demo data, timed (target: 15 s on
+SQLite).
 
 The same command a consultant runs — `crmforge install core finance hotel real_estate telecom
 --demo` — in this process, into a fresh SQLite file (or `--database-url`, whose tables must not
@@ -25,7 +25,7 @@ from benchmarks.report import write_section
 from builder.packs import SHIPPED_DIR, discover
 from runtime.ops.cli import main as crmforge
 
-TARGET_SECONDS = 60.0
+TARGET_SECONDS = 15.0
 
 
 def measure(url: str) -> dict:
@@ -48,7 +48,7 @@ def measure(url: str) -> dict:
 
 
 def report(m: dict, backend: str) -> str:
-    met = "yes" if m["wall"] < TARGET_SECONDS else "**no**"
+    met = "yes" if m["wall"] <= TARGET_SECONDS else "**no**"
     return "\n".join([
         "## Installing every pack with demo data",
         "",
@@ -60,15 +60,18 @@ def report(m: dict, backend: str) -> str:
         "",
         "| measure | value | target | met |",
         "|---|---|---|---|",
-        f"| wall-clock time, install + demo data | {m['wall']:.1f} s | < {TARGET_SECONDS:.0f} s "
+        f"| wall-clock time, install + demo data | {m['wall']:.1f} s | ≤ {TARGET_SECONDS:.0f} s "
         f"| {met} |",
         f"| of which demo data ({m['records']:,} records) | {m['demo_seconds']:.1f} s | | |",
         f"| CPU time | {m['cpu']:.1f} s | | |",
         f"| peak memory (RSS) | {m['peak_mb']:.0f} MB | | |",
         "",
         "Every record goes through the one write path (validation, formulas, rollups, audit, "
-        "automations), in one transaction; a bulk load defers rollups to the end of the load "
-        "(`derived.batch`).",
+        "automations), in one transaction, a batch of records of one entity at a time "
+        "(`runtime.write.bulk`); rollups are refreshed once at the end of the load "
+        "(`derived.batch`). A record given a workflow state is moved there by a transition, "
+        "one record at a time (its checks, audit, timeline entry and automations), which is "
+        "most of what is left. CPU time is the steadier figure on a busy machine.",
     ])
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .diagnostics import Mark, did_you_mean
 from .expressions import CheckContext, ExpressionError, Name, parse_repeated_slot
 from .model import (
+    BUILTIN_ROLES,
     Action,
     Approval,
     Approvers,
@@ -240,9 +241,12 @@ def build_permissions(lk: Linker, draft: EntityDraft) -> dict[str, Permission]:
             lk.error("E209", f"{prefix}assign: {draft.name} has no owner to assign",
                      _at(loc, "assign"), "remove 'assign'")
         rules: dict[str, Any] = {}
-        for action in ("read", "create", "update", "delete", "comment", "assign"):
+        for action in ("read", "create", "update", "delete", "comment", "assign", "merge"):
             if action == "comment" and action not in raw:
                 rules[action] = rules["update"]  # who may change a record may annotate it
+                continue
+            if action == "merge" and action not in raw:
+                rules[action] = rules["delete"]  # merging deletes the absorbed records
                 continue
             value = raw.get(action, False)
             if isinstance(value, str):
@@ -392,6 +396,8 @@ def _action(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str, allow_old
                 lk.template(body[key], _at(at, key), entity, prefix, allow_old)
         return Action("notify", recipient=recipient, subject=_opt_text(body.get("subject")),
                       message=Text.of(body["message"]))
+    if kind == "email":
+        return _email(lk, entity, body, at, prefix + "email: ", allow_old)
     if kind == "update":
         target, slot = _target(lk, entity, body, at, prefix, allow_old, "update")
         if target is None or slot is None:
@@ -550,6 +556,70 @@ def _recipient(lk: Linker, entity: str, raw: dict | None, loc: Loc, prefix: str
     elif kind == "owner":
         return Recipient("owner")
     return Recipient(kind, str(value))
+
+
+def _email(lk: Linker, entity: str, body: dict, at: Loc, prefix: str, allow_old: bool
+           ) -> Action | None:
+    """`email: {to, template, once, status}`: the template must be about this entity."""
+    message = lk.messages.get(body["template"])
+    if message is None:
+        lk.unknown("E230", "message template", body["template"], lk.messages,
+                   _at(at, "template"), prefix)
+        return None
+    if message.entity != entity:
+        lk.error("E230", f"{prefix}the message '{message.name}' is about {message.entity}, "
+                 f"not {entity}", _at(at, "template"), f"use a message with 'entity: {entity}'")
+        return None
+    recipient = _email_recipient(lk, entity, body["to"], _at(at, "to"), prefix)
+    if message.consent and recipient is not None:
+        _consent_field(lk, entity, recipient, message.consent, _at(at, "to"), prefix)
+    if "once" in body:
+        lk.template(body["once"], _at(at, "once"), entity, prefix + "once: ", allow_old)
+    status = dict(body.get("status") or {})
+    for key, name in status.items():
+        lk.field_ref(entity, name, _at(at, "status", key), "field", prefix + "status: ")
+    return Action("email", recipient=recipient, template=message.name, once=body.get("once"),
+                  status=tuple(status.items()))
+
+
+def _email_recipient(lk: Linker, entity: str, raw: dict, loc: Loc, prefix: str
+                     ) -> Recipient | None:
+    """Like `_recipient`, but a field may also be an e-mail address or a link to a record
+    that has one (a contact)."""
+    kind, value = next(iter(raw.items()))
+    if kind != "field":
+        return _recipient(lk, entity, raw, loc, prefix)
+    path = tuple(value.split("."))
+    problem = lk.path_problem(entity, path)
+    if problem:
+        lk.error("E203", prefix + problem[0], _at(loc, "field"), problem[1])
+        return None
+    ref = _path_field(lk, entity, path)
+    if ref is not None and not (ref.type == "email" or ref.type == "link" and (
+            ref.to == "user" or email_field_of(lk, ref.to) is not None)):
+        lk.error("E209", f"{prefix}'{value}' must be an e-mail field or a link to a record "
+                 "with one", _at(loc, "field"))
+    return Recipient("field", value)
+
+
+def _consent_field(lk: Linker, entity: str, recipient: Recipient, name: str, loc: Loc,
+                   prefix: str) -> None:
+    """A message with `consent: F` goes to a record that has the yes/no field F."""
+    path = tuple((recipient.value or "").split(".")) if recipient.kind == "field" else ()
+    ref = _path_field(lk, entity, path) if path else None
+    target = ref.to if ref is not None and ref.type == "link" else (
+        _path_target(lk, entity, path[:-1]) if path else None)
+    found = (lk.scope.fields(target) or {}).get(name) if lk.scope and target else None
+    if found is None or found.type != "boolean":
+        lk.error("E209", f"{prefix}the message asks for consent ('{name}'), so it goes to a "
+                 f"field whose record has the yes/no field '{name}'", loc)
+
+
+def email_field_of(lk: Linker, entity: str | None) -> str | None:
+    """The e-mail field of `entity` (see `Entity.email_field`), from the drafts."""
+    fields = lk.scope.fields(entity) if lk.scope and entity else None
+    names = [name for name, ref in (fields or {}).items() if ref.type == "email"]
+    return "email" if "email" in names else (names[0] if names else None)
 
 
 def _opt_text(raw: Any) -> Text | None:
@@ -742,7 +812,7 @@ def _check_demo_roles(lk: Linker, value: Any, mark: Callable[..., Mark]) -> None
         lk.diags.add("E415", f"user.roles: {str(value)[:40]!r} must be a list of role names",
                      mark("roles"), "write roles: [agent] (names from roles.yaml)")
         return
-    known = set(lk.roles) | {"admin"}
+    known = set(lk.roles) | set(BUILTIN_ROLES)
     for index, role in enumerate(value):
         if role not in known:
             lk.diags.add("E205", f"user.roles: unknown role '{role}'", mark("roles", index),

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import exposure, link_rules
+from . import exposure, kinds, link_rules
 from .diagnostics import DefinitionError, Diagnostics, Mark, did_you_mean
+from .documents import build_documents
 from .expressions import (
     CheckContext,
     Expression,
@@ -33,8 +34,11 @@ from .expressions import (
     parse_slot,
 )
 from .guard_words import describe
+from .inbound import build_inbound
 from .loader import LoadedDoc
+from .messages import build_messages
 from .model import (
+    BUILTIN_ROLES,
     AppModel,
     CalendarView,
     DuplicateRule,
@@ -42,6 +46,7 @@ from .model import (
     Field,
     KanbanView,
     ListView,
+    Message,
     Option,
     Pack,
     Related,
@@ -55,18 +60,27 @@ from .model import (
     humanize,
 )
 from .packs import PackSource, resolve
+from .webhooks import build_webhooks
 
 Loc = tuple[LoadedDoc, tuple]
 
+# labels in every language the runtime's pages speak (docs/languages.md)
 SYSTEM_FIELDS: dict[str, dict] = {
-    "id": {"type": "integer", "label": "ID"},
-    "created_at": {"type": "datetime", "label": "Created"},
-    "created_by": {"type": "link", "to": "user", "label": "Created by"},
-    "updated_at": {"type": "datetime", "label": "Updated"},
-    "updated_by": {"type": "link", "to": "user", "label": "Updated by"},
-    "owner": {"type": "link", "to": "user", "label": "Owner", "on_delete": "set_null"},
-    "version": {"type": "integer", "label": "Version"},
-    "last_activity_at": {"type": "datetime", "label": "Last activity"},
+    "id": {"type": "integer", "label": {"en": "ID", "zh": "编号", "es": "ID"}},
+    "created_at": {"type": "datetime", "label": {"en": "Created", "zh": "创建时间",
+                                                 "es": "Creado"}},
+    "created_by": {"type": "link", "to": "user", "label": {"en": "Created by", "zh": "创建人",
+                                                           "es": "Creado por"}},
+    "updated_at": {"type": "datetime", "label": {"en": "Updated", "zh": "更新时间",
+                                                 "es": "Actualizado"}},
+    "updated_by": {"type": "link", "to": "user", "label": {"en": "Updated by", "zh": "更新人",
+                                                           "es": "Actualizado por"}},
+    "owner": {"type": "link", "to": "user", "label": {"en": "Owner", "zh": "负责人",
+                                                      "es": "Responsable"},
+              "on_delete": "set_null"},
+    "version": {"type": "integer", "label": {"en": "Version", "zh": "版本", "es": "Versión"}},
+    "last_activity_at": {"type": "datetime", "label": {"en": "Last activity", "zh": "最近活动",
+                                                       "es": "Última actividad"}},
 }
 SYSTEM_ENTITY_FIELDS = ("id", "created_at", "updated_at", "version")
 BUILTIN_ENTITIES: dict[str, dict] = {
@@ -147,6 +161,7 @@ class Linker:
         self.role_locs: dict[str, Loc] = {}
         self.drafts: dict[str, EntityDraft] = {}
         self.scope: Scope | None = None
+        self.messages: dict[str, Message] = {}  # built before the automations that name them
         self._links_to: dict[str, list[tuple[str, str]]] | None = None
 
     # -- reporting ------------------------------------------------------------------------
@@ -265,7 +280,7 @@ class Linker:
         return found
 
     def role_ref(self, name: Any, loc: Loc, prefix: str = "", key: bool = False) -> bool:
-        if name == "admin" or name in self.roles:
+        if name in BUILTIN_ROLES or name in self.roles:
             return True
         self.unknown("E205", "role", str(name), self.roles, loc, prefix, key)
         return False
@@ -283,9 +298,10 @@ class Linker:
             for doc in source.of_kind("roles"):
                 for name, raw in (doc.data.get("roles") or {}).items():
                     loc = (doc, ("roles", name))
-                    if name in self.roles:
-                        self.error("E200", f"role '{name}' is already defined by pack "
-                                   f"'{self.roles[name].pack}'", loc,
+                    if name in self.roles or name in BUILTIN_ROLES:
+                        owner = self.roles[name].pack if name in self.roles else None
+                        self.error("E200", f"role '{name}' is already defined by "
+                                   + (f"pack '{owner}'" if owner else "CRMForge itself"), loc,
                                    "roles are shared by all packs: use it, or pick a new name",
                                    key=True)
                         continue
@@ -385,6 +401,7 @@ class Linker:
                 (item, (doc, ("views", "related", index))))
         if "workflow" in data and not extension:
             draft.settings["workflow"] = (data["workflow"], (doc, ("workflow",)))
+        kinds.collect(draft, doc, source.name)
         for fname, raw in (data.get("fields") or {}).items():
             loc = (doc, ("fields", fname))
             if fname in SYSTEM_FIELDS or fname in RESERVED_NAMES:
@@ -430,6 +447,7 @@ class Linker:
                 else:
                     known.raw.update({"options": states, "index": True, "readonly": True,
                                       "_state": True})
+            kinds.add_field(self, draft, FieldDraft)
             for fname, raw in SYSTEM_FIELDS.items():
                 draft.fields[fname] = FieldDraft(fname, dict(raw), None, "", system=True)
 
@@ -562,9 +580,10 @@ class Linker:
             fnames = names(section.get("fields"), (loc[0], (*loc[1], "fields")), "form section")
             placed.update(fnames)
             sections.append(Section(_text(section.get("label")), fnames,
-                                    section.get("columns", 1)))
+                                    section.get("columns", 1), kinds.section_name(section)))
         rest = tuple(f.name for f in user if f.name not in placed
-                     and not (has_workflow and f.name == has_workflow))
+                     and not (has_workflow and f.name == has_workflow)
+                     and not (f.name == kinds.KIND_FIELD and "kinds" in draft.lists))
         if rest:
             sections.append(Section(None if not sections else Text.of("More"), rest,
                                     1 if sections else 2))
@@ -716,6 +735,7 @@ class Linker:
             duplicates.append(DuplicateRule(tuple(match), item.get("action", "warn")))
         workflow = link_rules.build_workflow(self, draft, fields)
         views = self.build_views(draft, fields, workflow.field if workflow else None)
+        entity_kinds, default_kind = kinds.build(self, draft, fields, views)
         approvals = link_rules.build_approvals(self, draft, workflow)
         if workflow is not None:
             link_rules.check_transition_approvals(self, draft, workflow, approvals)
@@ -729,7 +749,9 @@ class Linker:
             title_field=title_field, search=tuple(search), validations=tuple(validations),
             duplicates=tuple(duplicates), workflow=workflow, approvals=frozen_map(approvals),
             permissions=frozen_map(permissions), system=draft.system,
-            extended_by=tuple(draft.extended_by), menu=draft.setting("menu", True))
+            extended_by=tuple(draft.extended_by), menu=draft.setting("menu", True),
+            kinds=frozen_map(entity_kinds), default_kind=default_kind,
+            kind_field=kinds.KIND_FIELD if entity_kinds else None)
 
     # -- the whole model ------------------------------------------------------------------
 
@@ -739,6 +761,10 @@ class Linker:
         self.add_system_fields()
         self.scope = Scope(self.drafts)
         entities = {name: self.build_entity(draft) for name, draft in self.drafts.items()}
+        self.messages = build_messages(self)
+        webhooks = build_webhooks(self, entities)
+        documents = build_documents(self, entities)
+        inbound = build_inbound(self, entities)
         automations = link_rules.build_automations(self)
         dashboards = link_rules.build_dashboards(self)
         demo = link_rules.build_demo(self, entities)
@@ -758,7 +784,9 @@ class Linker:
             packs=frozen_map(packs), roles=frozen_map(self.roles),
             entities=frozen_map(entities), automations=tuple(automations),
             dashboards=frozen_map(dashboards), demo=tuple(demo),
-            hash=content_hash(self.sources),
+            hash=content_hash(self.sources), messages=frozen_map(self.messages),
+            webhooks=frozen_map(webhooks), documents=frozen_map(documents),
+            inbound=frozen_map(inbound),
             _reverse=frozen_map({k: tuple(v) for k, v in reverse.items()}))
         if not self.diags.errors:  # warnings about a model that is whole; errors come first
             exposure.check(self, model)

@@ -146,6 +146,7 @@ class Section:
     label: Text | None
     fields: tuple[str, ...]
     columns: int = 1
+    name: str = ""  # `name:`, or the English label as a name: "Guest profile" -> guest_profile
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,26 @@ class Approval:
     require_comment: bool = False
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A record kind (`kinds:`): what a record of this kind shows on its form and page
+    (docs/definition-files.md#record-kinds). Worked out by the builder from the sections,
+    fields and related lists the entity's kinds claim."""
+
+    name: str
+    label: Text
+    pack: str
+    fields: frozenset[str]  # the fields a record of this kind shows
+    related: frozenset[tuple[str, str]]  # (entity, link field) of the related lists it shows
+    options: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
+    description: Text | None = None
+
+    def offers(self, name: str, options: tuple[Option, ...]) -> tuple[Option, ...]:
+        """The options of the choice field `name` that a record of this kind may take."""
+        allowed = self.options.get(name)
+        return options if allowed is None else tuple(o for o in options if o.value in allowed)
+
+
 Rule = bool | Expression  # a permission: always, never, or a condition
 
 
@@ -258,6 +279,9 @@ class Permission:
     # choose a record's owner (forms, "Assign to…", reassigning); claiming an unowned record
     # one may read needs no right
     assign: Rule = False
+    # merge duplicates into one record (absorbing others); when not given, the linker copies
+    # `delete`: merging deletes the absorbed records
+    merge: Rule = False
 
 
 @dataclass(frozen=True)
@@ -283,14 +307,35 @@ class Entity:
     system: bool = False  # the built-in `user` and `team`
     extended_by: tuple[str, ...] = ()
     menu: bool = True  # False: reached from its parent's related list, not the menu
+    kinds: Mapping[str, Kind] = field(default_factory=lambda: EMPTY)
+    kind_field: str | None = None  # the choice field holding a record's kind, when `kinds`
+    default_kind: str | None = None
 
     def field(self, name: str) -> Field:
         return self.fields[name]
+
+    def kind_of(self, record: Mapping[str, Any] | None) -> Kind | None:
+        """The kind of `record`; None when the entity has no kinds or the record none (then
+        it shows every section, as an entity without kinds does)."""
+        if self.kind_field is None or not record:
+            return None
+        return self.kinds.get(record.get(self.kind_field))
+
+    def shows(self, record: Mapping[str, Any] | None, name: str) -> bool:
+        """Whether the form and page of `record` show the field `name` (its kind's)."""
+        kind = self.kind_of(record)
+        return kind is None or name in kind.fields
 
     @property
     def data_fields(self) -> list[Field]:
         """Fields with a column of their own (not `links`), system fields included."""
         return [f for f in self.fields.values() if f.type != "links"]
+
+    def email_field(self) -> str | None:
+        """The field holding the record's e-mail address: `email`, else the first field of
+        type email; None when there is none."""
+        names = [f.name for f in self.fields.values() if f.type == "email"]
+        return "email" if "email" in names else (names[0] if names else None)
 
     @property
     def user_fields(self) -> list[Field]:
@@ -308,10 +353,10 @@ class Recipient:
 class Action:
     """One step of an automation; `kind` says which of the other attributes are set."""
 
-    kind: str  # set | create | update | notify | transition | assign
+    kind: str  # set | create | update | notify | email | transition | assign
     values: Mapping[str, ValueSlot] = field(default_factory=lambda: EMPTY)  # set, create, update
     entity: str | None = None  # create; update and transition on another record: its entity
-    recipient: Recipient | None = None  # notify (None: the record's owner)
+    recipient: Recipient | None = None  # notify, email (None: the record's owner)
     subject: Text | None = None
     message: Text | None = None
     transition: str | None = None
@@ -326,6 +371,78 @@ class Action:
     for_each: str | None = None
     for_each_link: str | None = None
     for_each_of: ValueSlot | None = None  # `of:` the parent's id (a link); None: this record
+    template: str | None = None  # email: the message template's name
+    once: str | None = None  # email: the key template; a key queued before is not queued again
+    status: tuple[tuple[str, str], ...] = ()  # email: (role, field): field, sent_at, reason
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message template (`messages/*.yaml`): subject and body with `{field}` slots over a
+    record of `entity`; `format` is markdown, text or html."""
+
+    name: str
+    entity: str
+    pack: str
+    label: Text
+    subject: Text
+    body: Text
+    format: str = "markdown"
+    consent: str | None = None  # a boolean field of the recipient record: unsubscribe sets it
+
+
+@dataclass(frozen=True)
+class Document:
+    """A printable document (`documents/*.yaml`): an HTML/Jinja template over a record of
+    `entity` and the rows of its `related` lists, rendered to PDF (docs/documents.md)."""
+
+    name: str
+    entity: str
+    pack: str
+    label: Text
+    source: str  # the Jinja template
+    file: str  # where the template is written, for messages
+    first_line: int  # the line of `file` the template's first line is on
+    # (name in the template, entity, link field, `through` link of the record or None)
+    related: tuple[tuple[str, str, str, str | None], ...] = ()
+
+
+WEBHOOK_EVENTS = ("create", "update", "delete", "transition", "approval")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An outbound webhook (`webhooks/*.yaml`): the `events` of `entity`'s records are POSTed
+    to `url`, signed with the secret in the environment variable `secret_env` (or one the
+    instance generates and keeps when it is None)."""
+
+    name: str
+    entity: str
+    pack: str
+    label: Text
+    events: tuple[str, ...]
+    url: str
+    secret_env: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class InboundRule:
+    """An inbound e-mail rule (`inbound/*.yaml`): a message sent to `address` (`support@` for
+    that local part at any domain) that answers no record makes a new record of `entity`,
+    `fields` filled from the message's parts and `values` fixed; `sender` and `account` are
+    link fields set to the contact and the account found from the sender's address, and
+    `new_sender` fills a new contact when none has it."""
+
+    name: str
+    address: str
+    entity: str
+    pack: str
+    fields: Mapping[str, str]
+    values: Mapping[str, Any]
+    sender: str | None = None
+    account: str | None = None
+    new_sender: Mapping[str, str] = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True)
@@ -402,6 +519,18 @@ class Role:
     description: Text | None = None
 
 
+# Roles every instance has, whatever its packs: `admin` may do everything; `user_admin` manages
+# people (users, teams, tokens, delegations — the /admin/users and /admin/teams pages) and
+# nothing else. Packs grant them nothing and may not define roles of these names.
+BUILTIN_ROLES: Mapping[str, Role] = MappingProxyType({
+    "admin": Role("admin", Text.of("Administrator"), None, (),
+                  Text.of("May do everything, the administration pages included.")),
+    "user_admin": Role("user_admin", Text.of("User administrator"), None, (),
+                       Text.of("Creates and deactivates users, manages teams, API tokens and "
+                               "delegations; sees no records for it.")),
+})
+
+
 @dataclass(frozen=True)
 class Pack:
     name: str
@@ -433,6 +562,25 @@ class AppModel:
     hash: str
     _reverse: Mapping[str, tuple[tuple[str, str], ...]] = field(
         default_factory=lambda: EMPTY, repr=False)
+    messages: Mapping[str, Message] = field(default_factory=lambda: EMPTY)
+    webhooks: Mapping[str, Webhook] = field(default_factory=lambda: EMPTY)
+    documents: Mapping[str, Document] = field(default_factory=lambda: EMPTY)
+    inbound: Mapping[str, InboundRule] = field(default_factory=lambda: EMPTY)
+
+    def messages_for(self, entity: str) -> list[Message]:
+        """The message templates about records of `entity`, by name."""
+        return sorted((m for m in self.messages.values() if m.entity == entity),
+                      key=lambda m: m.name)
+
+    def documents_for(self, entity: str) -> list[Document]:
+        """The documents printed from records of `entity`, by name."""
+        return sorted((d for d in self.documents.values() if d.entity == entity),
+                      key=lambda d: d.name)
+
+    def webhooks_for(self, entity: str, event: str) -> list[Webhook]:
+        """The active webhooks that send `event` of `entity`'s records."""
+        return [h for h in self.webhooks.values()
+                if h.entity == entity and h.active and event in h.events]
 
     def entity(self, name: str) -> Entity:
         return self.entities[name]

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +23,23 @@ from .schema_check import check_document, kind_for
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "verticals"
 CUSTOM_PACK = "custom"
+# the custom dir of the workspace being served or worked on, in this thread (one process may
+# serve several workspaces: runtime/http/workspaces.py); unset, CRMFORGE_CUSTOM_DIR is used
+_CUSTOM_DIR: ContextVar[Path | None] = ContextVar("crmforge_custom_dir", default=None)
 
 
 def custom_dir() -> Path:
-    return Path(os.environ.get("CRMFORGE_CUSTOM_DIR", "instance/custom"))
+    return _CUSTOM_DIR.get() or Path(os.environ.get("CRMFORGE_CUSTOM_DIR", "instance/custom"))
+
+
+@contextmanager
+def custom_dir_as(path: Path) -> Iterator[Path]:
+    """Read `path` as the custom dir in this thread until the block ends."""
+    token = _CUSTOM_DIR.set(path)
+    try:
+        yield path
+    finally:
+        _CUSTOM_DIR.reset(token)
 
 
 def search_dirs(first: list[Path] | None = None) -> list[Path]:
@@ -120,7 +136,10 @@ def read_pack(path: Path, diags: Diagnostics, demo: bool = True) -> PackSource:
                 diags.add("E407", f"'{rel}' is not where a definition file goes; it was ignored",
                           Mark(display_name(file), 1, 1),
                           "put entities in entities/, automations in automations/, dashboards "
-                          "in dashboards/ and demo data in data/", severity="warning")
+                          "in dashboards/, message templates in messages/, webhooks in "
+                          "webhooks/, documents in documents/, inbound e-mail rules in inbound/ "
+                          "and demo data in data/",
+                          severity="warning")
             continue
         doc = load_file(file, display_name(file), diags)
         if doc is None:

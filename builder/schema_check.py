@@ -41,6 +41,10 @@ KINDS = {
     "automations": "automations.schema.json",
     "dashboard": "dashboard.schema.json",
     "data": "data.schema.json",
+    "messages": "messages.schema.json",
+    "webhooks": "webhooks.schema.json",
+    "documents": "documents.schema.json",
+    "inbound": "inbound.schema.json",
 }
 
 _DIR_KINDS = {
@@ -48,6 +52,10 @@ _DIR_KINDS = {
     "automations": "automations",
     "dashboards": "dashboard",
     "data": "data",
+    "messages": "messages",
+    "webhooks": "webhooks",
+    "documents": "documents",
+    "inbound": "inbound",
 }
 
 
@@ -56,7 +64,10 @@ def kind_for(path_in_pack: str) -> str | None:
 
     `pack.yaml` -> "pack", `roles.yaml` -> "roles", `entities/*.yaml` -> "entity",
     `automations/*.yaml` -> "automations", `dashboards/*.yaml` -> "dashboard",
-    `data/*.yaml` -> "data". `.yml` is accepted too; CSV demo data is not YAML (None).
+    `data/*.yaml` -> "data", `messages/*.yaml` -> "messages", `webhooks/*.yaml` -> "webhooks",
+    `inbound/*.yaml` -> "inbound", `documents/*.yaml` -> "documents" (their `.html`
+    templates are read by `builder.documents`).
+    `.yml` is accepted too; CSV demo data is not YAML (None).
     """
     parts = PurePosixPath(path_in_pack.replace("\\", "/")).parts
     if parts and parts[0] == ".":
@@ -435,6 +446,9 @@ _OWNERS: list[tuple[tuple, str]] = [
     (("permissions", "*"), "permissions of role '{1}'"),
     (("automations", "*"), "automation '{1}'"),
     (("automations", "*", "do", "#"), "automation '{1}', action {3}"),
+    (("messages", "*"), "message '{1}'"),
+    (("webhooks", "*"), "webhook '{1}'"),
+    (("inbound", "*"), "inbound rule '{1}'"),
     (("roles", "*"), "role '{1}'"),
     (("widgets", "#"), "widget {1}"),
     (("#",), "record {0}"),

@@ -48,18 +48,19 @@ def require_browser() -> None:
 
 
 @contextmanager
-def served(inst: Instance, directory: Path, *, dispose: bool = True,
+def served(inst: Instance | None, directory: Path, *, dispose: bool = True, app: Any = None,
            **extra: Any) -> Iterator[dict[str, Any]]:
     """The instance's web app on 127.0.0.1 until the block ends; the dict the tests receive.
-    `dispose=False` leaves the engine to the fixture that made the instance."""
-    httpd = make_server("127.0.0.1", 0, make_app(inst, directory), threaded=True)
+    `dispose=False` leaves the engine to the fixture that made the instance; `app` serves
+    that WSGI app instead (the workspaces' dispatcher: `inst` None)."""
+    httpd = make_server("127.0.0.1", 0, app or make_app(inst, directory), threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield {"url": f"http://127.0.0.1:{httpd.server_port}", "inst": inst, **extra}
     finally:
         httpd.shutdown()
-        if dispose:
+        if dispose and inst is not None:
             inst.engine.dispose()
 
 

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
+from mail_support import queued_mail
 from workflow_pack import DEAL, deal_pack, new_deal, people
 
 from runtime.core.errors import (
@@ -27,7 +28,6 @@ from runtime.write import records
 @pytest.fixture
 def env(make_instance, pack):
     inst = make_instance(deal_pack(pack))
-    inst.settings["MAIL_BACKEND"] = "memory"
     return inst, people(inst)
 
 
@@ -382,11 +382,13 @@ def test_approvers_and_the_submitter_are_notified(env):
     set_user(inst, p.max, email="max@example.com")
     set_user(inst, p.mia, email="mia@example.com")
     deal, request = submit_win(inst, p)
-    outbox = inst.settings["MAIL_OUTBOX"]
-    assert [m.to for m in outbox] == ["max@example.com"]
-    assert "Approval needed" in outbox[0].subject and f"/e/deal/{deal['id']}" in outbox[0].body
+    outbox = queued_mail(inst)
+    assert [m["to_address"] for m in outbox] == ["max@example.com"]
+    assert "Approval needed" in outbox[0]["subject"]
+    assert f"/e/deal/{deal['id']}" in outbox[0]["body_text"]
     approvals.approve(inst, p.max, request["id"])
-    assert outbox[-1].to == "mia@example.com" and "approved" in outbox[-1].subject
+    last = queued_mail(inst)[-1]
+    assert last["to_address"] == "mia@example.com" and "approved" in last["subject"]
     notes = inst.schema.system("notification")
     with inst.engine.connect() as conn:
         rows = conn.execute(sa.select(notes.c.user_id, notes.c.link)).all()
@@ -404,7 +406,7 @@ def test_no_mail_leaves_when_the_change_is_rolled_back(env):
         # the approval opens, then the values make the guard fail: all rolled back
         workflow.fire(inst, p.mia, "deal", deal["id"], "win", values={"reason": "x",
                                                                        "amount": "0"})
-    assert inst.settings.get("MAIL_OUTBOX", []) == []
+    assert queued_mail(inst) == []
 
 
 # -- concurrency ------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from runtime.process.approvals.pending import pending_count
 @pytest.fixture
 def env(make_instance, pack):
     inst = make_instance(deal_pack(pack))
-    inst.settings["MAIL_BACKEND"] = "memory"
     return inst, people(inst)
 
 

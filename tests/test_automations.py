@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from mail_support import queued_mail
 from support import FIXTURES, admin_actor, insert_user
 
 from builder.linker import build_model
@@ -78,7 +79,6 @@ def make(make_instance, pack):
         if body.strip() != "automations: {}":
             files["automations/test.yaml"] = body
         inst = make_instance(pack(files))
-        inst.settings["MAIL_BACKEND"] = "memory"
         return inst
     return factory
 
@@ -211,8 +211,8 @@ def test_notify_defaults_to_the_owner_and_sends_mail_after_commit(make):
     lead(inst, owner=rep.user_id, region="north")
     (note,) = notifications(inst)
     assert note["user_id"] == rep.user_id and note["subject"] == "New lead Acme in north"
-    (mail,) = inst.settings["MAIL_OUTBOX"]
-    assert mail.to == "rep@example.com" and "New lead Acme" in mail.body
+    (mail,) = queued_mail(inst)
+    assert mail["to_address"] == "rep@example.com" and "New lead Acme" in mail["body_text"]
 
 
 def test_transition_action_may_fire_a_transition_without_roles(make):

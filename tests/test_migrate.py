@@ -58,10 +58,10 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]], bool]] = {
         [("create_table", "safe")], True),
     "add field": (
         {"entities/item.yaml": ITEM + "  color: {type: text}\n"},
-        [("add_column", "safe")], True),
+        [("add_column", "safe"), ("search_index", "safe")], True),  # color joins the default search
     "add link field": (
         {"entities/item.yaml": ITEM + "  parent: {type: link, to: item}\n"},
-        [("add_column", "safe"), ("add_index", "safe")], True),
+        [("add_column", "safe"), ("add_index", "safe"), ("add_index", "safe")], True),
     "add index": (
         {"entities/item.yaml": edit(ITEM, "max_length: 20}", "max_length: 20, index: true}")},
         [("add_index", "safe")], True),
@@ -71,14 +71,15 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]], bool]] = {
     "rename with renamed_from": (
         {"entities/item.yaml": edit(ITEM, "  name: {type: text, required: true}",
                                     "  title: {type: text, required: true, renamed_from: name}")},
-        [("rename_column", "safe")], True),
+        [("rename_column", "safe"), ("search_index", "safe")], True),
     "widen text": (
         {"entities/item.yaml": edit(ITEM, "max_length: 20}", "max_length: 80}")},
         [("change_type", "safe")], True),
     "text to longtext": (
         {"entities/item.yaml": edit(ITEM, "code: {type: text, max_length: 20}",
                                     "code: {type: longtext}")},
-        [("change_type", "safe")], True),
+        # longtext is not in the default search: the index changes
+        [("change_type", "safe"), ("search_index", "safe")], True),
     "widen decimal": (
         {"entities/item.yaml": edit(ITEM, "precision: 10, scale: 2", "precision: 14, scale: 4")},
         [("change_type", "safe")], True),
@@ -91,7 +92,7 @@ CASES: dict[str, tuple[dict[str, str], list[tuple[str, str]], bool]] = {
     "text to integer": (
         {"entities/item.yaml": edit(ITEM, "code: {type: text, max_length: 20}",
                                     "code: {type: integer}")},
-        [("replace_column", "destructive")], True),
+        [("replace_column", "destructive"), ("search_index", "safe")], True),
     "narrow decimal": (
         {"entities/item.yaml": edit(ITEM, "precision: 10, scale: 2", "precision: 10, scale: 0")},
         [("replace_column", "destructive")], True),
@@ -265,7 +266,8 @@ def test_refused_plan_changes_nothing_and_explains(engine: sa.Engine, versions: 
     new = build_model([versions({"entities/item.yaml": edit(
         ITEM, "  notes: {type: longtext}\n", "  color: {type: text}\n")})])
     plan = migrate.plan(new, engine, now=NOW)
-    assert kinds(plan) == [("remove_column", "destructive"), ("add_column", "safe")]
+    assert kinds(plan) == [("remove_column", "destructive"), ("add_column", "safe"),
+                           ("search_index", "safe")]
     with pytest.raises(migrate.MigrationRefused) as info:
         migrate.apply(plan, engine, now=NOW)
     text = str(info.value)

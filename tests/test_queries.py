@@ -208,7 +208,7 @@ SEARCHES = [
     ("bravo", lambda r: "bravo" in r["name"]),
     ("BRA", lambda r: "bra" in r["name"]),
     ("+44 20 7946", lambda r: r["phone"] in PHONES[1:3]),
-    ("020-7946", lambda r: False),  # digits 0207946 appear in neither number
+    ("020-7946", lambda r: r["phone"] in PHONES[1:3]),  # national: +44 20 7946…
     ("7946 0958", lambda r: r["phone"] in PHONES[1:3]),
     ("5550100", lambda r: r["phone"] == PHONES[3]),
     ("T-0004", lambda r: False),  # `ref` is not a search field

@@ -465,7 +465,8 @@ def test_schemas_are_valid_draft_2020_12(name):
 
 
 def test_every_kind_has_a_schema():
-    assert set(KINDS) == {"pack", "roles", "entity", "automations", "dashboard", "data"}
+    assert set(KINDS) == {"pack", "roles", "entity", "automations", "dashboard", "data",
+                          "messages", "webhooks", "documents", "inbound"}
     for name in KINDS.values():
         assert (SCHEMA_DIR / name).is_file()
 

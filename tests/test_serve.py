@@ -1,4 +1,6 @@
-"""`crmforge run`: parses its options and serves create_app() with them (no real server)."""
+"""`crmforge run` parses its options and serves create_app() with them (no real server);
+`crmforge serve` refuses, before it starts anything, what would break in production
+(tests/test_production.py runs it for real)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from support import FIXTURES
 
+from runtime.http.app import create_app
+from runtime.http.current import EXTENSION, get_instance
+from runtime.http.model_watch import WATCH
 from runtime.ops import serve
 from runtime.ops.cli import build_parser, main
 
@@ -35,7 +41,7 @@ def test_run_serves_the_app_with_the_database_url(monkeypatch, capsys):
     assert seen["config"] == {"DATABASE_URL": "sqlite:///x.db"}
     assert seen["run"]["host"] == "127.0.0.1" and seen["run"]["port"] == 5055
     assert seen["run"]["debug"] is False  # the debugger would show stack traces
-    assert "gunicorn" in capsys.readouterr().err
+    assert "crmforge serve" in capsys.readouterr().err
 
 
 def test_run_is_not_added_twice():
@@ -53,20 +59,54 @@ def test_run_rejects_bad_options(argv, capsys):
 
 def test_create_app_opens_the_instance_of_the_environment(monkeypatch, tmp_path):
     """Without an Instance in the config, create_app() — gunicorn's entry — opens the one at
-    $CRMFORGE_DATABASE_URL with runtime.process.setup.open_instance."""
-    from runtime.http import app as app_module
-    from runtime.http.app import create_app
-    from runtime.http.current import get_instance
-
-    opened: list[str] = []
-    marker = object()
-    monkeypatch.setattr(app_module, "open_instance",
-                        lambda url: opened.append(url) or marker)
-    monkeypatch.setenv("CRMFORGE_DATABASE_URL", "postgresql://db.example/crm")
+    $CRMFORGE_DATABASE_URL (or the config's DATABASE_URL) and watches its model version."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRMFORGE_CUSTOM_DIR", str(tmp_path / "custom"))
+    urls = [f"sqlite:///{tmp_path / name}" for name in ("a.db", "b.db")]
+    for url, pack in zip(urls, (FIXTURES / "core", FIXTURES / "spec"), strict=True):
+        assert main(["install", str(pack), "--database-url", url]) == 0
+    monkeypatch.setenv("CRMFORGE_DATABASE_URL", urls[0])
     monkeypatch.setenv("CRMFORGE_SECRET_KEY", "k")
-    app = create_app()
-    assert opened == ["postgresql+psycopg2://db.example/crm"]
-    with app.app_context():
-        assert get_instance() is marker
-    create_app({"DATABASE_URL": "sqlite:///other.db"})
-    assert opened[-1] == "sqlite:///other.db"
+    for app, spec in ((create_app(), False), (create_app({"DATABASE_URL": urls[1]}), True)):
+        with app.app_context():
+            assert ("offer" in get_instance().model.entities) is spec
+        assert WATCH in app.extensions
+        app.extensions[EXTENSION].engine.dispose()
+
+
+def test_serve_options():
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.workers, args.threads) == ("127.0.0.1", 8000, None, 4)
+    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "9000",
+                                      "--workers", "3", "--threads", "1"])
+    assert (args.host, args.port, args.workers, args.threads) == ("0.0.0.0", 9000, 3, 1)
+
+
+@pytest.mark.parametrize("argv", [["serve", "--workers", "0"], ["serve", "--threads", "x"],
+                                  ["serve", "--port", "eighty"]])
+def test_serve_rejects_bad_options(argv):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+
+
+GOOD_KEY = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(("key", "argv", "message"), [
+    (None, [], "CRMFORGE_SECRET_KEY is not set"),
+    ("", [], "--allow-generated-key"),
+    ("short-key", ["--allow-generated-key"], "9 characters long; use at least 32"),
+    (GOOD_KEY, ["--workers", "2"], "--allow-sqlite-workers"),
+    (GOOD_KEY, [], "nothing is installed"),
+    (None, ["--allow-generated-key", "--workers", "2", "--allow-sqlite-workers"],
+     "nothing is installed"),
+])
+def test_serve_refuses_before_it_starts(key, argv, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CRMFORGE_SECRET_KEY", raising=False)
+    if key is not None:
+        monkeypatch.setenv("CRMFORGE_SECRET_KEY", key)
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    assert main(["serve", *argv, "--database-url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err

@@ -11,7 +11,7 @@ import pytest
 
 HTTP = Path(__file__).resolve().parent.parent / "runtime" / "http"
 FORBIDDEN = ("sqlalchemy", "runtime.core.db")
-MODULES = sorted([*(HTTP / "web").glob("*.py"), *(HTTP / "api").glob("*.py")])
+MODULES = sorted([*(HTTP / "web").rglob("*.py"), *(HTTP / "api").rglob("*.py")])
 
 
 def imported(path: Path) -> set[str]:

@@ -112,7 +112,7 @@ def test_scheduled_automations_run_once_per_period(queue, leads, clock):
     worker = Worker(make(), lambda: inst)
     assert sorted(worker.due()) == ["lead.daily_touch", "lead.monday_touch"]
     ran = worker.run_once()
-    assert ran == 4  # the tick, two automations, escalation
+    assert ran == 6  # the tick, two automations, escalation, due mail, due webhooks
     assert touches(inst, record) == 11
     assert worker.due() == []
     worker.run_once()
@@ -134,7 +134,7 @@ def test_queued_work_survives_a_restart(queue, leads):
     assert before.huey.pending_count() == 1
     after = Worker(make(), lambda: inst)  # a new process on the same queue
     assert after.huey.pending_count() == 1
-    assert after.run_pending() == 4
+    assert after.run_pending() == 6
     assert touches(inst, record) == 11
     # the state is in the database: a third start finds nothing left to do
     third = Worker(make(), lambda: inst)
@@ -175,7 +175,7 @@ def test_crmforge_worker_once(monkeypatch, tmp_path, leads, capsys):
     record = records.create(inst, admin_actor(inst), "lead", {"name": "Acme"})
     monkeypatch.setattr(worker_module, "open_instance", lambda url: inst)
     code = cli.main(["worker", "--once", "--queue-url", f"sqlite:///{tmp_path / 'q.db'}"])
-    assert code == 0 and "ran 4 task(s)" in capsys.readouterr().out
+    assert code == 0 and "ran 6 task(s)" in capsys.readouterr().out
     assert touches(inst, record) == 11
 
 
@@ -239,7 +239,7 @@ def test_rollups_over_a_moving_window_are_refreshed_once_a_day(queue, make_insta
     assert records.get(inst, actor, "desk", desk["id"])["overdue"] == 0
     clock.advance(days=2)
     assert records.get(inst, actor, "desk", desk["id"])["overdue"] == 0  # stale until the tick
-    assert worker.run_once() == 3  # the tick, escalation, the refresh
+    assert worker.run_once() == 5  # the tick, escalation, mail, webhooks, the refresh
     after = records.get(inst, actor, "desk", desk["id"])
     assert after["overdue"] == 1 and after["late"] is True
-    assert worker.run_once() == 2  # the same day: not again
+    assert worker.run_once() == 4  # the same day: not again

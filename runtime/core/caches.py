@@ -29,6 +29,9 @@ Pure parse caches of a string, with nothing of a model in them, stay `functools.
 | `core.values._bound_slot` | a field's `min`/`max` slot |
 | `read.people._path` | a user path such as `owner.manager` |
 | `process.automations._cron` | a cron schedule |
+| `core.phones.e164` | a phone number, in the instance's default region, to E.164 |
+| `read.titles._locale` | a language code, to its Babel `Locale` |
+| `http.ops_routes.queue_storage` | the queue URL, to the storage `/readyz` and `/metrics` ask |
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
+def N_(message: str) -> str:  # noqa: N802 - the name gettext tools look for
+    """Marks `message` for the catalogs (runtime/translations) without translating it here:
+    this layer knows no request. The one error handler translates it on the way out."""
+    return message
+
+
 class RecordError(Exception):
     """A write or read that cannot be done as asked; `status` is the HTTP answer."""
 

@@ -13,8 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from builder.model import AppModel, Entity, Field
-from runtime.core import caches
+from runtime.core import caches, searchindex
 from runtime.core.fieldtypes import Id, column_type
+from runtime.core.phones import shadow
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,8 +71,14 @@ class Schema:
         return copy
 
     def create_all(self, bind: sa.Engine | sa.Connection) -> None:
-        """Create every table (tests and benchmarks; instances are built by `migrate`)."""
+        """Create every table and the search index (tests and benchmarks; instances are
+        built by `migrate`)."""
         self.private_metadata().create_all(bind)
+        if isinstance(bind, sa.Engine):
+            with bind.begin() as conn:
+                searchindex.create_all(conn, self.model)
+        else:
+            searchindex.create_all(bind, self.model)
 
 
 def build_schema(model: AppModel) -> Schema:
@@ -132,6 +139,9 @@ def _entity_table(metadata: sa.MetaData, model: AppModel, entity: Entity) -> sa.
         elif f.index or f.name in ("created_at", "updated_at"):
             indexed.append(f.name)
         columns.append(sa.Column(f.name, column_type(f), *args, **kwargs))
+        if f.type == "phone":  # the number as E.164, beside what was typed (core/phones.py)
+            columns.append(sa.Column(shadow(f.name), sa.String(40), nullable=True))
+            indexed.append(shadow(f.name))
     if entity.name == "user":
         columns += [
             sa.Column("password_hash", sa.String(255)),
@@ -144,16 +154,28 @@ def _entity_table(metadata: sa.MetaData, model: AppModel, entity: Entity) -> sa.
                                                     use_alter=True)),
         ]
     view = entity.views.list
-    for name in [*view.filters, *(s.lstrip("-") for s in view.sort)]:
-        if name in entity.fields and entity.fields[name].type not in (
-                "links", "multichoice", "longtext", "richtext") and not entity.fields[name].unique:
-            indexed.append(name)
+    sort = [n for n in dict.fromkeys(s.lstrip("-+") for s in view.sort) if _indexable(entity, n)]
+    indexed += sort
+    # a list filtered by a field reads its rows in the list's sort from one index, as an
+    # unfiltered page reads the sort's own: (filter, sort…, id)
+    composite = [n for n in dict.fromkeys(view.filters)
+                 if _indexable(entity, n) and n not in sort]
     table = sa.Table(entity.table, metadata, *columns)
     for name in dict.fromkeys(indexed):
         sa.Index(None, table.c[name], _table=table)
+    for name in composite:
+        sa.Index(None, table.c[name], *(table.c[s] for s in sort if s != "id"), table.c.id,
+                 _table=table)
     if "owner" in table.c and "id" in table.c:
         sa.Index(None, table.c.owner, table.c.id, _table=table)
     return table
+
+
+def _indexable(entity: Entity, name: str) -> bool:
+    """Whether a list filter or sort field gets an index (unique ones have theirs)."""
+    field = entity.fields.get(name)
+    return field is not None and not field.unique and field.type not in (
+        "links", "multichoice", "longtext", "richtext")
 
 
 def _join_table(metadata: sa.MetaData, model: AppModel, entity: Entity, f: Field) -> sa.Table:
@@ -304,6 +326,100 @@ def _system_tables(metadata: sa.MetaData) -> None:
              sa.Column("period", sa.String(32), primary_key=True),
              sa.Column("record_id", sa.BigInteger(), primary_key=True),
              sa.Column("at", sa.DateTime(), nullable=False))
+    # jobs of the worker that failed at least once (process.jobs): one row per queued job,
+    # kept across its retries, so `crmforge worker --status` and /metrics can say what failed
+    sa.Table("crm_job_failure", metadata,
+             sa.Column("task_id", sa.String(64), primary_key=True),
+             sa.Column("job", sa.String(255), nullable=False),
+             sa.Column("status", sa.String(16), nullable=False),  # retrying, failed, recovered
+             sa.Column("attempts", sa.Integer(), nullable=False),
+             sa.Column("last_error", sa.Text(), nullable=False),
+             sa.Column("worker", sa.String(255), nullable=False),
+             sa.Column("first_failed_at", sa.DateTime(), nullable=False),
+             sa.Column("updated_at", sa.DateTime(), nullable=False, index=True))
+    # outgoing e-mail, sent by the worker (process.mail.outbox): one row per message, retried
+    # with backoff; `once_key` keeps a message that must go once from being queued twice
+    sa.Table("crm_mail", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             sa.Column("template", sa.String(63)),
+             sa.Column("to_address", sa.String(320), nullable=False),
+             sa.Column("subject", sa.String(255), nullable=False),
+             sa.Column("body_text", sa.Text(), nullable=False),
+             sa.Column("body_html", sa.Text()),
+             sa.Column("status", sa.String(16), nullable=False),  # queued, sending, ...
+             sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+             sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+             sa.Column("last_error", sa.Text()),
+             sa.Column("once_key", sa.String(255), unique=True),
+             sa.Column("follow", sa.JSON()),  # the record's fields that follow the status
+             sa.Column("consent", sa.JSON()),  # {entity, id, field} the unsubscribe link ends
+             user_ref("user_id"),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Column("sent_at", sa.DateTime()),
+             sa.Index(None, "status", "next_attempt_at"),
+             sa.Index(None, "entity", "record_id"))
+    # inbound e-mail read by `crmforge mail-in` (process.mail.inbound): one row per message,
+    # by its Message-ID, so a message read twice is routed once
+    sa.Table("crm_mail_in", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("message_id", sa.String(255), nullable=False, unique=True),
+             sa.Column("outcome", sa.String(16), nullable=False),  # created, replied, dropped..
+             sa.Column("reason", sa.Text()),
+             sa.Column("entity", sa.String(63)),
+             sa.Column("record_id", sa.BigInteger()),
+             sa.Column("from_address", sa.String(320)),
+             sa.Column("received_at", sa.DateTime(), nullable=False),
+             sa.Index(None, "entity", "record_id"))
+    # outbound webhooks, delivered by the worker (process.webhooks): one row per event and hook,
+    # the signed body kept as sent, retried with backoff; the last attempt's answer is kept
+    sa.Table("crm_webhook_delivery", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("hook", sa.String(63), nullable=False),
+             sa.Column("event", sa.String(16), nullable=False),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             sa.Column("body", sa.Text(), nullable=False),
+             sa.Column("status", sa.String(16), nullable=False),  # queued, sending, ...
+             sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+             sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
+             sa.Column("response_code", sa.Integer()),
+             sa.Column("response_ms", sa.Integer()),
+             sa.Column("last_error", sa.Text()),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Column("attempted_at", sa.DateTime()),
+             sa.Column("delivered_at", sa.DateTime()),
+             sa.Index(None, "status", "next_attempt_at"),
+             sa.Index(None, "hook", "id"))
+    # imports from the web (process.import_jobs): the job, its progress as every process sees
+    # it, its problems; and the records it created with their version then, for "Undo"
+    sa.Table("crm_import", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False),
+             sa.Column("filename", sa.String(255), nullable=False),
+             sa.Column("path", sa.String(1024), nullable=False),
+             sa.Column("mapping", sa.Text()),  # JSON {column: field}
+             sa.Column("state", sa.String(16), nullable=False),  # uploaded, checking, ...
+             sa.Column("rows_done", sa.Integer(), nullable=False, server_default="0"),
+             sa.Column("fraction", sa.Float(), nullable=False, server_default="0"),
+             sa.Column("created", sa.Integer(), nullable=False, server_default="0"),
+             sa.Column("rejected", sa.Integer(), nullable=False, server_default="0"),
+             sa.Column("problems", sa.Text()),  # JSON [[line, message], ...]
+             sa.Column("message", sa.Text()),
+             user_ref("user_id"),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Column("started_at", sa.DateTime()),
+             sa.Column("updated_at", sa.DateTime()))
+    sa.Table("crm_import_record", metadata,
+             sa.Column("import_id", Id, sa.ForeignKey("crm_import.id", ondelete="CASCADE"),
+                       primary_key=True),
+             sa.Column("record_id", sa.BigInteger(), primary_key=True),
+             sa.Column("version", sa.Integer(), nullable=False))
+    # secrets every process of an instance shares (the key that signs unsubscribe links)
+    sa.Table("crm_secret", metadata,
+             sa.Column("name", sa.String(63), primary_key=True),
+             sa.Column("value", sa.String(255), nullable=False))
     sa.Table("crm_assign_cursor", metadata,
              sa.Column("key", sa.String(255), primary_key=True),
              sa.Column("last_user_id", sa.BigInteger()))
@@ -325,6 +441,29 @@ def _system_tables(metadata: sa.MetaData) -> None:
              sa.Column("created_at", sa.DateTime(), nullable=False, index=True),
              sa.Column("last_seen_at", sa.DateTime(), nullable=False),
              sa.Column("revoked_at", sa.DateTime()))
+    # the ids of records merged into another (runtime.write.merge): an old address answers
+    # with a redirect to the record that absorbed it (runtime.read.aliases)
+    sa.Table("crm_record_alias", metadata,
+             sa.Column("entity", sa.String(63), primary_key=True),
+             sa.Column("old_id", sa.BigInteger(), primary_key=True),
+             sa.Column("record_id", sa.BigInteger(), nullable=False),
+             user_ref("merged_by"),
+             sa.Column("merged_at", sa.DateTime(), nullable=False),
+             sa.Index(None, "entity", "record_id"))
+    # incoming calls reported by a telephone system (process.calls): what matched, and when
+    # the agent's browser took the screen-pop (`shown_at`: each call pops up once)
+    sa.Table("crm_call", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("agent_id", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="CASCADE"),
+                       nullable=False),
+             sa.Column("caller", sa.String(64), nullable=False),
+             sa.Column("caller_e164", sa.String(64)),
+             sa.Column("called", sa.String(64)),
+             sa.Column("matches", sa.JSON(), nullable=False),  # [{"entity", "id"}]
+             user_ref("reported_by"),
+             sa.Column("created_at", sa.DateTime(), nullable=False),
+             sa.Column("shown_at", sa.DateTime()),
+             sa.Index(None, "agent_id", "shown_at"))
     # demo records by their `_key`, so that a pack's demo data loaded later can link to them
     sa.Table("crm_demo_key", metadata,
              sa.Column("entity", sa.String(63), primary_key=True),

@@ -1,4 +1,5 @@
-"""Ending a user's web sessions on the server (`crm_session`), from any layer.
+"""Ending a user's web sessions on the server (`crm_session`), from any layer, and the hash
+sessions and API tokens are kept as.
 
 The web layer (`runtime.http.auth`) starts sessions and checks one on every request; what ends
 all of a user's sessions lives here, below the write path, so that deactivating a user through
@@ -8,6 +9,7 @@ registered on every instance by `runtime.process.setup.assemble`.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,11 @@ from runtime.core.hooks import WriteEvent
 
 if TYPE_CHECKING:
     from runtime.core.instance import Actor, Instance
+
+
+def hash_token(token: str) -> str:
+    """How a session key or an API token is kept: its sha256, never the secret itself."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def revoke_all(inst: Instance, conn: Connection, user_id: int,

@@ -26,7 +26,7 @@ from builder.expressions import (
     render_template,
     slot_value,
 )
-from builder.fieldtypes import REGISTRY, coerce
+from builder.fieldtypes import MAX_INTEGER, REGISTRY, coerce
 from builder.model import Entity, Field
 from runtime.core import caches
 from runtime.core.sanitize import sanitize_html
@@ -101,6 +101,21 @@ def to_json(entity: Entity, record: Mapping[str, Any],
 
 
 # -- input ------------------------------------------------------------------------------------
+
+
+def as_id(value: Any) -> int | None:
+    """`value` as a row id (1 … 2⁶³-1), from an int or its digits; None when it cannot be one
+    (the one check of ids that come from outside: addresses, forms, cursors)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:
+            return None
+        value = int(text)
+    if not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
+        return None
+    return value
 
 
 def is_empty(value: Any) -> bool:
@@ -251,8 +266,8 @@ def condition(expr: Any, ctx: EvalContext) -> bool:
 
 def check_fields(entity: Entity, record: Mapping[str, Any], ctx: EvalContext, errors: Errors,
                  *, language: str = "en") -> None:
-    """`required` / `required_when` (skipped when `visible_when` hides the field), `min`,
-    `max`, and the entity's validations; messages go into `errors`."""
+    """`required` / `required_when` (skipped when `visible_when` or the record's kind hides
+    the field), `min`, `max`, and the entity's validations; messages go into `errors`."""
     for field in entity.fields.values():
         if field.name in AUTO_FIELDS or field.name == "owner" or field.type == "autonumber" \
                 or field.rollup is not None:
@@ -261,7 +276,9 @@ def check_fields(entity: Entity, record: Mapping[str, Any], ctx: EvalContext, er
         visible = field.visible_when is None or condition(field.visible_when, ctx)
         needed = field.required or (field.required_when is not None
                                     and condition(field.required_when, ctx))
-        if visible and needed and is_empty(value) and field.formula is None:
+        # a field the record's kind does not show is not asked for (docs/records.md)
+        if visible and needed and is_empty(value) and field.formula is None \
+                and entity.shows(record, field.name):
             errors.setdefault(field.name, []).append("is required; fill it in")
             continue
         if is_empty(value) or not REGISTRY[field.type].ordered:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.datastructures import MultiDict
@@ -26,7 +25,7 @@ from werkzeug.routing import IntegerConverter
 
 from runtime.core.db import database_url, normalize_url
 from runtime.core.errors import BadRequest
-from runtime.http import auth, error_handler
+from runtime.http import auth, error_handler, i18n, model_watch, ops_routes, requestlog
 from runtime.http.api import create_blueprint
 from runtime.http.current import EXTENSION
 from runtime.http.web import register_web
@@ -100,9 +99,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.config["INSTANCE_DIR"]))
     app.config["DATABASE_URL"] = normalize_url(app.config["DATABASE_URL"])
-    if instance is None:
+    opened = instance is None
+    if opened:
         instance = open_instance(app.config["DATABASE_URL"])
     app.extensions[EXTENSION] = instance
+    requestlog.register(app)  # first: every other hook may log, with the request's id
+    i18n.init_app(app, auth.request_language)
+    if app.config.get("WATCH_MODEL", opened):
+        model_watch.watch(app)
 
 
     csrf = CSRFProtect(app)
@@ -111,9 +115,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(auth.create_blueprint())
     error_handler.register(app)
-    app.before_request(_request_id)
+    ops_routes.register(app, instance.engine)
     app.before_request(_refuse_nul)
-    app.after_request(_security_headers)
+    app.after_request(security_headers)
     register_web(app)
     return app
 
@@ -160,15 +164,13 @@ def _from_environment() -> dict[str, Any]:
         if not proxies.isdigit():
             raise ValueError(f"CRMFORGE_TRUSTED_PROXIES must be a number, not {proxies!r}")
         values["TRUSTED_PROXIES"] = int(proxies)
+    if os.environ.get("CRMFORGE_COOKIE_SECURE", "").strip().lower() in ("1", "true", "yes"):
+        values["SESSION_COOKIE_SECURE"] = True  # served over HTTPS (a TLS proxy in front)
     return values
 
 
 def _autoescape(name: str | None) -> bool:
     return not (name or "").endswith(".txt")  # e-mail bodies are plain text
-
-
-def _request_id() -> None:
-    g.request_id = uuid.uuid4().hex[:12]
 
 
 def _refuse_nul() -> None:
@@ -200,7 +202,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 
 
-def _security_headers(response):  # noqa: ANN001, ANN202 - flask.Response in and out
+def security_headers(response):  # noqa: ANN001, ANN202 - flask.Response in and out
     """The same headers on every answer; one that set its own policy (an attachment
     download's sandbox) keeps it."""
     headers = response.headers

@@ -48,6 +48,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, ngettext
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from werkzeug.datastructures import WWWAuthenticate
@@ -55,12 +56,16 @@ from werkzeug.exceptions import Unauthorized
 
 from runtime.core import caches, sessions
 from runtime.core.db import in_transaction, write_transaction
+from runtime.core.errors import N_
 from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password, verify_password
+from runtime.core.sessions import hash_token
+from runtime.http import i18n
 from runtime.http.current import get_instance
 from runtime.http.error_handler import wants_json
+from runtime.write import accounts
 
-TOKEN_PREFIX = "crmf_"
+TOKEN_PREFIX = accounts.TOKEN_PREFIX
 MAX_TOKEN_LENGTH = 256
 TOUCH_EVERY = timedelta(minutes=5)  # how stale crm_token/crm_session last use may get
 LOGIN_ATTEMPTS = 5  # sign-ins of one username from one address within LOGIN_WINDOW
@@ -112,16 +117,15 @@ def authenticate(inst: Instance, username: str, password: str,
         raise refused
     actor = _check_password(inst, username, password)
     _settle(inst, username, address, actor is not None, now)
+    accounts.record_sign_in(inst, username, actor.user_id if actor else None,
+                            actor is not None, address)
     return actor
 
 
 def set_password(inst: Instance, user_id: int, password: str) -> None:
     """Store a new password hash; every web session of the user ends with it."""
-    users = inst.schema.table("user")
     with write_transaction(inst.engine) as conn:
-        conn.execute(users.update().where(users.c.id == user_id).values(
-            password_hash=hash_password(password)))
-        sessions.revoke_all(inst, conn, user_id)
+        accounts.store_password(inst, conn, user_id, password)
 
 
 def _check_password(inst: Instance, username: str, password: str) -> Actor | None:
@@ -151,7 +155,7 @@ def _actor_from_row(inst: Instance, conn: Connection | None, row: Row,
     return Actor(
         user_id=values["id"], username=values["username"], roles=roles, team=values["team"],
         is_admin=bool(values["is_admin"]) or "admin" in roles,
-        language=values["language"] or "en", fields=tuple(extra),
+        language=values["language"] or i18n.fallback_language(), fields=tuple(extra),
         full_name=values.get("full_name"))
 
 
@@ -261,20 +265,10 @@ def address_key(raw: str) -> str:
 
 # -- API tokens -------------------------------------------------------------------------------
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def create_token(inst: Instance, user_id: int, label: str | None = None) -> str:
-    """A new API token for `user_id`. The caller shows it once: only its hash is kept."""
-    users, tokens = inst.schema.table("user"), inst.schema.system("token")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with write_transaction(inst.engine) as conn:
-        if conn.execute(sa.select(users.c.id).where(users.c.id == user_id)).first() is None:
-            raise LookupError(f"there is no user with id {user_id}")
-        conn.execute(tokens.insert().values(user_id=user_id, token_hash=hash_token(token),
-                                            label=label, created_at=inst.now()))
-    return token
+    """A new API token for `user_id` made by the command line (`crmforge token create`);
+    the admin pages call `runtime.write.accounts.create_token` with the admin as actor."""
+    return accounts.create_token(inst, Actor.system_actor("cli"), user_id, label)
 
 
 def revoke_token(inst: Instance, token: str) -> bool:
@@ -307,6 +301,17 @@ def actor_for_token(inst: Instance, token: str) -> Actor | None:
     return actor
 
 
+def actor_for_username(inst: Instance, username: str) -> Actor | None:
+    """The Actor of the active user with this username (an agent named by a telephone
+    system, `runtime.http.api.calls`); None when there is none."""
+    users = inst.schema.table("user")
+    with inst.engine.connect() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+        if row is None or _inactive(row):
+            return None
+        return _actor_from_row(inst, conn, row)
+
+
 def _token_query(inst: Instance) -> Any:
     """The token, its user and the user's roles, built once per schema (a statement, not a
     result: revocation is immediate)."""
@@ -329,8 +334,8 @@ def require_token() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
-            "Send 'Authorization: Bearer <token>'; create a token with "
-            "'crmforge token create USERNAME'.",
+            N_("Send 'Authorization: Bearer <token>'; create a token with "
+               "'crmforge token create USERNAME'."),
             www_authenticate=WWWAuthenticate("Bearer", {"realm": "crmforge"}))
     actor = actor_for_token(get_instance(), token.strip())
     if actor is None:
@@ -424,6 +429,13 @@ def current_actor() -> Actor | None:
     return g.actor
 
 
+def request_language() -> str:
+    """The request's language: the user's preference, else `Accept-Language`, else the
+    instance default (runtime.http.i18n)."""
+    who = current_actor()
+    return who.language if who is not None else i18n.fallback_language()
+
+
 def login_user(inst: Instance, actor: Actor) -> None:
     key = start_session(inst, actor.user_id)
     previous = session.get(SESSION_KEY)
@@ -449,7 +461,8 @@ def require_login() -> ResponseReturnValue | None:
 
     if wants_json():
         raise Unauthorized("Sign in first at /login.")
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return redirect(url_for("auth.login",
+                            next=request.script_root + request.full_path.rstrip("?")))
 
 
 def _session_actor() -> Actor | None:
@@ -521,7 +534,7 @@ def login_page() -> ResponseReturnValue:
         if actor is not None:
             login_user(get_instance(), actor)
             return redirect(next_url or request.script_root + "/")
-        error = "Wrong username or password, or the account is disabled."
+        error = gettext("Wrong username or password, or the account is disabled.")
     elif current_actor() is not None and next_url:
         return redirect(next_url)
     return render_template("login.html", error=error, username=username, next=next_url,
@@ -542,6 +555,7 @@ def logout_everywhere_page() -> ResponseReturnValue:
     if actor is not None:
         count = end_all_sessions(get_instance(), actor.user_id)
         logout_user()
-        flash(f"Signed out everywhere: {count} session{'s' if count != 1 else ''} ended.",
+        flash(ngettext("Signed out everywhere: %(num)d session ended.",
+                       "Signed out everywhere: %(num)d sessions ended.", count),
               "success")
     return redirect(url_for("auth.login"))

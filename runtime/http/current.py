@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 
 from runtime.core.instance import Instance
 
@@ -10,5 +10,6 @@ EXTENSION = "crmforge"
 
 
 def get_instance() -> Instance:
-    """The Instance the current app serves."""
-    return current_app.extensions[EXTENSION]
+    """The Instance the current request started with (`runtime.http.model_watch` may swap
+    the app's for a newer model in between), else the one the app serves."""
+    return g.get("crm_instance") or current_app.extensions[EXTENSION]

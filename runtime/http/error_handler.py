@@ -17,34 +17,40 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from runtime.core.errors import RecordError, StaleVersion, ValidationFailed
+from runtime.core.errors import N_, RecordError, StaleVersion, ValidationFailed
 from runtime.http.current import EXTENSION
 from runtime.read.permissions import META_FIELDS, hidden_fields
 
 TITLES = {
-    400: "Bad request", 401: "Sign-in required", 403: "Not allowed", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 413: "Request too large",
-    415: "Unsupported media type", 422: "Invalid values", 429: "Too many requests",
-    500: "Internal error",
+    400: N_("Bad request"), 401: N_("Sign-in required"), 403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"), 409: N_("Conflict"), 413: N_("Request too large"),
+    415: N_("Unsupported media type"), 422: N_("Invalid values"), 429: N_("Too many requests"),
+    500: N_("Internal error"), 503: N_("Unavailable"), 507: N_("Storage full"),
 }
 
 MESSAGES = {
-    400: "The request is malformed; check it against the API documentation (docs/api.md).",
-    401: "Sign in first: send the header 'Authorization: Bearer <token>' with a token from "
-         "'crmforge token create USERNAME'.",
-    403: "You are not allowed to do this; ask an administrator for a role that allows it.",
-    404: "There is nothing at this address; check the entity name and the record id.",
-    409: "The request conflicts with the record's current state; reload it and try again.",
-    415: "Send the body as JSON with 'Content-Type: application/json'.",
-    422: "Some values are not valid; see 'errors' for what to fix in each field.",
-    429: "Too many requests; wait a moment and try again.",
+    400: N_("The request is malformed; check it against the API documentation (docs/api.md)."),
+    401: N_("Sign in first: send the header 'Authorization: Bearer <token>' with a token from "
+            "'crmforge token create USERNAME'."),
+    403: N_("You are not allowed to do this; ask an administrator for a role that allows it."),
+    404: N_("There is nothing at this address; check the entity name and the record id."),
+    409: N_("The request conflicts with the record's current state; reload it and try again."),
+    415: N_("Send the body as JSON with 'Content-Type: application/json'."),
+    422: N_("Some values are not valid; see 'errors' for what to fix in each field."),
+    429: N_("Too many requests; wait a moment and try again."),
+    503: N_("The database is not answering at the moment; nothing was changed. Try again in "
+            "a few seconds."),
 }
+RETRY_AFTER_SECONDS = "5"  # when a client should try again after a 503
 
 
 def register(app: Flask) -> None:
@@ -64,6 +70,7 @@ def handle_exception(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, HTTPException) and exc.code is not None and exc.code < 400:
         return exc  # routing redirects (a missing trailing slash) are not errors
     status, message, extra, headers = describe(exc)
+    message, extra = translated(message, extra)
     if wants_json():
         body: dict[str, Any] = {"error": {"status": status, "message": message}, **extra}
         response = current_app.json.response(body)
@@ -92,7 +99,39 @@ def describe(exc: Exception) -> tuple[int, str, dict[str, Any], list[tuple[str, 
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "www-authenticate"
                    or k.lower() == "allow"]
         return status, _http_message(exc, status), {}, headers
+    if database_down(exc):
+        current_app.logger.warning("database unavailable on %s %s: %s", request.method,
+                                   request.path, str(getattr(exc, "orig", exc)).strip()[:200])
+        return 503, MESSAGES[503], {}, [("Retry-After", RETRY_AFTER_SECONDS)]
     return 500, _internal(exc), {}, []
+
+
+def database_down(exc: Exception) -> bool:
+    """Whether `exc` says the database cannot be reached (restarting, a dropped or refused
+    connection, no pooled connection free in time) rather than that a statement is wrong.
+    The pool invalidates a connection that broke (`connection_invalidated`) and pre-pings
+    the others, so the next request after the database returns is served again."""
+    if isinstance(exc, sa.exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    if not isinstance(exc, sa.exc.OperationalError) or hasattr(orig, "sqlite_errorcode"):
+        return False  # SQLite's OperationalError also covers a missing table: a bug, a 500
+    code = getattr(orig, "pgcode", None)  # none: no connection; 08: lost; 57P0x: shut down
+    return code is None or code.startswith(("08", "57P"))
+
+
+def translated(message: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The message and field errors in the request's language: those with a catalog entry
+    (every message marked `N_` where it is raised) are translated, others stay as they are;
+    `status` never changes, so a client can rely on it."""
+    if "errors" in extra:
+        extra = {**extra, "errors": {name: [gettext(m) for m in messages]
+                                     for name, messages in extra["errors"].items()}}
+    return gettext(message), extra
 
 
 def visible(entity: str | None, record: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -111,8 +150,8 @@ def visible(entity: str | None, record: Mapping[str, Any] | None) -> dict[str, A
 
 def _http_message(exc: HTTPException, status: int) -> str:
     if isinstance(exc, CSRFError):
-        return (f"The form has expired or did not come from this site ({exc.description}); "
-                "reload the page and send it again.")
+        return gettext("The form has expired or did not come from this site (%(reason)s); "
+                       "reload the page and send it again.", reason=exc.description)
     if status == 405:
         allowed = getattr(exc, "valid_methods", None) or []
         return (f"{request.method} is not allowed at this address; use "
@@ -129,8 +168,9 @@ def _internal(exc: Exception) -> str:
     reference = g.get("request_id") or uuid.uuid4().hex[:12]
     current_app.logger.error("internal error %s on %s %s", reference, request.method,
                              request.path, exc_info=exc)
-    return (f"Something went wrong on our side; it has been logged with reference {reference}. "
-            "Try again, and tell your administrator if it keeps happening.")
+    return gettext("Something went wrong on our side; it has been logged with reference "
+                   "%(reference)s. Try again, and tell your administrator if it keeps "
+                   "happening.", reference=reference)
 
 
 def _size(limit: int) -> str:
@@ -140,7 +180,7 @@ def _size(limit: int) -> str:
 
 
 def _html(status: int, message: str, extra: dict[str, Any]) -> str:
-    title = TITLES.get(status, "Error")
+    title = gettext(TITLES.get(status, N_("Error")))
     try:
         return render_template("error.html", status=status, title=title, message=message,
                                errors=extra.get("errors") or {}, actor=g.get("actor"))

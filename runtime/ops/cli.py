@@ -10,13 +10,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from builder.diagnostics import Diagnostics
+from builder import translations
+from builder.diagnostics import Diagnostic, Diagnostics
 from builder.linker import check_paths
 from builder.loader import load_file
 from builder.packs import discover, search_dirs
+from runtime.ops.backup import add_backup_commands
 from runtime.ops.commands import add_commands, installed_versions
+from runtime.ops.dedupe import add_duplicates_commands
+from runtime.ops.mail_in import add_mail_in_commands
 from runtime.ops.serve import add_serve_commands
 from runtime.ops.worker import add_worker_commands
+from runtime.ops.workspaces import WorkspaceError, add_workspace_commands, chosen_workspace
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -31,6 +36,8 @@ def command(name: str) -> Callable:
 @command("validate")
 def cmd_validate(args: argparse.Namespace) -> int:
     model, diags = check_paths(args.paths)
+    if model is not None and args.languages:
+        translations.check(args.paths, args.languages, diags)
     items = list(diags)
     if args.format == "json":
         print(json.dumps([d.to_dict() for d in items], indent=2, ensure_ascii=False))
@@ -40,12 +47,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if model is not None:
             entities = [e for e in model.entities.values() if not e.system]
             print(f"ok: {len(model.packs)} pack(s), {len(entities)} entities, "
-                  f"{len(model.automations)} automations, {len(model.dashboards)} dashboards",
-                  file=sys.stderr)
+                  f"{len(model.automations)} automations, {len(model.dashboards)} dashboards"
+                  + _untranslated(items), file=sys.stderr)
         else:
             count = len(diags.errors)
             print(f"{count} error{'s' if count != 1 else ''}", file=sys.stderr)
     return 0 if model is not None else 1
+
+
+def _untranslated(items: list[Diagnostic]) -> str:
+    count = sum(1 for d in items if d.code == translations.CODE)
+    return f"; {count} text(s) lack a translation" if count else ""
+
+
+def _languages(text: str) -> tuple[str, ...]:
+    try:
+        return translations.parse_languages(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @command("packs")
@@ -90,18 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
                                      "builder from YAML definitions.")
     parser.add_argument("--database-url", help="SQLAlchemy URL of the instance's database "
                         "(default: $CRMFORGE_DATABASE_URL or sqlite:///instance/crmforge.db)")
+    parser.add_argument("--workspace", metavar="NAME", help="work on that workspace (its "
+                        "database and custom dir; see crmforge workspace list)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     p = sub.add_parser("validate", help="check packs or definition files")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--languages", type=_languages, default=(), metavar="zh,es",
+                   help="also report texts that lack these languages (W101)")
     sub.add_parser("packs", help="list available and installed packs")
     add_commands(sub, command)
     add_serve_commands(sub, command)
+    add_backup_commands(sub, command)
     add_worker_commands(sub, command)
+    add_duplicates_commands(sub, command)
+    add_mail_in_commands(sub, command)
+    add_workspace_commands(sub, command)  # last: it adds --workspaces to run, serve, worker
     for action in sub.choices.values():
         action.add_argument("--database-url", default=argparse.SUPPRESS,
                             help=argparse.SUPPRESS)
+        action.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -109,7 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with chosen_workspace(args):
+            return COMMANDS[args.command](args)
+    except WorkspaceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

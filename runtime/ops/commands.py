@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from builder.diagnostics import DefinitionError, did_you_mean
+from builder.model import BUILTIN_ROLES
 from builder.packs import SHIPPED_DIR, discover, search_dirs
 from runtime.core.db import database_url, make_engine, write_transaction
 from runtime.core.errors import RecordError
@@ -31,7 +32,7 @@ from runtime.http.auth import create_token, revoke_token
 from runtime.ops import migrate
 from runtime.ops.demo import load_demo
 from runtime.ops.serve import cmd_run
-from runtime.ops.transfer import TransferError, export, import_rows, read_file
+from runtime.ops.transfer import Reader, TransferError, export, import_rows, progress_line
 from runtime.ops.worker import Ticker
 from runtime.process.setup import (
     SetupError,
@@ -246,10 +247,10 @@ def _targets(names: list[str], installed: dict) -> list[Path]:
 
 @guarded
 def cmd_install(args: argparse.Namespace) -> int:
-    return _install(args)[0]
+    return install_packs(args)[0]
 
 
-def _install(args: argparse.Namespace) -> tuple[int, Any, sa.Engine]:
+def install_packs(args: argparse.Namespace) -> tuple[int, Any, sa.Engine]:
     """Install (and with `args.demo` load demo data): the exit code, the model, the engine."""
     started = time.perf_counter()
     engine = _engine(args)
@@ -335,6 +336,16 @@ def demo_logins(inst: Instance) -> list[tuple[str, str, str]]:
     return [(role, username, passwords[uid]) for role, uid, username in chosen]
 
 
+def print_logins(logins: list[tuple[str, str, str]]) -> None:
+    """The demo sign-ins as a table: role, username, password."""
+    width = max(len(role) for role, _, _ in logins)
+    name_width = max(len(username) for _, username, _ in logins)
+    print(f"  {'role':<{width}}  {'username':<{name_width}}  password")
+    for role, username, password in logins:
+        print(f"  {role:<{width}}  {username:<{name_width}}  {password}")
+    print()
+
+
 def _installed_or_fail(engine: sa.Engine) -> dict:
     installed = installed_packs(engine)
     if not installed:
@@ -416,7 +427,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     admin = args.admin or "admin" in args.role
     roles = [r for r in dict.fromkeys(args.role) if r != "admin"]
     for role in roles:
-        if role not in inst.model.roles:
+        if role not in inst.model.roles and role not in BUILTIN_ROLES:
             hint = did_you_mean(role, inst.model.roles)
             raise UserError(f"no role '{role}'" + (f" ({hint})" if hint else "")
                             + f"; the roles are: {', '.join(sorted(inst.model.roles)) or '-'}")
@@ -509,10 +520,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     inst = open_instance(_url(args))
     entity_of(inst, args.entity)
-    header, rows = read_file(args.file)
-    result = import_rows(inst, args.entity, header, rows, update_by=args.update_by,
-                         dry_run=args.dry_run, skip_invalid=args.skip_invalid,
-                         progress=_progress() if sys.stderr.isatty() else None)
+    with Reader(args.file) as reader:
+        result = import_rows(inst, args.entity, reader.header, reader,
+                             update_by=args.update_by, dry_run=args.dry_run,
+                             skip_invalid=args.skip_invalid,
+                             progress=progress_line(reader) if sys.stderr.isatty() else None)
+    rows = result.rows
     if sys.stderr.isatty():
         print(file=sys.stderr)
     for column in result.ignored:
@@ -523,31 +536,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     done = f"{result.created} created, {result.updated} updated"
     if args.dry_run:
         verdict = "bad" if result.problems else "good"
-        print(f"dry run: {len(rows)} rows checked, {result.bad_rows} bad; would have {done}"
+        print(f"dry run: {rows} rows checked, {result.bad_rows} bad; would have {done}"
               f" ({verdict}); nothing was imported")
         return 1 if result.problems else 0
     if not result.kept:
-        print(f"nothing was imported: {result.bad_rows} of {len(rows)} rows are bad (fix "
+        print(f"nothing was imported: {result.bad_rows} of {rows} rows are bad (fix "
               "them, or import the good ones with --skip-invalid)", file=sys.stderr)
         return 1
     skipped = f"; {result.bad_rows} bad rows skipped" if result.problems else ""
     print(f"imported {args.file}: {done}{skipped}")
     return 0
-
-
-def _progress() -> Callable[[int, int], None]:
-    last = [0.0]
-
-    def show(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done != total and now - last[0] < 0.1:
-            return
-        last[0] = now
-        width = 30
-        filled = width * done // max(total, 1)
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
-              file=sys.stderr, flush=True)
-    return show
 
 
 # -- demo ----------------------------------------------------------------------------------
@@ -559,17 +557,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not packs:
         raise UserError(f"no packs in {SHIPPED_DIR}")
     install_args = argparse.Namespace(**{**vars(args), "packs": packs, "demo": True})
-    code, model, engine = _install(install_args)
+    code, model, engine = install_packs(install_args)
     if code != 0:
         return code
-    logins = demo_logins(assemble(model, engine))
-    width = max(len(role) for role, _, _ in logins)
-    name_width = max(len(username) for _, username, _ in logins)
     print("\nDemo sign-ins, one user per role (new passwords each time this runs):\n")
-    print(f"  {'role':<{width}}  {'username':<{name_width}}  password")
-    for role, username, password in logins:
-        print(f"  {role:<{width}}  {username:<{name_width}}  {password}")
-    print()
+    print_logins(demo_logins(assemble(model, engine)))
     if args.no_serve:
         return 0
     if args.no_worker:

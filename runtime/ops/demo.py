@@ -1,5 +1,5 @@
 """Demo data (`crmforge install --demo`): each pack's `data/*.yaml|csv` written through the one
-write path, `records.create`, once per pack.
+write path, a batch of records of one entity at a time (`runtime.write.bulk`), once per pack.
 
 Values are value slots (docs/expressions.md): literals, `{field}` templates and `=expressions`,
 evaluated with the instance's clock (`listed_on: "=today() - days(40)"`). A link holds the `_key` of
@@ -30,7 +30,7 @@ from builder.model import DemoFile, Field
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
-from runtime.ops.transfer import unsettable, write
+from runtime.ops.transfer import problem_text, unsettable, write_many
 from runtime.write import derived, records
 
 
@@ -69,6 +69,9 @@ class DemoResult:
     @property
     def total(self) -> int:
         return sum(self.created.values())
+
+
+BATCH = 500  # demo records written at once
 
 
 class _Unresolved(Exception):
@@ -152,6 +155,8 @@ class _Loader:
         self.ignored: dict[tuple[str, str], int] = {}  # (file, field): rows
         self.lines: dict[int, list[int | None]] = {}  # id(DemoFile) -> line of each record
         self.new_keys: dict[tuple[str, str], int] = {}  # written to crm_demo_key at the end
+        self.queue: list[tuple[Row, dict[str, Any]]] = []  # rows of one entity, to write
+        self.queued: set[tuple[str, str]] = set()  # their (entity, _key) and ("user", name)
 
     def run(self, conn: Connection) -> None:
         keys = self.inst.schema.system("demo_key")
@@ -162,6 +167,7 @@ class _Loader:
         staff = [row for row in self.rows if row.entity == "user"]
         for row in staff:
             self.attempt(conn, row, circular=True)
+        self.flush(conn)
         pending = [row for row in self.rows if row.entity != "user" and row.id is None]
         circular = False
         while pending:
@@ -169,6 +175,7 @@ class _Loader:
             for row in pending:
                 if not self.attempt(conn, row, circular):
                     left.append(row)
+            self.flush(conn)
             if len(left) == len(pending):
                 if circular:  # even without the optional links nothing moves: give up
                     for row in left:
@@ -251,6 +258,8 @@ class _Loader:
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
         value = str(raw)
+        if (f.to, value) in self.queued:
+            self.flush(conn)
         if f.to == "user":
             return self.user(conn, value)
         if (f.to, value) in self.keys:
@@ -260,6 +269,8 @@ class _Loader:
         raise ValueError(f"{f.name}: no {f.to} record has the _key '{value}'")
 
     def user(self, conn: Connection, username: str) -> int:
+        if ("user", username) in self.queued:
+            self.flush(conn)
         if username in self.usernames:
             return self.usernames[username]
         users = self.inst.schema.table("user")
@@ -277,15 +288,34 @@ class _Loader:
     # -- writing ----------------------------------------------------------------------------
 
     def create(self, conn: Connection, row: Row, values: dict[str, Any]) -> None:
+        """Queue the row's record; the queue is written at once (`flush`) when a row of
+        another entity comes, when a row links to a queued one, and at the end of a pass."""
+        if self.queue and (self.queue[0][0].entity != row.entity or len(self.queue) >= BATCH):
+            self.flush(conn)
+        self.queue.append((row, values))
+        if row.key:
+            self.queued.add((row.entity, row.key))
+        if row.entity == "user" and values.get("username"):
+            self.queued.add(("user", str(values["username"])))
 
-        try:
-            with conn.begin_nested():
-                record = write(self.inst, self.actor, conn, row.entity, values)
-        except RecordError as exc:
-            self.problem(row, _message(exc))
-            self.forget(row)
+    def flush(self, conn: Connection) -> None:
+        """Write the queued rows through the bulk form of the write path."""
+        if not self.queue:
             return
-        row.id = int(record["id"])
+        queue, self.queue = self.queue, []
+        self.queued.clear()
+        outcomes = write_many(self.inst, self.actor, conn, queue[0][0].entity,
+                              [(row.index, values) for row, values in queue])
+        for (row, values), outcome in zip(queue, outcomes, strict=True):
+            if outcome.error is not None:
+                self.problem(row, problem_text(outcome.error))
+                self.forget(row)
+            else:
+                self.created(conn, row, values, int(outcome.id or 0))
+
+    def created(self, conn: Connection, row: Row, values: dict[str, Any], record_id: int
+                ) -> None:
+        row.id = record_id
         if row.key:
             self.keys[(row.entity, row.key)] = self.new_keys[(row.entity, row.key)] = row.id
         if row.entity == "user" and values.get("username"):
@@ -332,7 +362,7 @@ class _Loader:
                 self.records.update(self.inst, self.actor, row.entity, row.id, values,
                                     version=None, conn=conn)
         except RecordError as exc:
-            self.problem(row, _message(exc))
+            self.problem(row, problem_text(exc))
 
     def forget(self, row: Row) -> None:
         """A row that will not be created: links to it are errors, not waits."""
@@ -349,14 +379,6 @@ class _Loader:
         if row.index < len(lines) and lines[row.index]:
             where = f"{row.file}:{lines[row.index]}"
         self.result.problems.append(f"{where}: {row.entity}: {message}")
-
-
-def _message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if isinstance(errors, Mapping) and errors:
-        return "; ".join(f"{k}: {', '.join(v)}" if k != "_record" else ", ".join(v)
-                         for k, v in errors.items())
-    return str(getattr(exc, "message", exc))
 
 
 def _full_name(username: str) -> str:

@@ -6,13 +6,27 @@ instance's database. One periodic task, `crmforge.tick`, runs every minute and q
 
 - `crmforge.run_automation` for each scheduled automation (hourly, daily, weekly, cron) whose
   current period is not finished yet;
-- `crmforge.escalate`, which hands overdue approval steps on.
+- `crmforge.escalate`, which hands overdue approval steps on;
+- `crmforge.send_mail`, which queues yesterday's notification digests and sends the e-mail
+  that is due (`process/mail/outbox.py`: the queue is `crm_mail`, retries and backoff are kept
+  there);
+- `crmforge.send_webhooks`, which delivers the webhook events that are due
+  (`process/webhooks.py`: the queue is `crm_webhook_delivery`, with its retries and backoff).
 
 All state lives in the instance's database (`crm_schedule_run`, the approval tables), and every
 task is idempotent, so several workers may run at once and a worker that was stopped picks up
 where it left off when it starts again: the current period of each automation runs (a daily
 automation missed yesterday is not replayed; a cron automation runs its latest firing of the
 last eight days once).
+
+Several workers (several machines on one Redis) each enqueue a tick every minute; the run
+itself happens once: `run_scheduled` inserts a record's `crm_schedule_run` row (primary key
+automation, period, record) in the transaction that runs the actions, before running them, so
+a second worker blocks on that key and then skips the record (SQLite: the write lock). A job
+that raises (the database away, a table being migrated) is retried by the queue with backoff
+(`RETRIES` times, `--retry-delay` seconds first, doubling); every failed attempt is written to
+`crm_job_failure` (`runtime.process.jobs`) and logged, and `crmforge worker --status` lists
+them.
 
 `Ticker` runs the worker beside another program, in a thread of its own, with an in-memory
 queue: `crmforge demo` uses it, so that the demo's schedules happen while someone looks.
@@ -23,6 +37,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from threading import Event, Lock, Thread
@@ -33,7 +48,7 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from runtime.core.db import database_url, write_transaction
 from runtime.core.instance import Instance
-from runtime.process import approvals
+from runtime.process import approvals, jobs
 from runtime.process.automations import (
     SENTINEL,
     automation_key,
@@ -41,7 +56,10 @@ from runtime.process.automations import (
     run_scheduled,
     scheduled,
 )
+from runtime.process.mail.outbox import send_due
+from runtime.process.notifications import queue_digests
 from runtime.process.setup import open_instance
+from runtime.process.webhooks import deliver_due
 from runtime.write.derived import refresh_windowed, windowed
 
 log = logging.getLogger("crmforge.worker")
@@ -68,6 +86,9 @@ def make_huey(url: str | None = None, *, name: str = QUEUE_NAME, **kwargs: Any) 
     raise ValueError(f"CRMFORGE_QUEUE_URL must start with redis:// or sqlite:///, not {url!r}")
 
 
+RETRIES = 4  # a failing job is tried 5 times in all,
+RETRY_DELAY = 30.0  # the first retry this many seconds after the failure,
+RETRY_BACKOFF = 2  # each further one twice as long after the last: 30 s, 1, 2, 4 min
 WINDOWED = "crm.windowed_rollups"  # crm_schedule_run key of the daily rollup refresh
 
 
@@ -75,18 +96,24 @@ class Worker:
     """The tasks of one Huey, run against the instance `open_instance()` returns (opened once,
     on first use, in the process that runs the tasks)."""
 
-    def __init__(self, huey: Huey, open_instance: Callable[[], Instance]):
+    def __init__(self, huey: Huey, open_instance: Callable[[], Instance],
+                 retry_delay: float = RETRY_DELAY):
         self.huey = huey
         self._open = open_instance
         self._inst: Instance | None = None
         self._lock = Lock()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        retried = {"retries": RETRIES, "retry_delay": retry_delay,
+                   "retry_backoff": RETRY_BACKOFF}
         self.tick = huey.periodic_task(crontab(), name="crmforge.tick")(self._tick)
-        self.run_automation = huey.task(name="crmforge.run_automation", retries=2,
-                                        retry_delay=30)(self._run_automation)
-        self.escalate = huey.task(name="crmforge.escalate", retries=2,
-                                  retry_delay=30)(self._escalate)
-        self.refresh_windowed = huey.task(name="crmforge.refresh_windowed", retries=2,
-                                          retry_delay=30)(self._refresh_windowed)
+        self.run_automation = huey.task(name="crmforge.run_automation",
+                                        **retried)(self._run_automation)
+        self.escalate = huey.task(name="crmforge.escalate", **retried)(self._escalate)
+        self.refresh_windowed = huey.task(name="crmforge.refresh_windowed",
+                                          **retried)(self._refresh_windowed)
+        huey.post_execute(name="crmforge.ledger")(self._ledger)
+        self.send_mail = huey.task(name="crmforge.send_mail")(self._send_mail)
+        self.send_webhooks = huey.task(name="crmforge.send_webhooks")(self._send_webhooks)
 
     @property
     def inst(self) -> Instance:
@@ -121,6 +148,8 @@ class Worker:
         for key in due:
             self.run_automation(key)
         self.escalate()
+        self.send_mail()  # after the automations, which may queue mail
+        self.send_webhooks()
 
         if windowed(self.inst) and not self._windowed_done():
             self.refresh_windowed()
@@ -163,10 +192,34 @@ class Worker:
         log.warning("no scheduled automation %s in the current definitions", key)
         return None
 
+    def _send_mail(self) -> dict[str, int]:
+        digests = queue_digests(self.inst)  # yesterday's, once per user
+        report = send_due(self.inst)
+        return {"digests": digests, "sent": report.sent, "retrying": report.retrying,
+                "failed": report.failed}
+
+    def _send_webhooks(self) -> dict[str, int]:
+        report = deliver_due(self.inst)
+        return {"delivered": report.delivered, "retrying": report.retrying,
+                "failed": report.failed, "refused": report.refused}
+
     def _escalate(self) -> int:
 
         inst = self.inst
         return approvals.escalate(inst, inst.now())
+
+    def _ledger(self, task: Any, _value: Any, exc: BaseException | None) -> None:
+        """After every task: a failure into `crm_job_failure` and the log, a retry that
+        succeeded marked recovered."""
+        if exc is None:
+            jobs.record_success(self.inst, task.id)
+            return
+        job = f"{task.name}({', '.join(map(repr, task.args))})"
+        final = not task.retries  # the queue decrements it after this hook
+        attempts = jobs.record_failure(self.inst, task.id, job, _first_line(exc),
+                                       final=final, worker=self.name)
+        then = "giving up" if final else f"retrying in {task.retry_delay:g} s"
+        log.error("job %s failed (attempt %d, %s): %s", job, attempts, then, _first_line(exc))
 
     def run_pending(self, limit: int = 10_000) -> int:
         """Execute queued tasks in this process until the queue is empty (tests, `--once`)."""
@@ -183,6 +236,12 @@ class Worker:
         """What one tick does, executed now in this process: returns how many tasks ran."""
         self.tick()
         return self.run_pending()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0][:500] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 # -- beside another program -------------------------------------------------------------------
@@ -243,6 +302,11 @@ def add_worker_commands(sub: argparse._SubParsersAction,
     p.add_argument("--workers", type=int, default=2, help="worker threads (default 2)")
     p.add_argument("--once", action="store_true",
                    help="run what is due now, wait for it, and exit (for cron or tests)")
+    p.add_argument("--status", action="store_true",
+                   help="list the jobs that failed (crm_job_failure) and exit")
+    p.add_argument("--retry-delay", type=float, default=RETRY_DELAY, metavar="SECONDS",
+                   help=f"first retry of a failed job after SECONDS, doubling after "
+                   f"(default {RETRY_DELAY:g}; {RETRIES} retries)")
     command("worker")(cmd_worker)
 
 
@@ -250,7 +314,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     url = database_url(getattr(args, "database_url", None))
     huey = make_huey(args.queue_url)
-    worker = Worker(huey, lambda: open_instance(url))
+    if args.status:
+        return print_status(open_instance(url))
+    worker = Worker(huey, lambda: open_instance(url), retry_delay=args.retry_delay)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.once:
         count = worker.run_once()
@@ -262,3 +328,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
              url.split("@")[-1])
     consumer.run()
     return 0
+
+
+def print_status(inst: Instance) -> int:
+    """`crmforge worker --status`: the failed jobs; exit status 1 when one gave up."""
+    counts = jobs.counts(inst)
+    print(", ".join(f"{count} {status}" for status, count in counts.items()))
+    for f in jobs.failures(inst):
+        print(f"{f.updated_at:%Y-%m-%d %H:%M:%S}  {f.status:<9}  {f.attempts} attempt(s)  "
+              f"{f.job}  on {f.worker}: {f.last_error}")
+    return 1 if counts["failed"] else 0

@@ -61,6 +61,7 @@ from runtime.core.hooks import WriteEvent
 from runtime.core.instance import Actor, Instance
 from runtime.core.values import same
 from runtime.process import approvals, workflow
+from runtime.process.mail.outbox import email_record
 from runtime.process.notifications import notify
 from runtime.read.addresses import record_link
 from runtime.read.people import resolve_users, users_with_role
@@ -361,8 +362,18 @@ def _do_assign(inst: Instance, conn: Connection, automation: Automation, action:
                        version=record["version"], conn=conn, depth=depth + 1)
 
 
+def _do_email(inst: Instance, conn: Connection, automation: Automation, action: Action,
+              record: dict[str, Any], old: Mapping[str, Any] | None, depth: int,
+              now: datetime, deleted: bool) -> None:
+    assert action.template is not None
+    if deleted:
+        return
+    email_record(inst, conn, automation.entity, record, action.template, action.recipient,
+                 once=action.once, follow=dict(action.status) or None)
+
+
 ACTIONS = {"set": _do_set, "create": _do_create, "update": _do_update, "notify": _do_notify,
-           "transition": _do_transition, "assign": _do_assign}
+           "email": _do_email, "transition": _do_transition, "assign": _do_assign}
 
 
 # -- assignment -------------------------------------------------------------------------------
@@ -529,6 +540,10 @@ def run_scheduled(inst: Instance, automation: Automation, now: datetime | None =
                 if _done(conn, runs, key, period, record_id):
                     report.skipped += 1
                     continue
+                # the key first: a second worker on the same record waits here for this
+                # transaction, then fails on the key (rolled back, skipped) — never runs twice
+                conn.execute(runs.insert().values(automation=key, period=period,
+                                                  record_id=record_id, at=inst.now()))
                 record = load(inst, conn, automation.entity, record_id)
                 if record is None:
                     continue
@@ -538,8 +553,6 @@ def run_scheduled(inst: Instance, automation: Automation, now: datetime | None =
                     report.done += 1
                 else:
                     report.skipped += 1
-                conn.execute(runs.insert().values(automation=key, period=period,
-                                                  record_id=record_id, at=inst.now()))
         except RecordError as exc:
             report.failed.append((record_id, exc.message))
             log.error("scheduled automation %s, period %s, record %s: %s", key, period,

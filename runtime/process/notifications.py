@@ -1,81 +1,116 @@
-"""Notifications: an in-app row in `crm_notification` per user, and an e-mail when the user has
-an address.
+"""Notifications: an in-app row in `crm_notification` per user and, by the user's choice, an
+e-mail through the outbox (`process/mail/outbox.py`, the one way CRMForge sends mail).
 
 `notify(inst, conn, user_ids, subject, body, link)` writes the rows inside the caller's
-transaction; the e-mails go out once that transaction commits (a rolled-back change sends
-nothing). The mail backend comes from the instance settings, then the environment:
+transaction and queues the e-mails in it too (a rolled-back change sends nothing). What a user
+gets by e-mail is their `email_notifications` field (the core pack defines it on users):
 
-| setting (`inst.settings`) | environment              | default     |
-|---------------------------|--------------------------|-------------|
-| `MAIL_BACKEND`            | `CRMFORGE_MAIL_BACKEND`  | `console`   |
-| `MAIL_FROM`               | `CRMFORGE_MAIL_FROM`     | `crmforge@localhost` |
-| `SMTP_HOST`, `SMTP_PORT`  | `CRMFORGE_SMTP_HOST`, .. | `localhost`, 25 |
-| `SMTP_USER`, `SMTP_PASSWORD`, `SMTP_STARTTLS` | `CRMFORGE_SMTP_USER`, .. | none, none, off |
+- `each` (also when the field is empty or not defined): one e-mail per notification;
+- `digest`: one e-mail a day listing the day's notifications (`queue_digests`, which the
+  worker runs every tick: yesterday's digest is queued once, by its once key);
+- `none`: no e-mail, the bell only.
 
-Backends: `console` logs each message (logger `crmforge.mail`), `smtp` sends it, `memory`
-appends it to `inst.settings["MAIL_OUTBOX"]` (tests), `none` drops it.
+The e-mails are about the user: their status is on the user's timeline.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import smtplib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from email.message import EmailMessage
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from runtime.core.db import write_transaction
 from runtime.core.instance import Instance
+from runtime.process.mail.compose import Address, Composed
+from runtime.process.mail.outbox import queue
+from runtime.process.mail.server import setting
 
-log = logging.getLogger("crmforge.mail")
 SUBJECT_MAX = 255
-_AFTER_COMMIT = "crmforge_after_commit"
-
-
-@dataclass(frozen=True)
-class Mail:
-    to: str
-    subject: str
-    body: str
-    sender: str
+CHOICE_FIELD = "email_notifications"
+CHOICES = ("none", "each", "digest")
+DEFAULT_CHOICE = "each"
 
 
 def notify(inst: Instance, conn: Connection, user_ids: Iterable[int | None], subject: str,
            body: str | None = None, link: str | None = None) -> list[int]:
     """Notify each user once (duplicates and None are dropped); returns the user ids notified.
 
-    Inactive users get nothing. Rows are written with `conn`; e-mails leave after commit.
+    Inactive users get nothing. Rows and e-mails are written with `conn`.
     """
     ids = sorted({int(u) for u in user_ids if u is not None})
     if not ids:
         return []
-    users = inst.schema.table("user")
-    rows = conn.execute(sa.select(users.c.id, users.c.email, users.c.active).where(
-        users.c.id.in_(ids))).all()
-    active = [(row.id, row.email) for row in rows if row.active is not False]
+    active = [row for row in _recipients(inst, conn, ids) if row.active is not False]
     if not active:
         return []
     subject = (subject or "").strip() or "Notification"
     subject = subject if len(subject) <= SUBJECT_MAX else subject[:SUBJECT_MAX - 1] + "…"
-    now = inst.now()
     conn.execute(inst.schema.system("notification").insert(), [
-        {"user_id": uid, "subject": subject, "body": body, "link": link, "created_at": now,
-         "read_at": None} for uid, _ in active])
-    sender = setting(inst, "MAIL_FROM", "crmforge@localhost")
-    text = body or ""
-    if link:
-        base = setting(inst, "BASE_URL", "")
-        text = f"{text}\n\n{base.rstrip('/')}{link}" if text else f"{base.rstrip('/')}{link}"
-    mails = [Mail(email, subject, text, sender) for _uid, email in active if email]
-    if mails:
-        after_commit(conn, lambda: deliver(inst, mails))
-    return [uid for uid, _ in active]
+        {"user_id": row.id, "subject": subject, "body": body, "link": link,
+         "created_at": inst.now(), "read_at": None} for row in active])
+    text = "\n\n".join(part for part in (body, _absolute(inst, link)) if part)
+    for row in active:
+        if row.email and _choice(row) == "each":
+            queue(inst, conn, "user", row.id, Address(row.email), Composed(subject, text, None))
+    return [row.id for row in active]
+
+
+def queue_digests(inst: Instance, day: date | None = None) -> int:
+    """Queue the digest of `day` (by default yesterday) for each user who chose `digest`
+    and was notified that day; each digest is queued once. Returns how many were queued."""
+    day = day or inst.today() - timedelta(days=1)
+    start = datetime.combine(day, time())
+    table, mail = inst.schema.system("notification"), inst.schema.system("mail")
+    queued = 0
+    with write_transaction(inst.engine) as conn:
+        for user in _recipients(inst, conn, None, choice="digest"):
+            key = f"digest:{user.id}:{day.isoformat()}"
+            if not user.email or user.active is False or conn.execute(
+                    sa.select(mail.c.id).where(mail.c.once_key == key)).first():
+                continue
+            items = conn.execute(sa.select(table.c.subject, table.c.link).where(
+                table.c.user_id == user.id, table.c.created_at >= start,
+                table.c.created_at < start + timedelta(days=1)).order_by(table.c.id)).all()
+            if items:
+                queued += queue(inst, conn, "user", user.id, Address(user.email),
+                                _digest(inst, day, items), once_key=key) is not None
+    return queued
+
+
+def _digest(inst: Instance, day: date, items: list[Any]) -> Composed:
+    lines = [f"- {item.subject}" + (f"\n  {_absolute(inst, item.link)}" if item.link else "")
+             for item in items]
+    count = f"{len(items)} notification{'s' if len(items) != 1 else ''}"
+    return Composed(f"Your notifications of {day:%A, %B %-d}: {count}",
+                    f"{count} on {day.isoformat()}:\n\n" + "\n".join(lines), None)
+
+
+def _recipients(inst: Instance, conn: Connection, ids: list[int] | None, *,
+                choice: str | None = None) -> list[Any]:
+    """The users `ids` (every user when None): id, email, active and their choice."""
+    users = inst.schema.table("user")
+    chosen = users.c.get(CHOICE_FIELD)
+    columns = [users.c.id, users.c.email, users.c.active]
+    query = sa.select(*columns, (chosen if chosen is not None else sa.null()).label("choice"))
+    if ids is not None:
+        query = query.where(users.c.id.in_(ids))
+    if choice is not None:
+        if chosen is None:
+            return []
+        query = query.where(chosen == choice)
+    return list(conn.execute(query).all())
+
+
+def _choice(row: Any) -> str:
+    return row.choice if row.choice in CHOICES else DEFAULT_CHOICE
+
+
+def _absolute(inst: Instance, link: str | None) -> str | None:
+    """A link of the app as an address a mail reader can open (setting `BASE_URL`)."""
+    return f"{str(setting(inst, 'BASE_URL', '')).rstrip('/')}{link}" if link else None
 
 
 def unread(inst: Instance, conn: Connection, user_id: int, limit: int = 20
@@ -136,80 +171,3 @@ def mark_all_read(inst: Instance, user_id: int) -> int:
     """Mark every unread notification of the user read; how many there were."""
     with write_transaction(inst.engine) as conn:
         return mark_read(inst, conn, user_id)
-
-
-# -- delivery ---------------------------------------------------------------------------------
-
-def setting(inst: Instance, name: str, default: Any = None) -> Any:
-    """An instance setting, then $CRMFORGE_<NAME>, then the default."""
-    if name in inst.settings:
-        return inst.settings[name]
-    return os.environ.get(f"CRMFORGE_{name}", default)
-
-
-def deliver(inst: Instance, mails: list[Mail]) -> None:
-    """Hand the messages to the configured backend; a failing mail server is logged, never
-    raised: the change it reports is already saved."""
-    backend = str(setting(inst, "MAIL_BACKEND", "console")).lower()
-    try:
-        BACKENDS.get(backend, _console)(inst, mails)
-    except Exception:  # noqa: BLE001 - mail is best effort once the change is committed
-        log.exception("could not send %d e-mail(s) with the %s backend", len(mails), backend)
-
-
-def _console(inst: Instance, mails: list[Mail]) -> None:
-    for mail in mails:
-        log.info("mail to %s: %s\n%s", mail.to, mail.subject, mail.body)
-
-
-def _memory(inst: Instance, mails: list[Mail]) -> None:
-    inst.settings.setdefault("MAIL_OUTBOX", []).extend(mails)
-
-
-def _none(inst: Instance, mails: list[Mail]) -> None:
-    return None
-
-
-def _smtp(inst: Instance, mails: list[Mail]) -> None:
-    host = setting(inst, "SMTP_HOST", "localhost")
-    port = int(setting(inst, "SMTP_PORT", 25))
-    with smtplib.SMTP(host, port, timeout=30) as smtp:
-        if str(setting(inst, "SMTP_STARTTLS", "")).lower() in ("1", "true", "yes", "on"):
-            smtp.starttls()
-        user = setting(inst, "SMTP_USER")
-        if user:
-            smtp.login(user, setting(inst, "SMTP_PASSWORD", ""))
-        for mail in mails:
-            message = EmailMessage()
-            message["From"], message["To"], message["Subject"] = mail.sender, mail.to, \
-                mail.subject
-            message.set_content(mail.body)
-            smtp.send_message(message)
-
-
-BACKENDS: dict[str, Callable[[Instance, list[Mail]], None]] = {
-    "console": _console, "memory": _memory, "none": _none, "smtp": _smtp}
-
-
-# -- after commit -----------------------------------------------------------------------------
-
-def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
-    """Run `callback` when the transaction on `conn` commits; drop it on rollback.
-
-    Without a transaction in progress the callback runs at once."""
-    if not conn.in_transaction():
-        callback()
-        return
-    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
-    if not event.contains(conn, "commit", _on_commit):
-        event.listen(conn, "commit", _on_commit)
-        event.listen(conn, "rollback", _on_rollback)
-
-
-def _on_commit(conn: Connection) -> None:
-    for callback in conn.info.pop(_AFTER_COMMIT, []):
-        callback()
-
-
-def _on_rollback(conn: Connection) -> None:
-    conn.info.pop(_AFTER_COMMIT, None)

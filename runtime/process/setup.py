@@ -24,6 +24,7 @@ from builder.packs import custom_dir, discover, is_pack_dir, search_dirs
 from runtime.core import sessions
 from runtime.core.db import database_url, make_engine
 from runtime.core.instance import Instance
+from runtime.process import webhooks
 from runtime.process.automations import install_hooks
 
 
@@ -151,11 +152,13 @@ def open_instance(url: str | None = None, *, check_migrated: bool = True,
 
 def assemble(model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
     """The instance serving `model` on `engine`, with its hooks wired: the model's event
-    automations run after every write (`runtime.core.hooks` lists the hooks), and a user
-    made inactive loses their web sessions (`runtime.core.sessions`)."""
+    automations run after every write (`runtime.core.hooks` lists the hooks), a user
+    made inactive loses their web sessions (`runtime.core.sessions`), and the events the
+    webhooks name are queued for the worker (`runtime.process.webhooks`)."""
     inst = Instance.create(model, engine, **kwargs)
     install_hooks(inst)
     inst.hooks.add_after_write(sessions.after_write)
+    webhooks.install_hooks(inst)
     return inst
 
 

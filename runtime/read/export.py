@@ -40,11 +40,14 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import IO, TYPE_CHECKING, Any
 
+from babel.numbers import get_decimal_symbol
+
 from builder.model import Entity, Field
+from runtime.core.errors import N_, BadRequest
 from runtime.read.listrequest import Filter
 from runtime.read.permissions import hidden_fields
 from runtime.read.queries import entity_of, query, reading
-from runtime.read.titles import link_titles
+from runtime.read.titles import link_titles, locale_of
 
 if TYPE_CHECKING:
     from runtime.core.instance import Actor, Instance
@@ -206,18 +209,38 @@ def _row(fields: Sequence[Field], record: Mapping[str, Any],
 # -- writers ------------------------------------------------------------------------------------
 
 
-def csv_chunks(export: Export) -> Iterator[str]:
+SEPARATORS = {",": ",", ";": ";", "tab": "\t", "\t": "\t"}
+
+
+def csv_dialect(sep: str | None, language: str | None) -> tuple[str, bool]:
+    """(separator, whether to start with a byte order mark) of a CSV download: `sep` when
+    given (`,`, `;` or `tab`), else the reader's locale's (`;` where the decimal mark is a
+    comma, so Excel splits the columns); the BOM for anyone but an English reader who asked
+    for nothing, so Excel reads 报价 and Oferta as UTF-8 (docs/languages.md)."""
+    if sep:
+        if sep not in SEPARATORS:
+            raise BadRequest(N_("Pick the separator ',', ';' or 'tab'."))
+        return SEPARATORS[sep], True
+    locale = locale_of(language)
+    if locale.language == "en":
+        return ",", False
+    return (";" if get_decimal_symbol(locale) == "," else ","), True
+
+
+def csv_chunks(export: Export, separator: str = ",", bom: bool = False) -> Iterator[str]:
     """The CSV text of `export`, one chunk per page (for streaming); the first holds the
     header, so taking it reads the first page: a problem shows before anything is sent."""
-    for chunk, _ in _csv_pages(export):
-        yield chunk
+    start = "\ufeff" if bom else ""
+    for chunk, _ in _csv_pages(export, separator):
+        yield start + chunk
+        start = ""
 
 
-def _csv_pages(export: Export) -> Iterator[tuple[str, int]]:
+def _csv_pages(export: Export, separator: str = ",") -> Iterator[tuple[str, int]]:
     """(CSV text, how many records it holds), one page at a time, the header in the first."""
     fields, labels = export.fields(), export.labels()
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, delimiter=separator)
     writer.writerow([f.name for f in fields])
     for records, titles in export.pages():
         for record in records:

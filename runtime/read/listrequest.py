@@ -21,7 +21,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from builder.diagnostics import did_you_mean
-from builder.fieldtypes import REGISTRY, coerce, phone_digits
+from builder.fieldtypes import REGISTRY, coerce
 from builder.model import Entity, Field
 from runtime.core.errors import BadRequest
 
@@ -206,7 +206,7 @@ def filter_values(key: str, field: Field, op: str, raw: Any, me: int | None) -> 
                 raise ValueError("must be true or false")
             values: list[Any] = [text in ("true", "1", "yes")]
         elif op == "in":
-            values = [_filter_value(me, field, v) for v in _split(raw)]
+            values = [_filter_value(me, field, v) for v in split_values(raw)]
             if not values:
                 raise ValueError("needs at least one value (a comma-separated list)")
         else:
@@ -226,7 +226,8 @@ def filter_values(key: str, field: Field, op: str, raw: Any, me: int | None) -> 
     return values
 
 
-def _split(raw: Any) -> list[Any]:
+def split_values(raw: Any) -> list[Any]:
+    """The values of an `__in` filter: `a,b` (or a list of them), blanks left out."""
     items = raw if isinstance(raw, list | tuple) else [raw]
     result: list[Any] = []
     for item in items:
@@ -255,8 +256,8 @@ def _filter_value(me: int | None, field: Field, raw: Any) -> Any:
         return coerce(single, raw)
     if field.type in ("text", "longtext", "richtext", "autonumber", "file", "image"):
         return str(raw).strip()
-    if field.type == "phone":
-        return phone_digits(str(raw))
+    if field.type == "phone":  # compared as a number, in E.164 (read/queries.py)
+        return str(raw).strip()
     return coerce(field, raw)
 
 

@@ -8,7 +8,8 @@ imports, installs) may do everything.
 
 The built-in `user` and `team` entities are readable by every signed-in user — only the
 fields `username`, `full_name`, `email`, `team`, `manager`, `active` (users) and `name`,
-`manager` (teams) — and writable (and annotated) by admins only.
+`manager` (teams) — and writable (and annotated) by admins and by the built-in `user_admin`
+role (`manages_people`), which sees and may change every field of theirs and nothing else.
 
 `comment` is the right to add notes and log activities on a record's timeline
 (`runtime.write.timeline.add_entry`); a role that does not give it has its `update` rule
@@ -16,6 +17,9 @@ fields `username`, `full_name`, `email`, `team`, `manager`, `active` (users) and
 
 `assign` is the right to choose a record's owner: to give a new record another owner than
 its creator, and to change the owner of an existing one (see `may_claim` for the exception).
+
+`merge` is the right to merge duplicates (`runtime.write.merge`); a role that does not give it
+has its `delete` rule (the linker copies it), as a merge deletes the records it absorbs.
 
 `read` rules run in SQL (`read_filter`), so the row filter holds in lists, counts, search and
 single-record reads alike; the other rules are evaluated in Python on the record.
@@ -40,13 +44,21 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-Action = Literal["read", "create", "update", "delete", "comment", "assign"]
-ACTIONS = ("read", "create", "update", "delete", "comment", "assign")
+Action = Literal["read", "create", "update", "delete", "comment", "assign", "merge"]
+ACTIONS = ("read", "create", "update", "delete", "comment", "assign", "merge")
 META_FIELDS = ("id", "created_at", "updated_at", "version")
 PUBLIC_FIELDS: dict[str, tuple[str, ...]] = {
     "user": ("username", "full_name", "email", "team", "manager", "active"),
     "team": ("name", "manager"),
 }
+PEOPLE_ROLE = "user_admin"  # builder.model.BUILTIN_ROLES: manages users and teams
+
+
+def manages_people(actor: Actor, entity: str | None = None) -> bool:
+    """Whether the actor administers people (admin or `user_admin`); with `entity`, whether
+    that entity is one of the people entities (`user`, `team`) too."""
+    return (entity is None or entity in PUBLIC_FIELDS) and (
+        actor.all_powerful or PEOPLE_ROLE in actor.roles)
 
 
 def roles_of(inst: Instance, actor: Actor) -> frozenset[str]:
@@ -76,7 +88,7 @@ def can(inst: Instance, actor: Actor, entity: str, action: Action,
     if ent is None:
         return False
     if ent.system:
-        return action == "read" and actor.user_id is not None
+        return (action == "read" and actor.user_id is not None) or manages_people(actor, entity)
     rules = [getattr(perm, action) for perm in grants(inst, actor, ent)]
     if any(rule is True for rule in rules):
         return True
@@ -126,7 +138,7 @@ def read_filter(inst: Instance, actor: Actor, entity: str,
 
 def hidden_fields(inst: Instance, actor: Actor, entity: str) -> frozenset[str]:
     """Fields the actor may not see: hidden for every role of theirs that may read."""
-    if actor.all_powerful:
+    if manages_people(actor, entity) or actor.all_powerful:
         return frozenset()
     ent = inst.model.entity(entity)
     if ent.system:
@@ -146,7 +158,7 @@ def readonly_fields(inst: Instance, actor: Actor, entity: str,
     """Fields the actor may not change: read-only (or hidden) for every role of theirs that
     may `action` the entity. Fields that are read-only for everyone (formulas, rollups,
     system fields, the workflow state) are the write path's business, not listed here."""
-    if actor.all_powerful:
+    if manages_people(actor, entity) or actor.all_powerful:
         return frozenset()
     ent = inst.model.entity(entity)
     if ent.system:

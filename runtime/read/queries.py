@@ -23,15 +23,15 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from builder.diagnostics import did_you_mean
-from builder.fieldtypes import MAX_INTEGER, coerce, phone_digits
+from builder.fieldtypes import MAX_INTEGER, coerce
 from builder.model import Entity, Field
-from runtime.core import caches
+from runtime.core import caches, phones
 from runtime.core.errors import BadRequest, NotFound
 from runtime.core.schema import by_id
-from runtime.core.values import json_value, to_json
+from runtime.core.values import as_id, json_value, to_json
+from runtime.read import search
 from runtime.read.listrequest import (
     MAX_LIMIT,
-    TEXT_TYPES,
     Filter,
     checked_filter,
     default_sort,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-PHONE_PUNCTUATION = " ()./-+"
+NEVER_NULL = ("id", search.RANK)  # sort keys with no NULL part to read apart
 MAX_ID = MAX_INTEGER  # ids are 64-bit: a larger number names no record (and overflows SQL)
 
 
@@ -78,21 +78,6 @@ def record_id_of(ent: Entity, record_id: Any) -> int:
     except (TypeError, ValueError):
         raise NotFound(f"There is no {ent.label} with id {str(record_id)[:40]!r}; record ids "
                        "are positive whole numbers.") from None
-
-
-def as_id(value: Any) -> int | None:
-    """`value` as a row id (1 … 2⁶³-1), from an int or its digits; None when it cannot be one
-    (the one check of ids that come from outside: addresses, forms, cursors)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if not (text.isascii() and text.isdigit()) or len(text) > 19:
-            return None
-        value = int(text)
-    if not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        return None
-    return value
 
 
 def not_found(ent: Entity, record_id: Any) -> NotFound:
@@ -173,14 +158,6 @@ def get(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
 # -- filters and search -----------------------------------------------------------------------
 
 
-def phone_digits_sql(column: Any) -> Any:
-    """The digits of a phone column, in SQL (the same on SQLite and PostgreSQL)."""
-    expr = column
-    for char in PHONE_PUNCTUATION:
-        expr = sa.func.replace(expr, char, "")
-    return expr
-
-
 def _json_has(conn_dialect: str, column: Any, value: str) -> ColumnElement:
     """Whether a JSON list column holds `value`."""
     if conn_dialect == "postgresql":
@@ -209,8 +186,10 @@ def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, fi
         return sa.or_(column.is_(None), sa.not_(has)) if op == "ne" else has
     if op == "isnull":
         return column.is_(None) if values[0] else column.is_not(None)
-    if field.type == "phone":
-        column = phone_digits_sql(column)
+    if field.type == "phone":  # as a number: its E.164 shadow column (core/phones.py)
+        column, values = _phone_filter(table, field, op, values)
+        if not values:  # no digit in what was asked: no number is that
+            return sa.true() if op == "ne" else sa.false()
     if op == "contains":
         return sa.func.lower(column).contains(str(values[0]).lower(), autoescape=True)
     if field.type == "email":
@@ -231,6 +210,16 @@ def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, fi
                "gt": lambda: column > value, "gte": lambda: column >= value,
                "lt": lambda: column < value, "lte": lambda: column <= value}
     return compare[op]()
+
+
+def _phone_filter(table: sa.Table, field: Field, op: str, values: list[Any]
+                  ) -> tuple[Any, list[Any]]:
+    """The shadow column of a phone field and the filter's numbers as it holds them (a part
+    of a number for `__contains`); values with no digit are left out."""
+    where = phones.region()
+    convert = phones.fragment if op == "contains" else phones.e164
+    numbers = [convert(str(v), where) for v in values]
+    return table.c[phones.shadow(field.name)], [n for n in numbers if n]
 
 
 def _bound(column: Any, value: Any) -> Any:
@@ -257,65 +246,6 @@ def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
     return clauses
 
 
-def _text_match(column: Any, word: str) -> ColumnElement:
-    return sa.func.lower(column).contains(word.lower(), autoescape=True)
-
-
-def search_clause(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, q: str | None,
-                  hidden: frozenset[str]) -> ColumnElement | None:
-    """Quick search over the entity's `search` fields: every word must match one of them; a
-    phone field matches on digits (so "+44 20 7946" finds "(020) 7946 …"); a link matches on
-    the search fields of the linked record (`_linked_matches`)."""
-    text = (q or "").strip()
-    if not text:
-        return None
-    fields = [ent.fields[n] for n in ent.search if n in ent.fields and n not in hidden]
-    words = text.split()[:8]
-    per_word = []
-    for word in words:
-        options = []
-        for field in fields:
-            column = table.c[field.name] if field.type != "links" else None
-            if field.type == "phone":
-                digits = phone_digits(word)
-                if len(digits) >= 3:
-                    options.append(phone_digits_sql(column).contains(digits))
-            elif field.type in TEXT_TYPES:
-                options.append(_text_match(column, word))
-            elif field.type == "link" and field.to in inst.model.entities:
-                linked = _linked_matches(inst, actor, field.to, word)
-                if linked is not None:
-                    options.append(column.in_(linked))
-        record_id = as_id(word)  # a record's id finds it ("²" is a digit, but no number)
-        if record_id is not None:
-            options.append(table.c.id == record_id)
-        per_word.append(sa.or_(sa.false(), *options))
-    clause = sa.and_(*per_word)
-    digits = phone_digits(text)
-    phones = [f for f in fields if f.type == "phone"]
-    if len(words) > 1 and len(digits) >= 3 and phones:
-        clause = sa.or_(clause, *[phone_digits_sql(table.c[f.name]).contains(digits)
-                                  for f in phones])
-    return clause
-
-
-def _linked_matches(inst: Instance, actor: Actor, entity: str, word: str) -> Any:
-    """The ids of the `entity` records whose text search fields match `word`, among those the
-    actor may read and on the fields they may see (None: no field to match on). Which records
-    a search finds through a link must not tell an unreadable record's values, nor a hidden
-    field's, any more than a title or a filter may."""
-    target = inst.model.entity(entity)
-    ttable = inst.schema.table(entity).alias()
-    hidden = hidden_fields(inst, actor, entity)
-    inner = [_text_match(ttable.c[n], word) for n in target.search
-             if n in target.fields and n not in hidden and target.fields[n].type in TEXT_TYPES]
-    if not inner:
-        return None
-    stmt = sa.select(ttable.c.id).where(sa.or_(*inner))
-    row_filter = read_filter(inst, actor, entity, ttable)
-    return stmt if row_filter is None else stmt.where(row_filter)
-
-
 def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
                   filters: Mapping[str, Any] | Iterable[Filter] | None, q: str | None,
                   dialect: str) -> list[ColumnElement]:
@@ -325,7 +255,7 @@ def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
     if row_filter is not None:
         clauses.append(row_filter)
     clauses += filter_clauses(inst, actor, ent, table, filters, hidden, dialect)
-    found = search_clause(inst, actor, ent, table, q, hidden)
+    found = search.search_clause(inst, actor, ent, table, q, hidden, dialect)
     if found is not None:
         clauses.append(found)
     return clauses
@@ -350,6 +280,18 @@ def sort_keys(ent: Entity, sort: Sequence[str] | str | None,
     if "id" not in (k for k, _ in keys):
         keys.append(("id", False))
     return keys
+
+
+def ranked(ent: Entity, sort: Sequence[str] | str | None, q: str | None,
+           hidden: frozenset[str]) -> bool:
+    """Whether a page is ordered by the search's rank first: a search in the list's own
+    sort (an explicit other sort is kept as asked)."""
+    if not (q or "").strip():
+        return False
+    if isinstance(sort, str):
+        sort = [sort]
+    items = tuple(s.strip() for item in (sort or ()) for s in str(item).split(",") if s.strip())
+    return not items or items == default_sort(ent, hidden)
 
 
 def _sort_spec(keys: list[tuple[str, bool]]) -> list[str]:
@@ -441,7 +383,7 @@ def _order(columns: list[Any], keys: list[tuple[str, bool]], forward: bool, *,
     rows selected (and `id` never does), so they get a plain order an index can serve."""
     result = []
     for index, ((name, desc), column) in enumerate(zip(keys, columns, strict=True)):
-        plain = index < not_null or name == "id"
+        plain = index < not_null or name in NEVER_NULL
         if forward:
             ordered = column.desc() if desc else column.asc()
             result.append(ordered if plain else ordered.nulls_last())
@@ -457,11 +399,11 @@ def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any
     (clauses, how many leading sort columns are non-NULL in it). The non-NULL part of the
     first sort column is a range (`col <= v AND (col < v OR (col = v AND rest))`), the NULL
     part (NULLs sort last) is read by a second query only when the page is not yet full."""
-    if values is None and forward and len(keys) >= 2 and keys[0][0] != "id":
+    if values is None and forward and len(keys) >= 2 and keys[0][0] not in NEVER_NULL:
         # the first page: the non-NULL values in a plain order an index serves (PostgreSQL
         # cannot read `DESC NULLS LAST` from an ascending index), then the NULL tail
         return [([columns[0].is_not(None)], 1), ([columns[0].is_(None)], 0)]
-    if values is None or len(keys) < 2 or keys[0][0] == "id":
+    if values is None or len(keys) < 2 or keys[0][0] in NEVER_NULL:
         clauses = [] if values is None else [_keyset(columns, keys, values, forward)]
         return [(clauses, 0)]
     (_, desc), column, value = keys[0], columns[0], _bound(None, values[0])
@@ -512,6 +454,10 @@ def query(inst: Instance, actor: Actor, entity: str, *,
     table = inst.schema.table(entity)
     hidden = hidden_fields(inst, actor, entity)
     keys = sort_keys(ent, sort, hidden)
+    extra: list[Any] = []
+    if ranked(ent, sort, q, hidden):
+        extra = [search.rank(ent, table, str(q), hidden).label(search.RANK)]
+        keys = [(search.RANK, False), *keys]
     try:
         limit = int(limit)
     except (TypeError, ValueError):
@@ -523,14 +469,14 @@ def query(inst: Instance, actor: Actor, entity: str, *,
     if cursor:
         direction, values = decode_cursor(ent, keys, cursor)
     forward = direction == "n"
-    columns = [table.c[name] for name, _ in keys]
+    columns = [*extra, *(table.c[name] for name, _ in keys[len(extra):])]
     with reading(inst, conn) as c:
         clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
                                 dialect=c.dialect.name)
         rows: list[dict[str, Any]] = []
         if clauses:
             for part, not_null in _segments(columns, keys, values, forward):
-                stmt = sa.select(table).where(*clauses, *part).order_by(
+                stmt = sa.select(table, *extra).where(*clauses, *part).order_by(
                     *_order(columns, keys, forward, not_null=not_null))
                 rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
                             .mappings())

@@ -96,7 +96,7 @@ def _change_entries(ent: Any, rows: list[Mapping[str, Any]], hidden: frozenset[s
         field = row["field"]
         if field in hidden or (row["action"] == "transition" and field == state_field):
             continue
-        if row["action"] == "delete":
+        if row["action"] in ("delete", "merge"):  # a merge has its own timeline entry
             continue
         key = (row["at"], row["user_id"], row["action"])
         entry = groups.get(key)

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_skeleton
+from babel.numbers import NumberPattern, format_decimal, get_currency_symbol
 
 from builder.expressions import EvalContext, render_template, template_names
 from builder.expressions.slots import format_value
@@ -39,20 +44,9 @@ if TYPE_CHECKING:
 NESTING = 2  # levels of `{link}` titles inside a title; deeper links read "#id"
 CHUNK = 500  # ids per `IN (...)` of one query
 DEFAULT_CURRENCY = "EUR"
-# language -> (thousands separator, decimal mark, date style); others read as "en"
-LOCALES = {
-    "en": (",", ".", "{b} {d}, {y}"),
-    "en-GB": (",", ".", "{d} {b} {y}"),
-    "en-IE": (",", ".", "{d} {b} {y}"),
-    "en-AU": (",", ".", "{d} {b} {y}"),
-    "de": (".", ",", "{d}.{m}.{y}"),
-    "nl": (".", ",", "{d}-{m}-{y}"),
-    "fr": ("\u202f", ",", "{d:02}/{m:02}/{y}"),
-    "es": (".", ",", "{d}/{m}/{y}"),
-    "it": (".", ",", "{d}/{m}/{y}"),
-    "pt": (".", ",", "{d:02}/{m:02}/{y}"),
-}
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹"}
+# languages whose everyday date is the locale's "medium" one ("Mar 2, 2026", "2026年3月2日");
+# the others write it in figures, day and month as the locale orders them ("2.3.2026")
+WORDY_DATES = ("en", "zh", "ja", "ko")
 
 Row = Mapping[str, Any]
 Links = Mapping[str, Mapping[Any, str]]  # link field -> {id: title}
@@ -60,16 +54,24 @@ Links = Mapping[str, Mapping[Any, str]]  # link field -> {id: title}
 
 # -- values as people read them ---------------------------------------------------------------
 
-def number_text(value: Any) -> str:
-    """1234567.50 -> "1,234,567.5"; an integer keeps no decimals."""
-    if isinstance(value, bool):
+def locale_of(language: str | None) -> Locale:
+    """The Babel locale of a language like "zh", "es", "en-GB"; English when unknown."""
+    return _locale((language or "en").replace("-", "_"))
+
+
+@lru_cache(maxsize=64)
+def _locale(code: str) -> Locale:
+    try:
+        return Locale.parse(code)
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en")
+
+
+def number_text(value: Any, language: str | None = None) -> str:
+    """1234567.50 -> "1,234,567.5" (en), "1.234.567,5" (es); an integer keeps no decimals."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
         return str(value)
-    if isinstance(value, Decimal):
-        text = f"{value:,f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+    return format_decimal(value, locale=locale_of(language), decimal_quantization=False)
 
 
 def currency_of(inst: Instance) -> str:
@@ -89,38 +91,42 @@ def zone_of(inst: Instance) -> tzinfo:
         return UTC  # a misspelt zone shows UTC rather than failing every page
 
 
-def _style(language: str | None) -> tuple[str, str, str]:
-    """(thousands separator, decimal mark, date style) for a language like "de" or "en-GB"."""
-    code = (language or "en").replace("_", "-")
-    return LOCALES.get(code) or LOCALES.get(code.split("-")[0].lower()) or LOCALES["en"]
-
-
 def money_text(value: Any, f: Field, currency: str | None = None,
                language: str | None = None) -> str:
-    """415000 -> "€415,000.00" (en) or "415.000,00 €" (de): the field's scale, the field's
-    currency else `currency` (the instance's); an unknown code follows the amount."""
+    """415000 -> "€415,000.00" (en) or "415.000,00 €" (es, de): the field's scale, the
+    field's currency else `currency` (the instance's); a code without a symbol follows the
+    amount ("7.00 SEK")."""
     scale = f.scale if f.scale is not None else 2
     code = (f.currency or currency or "").upper()
     if not isinstance(value, Decimal | int | float) or isinstance(value, bool):
         return f"{value} {code}".strip()
-    group, mark, _ = _style(language)
-    amount = f"{abs(Decimal(value)):,.{scale}f}".replace(",", "\0").replace(".", mark) \
-        .replace("\0", group)
-    sign = "-" if Decimal(value) < 0 else ""
-    symbol = CURRENCY_SYMBOLS.get(code)
-    if symbol and mark == ".":
-        return f"{sign}{symbol}{amount}"
-    return f"{sign}{amount} {symbol or code}".strip()
+    locale = locale_of(language)
+    amount = Decimal(value).quantize(Decimal(1).scaleb(-scale))
+    if not code or get_currency_symbol(code, locale) == code:
+        number = _fixed(locale.decimal_formats[None], scale).apply(amount, locale)
+        return f"{number} {code}".strip()
+    pattern = _fixed(locale.currency_formats["standard"], scale)
+    text = pattern.apply(amount, locale, currency=code, currency_digits=False)
+    return text.replace("\xa0", " ")
 
 
-def percent_text(value: Any) -> str:
+def _fixed(pattern: NumberPattern, scale: int) -> NumberPattern:
+    """`pattern` showing exactly `scale` decimals (a money field's scale, not the currency's)."""
+    fixed = copy(pattern)
+    fixed.frac_prec = (scale, scale)
+    return fixed
+
+
+def percent_text(value: Any, language: str | None = None) -> str:
     if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
-        return f"{Decimal(value):,.1f}".rstrip("0").rstrip(".") + "%"
+        number = Decimal(value).quantize(Decimal("0.1")).normalize()
+        return format_decimal(number, locale=locale_of(language),
+                              decimal_quantization=False) + "%"
     return str(value)
 
 
 def date_text(value: Any, language: str | None = None, zone: tzinfo | None = None) -> str:
-    """A date as the reader's language writes it ("Mar 2, 2026", "2 Mar 2026", "2.3.2026");
+    """A date as the reader's language writes it ("Mar 2, 2026", "2026年3月2日", "2/3/2026");
     a datetime (stored in UTC) also moved to `zone` with its time ("14:30")."""
     if isinstance(value, datetime):
         if zone is not None:
@@ -132,9 +138,10 @@ def date_text(value: Any, language: str | None = None, zone: tzinfo | None = Non
 
 
 def _date_only(value: date, language: str | None) -> str:
-    style = _style(language)[2]
-    month = value.strftime("%b")
-    return style.format(d=value.day, m=value.month, b=month, y=value.year)
+    locale = locale_of(language)
+    if locale.language in WORDY_DATES:
+        return format_date(value, "medium", locale=locale)
+    return format_skeleton("yMd", value, locale=locale)
 
 
 def readable(f: Field | None, value: Any, language: str | None = None, *,
@@ -155,9 +162,9 @@ def readable(f: Field | None, value: Any, language: str | None = None, *,
     if f is not None and kind == "money":
         return money_text(value, f, currency, language)
     if kind in ("integer", "decimal") and f is not None and f.name not in ("id", "version"):
-        return number_text(value)  # an id reads "#1234", not "#1,234"
+        return number_text(value, language)  # an id reads "#1234", not "#1,234"
     if kind == "percent":
-        return percent_text(value)
+        return percent_text(value, language)
     if kind in ("date", "datetime"):
         return date_text(value, language, zone)
     return format_value(value)
@@ -341,18 +348,7 @@ class TitleReader:
         model = self.inst.model
         ent = model.entity(entity)
         record = native(ent, row)
-
-        def show(path: tuple[str, ...], value: Any) -> str:
-            if template is not None and _is_own_title(ent, path):
-                return self.render(entity, row, None, budget, links)
-            f = _field_at(model, entity, path)
-            if f is not None and f.type in ("link", "links") and f.to:
-                known = (links or {}).get(f.name, {}) if len(path) == 1 else {}
-                return ", ".join(known.get(i) or self.link_title(f.to, i, budget)
-                                 for i in _link_ids(value))
-            return readable(f, value, self.language, currency=currency_of(self.inst),
-                            zone=zone_of(self.inst))
-
+        show = self._shower(entity, row, template, budget, links)
         text = ""
         if template is not None or ent.title:
             ctx = EvalContext(record=record, entity=entity, fetch=self.row,
@@ -366,6 +362,35 @@ class TitleReader:
             text = str(row.get("username") or "")  # a user is their name, else their username
         return text or f"{ent.label.get(self.language)} #{row.get('id')}"
 
+    def _shower(self, entity: str, row: Row, template: str | None, budget: int,
+                links: Links | None) -> Callable[[tuple[str, ...], Any], str]:
+        """How each `{path}` of a template over `row` reads: a link as its title, any other
+        value as on a page."""
+        model = self.inst.model
+        ent = model.entity(entity)
+
+        def show(path: tuple[str, ...], value: Any) -> str:
+            if template is not None and _is_own_title(ent, path):
+                return self.render(entity, row, None, budget, links)
+            f = _field_at(model, entity, path)
+            if f is not None and f.type in ("link", "links") and f.to:
+                known = (links or {}).get(f.name, {}) if len(path) == 1 else {}
+                return ", ".join(known.get(i) or self.link_title(f.to, i, budget)
+                                 for i in _link_ids(value))
+            return readable(f, value, self.language, currency=currency_of(self.inst),
+                            zone=zone_of(self.inst))
+        return show
+
+    def fill(self, entity: str, row: Row, template: str,
+             quote: Callable[[str], str] = str) -> str:
+        """`template` over `row` as the text of a message: values read as in a title, each
+        passed through `quote` (HTML escaping), lines and spaces kept, no fallback."""
+        self.prefetch(self.plan(entity, template, NESTING), [row])
+        show = self._shower(entity, row, template, NESTING, None)
+        ctx = EvalContext(record=native(self.inst.model.entity(entity), row), entity=entity,
+                          fetch=self.row, scope=scope_of(self.inst.model))
+        return render_template(template, ctx, formatter=lambda p, v: quote(show(p, v)))
+
     def link_title(self, entity: str, key: int, budget: int) -> str:
         """How a link to `entity` #key reads inside a title: the linked record's title, or
         "#key" when it is missing, not readable, or nested too deep."""
@@ -373,6 +398,16 @@ class TitleReader:
         return f"#{key}" if row is None else self.render(entity, row, None, budget - 1)
 
     # -- pages --
+
+    def shown(self, entity: str, rows: Sequence[Row]) -> list[dict[str, str]]:
+        """Each row's values as a page shows them, {field: text} (a link as its title), with
+        its `title`; only the fields the rows hold (those the reader may see)."""
+        fields = self.inst.model.entity(entity).fields
+        links = self.link_titles(entity, rows)
+        names = self.titles(entity, rows)
+        return [{name: self._shower(entity, row, None, NESTING, links)((name,), value)
+                 for name, value in native(self.inst.model.entity(entity), row).items()
+                 if name in fields} | {"title": names[row.get("id")]} for row in rows]
 
     def titles(self, entity: str, rows: Sequence[Row], template: str | None = None,
                budget: int = NESTING) -> dict[Any, str]:

@@ -45,6 +45,8 @@
   }
 
   document.addEventListener("click", function (event) {
+    var dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) { dismiss.closest("[data-dismissable]").remove(); return; }
     var option = event.target.closest(".picker-option[data-id]");
     if (option) { event.preventDefault(); pick(option); return; }
     document.querySelectorAll(".picker-results").forEach(function (box) {

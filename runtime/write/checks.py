@@ -1,6 +1,6 @@
 """Checks of a record against the other rows, inside the write transaction: links point to
 records that exist (and that the actor may read), `unique` values, duplicate rules, and
-pending approval requests.
+pending approval requests; and the options the record's kind offers.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from builder.fieldtypes import phone_digits
 from builder.model import Entity
-from runtime.core import caches
+from runtime.core import caches, phones
 from runtime.core.db import is_sqlite
 from runtime.core.errors import Conflict
 from runtime.core.values import Errors, is_empty
 from runtime.read.permissions import read_filter
-from runtime.read.queries import phone_digits_sql
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -59,6 +57,28 @@ def check_links(inst: Instance, actor: Actor, conn: Connection, ent: Entity,
                 "see it); choose an existing record")
 
 
+def check_kind_options(ent: Entity, record: Mapping[str, Any], names: list[str],
+                       errors: Errors) -> None:
+    """A choice that the record's kind narrows (`kinds: … options:`) takes one of the kind's
+    options. Only `names` are checked (the values given), so a record keeps a value it had
+    before its kind changed until someone changes it."""
+    kind = ent.kind_of(record)
+    if kind is None:
+        return
+    for name in names:
+        allowed = kind.options.get(name)
+        value = record.get(name)
+        if allowed is None or is_empty(value):
+            continue
+        refused = [v for v in (value if isinstance(value, list) else [value]) if v not in allowed]
+        if refused:
+            field = ent.fields[name]
+            offered = ", ".join(field.option_label(v) for v in allowed)
+            errors.setdefault(name, []).append(
+                f"“{field.option_label(refused[0])}” is not an option for a "
+                f"{kind.label.get().lower()}; choose one of: {offered}")
+
+
 def check_unique(conn: Connection, ent: Entity, table: sa.Table, record: Mapping[str, Any],
                   names: list[str], errors: Errors) -> None:
     for name in names:
@@ -74,12 +94,42 @@ def check_unique(conn: Connection, ent: Entity, table: sa.Table, record: Mapping
                 "is already used by another record; enter a different value")
 
 
+def unique_taken(conn: Connection, ent: Entity, table: sa.Table,
+                 records: list[Mapping[str, Any]]) -> dict[str, set[Any]]:
+    """{unique field: the values of `records` that rows already hold}, one query per field
+    and 500 values (the batch form of `check_unique` for new records)."""
+    taken: dict[str, set[Any]] = {}
+    for name, field in ent.fields.items():
+        if not (field.unique and name in table.c):
+            continue
+        wanted = sorted({r[name] for r in records if not is_empty(r.get(name))}, key=str)
+        taken[name] = set()
+        for i in range(0, len(wanted), 500):
+            taken[name].update(conn.execute(sa.select(table.c[name]).where(
+                table.c[name].in_(wanted[i:i + 500]))).scalars())
+    return taken
+
+
+def blocking_keys(ent: Entity, record: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """One key per `block` duplicate rule that `record` fills, compared as the rule compares
+    (text without case, phone numbers as E.164): two new records with the same key are
+    duplicates of each other."""
+    keys = []
+    for index, rule in enumerate(ent.duplicates):
+        values = [record.get(name) for name in rule.match]
+        if rule.action != "block" or not rule.match or any(is_empty(v) for v in values):
+            continue
+        keys.append((index, *(_compared(ent.fields[n].type, v)
+                              for n, v in zip(rule.match, values, strict=True))))
+    return keys
+
+
 def find_duplicates(inst: Instance, conn: Connection, entity: str,
                     record: Mapping[str, Any], *, changed: set[str] | None = None,
                     blocking_only: bool = False) -> list[dict[str, Any]]:
     """The records that the entity's duplicate rules say are the same as `record`:
     [{"fields", "action", "record_id"}], one per rule that matches (text compares without
-    case, phone numbers by their digits). `record` may have an `id` to exclude. `changed`
+    case, phone numbers as numbers: E.164). `record` may have an `id` to exclude. `changed`
     (the fields an update changes) skips rules that match on none of them; `blocking_only`
     skips `warn` rules (their matches would not be reported)."""
     ent = inst.model.entity(entity)
@@ -101,7 +151,7 @@ def find_duplicates(inst: Instance, conn: Connection, entity: str,
         params: dict[str, Any] = {}
         for i, (name, value) in enumerate(zip(rule.match, values, strict=True)):
             if ent.fields[name].type == "phone":
-                params[f"v{i}"] = phone_digits(value)
+                params[f"v{i}"] = phones.normalized(value)
             elif texts[i]:
                 params[f"v{i}"] = value.lower()
             else:
@@ -114,6 +164,15 @@ def find_duplicates(inst: Instance, conn: Connection, entity: str,
     return found
 
 
+def _compared(kind: str, value: Any) -> Any:
+    """A value as a duplicate rule compares it."""
+    if kind == "phone":
+        return phones.normalized(value)
+    if kind in ("text", "email") and isinstance(value, str):
+        return value.lower()
+    return value
+
+
 def _exists(target: sa.Table) -> Any:
     """SELECT id FROM target WHERE id IN :ids, once per table."""
     return caches.STATEMENTS.get(target, "exists", lambda: sa.select(target.c.id).where(
@@ -123,7 +182,8 @@ def _exists(target: sa.Table) -> Any:
 def _duplicate_query(ent: Entity, table: sa.Table, match: tuple[str, ...],
                      texts: tuple[bool, ...], with_id: bool) -> Any:
     """The SELECT of the first record matching a duplicate rule on `match` (values `v0`…;
-    phone numbers by digits, `texts` lower-cased; `_crm_id` excluded when `with_id`)."""
+    phone numbers by their E.164 shadow column, `texts` lower-cased; `_crm_id` excluded
+    when `with_id`)."""
     conditions = []
     for i, name in enumerate(match):
         field = ent.fields[name]
@@ -131,7 +191,7 @@ def _duplicate_query(ent: Entity, table: sa.Table, match: tuple[str, ...],
         param = sa.bindparam(f"v{i}", type_=sa.String() if field.type == "phone"
                              or texts[i] else column.type)
         if field.type == "phone":
-            conditions.append(phone_digits_sql(column) == param)
+            conditions.append(table.c[phones.shadow(name)] == param)
         elif texts[i]:
             conditions.append(sa.func.lower(column) == param)
         else:
@@ -153,7 +213,7 @@ def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any
         values = [record.get(name) for name in rule.match]
         if not rule.match or any(is_empty(v) for v in values):
             continue
-        parts = [phone_digits(v) if ent.fields[n].type == "phone" else str(v).lower()
+        parts = [str(phones.normalized(v)) if ent.fields[n].type == "phone" else str(v).lower()
                  for n, v in zip(rule.match, values, strict=True)]
         digest = hashlib.sha256("\x1f".join([ent.name, *rule.match, *parts]).encode())
         key = int.from_bytes(digest.digest()[:8], "big", signed=True)

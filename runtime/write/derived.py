@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     from runtime.core.instance import Instance
 
 
-def next_number(inst: Instance, conn: Connection, entity: str, field: str) -> int:
-    """The next number of an autonumber field, allocated inside the caller's transaction:
-    the counter row is updated in place (UPDATE ... RETURNING), so concurrent writers queue
-    on it and never get the same number."""
+def next_number(inst: Instance, conn: Connection, entity: str, field: str,
+                count: int = 1) -> int:
+    """The next number of an autonumber field (the first of `count` in a row), allocated
+    inside the caller's transaction: the counter row is updated in place (UPDATE ...
+    RETURNING), so concurrent writers queue on it and never get the same number."""
     counters = inst.schema.system("autonumber")
     bump = counters.update().where(counters.c.entity == entity, counters.c.field == field) \
-        .values(next_value=counters.c.next_value + 1).returning(counters.c.next_value)
+        .values(next_value=counters.c.next_value + count).returning(counters.c.next_value)
     value = conn.execute(bump).scalar()
     if value is None:
         table = inst.schema.table(entity)
@@ -43,7 +44,7 @@ def next_number(inst: Instance, conn: Connection, entity: str, field: str) -> in
         conn.execute(insert(counters).values(entity=entity, field=field, next_value=start)
                      .on_conflict_do_nothing())
         value = conn.execute(bump).scalar_one()
-    return int(value) - 1
+    return int(value) - count
 
 
 def _rollups_from(inst: Instance, child: str) -> list[tuple[Entity, Field]]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 
 from builder.model import Entity
-from runtime.core import caches
+from runtime.core import caches, phones
 from runtime.core.context import Fetcher, eval_context
 from runtime.core.db import in_transaction, mark_written, writes
 from runtime.core.errors import (
@@ -86,7 +86,7 @@ T = TypeVar("T")
 # -- transactions -----------------------------------------------------------------------------
 
 
-def _integrity(ent: Entity, table: sa.Table, exc: sa.exc.IntegrityError) -> RecordError:
+def integrity(ent: Entity, table: sa.Table, exc: sa.exc.IntegrityError) -> RecordError:
     """An integrity error mapped to a field through the constraint's deterministic name."""
     name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""
     for field in ent.fields.values():
@@ -121,7 +121,7 @@ def _execute(conn: Connection, ent: Entity, table: sa.Table, stmt: Any,
     try:
         return conn.execute(stmt, params) if params is not None else conn.execute(stmt)
     except sa.exc.IntegrityError as exc:
-        raise _integrity(ent, table, exc) from exc
+        raise integrity(ent, table, exc) from exc
 
 
 def _check_depth(depth: int) -> None:
@@ -242,16 +242,23 @@ def _check_create_readonly(inst: Instance, actor: Actor, ent: Entity, record: di
 # -- writing ----------------------------------------------------------------------------------
 
 
-def _audit(inst: Instance, conn: Connection, actor: Actor, ent: Entity, record_id: int,
-           action: str, changes: list[tuple[str | None, Any, Any]]) -> None:
-    audit = inst.schema.system("audit")
+def _audit_rows(inst: Instance, actor: Actor, ent: Entity, record_id: int, action: str,
+                changes: list[tuple[str | None, Any, Any]]) -> list[dict[str, Any]]:
     now = inst.now()
-    rows = [{"entity": ent.name, "record_id": record_id, "action": action, "field": name,
+    return [{"entity": ent.name, "record_id": record_id, "action": action, "field": name,
              "old_value": None if old is None else json.dumps(json_value(old)),
              "new_value": None if new is None else json.dumps(json_value(new)),
              "user_id": actor.user_id, "at": now} for name, old, new in changes]
+
+
+def _insert_audit(inst: Instance, conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(audit.insert(), rows)
+        conn.execute(inst.schema.system("audit").insert(), rows)
+
+
+def _audit(inst: Instance, conn: Connection, actor: Actor, ent: Entity, record_id: int,
+           action: str, changes: list[tuple[str | None, Any, Any]]) -> None:
+    _insert_audit(inst, conn, _audit_rows(inst, actor, ent, record_id, action, changes))
 
 
 def _write_links(inst: Instance, conn: Connection, ent: Entity, record_id: int,
@@ -276,9 +283,11 @@ def _input_fields(ent: Entity) -> list[str]:
     return [name for name, field in ent.fields.items() if not field.computed]
 
 
-def _columns(ent: Entity, table: sa.Table, record: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: record.get(name) for name in ent.fields
-            if name in table.c and name != "id" and ent.fields[name].type != "links"}
+def row_values(ent: Entity, table: sa.Table, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values of a record's row (phone numbers with their E.164 shadow)."""
+    values = {name: record.get(name) for name in ent.fields
+              if name in table.c and name != "id" and ent.fields[name].type != "links"}
+    return values | phones.shadow_values(ent, values)
 
 
 def _fire(inst: Instance, conn: Connection, actor: Actor, event: WriteEvent) -> None:
@@ -301,82 +310,148 @@ def create(inst: Instance, actor: Actor, entity: str, values: Mapping[str, Any],
            conn: Connection | None = None, depth: int = 0) -> dict[str, Any]:
     """Create a record from input values (JSON, form text or Python values); the record as
     JSON, with `_warnings` when a duplicate rule with `action: warn` matched (send
-    `_confirm_duplicates: true` to say you checked)."""
+    `_confirm_duplicates: true` to say you checked). Many records at once: `bulk.create_many`,
+    which runs the same steps a batch at a time."""
     ent = entity_of(inst, entity)
     _check_depth(depth)
-    if not can(inst, actor, entity, "create"):
-        raise Forbidden(f"You may not create {ent.plural}; ask an administrator for a role "
-                        "that allows it.")
-    if not isinstance(values, Mapping):
-        raise ValidationFailed({"_record": ["send the values as an object of field: value"]})
-    values = dict(values)
+    may_create(inst, actor, ent)
+    values = input_values(values)
     confirmed = bool(values.pop("_confirm_duplicates", False))
 
     def work(conn: Connection) -> dict[str, Any]:
         table = inst.schema.table(entity)
-        errors: Errors = {}
-        given = _read_input(inst, actor, ent, values, old=None, transition=False,
-                            errors=errors)
-        if errors:
-            raise ValidationFailed(errors)
-        now = inst.now()
-        record: dict[str, Any] = {name: None for name in ent.fields}
-        for field in ent.fields.values():
-            if field.type in ("links", "multichoice"):
-                record[field.name] = []
-            if field.rollup is not None and field.rollup.op in ("count", "sum"):
-                record[field.name] = 0
-        record.update({k: v for k, v in {
-            "created_at": now, "updated_at": now, "created_by": actor.user_id,
-            "updated_by": actor.user_id, "version": 1, "owner": actor.user_id,
-        }.items() if k in ent.fields})
-        if ent.workflow is not None:
-            record[ent.workflow.field] = ent.workflow.initial
-        base = dict(record)
-        record.update(given)
-        fetch = Fetcher(inst, conn)
-        ctx = eval_context(inst, actor, entity, record, fetch=fetch)
-        apply_defaults(ent, record, [n for n in ent.fields if n not in given], ctx, errors)
-        if "owner" not in given and _routed(inst, ent, record, fetch):
-            record["owner"] = None  # a routing rule chooses the owner, not the creator
-        compute_formulas(ent, record, ctx, errors)
-        check_fields(ent, record, ctx, errors, language=actor_language(actor))
-        _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
-        if given.get("owner") not in (None, actor.user_id) and "owner" not in errors:
-            _check_assign(inst, actor, ent, record, conn, errors)
-        checks.check_links(inst, actor, conn, ent, record, list(given), errors, fetch)
-        attachments.check_files(inst, conn, actor, ent, record, _input_fields(ent), None, errors)
+        record, errors = new_record(inst, actor, ent, values, conn, Fetcher(inst, conn))
         checks.check_unique(conn, ent, table, record,
-                      [n for n in ent.fields if not is_empty(record.get(n))], errors)
-        if errors:
-            raise ValidationFailed(errors)
-        if not can(inst, actor, entity, "create", record, conn=conn):
-            raise Forbidden(f"You may not create this {ent.label} (your role's create rule "
-                            "does not hold for these values); change them or ask an "
-                            "administrator.")
+                            [n for n in ent.fields if not is_empty(record.get(n))], errors)
+        admit(inst, actor, ent, record, errors, conn)
         warnings = checks.duplicates(inst, conn, ent, record, None, confirmed)
-        for field in ent.fields.values():
-            if field.type == "autonumber":
-                number = derived.next_number(inst, conn, entity, field.name)
-                record[field.name] = format_autonumber(field.format, number, inst.today())
+        number_records(inst, conn, ent, [record])
         result = _execute(conn, ent, table, _statement(table, "insert"),
-                          _columns(ent, table, record))
-        record_id = int(result.scalar_one())
-        record["id"] = record_id
-        _write_links(inst, conn, ent, record_id, record, None)
-        attachments.bind(inst, conn, ent, record_id, record)
-        _audit(inst, conn, actor, ent, record_id, "create", [(None, None, {
-            k: v for k, v in record.items()
-            if not is_empty(v) and k not in AUTO_FIELDS and k in ent.fields})])
-        derived.refresh_rollups(inst, conn, entity, None, record)
+                          row_values(ent, table, record))
+        record["id"] = int(result.scalar_one())
+        created(inst, conn, actor, ent, [record])
         written = writes(conn)
         _fire(inst, conn, actor, WriteEvent("create", entity, dict(record), None, None, depth))
-        out = _result(inst, actor, conn, ent, record_id, record, written)
+        out = _result(inst, actor, conn, ent, record["id"], record, written)
         if warnings:
             out["_warnings"] = warnings
         return out
 
     return in_transaction(inst.engine, conn, work)
+
+
+def may_create(inst: Instance, actor: Actor, ent: Entity) -> None:
+    """Forbidden unless the actor's roles may create records of `ent` at all."""
+    if not can(inst, actor, ent.name, "create"):
+        raise Forbidden(f"You may not create {ent.plural}; ask an administrator for a role "
+                        "that allows it.")
+
+
+def input_values(values: Any) -> dict[str, Any]:
+    """The values of one write as a dict of their own; ValidationFailed when not an object."""
+    if not isinstance(values, Mapping):
+        raise ValidationFailed({"_record": ["send the values as an object of field: value"]})
+    return dict(values)
+
+
+def new_record(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, Any],
+               conn: Connection, fetch: Fetcher) -> tuple[dict[str, Any], Errors]:
+    """The record a create would write from `values` and the problems found in it: input
+    read and coerced, defaults, formulas, field rules and validations, read-only fields,
+    assignment, links and files. Unique values, the create rule and duplicate rules are the
+    caller's next steps (`checks.check_unique`, `admit`, `checks.duplicates`), as they
+    compare with other rows. ValidationFailed at once when the input itself is unreadable."""
+    errors: Errors = {}
+    given = _read_input(inst, actor, ent, values, old=None, transition=False, errors=errors)
+    if errors:
+        raise ValidationFailed(errors)
+    record = _blank(inst, actor, ent)
+    base = dict(record)
+    record.update(given)
+    ctx = eval_context(inst, actor, ent.name, record, fetch=fetch)
+    apply_defaults(ent, record, [n for n in ent.fields if n not in given], ctx, errors)
+    if "owner" not in given and _routed(inst, ent, record, fetch):
+        record["owner"] = None  # a routing rule chooses the owner, not the creator
+    compute_formulas(ent, record, ctx, errors)
+    check_fields(ent, record, ctx, errors, language=actor_language(actor))
+    checks.check_kind_options(ent, record, list(given), errors)
+    _check_create_readonly(inst, actor, ent, record, given, base, ctx, fetch, errors)
+    if given.get("owner") not in (None, actor.user_id) and "owner" not in errors:
+        _check_assign(inst, actor, ent, record, conn, errors)
+    checks.check_links(inst, actor, conn, ent, record, list(given), errors, fetch)
+    attachments.check_files(inst, conn, actor, ent, record, _input_fields(ent), None, errors)
+    return record, errors
+
+
+def _blank(inst: Instance, actor: Actor, ent: Entity) -> dict[str, Any]:
+    """A new record before its input: empty fields, zero counts, the system fields, the
+    workflow's initial state."""
+    now = inst.now()
+    record: dict[str, Any] = {name: None for name in ent.fields}
+    for field in ent.fields.values():
+        if field.type in ("links", "multichoice"):
+            record[field.name] = []
+        if field.rollup is not None and field.rollup.op in ("count", "sum"):
+            record[field.name] = 0
+    record.update({k: v for k, v in {
+        "created_at": now, "updated_at": now, "created_by": actor.user_id,
+        "updated_by": actor.user_id, "version": 1, "owner": actor.user_id,
+    }.items() if k in ent.fields})
+    if ent.workflow is not None:
+        record[ent.workflow.field] = ent.workflow.initial
+    return record
+
+
+def admit(inst: Instance, actor: Actor, ent: Entity, record: Mapping[str, Any],
+          errors: Errors, conn: Connection) -> None:
+    """ValidationFailed with the problems found, else Forbidden unless the entity's create
+    rule holds for these values."""
+    if errors:
+        raise ValidationFailed(errors)
+    if not can(inst, actor, ent.name, "create", record, conn=conn):
+        raise Forbidden(f"You may not create this {ent.label} (your role's create rule "
+                        "does not hold for these values); change them or ask an "
+                        "administrator.")
+
+
+def number_records(inst: Instance, conn: Connection, ent: Entity,
+                   new: list[dict[str, Any]]) -> None:
+    """Give the new records their autonumbers, in order, from one counter bump per field."""
+    for field in ent.fields.values():
+        if field.type == "autonumber" and new:
+            first = derived.next_number(inst, conn, ent.name, field.name, len(new))
+            for offset, record in enumerate(new):
+                record[field.name] = format_autonumber(field.format, first + offset,
+                                                       inst.today())
+
+
+def created(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
+            new: list[dict[str, Any]]) -> None:
+    """What follows the insert of new records (with their ids): `links` join rows, staged
+    files, one audit entry each (one statement for all), and their rollups (deferred inside
+    `derived.batch`)."""
+    for record in new:
+        _write_links(inst, conn, ent, record["id"], record, None)
+        attachments.bind(inst, conn, ent, record["id"], record)
+    _insert_audit(inst, conn, [row for record in new for row in _audit_rows(
+        inst, actor, ent, record["id"], "create", [(None, None, {
+            k: v for k, v in record.items()
+            if not is_empty(v) and k not in AUTO_FIELDS and k in ent.fields})])])
+    for record in new:
+        derived.refresh_rollups(inst, conn, ent.name, None, record)
+
+
+def fire_created(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
+                 record: Mapping[str, Any], depth: int = 0) -> None:
+    """The `after_write` hooks of a new record (automations `on: create`)."""
+    _fire(inst, conn, actor, WriteEvent("create", ent.name, dict(record), None, None, depth))
+
+
+def insert_statement(table: sa.Table) -> Any:
+    """INSERT … RETURNING id for many rows at once (ids in the order of the rows), built
+    once per table."""
+    return caches.STATEMENTS.get(table, "insert_many", lambda: table.insert().returning(
+        table.c.id, sort_by_parameter_order=True))
 
 
 def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
@@ -456,6 +531,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                    if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
         checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
                            errors, fetch)
+        checks.check_kind_options(ent, record, [n for n in changed if n in given or (
+            ent.kind_field in changed)], errors)
         attachments.check_files(inst, conn, actor, ent, record,
                                 [n for n in _input_fields(ent) if n in changed], rid, errors)
         checks.check_unique(conn, ent, table, record, changed, errors)
@@ -469,6 +546,7 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                                          "version": old["version"] + 1}.items()
                        if k in ent.fields})
         columns = {n: record[n] for n in changed if n in table.c}
+        columns |= phones.shadow_values(ent, columns)
         columns.update({k: record[k] for k in ("updated_at", "updated_by", "version")
                         if k in table.c})
         done = _execute(conn, ent, table, _statement(table, "update"), {

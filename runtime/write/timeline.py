@@ -85,17 +85,23 @@ def add_entry(inst: Instance, actor: Actor, entity: str, record_id: Any, kind: s
             entity=entity, record_id=record["id"], kind=kind, body=text, data=extra,
             follow_up_on=due, follow_up_done=False, user_id=actor.user_id,
             created_at=now).returning(rows.c.id)).scalar_one()
-        table = inst.schema.table(entity)
-        if "last_activity_at" in table.c:
-            conn.execute(table.update().where(table.c.id == record["id"]).values(
-                last_activity_at=now))
-            mark_written(conn)
+        touch_activity(inst, conn, entity, record["id"], now)
         return timeline_entry({
             "id": entry_id, "entity": entity, "record_id": record["id"], "kind": kind,
             "body": text, "data": extra, "follow_up_on": due, "follow_up_done": False,
             "user_id": actor.user_id, "created_at": now}, {})
 
     return _write(inst, conn, work)
+
+
+def touch_activity(inst: Instance, conn: Connection, entity: str, record_id: int,
+                   now: Any) -> None:
+    """Set the record's `last_activity_at` (when the entity has it) without a new version."""
+    table = inst.schema.table(entity)
+    if "last_activity_at" in table.c:
+        conn.execute(table.update().where(table.c.id == record_id).values(
+            last_activity_at=now))
+        mark_written(conn)
 
 
 def no_comment(inst: Instance, entity: str) -> str:
@@ -129,10 +135,11 @@ def record_event(inst: Instance, conn: Connection, entity: str, record_id: int, 
                  user_id: int | None) -> None:
     """One entry the system keeps on a record's timeline, in the caller's transaction
     (kinds: transition, approval, automation); `user_id` None is the system."""
-    conn.execute(inst.schema.system("timeline").insert().values(
-        entity=entity, record_id=int(record_id), kind=kind, body=body,
-        data=dict(data or {}), follow_up_done=False, user_id=user_id,
-        created_at=inst.now()))
+    # the values go as parameters: one compiled statement serves every entry
+    conn.execute(inst.schema.system("timeline").insert(), {
+        "entity": entity, "record_id": int(record_id), "kind": kind, "body": body,
+        "data": dict(data or {}), "follow_up_done": False, "user_id": user_id,
+        "created_at": inst.now()})
 
 
 def complete_follow_up(inst: Instance, actor: Actor, entry_id: Any, *, done: bool = True,

@@ -1,6 +1,8 @@
-"""Saved views: a user's named list settings (filters, search, sort, layout — the list's query
-string as a dict) for one entity, in `crm_saved_view`. Each user sees and changes only their
-own; saving under a name the user already has for the entity replaces that view.
+"""Saved views: a user's named list settings (filters, search, sort, layout, columns, calendar
+mode — the list's query string as a dict) for one entity, in `crm_saved_view`. Each user sees
+and changes only their own; saving under a name the user already has for the entity replaces
+that view. A setting the definition no longer has (a field gone from the columns) is left out
+when the list reads it, never an error.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from runtime.core.db import write_transaction
 from runtime.core.instance import Actor, Instance
 from runtime.read.queries import as_id
 
-# a view opens on its first page, not on another view; `entity` and `endpoint` are url_for's
-# own names and `_method` a method override: none of them is a list setting
-NOT_SETTINGS = ("saved", "cursor", "entity", "endpoint")
+# a view opens on its first page, not on another view, with the column chooser closed;
+# `entity` and `endpoint` are url_for's own names and `_method` a method override: none of
+# them is a list setting (`columns`, the chosen columns in their order, is one)
+NOT_SETTINGS = ("saved", "cursor", "chooser", "entity", "endpoint")
 
 
 def list_settings(args: Mapping[str, Any]) -> dict[str, Any]:

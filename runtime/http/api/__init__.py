@@ -13,7 +13,7 @@ from flask import Blueprint
 
 from runtime.http.auth import require_token
 
-MODULES = ["me", "openapi", "timeline", "workflow", "dashboards", "crud"]
+MODULES = ["me", "openapi", "timeline", "workflow", "dashboards", "merge", "calls", "crud"]
 
 
 def create_blueprint() -> Blueprint:

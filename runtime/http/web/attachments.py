@@ -10,6 +10,7 @@ updates the record (`saving`), so a form that fails stores nothing.
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import secrets
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.utils import secure_filename
 
 from builder.model import Field
-from runtime.core.errors import ValidationFailed
+from runtime.core.errors import N_, RecordError, ValidationFailed
 from runtime.core.values import FILE_TYPES
 from runtime.http.web.layout import actor, inst
 from runtime.write import attachments as rows
@@ -50,7 +51,18 @@ SIGNATURES = {".pdf": (b"%PDF",), ".png": (b"\x89PNG",), ".jpg": (b"\xff\xd8",),
               ".jpeg": (b"\xff\xd8",), ".gif": (b"GIF8",), ".webp": (b"RIFF",)}
 
 
-UPLOAD_ENDPOINTS = {"web.upload", "web.new", "web.edit"}
+class StorageFull(RecordError):
+    """The upload folder's disk (or quota) is full: nothing was stored, and no row written."""
+
+    status = 507
+
+    def __init__(self) -> None:
+        super().__init__(N_("The file could not be stored because the attachment storage is "
+                            "full; nothing was saved. Ask an administrator to free space, then "
+                            "send it again."))
+
+
+UPLOAD_ENDPOINTS = {"web.upload", "web.new", "web.edit", "admin.imports"}
 
 
 def allow_uploads(endpoint: str | None, values: dict[str, Any] | None) -> None:
@@ -93,7 +105,7 @@ def store(entity: str, record_id: int, upload: FileStorage, *, image: bool = Fal
     name, content_type, data = check(upload, image=image)
     key = secrets.token_hex(16)
     path = upload_dir() / key
-    path.write_bytes(data)
+    write_file(path, data)
     try:
         return rows.add(inst(), actor(), entity, record_id, filename=name,
                         content_type=content_type, size=len(data), storage_key=key)
@@ -146,12 +158,24 @@ def saving(entity: str, record_id: int | None, uploads: list[Upload],
     try:
         for upload in uploads:
             path = upload_dir() / upload.key
-            path.write_bytes(upload.data)
+            write_file(path, upload.data)
             written.append(path)
         return rows.saving(inst(), actor(), entity, record_id, files, write)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
+        raise
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Store `data` at `path` whole or not at all: a write that fails half-way leaves no
+    partial file, and a full disk is a `StorageFull` (507), not an internal error."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from exc
         raise
 
 

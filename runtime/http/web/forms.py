@@ -3,6 +3,10 @@
 duplicate hint: typing in a field that a duplicate rule matches on asks `/_duplicates` whether
 a record with those values exists, and the form shows a link to it before anything is saved.
 
+An entity with record kinds (`kinds:`) lays out the form of one kind: `?kind=` (or the posted
+`kind`) chooses it, else the record's own, else the default kind; a picker above the form
+switches kind, and only the fields of the chosen kind are shown and read from the post.
+
 A form posts plain HTML form values; `records.create` / `records.update` coerce and validate
 them exactly as they do for the API. On a refusal the form comes back with the user's input
 and each message next to its field (status 422), or with the conflict explained (409).
@@ -11,15 +15,16 @@ and each message next to its field (status 422), or with the conflict explained 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from markupsafe import Markup
 
 from builder.expressions import ExpressionError
-from builder.model import Entity, Field
+from builder.model import Entity, Field, Kind
 from runtime.core.context import eval_context
 from runtime.core.errors import Conflict, NotFound, RecordError, StaleVersion, ValidationFailed
 from runtime.core.values import apply_defaults, coerce_value, condition
@@ -77,6 +82,17 @@ class FormSection:
 
 
 @dataclass
+class KindChoice:
+    """One kind of the picker above a form of an entity with kinds."""
+
+    name: str
+    label: str
+    description: str
+    url: str
+    current: bool
+
+
+@dataclass
 class FormData:
     entity: Entity
     record: dict[str, Any] | None
@@ -87,6 +103,8 @@ class FormData:
     title: str = ""
     duplicate_url: str | None = None  # the existing record a `block` duplicate rule found
     duplicate_fields: list[str] = field(default_factory=list)  # typing in one asks for a hint
+    kind: Kind | None = None  # the kind whose fields the form shows (posted as `kind`)
+    kinds: list[KindChoice] = field(default_factory=list)  # the picker; empty: none shown
 
     @property
     def has_files(self) -> bool:
@@ -106,8 +124,48 @@ def register(bp: Blueprint) -> None:
 
 # -- building the form ------------------------------------------------------------------------
 
-def form_fields(entity: Entity, mode: str) -> list[list[Field]]:
-    """The fields of each form section the user may see; computed fields only when editing."""
+def form_kind(entity: Entity, record: dict[str, Any] | None) -> Kind | None:
+    """The kind whose form to show: `kind` in the address or the post, else the record's,
+    else (on a new record) the default kind. None: every field, as without kinds. 400 for a
+    kind the entity does not have."""
+    if entity.kind_field is None:
+        return None
+    asked = request.values.get(entity.kind_field)
+    if asked:
+        if asked not in entity.kinds:
+            abort(400, f"{entity_label(entity, plural=True)} have no kind “{asked}”; choose "
+                       "one of: " + ", ".join(tr(k.label) for k in entity.kinds.values()) + ".")
+        return entity.kinds[asked]
+    if record is not None:
+        return entity.kind_of(record)
+    return entity.kinds.get(entity.default_kind or "")
+
+
+def kind_choices(entity: Entity, mode: str, record: dict[str, Any] | None,
+                 kind: Kind | None) -> list[KindChoice]:
+    """The kind picker: each kind with the address of its form; empty when there is nothing
+    to choose (one kind, or a kind the user may not change)."""
+    name = entity.kind_field
+    if name is None or len(entity.kinds) < 2 or name in hidden_fields(entity.name) \
+            or name in (readonly_fields(entity.name) if mode == "edit"
+                        else _create_readonly(entity)):
+        return []
+    args = {k: v for k, v in request.args.items() if k != name}
+    result = []
+    for option in entity.kinds.values():
+        url = url_for("web.new", entity=entity.name, **args, **{name: option.name}) \
+            if mode == "new" else url_for("web.edit", entity=entity.name,
+                                          record_id=(record or {}).get("id"), **args,
+                                          **{name: option.name})
+        result.append(KindChoice(option.name, tr(option.label),
+                                 tr(option.description) if option.description else "", url,
+                                 kind is not None and option.name == kind.name))
+    return result
+
+
+def form_fields(entity: Entity, mode: str, kind: Kind | None = None) -> list[list[Field]]:
+    """The fields of each form section the user may see (of `kind`, when given); computed
+    fields only when editing."""
     hidden = hidden_fields(entity.name)
     result = []
     for section in entity.views.form:
@@ -115,6 +173,8 @@ def form_fields(entity: Entity, mode: str) -> list[list[Field]]:
         for name in section.fields:
             f = entity.fields.get(name)
             if f is None or name in hidden or f.type == "autonumber" and mode == "new":
+                continue
+            if kind is not None and name not in kind.fields:
                 continue
             if f.computed and mode == "new":
                 continue
@@ -181,15 +241,18 @@ def build_form(entity: Entity, mode: str, record: dict[str, Any] | None,
                values: dict[str, Any], errors: dict[str, list[str]]) -> FormData:
     readonly = readonly_fields(entity.name) if mode == "edit" else \
         _create_readonly(entity)
+    kind = form_kind(entity, record)
     current = evaluation_record(entity, record, {k: v for k, v in values.items()
                                                  if k in entity.fields})
     conditional = states(entity, current)
     titles = _titles(entity, current)
     sections = []
-    for section, fields in zip(entity.views.form, form_fields(entity, mode), strict=True):
+    for section, fields in zip(entity.views.form, form_fields(entity, mode, kind),
+                               strict=True):
         items = []
         for f in fields:
             value = values.get(f.name, current.get(f.name))
+            f = _offered(f, kind, value)
             state = conditional.get(f.name, {})
             locked = not _changeable(f, entity) or f.name in readonly \
                 or state.get("readonly", False)
@@ -212,7 +275,17 @@ def build_form(entity: Entity, mode: str, record: dict[str, Any] | None,
         if name != "_record" and name not in shown:
             record_errors += [f"{field_label(entity, name)}: {m}" for m in messages]
     return FormData(entity, record, sections, errors, record_errors,
-                    duplicate_fields=duplicate_fields(entity, shown))
+                    duplicate_fields=duplicate_fields(entity, shown), kind=kind,
+                    kinds=kind_choices(entity, mode, record, kind))
+
+
+def _offered(f: Field, kind: Kind | None, value: Any) -> Field:
+    """`f` with the options `kind` offers (and the value it has, so that it is not lost)."""
+    if kind is None or f.name not in kind.options:
+        return f
+    held = set(value) if isinstance(value, list) else {value}
+    return replace(f, options=tuple(o for o in f.options
+                                    if o in kind.offers(f.name, f.options) or o.value in held))
 
 
 def duplicate_fields(entity: Entity, shown: set[str]) -> list[str]:
@@ -244,16 +317,22 @@ def _link_title(f: Field, value: Any, titles: dict[str, dict[Any, str]]) -> str:
         return str(value)
 
 
-def editable_fields(entity: Entity, mode: str) -> list[Field]:
-    """The fields this form shows and the user may change."""
+def editable_fields(entity: Entity, mode: str, record: dict[str, Any] | None = None
+                    ) -> list[Field]:
+    """The fields this form shows (of its kind) and the user may change; with the kind
+    itself, which the form posts."""
     readonly = readonly_fields(entity.name) if mode == "edit" else _create_readonly(entity)
-    return [f for section in form_fields(entity, mode) for f in section
-            if _changeable(f, entity) and f.name not in readonly]
+    kind = form_kind(entity, record)
+    shown = [f for section in form_fields(entity, mode, kind) for f in section]
+    if kind is not None and entity.kind_field not in hidden_fields(entity.name):
+        shown.append(entity.fields[entity.kind_field])
+    return [f for f in shown if _changeable(f, entity) and f.name not in readonly]
 
 
-def editable_values(entity: Entity, mode: str, form: Any) -> dict[str, Any]:
+def editable_values(entity: Entity, mode: str, form: Any,
+                    record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The posted values of the fields this form shows and the user may change."""
-    return read_form(form, editable_fields(entity, mode))
+    return read_form(form, editable_fields(entity, mode, record))
 
 
 def resolve_links(entity: Entity, values: dict[str, Any],
@@ -310,8 +389,8 @@ def new_record(entity: str) -> ResponseReturnValue:
         else:
             for warning in record.get("_warnings") or []:
                 flash(str(warning.get("message")), "warning")
-            flash(f"{entity_label(model_entity)} “{record_title(model_entity, record)}” "
-                  "created.", "success")
+            flash(gettext("%(what)s “%(title)s” created.", what=entity_label(model_entity),
+                          title=record_title(model_entity, record)), "success")
             return redirect(_next_url() or url_for("web.record", entity=entity,
                                                     record_id=record["id"]))
     form = build_form(model_entity, "new", None, posted, errors)
@@ -336,10 +415,10 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
         form.title = title
         return render("form.html", entity=entity, fragment="form", form=form,
                       model_entity=model_entity, mode="edit", record=record)
-    posted = editable_values(model_entity, "edit", request.form)
+    posted = editable_values(model_entity, "edit", request.form, record)
     errors: dict[str, list[str]] = {}
     values = resolve_links(model_entity, posted, errors)
-    uploads = _uploads(model_entity, "edit", errors)
+    uploads = _uploads(model_entity, "edit", errors, record)
     version = request.form.get("version", "")
     conflict = None
     if not errors:
@@ -355,7 +434,8 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
         except Conflict as exc:
             errors = {"_record": [exc.message]}
         else:
-            flash(f"Saved “{record_title(model_entity, saved)}”.", "success")
+            flash(gettext("Saved “%(title)s”.", title=record_title(model_entity, saved)),
+                  "success")
             return redirect(_next_url() or url_for("web.record", entity=entity,
                                                     record_id=record_id))
     form = build_form(model_entity, "edit", record, posted, errors)
@@ -367,12 +447,12 @@ def edit_record(entity: str, record_id: int) -> ResponseReturnValue:
                   status=409 if conflict is not None else 422)
 
 
-def _uploads(entity: Entity, mode: str, errors: dict[str, list[str]]
-             ) -> list[attachments.Upload]:
+def _uploads(entity: Entity, mode: str, errors: dict[str, list[str]],
+             record: dict[str, Any] | None = None) -> list[attachments.Upload]:
     """The files posted for the form's file fields that the user may change, checked but not
     stored: they are stored with the record, on its transaction (`attachments.saving`)."""
     try:
-        return attachments.form_uploads(request.files, editable_fields(entity, mode))
+        return attachments.form_uploads(request.files, editable_fields(entity, mode, record))
     except ValidationFailed as exc:
         errors.update(exc.errors)
         return []
@@ -413,7 +493,8 @@ def _computed_defaults_apply(entity: Entity, values: dict[str, Any]) -> dict[str
 def _initial_values(entity: Entity) -> dict[str, Any]:
     """Defaults, then values from the address (`?property=12` from a related list's "add")."""
     record: dict[str, Any] = {}
-    names = [f.name for fields in form_fields(entity, "new") for f in fields]
+    names = [f.name for fields in form_fields(entity, "new", form_kind(entity, None))
+             for f in fields]
     ctx = eval_context(inst(), actor(), entity.name, record)
     apply_defaults(entity, record, names, ctx, {})
     for name in names:
@@ -440,7 +521,7 @@ def form_state(entity: str) -> ResponseReturnValue:
             record = records.get(inst(), actor(), entity, record_id)
         except RecordError:
             record = None
-    posted = editable_values(model_entity, mode, request.form)
+    posted = editable_values(model_entity, mode, request.form, record)
     current = evaluation_record(model_entity, record, posted)
     data = json.dumps(states(model_entity, current))
     return Markup('<template id="form-state" data-state="{}"></template>').format(data)
@@ -458,7 +539,8 @@ def duplicate_check(entity: str) -> ResponseReturnValue:
             stored = records.get(inst(), actor(), entity, record_id)
         except RecordError:
             stored = None
-    posted = editable_values(model_entity, "new" if stored is None else "edit", request.form)
+    posted = editable_values(model_entity, "new" if stored is None else "edit", request.form,
+                             stored)
     record = evaluation_record(model_entity, stored, posted)
     if stored is not None:
         record["id"] = stored["id"]

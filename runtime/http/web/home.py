@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 from builder.model import Widget
@@ -56,12 +57,13 @@ def caption(widget: Widget, entity: Any) -> str:
     """What a number widget's figure is: "Night audits · sum of rooms sold ÷ sum of rooms
     available", "Retention cases · share", "Lines"."""
     def part(op: str, field: str | None) -> str:
-        return "count" if op == "count" or not field else \
-            f"{op} of {field_label(entity, field).lower()}"
+        return gettext("count") if op == "count" or not field else \
+            gettext("%(op)s of %(field)s", op=gettext(op),
+                    field=field_label(entity, field).lower())
     text = entity_label(entity, plural=True)
     measure = widget.divide_by
     if measure is not None and widget.op == "count" and measure.op == "count":
-        return f"{text} · share"
+        return f"{text} · {gettext('share')}"
     if measure is not None:
         return f"{text} · {part(widget.op, widget.field)} ÷ {part(measure.op, measure.field)}"
     return text if widget.op == "count" else f"{text} · {part(widget.op, widget.field)}"

@@ -21,7 +21,7 @@ from markupsafe import Markup
 from builder.model import Entity, Text
 from runtime.core.errors import NotFound
 from runtime.core.instance import Actor, Instance
-from runtime.http.auth import current_actor, require_login
+from runtime.http.auth import current_actor, request_language, require_login
 from runtime.http.current import get_instance
 from runtime.process.approvals.pending import pending_count
 from runtime.read import permissions, queries
@@ -56,8 +56,7 @@ def is_htmx() -> bool:
 # -- text in the user's language ------------------------------------------------------------
 
 def language() -> str:
-    who = current_actor()
-    return who.language if who is not None else "en"
+    return request_language()
 
 
 def tr(text: Text | str | None) -> str:

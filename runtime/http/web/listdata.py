@@ -7,10 +7,8 @@ replayed against `/api/v1/<entity>`.
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -27,7 +25,8 @@ from runtime.write import records
 
 # The page's own state beside the list's (`listrequest.STATE_KEYS`): never filters. `entity`
 # and `endpoint` are url_for's own names, so a list address cannot carry them as filters.
-WEB_KEYS = frozenset({"view", "month", "saved", "entity", "endpoint"})
+WEB_KEYS = frozenset({"view", "month", "mode", "day", "columns", "chooser", "saved", "entity",
+                      "endpoint"})
 PICKER_KEYS = ("__q", "__shown")  # a link picker's typed text and the title it showed
 COUNT_CAP = 10_000
 
@@ -128,10 +127,64 @@ def resolve_title(f: Field, text: str) -> int | None:
     return rows[0]["id"] if len(rows) == 1 else None
 
 
-def visible_columns(entity: Entity) -> list[Field]:
+# fields a list cell cannot show on one line
+NO_COLUMN_TYPES = ("richtext",)
+# the system fields a user may add as columns, after the declared ones
+SYSTEM_COLUMNS = ("owner", "created_at", "created_by", "updated_at", "updated_by",
+                  "last_activity_at")
+
+
+def offered_columns(entity: Entity) -> list[Field]:
+    """The fields the column chooser offers: the view's columns, then the other declared
+    fields, then the system fields people read (owner, created, updated); never one hidden
+    from the user."""
     hidden = hidden_fields(entity.name)
-    names = [n for n in entity.views.list.columns if n in entity.fields and n not in hidden]
-    return [entity.fields[n] for n in names]
+    names = [*entity.views.list.columns, *(f.name for f in entity.user_fields),
+             *SYSTEM_COLUMNS]
+    seen: dict[str, Field] = {}
+    for name in names:
+        f = entity.fields.get(name)
+        if f is not None and name not in hidden and name not in seen and \
+                f.type not in NO_COLUMN_TYPES:
+            seen[name] = f
+    return list(seen.values())
+
+
+def visible_columns(entity: Entity, chosen: str | None = None) -> list[Field]:
+    """The columns shown: those `chosen` (`columns=a,b`, in that order) the user may read —
+    a name the definition no longer has, or one hidden from the user, is left out silently —
+    else the view's columns."""
+    offered = {f.name: f for f in offered_columns(entity)}
+    picked = [offered[n] for n in dict.fromkeys(column_names(chosen)) if n in offered]
+    if picked:
+        return picked
+    return [offered[n] for n in entity.views.list.columns if n in offered]
+
+
+def column_names(chosen: str | None) -> list[str]:
+    return [n.strip() for n in (chosen or "").split(",") if n.strip()]
+
+
+def column_choices(entity: Entity, chosen: str | None) -> list[tuple[Field, bool]]:
+    """(field, shown) for the chooser: the shown columns in their order, then the others."""
+    shown = visible_columns(entity, chosen)
+    names = {f.name for f in shown}
+    return [(f, True) for f in shown] + [(f, False) for f in offered_columns(entity)
+                                         if f.name not in names]
+
+
+def moved(names: list[str], move: str) -> list[str]:
+    """`names` with the column of `move` ("up:status", "down:status") one place along."""
+    direction, _, name = move.partition(":")
+    if name not in names or direction not in ("up", "down"):
+        return names
+    at = names.index(name)
+    to = at - 1 if direction == "up" else at + 1
+    if not 0 <= to < len(names):
+        return names
+    result = list(names)
+    result[at], result[to] = result[to], result[at]
+    return result
 
 
 def natives(entity: Entity, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -223,7 +276,8 @@ def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> L
     rows = natives(entity, page.rows)
     sorted_by = {k.lstrip("-+"): ("desc" if k.startswith("-") else "asc") for k in sort[:1]}
     columns = [Column(f, field_label(entity, f.name), sorted_by.get(f.name),
-                      WIDGETS[f.type].numeric) for f in visible_columns(entity)]
+                      WIDGETS[f.type].numeric)
+               for f in visible_columns(entity, args.get("columns"))]
     links, names = page_titles(entity, rows)
     summary = list_summary(instance, who, entity, wanted.filter_map(), q, language())
     return ListData(entity, columns, rows, links, names,
@@ -233,87 +287,3 @@ def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> L
 
 def cell(data: ListData, row: dict[str, Any], column: Column) -> Any:
     return display(row.get(column.field.name), column.field, data.titles)
-
-
-# -- calendar ---------------------------------------------------------------------------------
-
-@dataclass
-class CalendarDay:
-    day: date
-    in_month: bool
-    today: bool
-    events: list[tuple[int, str, str]]  # (id, title, time of day or "")
-
-
-# The months a calendar shows: its grid of whole weeks and the links to the months beside it
-# must stay inside Python's calendar (years 1 to 9999).
-FIRST_MONTH, LAST_MONTH = date(date.min.year + 1, 1, 1), date(date.max.year - 1, 12, 1)
-
-
-def _month(raw: str) -> date | None:
-    try:
-        year, month = (int(p) for p in raw.split("-")[:2])
-        first = date(year, month, 1)
-    except ValueError:
-        return None
-    return first if FIRST_MONTH <= first <= LAST_MONTH else None
-
-
-def month_of(args: MultiDict, today: date) -> date:
-    """The month in `args` (`month=2026-03`); this month when there is none, or none that
-    can be shown (see `month_problems`)."""
-    return _month(args.get("month") or "") or today.replace(day=1)
-
-
-def month_problems(args: MultiDict) -> list[str]:
-    """The list warning for a `month` that cannot be shown."""
-    raw = args.get("month") or ""
-    if not raw or _month(raw) is not None:
-        return []
-    return [f"There is no month '{raw[:20]}' to show; use a month like 2026-03 from "
-            f"{FIRST_MONTH.isoformat()[:7]} to {LAST_MONTH.isoformat()[:7]}. This month is "
-            "shown."]
-
-
-def month_grid(first: date, today: date) -> list[date]:
-    """Whole weeks, Monday first, covering the month of `first`."""
-    start = first - timedelta(days=first.weekday())
-    days_in = calendar.monthrange(first.year, first.month)[1]
-    last = first.replace(day=days_in)
-    end = last + timedelta(days=6 - last.weekday())
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def calendar_days(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict,
-                  date_field: str, limit: int = 1000) -> tuple[date, list[CalendarDay]]:
-    """The month in `args` (`month=2026-03`), with `wanted`'s filters and search."""
-    today = inst().today()
-    first = month_of(args, today)
-    grid = month_grid(first, today)
-    filters = wanted.filter_map()  # the month's bounds replace a filter on the same key
-    f = entity.fields[date_field]
-    low, high = grid[0].isoformat(), grid[-1].isoformat()
-    if f.type == "datetime":
-        high = (grid[-1] + timedelta(days=1)).isoformat()
-        filters.update({f"{date_field}__gte": low, f"{date_field}__lt": high})
-    else:
-        filters.update({f"{date_field}__gte": low, f"{date_field}__lte": high})
-    page = records.query(inst(), actor(), entity.name, filters=filters, q=wanted.q,
-                         sort=[date_field], limit=limit, cursor=None)
-    rows = natives(entity, page.rows)
-    by_day: dict[date, list[tuple[int, str]]] = {}
-    template = entity.views.calendar.title if entity.views.calendar else None
-    names = page_titles(entity, rows, template)[1]
-    times = {row["id"]: f"{row[date_field]:%H:%M}" for row in rows
-             if isinstance(row.get(date_field), datetime)}
-    for row in rows:
-        value = row.get(date_field)
-        if value is None:
-            continue
-        if isinstance(value, str):
-            value = date.fromisoformat(value[:10])
-        day = value.date() if hasattr(value, "date") and callable(value.date) else value
-        by_day.setdefault(day, []).append((row["id"], names[row["id"]],
-                                           times.get(row["id"], "")))
-    days = [CalendarDay(d, d.month == first.month, d == today, by_day.get(d, [])) for d in grid]
-    return first, days

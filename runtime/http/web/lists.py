@@ -3,18 +3,18 @@ and the kanban move (the same `records.update` as the form, with the same checks
 
 from __future__ import annotations
 
-from datetime import timedelta
 from itertools import chain
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, Response, abort, flash, redirect, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from builder.model import Entity
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.http.auth import safe_next
-from runtime.http.web import listdata
+from runtime.http.web import activefilters, calendarpage, listdata
 from runtime.http.web.forms import may_assign
 from runtime.http.web.layout import (
     actor,
@@ -25,6 +25,7 @@ from runtime.http.web.layout import (
     hidden_fields,
     inst,
     is_htmx,
+    language,
     query_url,
     readonly_fields,
     render,
@@ -32,7 +33,7 @@ from runtime.http.web.layout import (
 )
 from runtime.process import workflow as engine
 from runtime.read import dashboards
-from runtime.read.export import Export, csv_chunks
+from runtime.read.export import Export, csv_chunks, csv_dialect
 from runtime.read.listrequest import ListRequest
 from runtime.read.queries import as_id
 from runtime.write import records, views
@@ -46,6 +47,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/e/<entity>", "list", list_page)
     bp.add_url_rule("/e/<entity>/export.csv", "export", export_csv)
     bp.add_url_rule("/e/<entity>/bulk", "bulk", bulk, methods=["POST"])
+    bp.add_url_rule("/e/<entity>/columns", "columns", choose_columns)
     bp.add_url_rule("/e/<entity>/views", "save_view", save_view, methods=["POST"])
     bp.add_url_rule("/e/<entity>/views/<int:view_id>/delete", "delete_view", delete_view,
                     methods=["POST"])
@@ -62,30 +64,42 @@ def list_page(entity: str) -> ResponseReturnValue:
         return redirect(query_url(settings, url_for("web.list", entity=entity)))
     view = request.args.get("view") or "table"
     wanted = listdata.list_request(model_entity, request.args)  # once, for every view
+    args = _list_args(model_entity)
     common = {"model_entity": model_entity, "view": view,
               "saved_views": views.saved_views(inst(), actor(), entity),
               "can_create": can(entity, "create"), "can_update": can(entity, "update"),
               "can_delete": can(entity, "delete"), "can_assign": may_assign(model_entity),
-              "args": current_args(),
-              "query_string": request.query_string.decode("utf-8", "replace"),
-              "back_url": _back_url(entity),
+              "args": args,
+              "filter_chips": activefilters.chips(model_entity, wanted, args),
+              "query_string": urlencode(args, doseq=True),
+              "back_url": _back_url(args),
               "filters": listdata.build_filters(model_entity, request.args)}
     if view == "kanban" and model_entity.views.kanban is not None:
         _warn(listdata.warnings(wanted))
         return render("kanban.html", entity=entity, fragment="board",
                       board=kanban_board(model_entity, wanted), **common)
     if view == "calendar" and model_entity.views.calendar is not None:
-        _warn(listdata.warnings(wanted) + listdata.month_problems(request.args))
-        first, days = listdata.calendar_days(model_entity, wanted, request.args,
-                                             model_entity.views.calendar.date)
-        return render("calendar.html", entity=entity, fragment="calendar", month=first,
-                      days=days, timedelta=timedelta,
-                      today_month=inst().today().strftime("%Y-%m"), **common)
+        cal = calendarpage.build(model_entity, wanted, request.args)
+        _warn(listdata.warnings(wanted) + cal.problems)
+        return render("calendar.html", entity=entity, fragment="calendar", cal=cal, **common)
     data = listdata.build(model_entity, wanted, request.args)
     _warn(data.errors)
     common["view"] = "table"
     return render("list.html", entity=entity, fragment="results", data=data,
-                  editable_fields=_bulk_fields(model_entity), **common)
+                  editable_fields=_bulk_fields(model_entity),
+                  column_choices=listdata.column_choices(model_entity,
+                                                         request.args.get("columns")),
+                  **common)
+
+
+def _list_args(entity: Entity) -> dict[str, Any]:
+    """The list's address as its links carry it: without `chooser` (the chooser opens only
+    where asked), `columns` as shown (a column unknown or hidden is left out)."""
+    args = current_args(drop=("chooser", "columns"))
+    if request.args.get("columns"):
+        shown = listdata.visible_columns(entity, request.args["columns"])
+        args["columns"] = [",".join(f.name for f in shown)]
+    return args
 
 
 def _warn(messages: list[str]) -> None:
@@ -94,13 +108,13 @@ def _warn(messages: list[str]) -> None:
         flash(message, "warning")
 
 
-def _back_url(entity: str) -> str:
+def _back_url(args: dict[str, Any]) -> str:
     """Where bulk actions return: this list as the user sees it (htmx keeps the address in
     HX-Current-URL when it refreshed only the results)."""
     if is_htmx() and request.headers.get("HX-Current-URL"):
         parts = urlsplit(request.headers["HX-Current-URL"])
         return parts.path + ("?" + parts.query if parts.query else "")
-    return request.full_path.rstrip("?")
+    return query_url(args, request.script_root + request.path)
 
 
 # -- kanban -----------------------------------------------------------------------------------
@@ -159,15 +173,16 @@ def move(entity: str, record_id: int) -> ResponseReturnValue:
                            version=as_id(version) or record["version"])
         title = listdata.record_title(model_entity, record)
         if waiting:
-            flash(f"“{title}” waits for approval before it moves.", "info")
+            flash(gettext("“%(title)s” waits for approval before it moves.", title=title),
+                  "info")
         else:
-            flash(f"Moved “{title}”.", "success")
+            flash(gettext("Moved “%(title)s”.", title=title), "success")
     except ValidationFailed as exc:
-        flash("Not moved: " + "; ".join(
+        flash(gettext("Not moved:") + " " + "; ".join(
             f"{field_label(model_entity, k) if k != '_record' else ''} {' '.join(v)}".strip()
             for k, v in exc.errors.items()), "error")
     except RecordError as exc:
-        flash("Not moved: " + exc.message, "error")
+        flash(gettext("Not moved:") + " " + gettext(exc.message), "error")
     if is_htmx():
         wanted = listdata.list_request(model_entity, request.args)
         return render("kanban.html", entity=entity, fragment="board",
@@ -208,11 +223,12 @@ def export_csv(entity: str) -> ResponseReturnValue:
     # choices as labels, unless `codes=1` asks for the stored codes (not a filter)
     args = request.args.copy()
     codes = args.pop("codes", "") == "1"
+    separator, bom = csv_dialect(args.pop("sep", ""), language())
     wanted = listdata.list_request(model_entity, args)
     instance = inst()
     chunks = csv_chunks(Export(instance, actor(), entity, filters=wanted.filters,
                                q=wanted.q, sort=wanted.sort, limit=EXPORT_MAX_ROWS,
-                               titles=True, codes=codes))
+                               titles=True, codes=codes), separator, bom)
     # the first page is read now, so that a problem answers as an error page, not as a
     # download cut short
     first = next(chunks)
@@ -236,7 +252,7 @@ def bulk(entity: str) -> ResponseReturnValue:
     ids = [i for i in map(as_id, request.form.getlist("ids")) if i is not None][:BULK_MAX]
     back = safe_next(request.form.get("back")) or url_for("web.list", entity=entity)
     if not ids:
-        flash("Select at least one record first.", "warning")
+        flash(gettext("Select at least one record first."), "warning")
         return redirect(back)
     instance, who = inst(), actor()
     if action == "delete":
@@ -264,7 +280,7 @@ def bulk(entity: str) -> ResponseReturnValue:
         name = request.form.get("field", "")
         allowed = {f.name: f for f in _bulk_fields(model_entity)}
         if name not in allowed:
-            flash("Choose a field to change.", "warning")
+            flash(gettext("Choose a field to change."), "warning")
             return redirect(back)
         value = request.form.get("value", "")
         done, failed = 0, []
@@ -284,7 +300,7 @@ def bulk(entity: str) -> ResponseReturnValue:
         return redirect(back)
     if action == "assign" and may_assign(model_entity):
         return _assign(model_entity, ids, back)
-    flash("Choose what to do with the selected records.", "warning")
+    flash(gettext("Choose what to do with the selected records."), "warning")
     return redirect(back)
 
 
@@ -296,7 +312,7 @@ def _assign(entity: Entity, ids: list[int], back: str) -> ResponseReturnValue:
     if owner is None and typed:  # typed without picking (JavaScript off)
         owner = listdata.resolve_title(entity.fields["owner"], typed)
     if owner is None:
-        flash("Choose the user to assign the selected records to.", "warning")
+        flash(gettext("Choose the user to assign the selected records to."), "warning")
         return redirect(back)
     instance, who = inst(), actor()
     done, failed = 0, []
@@ -325,6 +341,29 @@ def _report(done: int, failed: list[str], verb: str) -> None:
         flash(f"{len(failed)} not {verb.split(' ')[0]}: {shown}", "error")
 
 
+# -- the column chooser -----------------------------------------------------------------------
+
+def choose_columns(entity: str) -> ResponseReturnValue:
+    """The column chooser's form, a GET so that it works without JavaScript. The ticked `col`s
+    in their order, one of them moved by its arrow (`move=up:status`), become the list's
+    `columns=`; after a move the chooser stays open (`chooser=open`); `reset` goes back to
+    the view's columns. The rest of the address is the list's own and is kept."""
+    model_entity = entity_or_404(entity)
+    args = current_args(drop=("col", "move", "reset", "columns", "chooser", "cursor"))
+    list_url = url_for("web.list", entity=entity)
+    if "reset" in request.args:
+        return redirect(query_url(args, list_url))
+    offered = {f.name for f in listdata.offered_columns(model_entity)}
+    names = [n for n in dict.fromkeys(request.args.getlist("col")) if n in offered]
+    if not names:
+        flash(gettext("Tick at least one column; the list's own columns are shown."),
+              "warning")
+        return redirect(query_url(args, list_url))
+    move = request.args.get("move", "")
+    return redirect(query_url(args, list_url, columns=",".join(listdata.moved(names, move)),
+                              chooser="open" if move else None) + ("#columns" if move else ""))
+
+
 # -- saved views ------------------------------------------------------------------------------
 
 def save_view(entity: str) -> ResponseReturnValue:
@@ -335,16 +374,16 @@ def save_view(entity: str) -> ResponseReturnValue:
     # the list's address as given (url_for would take `entity=` or `_method=` for its own)
     back = query_url(args, url_for("web.list", entity=entity))
     if not name:
-        flash("Give the view a name to save it.", "warning")
+        flash(gettext("Give the view a name to save it."), "warning")
         return redirect(back)
     views.save_view(inst(), actor(), entity, name, args)
-    flash(f"Saved the view “{name}”.", "success")
+    flash(gettext("Saved the view “%(name)s”.", name=name), "success")
     return redirect(back)
 
 
 def delete_view(entity: str, view_id: int) -> ResponseReturnValue:
     entity_or_404(entity)
     views.delete_view(inst(), actor(), view_id)
-    flash("Saved view removed.", "success")
+    flash(gettext("Saved view removed."), "success")
     return redirect(url_for("web.list", entity=entity))
 

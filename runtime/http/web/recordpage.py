@@ -1,5 +1,6 @@
 """`/e/<entity>/<id>`: the record's fields by section, its related lists, its timeline (with
 the form to log notes, calls, meetings, visits and e-mails), attachments, and delete.
+A record of a kind (`kinds:`) shows only the fields and related lists of its kind.
 
 The workflow bar and approval panel plug into `record.html`'s `{% block workflow %}`.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from markupsafe import Markup
 
 from builder.model import Entity, Field
@@ -27,12 +29,14 @@ from runtime.http.web.layout import (
     field_label,
     hidden_fields,
     inst,
+    language,
     render,
     tr,
 )
 from runtime.http.web.widgets import display
 from runtime.read import permissions
 from runtime.read import timeline as read_timeline
+from runtime.read.titles import date_text
 from runtime.write import records, timeline
 
 RELATED_LIMIT = 10
@@ -106,6 +110,8 @@ def sections(entity: Entity, record: dict[str, Any],
             f = entity.fields.get(name)
             if f is None or name in hidden or not conditional.get(name, {}).get("visible", True):
                 continue
+            if not entity.shows(record, name):
+                continue
             shown.append(ShownField(f, tr(f.label), display(record.get(name), f, titles),
                                     f.type))
         if shown:
@@ -117,9 +123,12 @@ def sections(entity: Entity, record: dict[str, Any],
 def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
     result = []
     model = inst().model
+    kind = entity.kind_of(record)
     for related in entity.views.related:
         child = model.entities.get(related.entity)
         if child is None or not can(child.name, "read"):
+            continue
+        if kind is not None and (related.entity, related.field) not in kind.related:
             continue
         hidden = hidden_fields(child.name)
         if related.field in hidden:
@@ -167,14 +176,17 @@ def entry_label(entry: dict[str, Any]) -> str:
     """What a timeline entry is, in words."""
     kind = entry.get("kind")
     if kind == "change":
-        return "Created the record" if entry.get("action") == "create" else "Changed"
+        return gettext("Created the record") if entry.get("action") == "create" else \
+            gettext("Changed")
     if kind == "transition":
-        return "Moved"
+        return gettext("Moved")
     if kind == "approval":
-        return "Approval"
+        return gettext("Approval")
     if kind == "attachment":
-        return "Attached a file"
-    return TIMELINE_KINDS.get(str(kind), str(kind).replace("_", " ").capitalize())
+        return gettext("Attached a file")
+    if kind in TIMELINE_KINDS:
+        return gettext(TIMELINE_KINDS[str(kind)])
+    return str(kind).replace("_", " ").capitalize()
 
 
 def _parse(value: Any, kind: type) -> Any:
@@ -211,6 +223,10 @@ def record_page(entity: str, record_id: int) -> ResponseReturnValue:
 def _meta(entity: Entity, record: dict[str, Any], titles: dict) -> list[tuple[str, Markup]]:
     hidden = hidden_fields(entity.name)
     result = []
+    kind = entity.kind_of(record)
+    if kind is not None and entity.kind_field not in hidden:
+        result.append((field_label(entity, entity.kind_field),
+                       Markup('<span class="kind-badge">{}</span>').format(tr(kind.label))))
     for name in ("owner", "created_at", "updated_at", "last_activity_at"):
         f = entity.fields.get(name)
         if f is not None and name not in hidden and record.get(name) is not None:
@@ -230,7 +246,7 @@ def claim(entity: str, record_id: int) -> ResponseReturnValue:
     except RecordError as exc:
         flash(f"“{title}” was not claimed: {_reason(exc)}", "error")
     else:
-        flash(f"“{title}” is yours now.", "success")
+        flash(gettext("“%(title)s” is yours now.", title=title), "success")
     return redirect(url_for("web.record", entity=entity, record_id=record_id))
 
 
@@ -255,7 +271,8 @@ def delete_record(entity: str, record_id: int) -> ResponseReturnValue:
     except RecordError as exc:
         flash(f"“{title}” was not deleted: {exc.message}", "error")
         return redirect(url_for("web.record", entity=entity, record_id=record_id))
-    flash(f"{entity_label(model_entity)} “{title}” deleted.", "success")
+    flash(gettext("%(what)s “%(title)s” deleted.", what=entity_label(model_entity), title=title),
+          "success")
     return redirect(url_for("web.list", entity=entity))
 
 
@@ -292,8 +309,9 @@ def log_activity(entity: str, record_id: int) -> ResponseReturnValue:
     for message in errors:
         flash(message, "error")
     if not errors:
-        flash(f"{TIMELINE_KINDS[kind]} logged." + (
-            f" Follow-up on {follow_up:%b %-d, %Y}." if follow_up else ""), "success")
+        flash(gettext("%(kind)s logged.", kind=gettext(TIMELINE_KINDS[kind])) + (
+            " " + gettext("Follow-up on %(date)s.", date=date_text(follow_up, language()))
+            if follow_up else ""), "success")
     return redirect(url_for("web.record", entity=entity, record_id=record_id) + "#timeline")
 
 
@@ -304,7 +322,7 @@ def follow_up_done(entity: str, record_id: int, entry_id: int) -> ResponseReturn
     try:
         timeline.complete_follow_up(inst(), actor(), entry_id, entity=entity,
                                     record_id=record_id)
-        flash("Follow-up marked as done.", "success")
+        flash(gettext("Follow-up marked as done."), "success")
     except RecordError as exc:
         flash(exc.message, "error")
     return redirect(safe_next(request.form.get("next")) or url_for(
@@ -318,11 +336,11 @@ def upload(entity: str, record_id: int) -> ResponseReturnValue:
         abort(403, "You may not attach files to this record.")
     files = [f for f in request.files.getlist("file") if f and f.filename]
     if not files:
-        flash("Choose a file to upload.", "warning")
+        flash(gettext("Choose a file to upload."), "warning")
     for item in files:
         try:
             attachments.store(entity, record_id, item)
-            flash(f"Attached “{item.filename}”.", "success")
+            flash(gettext("Attached “%(name)s”.", name=item.filename), "success")
         except ValueError as exc:
             flash(f"Not attached: {exc}.", "error")
     return redirect(url_for("web.record", entity=entity, record_id=record_id) + "#files")

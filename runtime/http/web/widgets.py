@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 from builder.fieldtypes import REGISTRY
 from builder.model import Field
 from runtime.core.sanitize import sanitize_html
+from runtime.http.web import localize
 from runtime.http.web.layout import color_index, inst, language
 from runtime.read.titles import (
     currency_of,
@@ -267,5 +268,5 @@ def read_form(form: MultiDict, fields: list[Field]) -> dict[str, Any]:
     for f in fields:
         value = WIDGETS[f.type].read(form, f)
         if value is not MISSING:
-            values[f.name] = value
+            values[f.name] = localize.typed(f.type, value)
     return values

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
 from builder.model import Entity
@@ -129,12 +130,13 @@ def fire(entity: str, record_id: int, name: str) -> ResponseReturnValue:
     flow = model_entity.workflow
     assert flow is not None
     if result.status == 202:
-        flash(f"{entity_label(model_entity)} waits for approval "
-              f"(“{result.approval['label']}”) before it moves on.", "info")
+        flash(gettext("%(what)s waits for approval (“%(approval)s”) before it moves on.",
+                      what=entity_label(model_entity), approval=result.approval["label"]),
+              "info")
     else:
         state = flow.states.get(result.record.get(flow.field))
-        flash(f"{entity_label(model_entity)} moved to “{tr(state.label) if state else ''}”.",
-              "success")
+        flash(gettext("%(what)s moved to “%(state)s”.", what=entity_label(model_entity),
+                      state=tr(state.label) if state else ""), "success")
     return redirect(back)
 
 
@@ -173,11 +175,12 @@ def decide(request_id: int, action: str) -> ResponseReturnValue:
     try:
         if action == "recall":
             approvals.recall(inst(), actor(), request_id, comment=comment)
-            flash("Request recalled; the record is unlocked.", "success")
+            flash(gettext("Request recalled; the record is unlocked."), "success")
         else:
             approvals.decide(inst(), actor(), request_id, action, comment=comment,
                              version=as_id(raw_version))
-            flash("Approved." if action == "approve" else "Rejected.", "success")
+            flash(gettext("Approved.") if action == "approve" else gettext("Rejected."),
+                  "success")
     except RecordError as exc:
         _flash_error("Not done: ", exc)
     return redirect(_back(url_for("approvals.inbox")))

@@ -88,7 +88,8 @@ def apply(plan: Plan, engine: Engine, allow_destructive: bool = False, *,
 
 
 def run(ops: tuple[O.Op, ...] | list[O.Op], ctx: O.ApplyContext) -> None:
-    """Each table's local operations in one batch; data steps after their batch."""
+    """Each table's local operations in one batch; data steps after their batch; then the
+    search index of any table a batch copied (SQLite drops a copied table's triggers)."""
     index = 0
     while index < len(ops):
         op = ops[index]
@@ -108,6 +109,8 @@ def run(ops: tuple[O.Op, ...] | list[O.Op], ctx: O.ApplyContext) -> None:
         for item in group:
             item.after(ctx)
         index += len(group)
+    if ops:
+        O.SyncSearchIndex("").apply(None, ctx)
 
 
 @contextmanager

@@ -33,6 +33,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
 from builder.model import AppModel, Entity, Field
+from runtime.core import phones, searchindex
 from runtime.core.instance import utcnow
 from runtime.core.schema import build_schema, link_table_name
 from runtime.ops.migrate import ops as O
@@ -183,6 +184,8 @@ def _include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to
         return False  # data kept aside by earlier migrations
     if type_ == "table" and name and name.startswith(IGNORED_TABLES):
         return False
+    if name and name.startswith((searchindex.FTS_PREFIX, searchindex.TRGM_PREFIX)):
+        return False  # the search index: planned by `search_index`
     return True
 
 
@@ -227,7 +230,8 @@ class _Planner:
         self.create_tables(added)
         self.choices()
         local = sorted(self.local, key=lambda op: (self._table_order(op.table), op.phase))
-        ops = (*self.new_tables, *local, *self.removed, *self.notes)
+        ops = (*self.new_tables, *local, *self.removed, *self.search_index(),
+               *self.notes)
         return Plan(tuple(ops), self.model, self.dialect.name, self.stamp)
 
     def _table_order(self, name: str) -> int:
@@ -337,6 +341,11 @@ class _Planner:
                                       else None, backfill=backfill, rows=rows))
         if f is not None and f.required and f.default is None and not f.computed and rows:
             self.notes.append(O.RequiredFieldNote(table, column=column.name, rows=rows))
+        if entity is not None and column.name.startswith(phones.SHADOW_PREFIX) and rows:
+            field = next(n for n in phones.phone_fields(entity)
+                         if phones.shadow(n) == column.name)
+            self.local.append(O.FillPhoneShadow(table, column=column.name, field=field,
+                                                rows=rows))
 
     def remove_column(self, table: str, column: sa.Column) -> None:
         live = self.live_columns(table)
@@ -459,6 +468,16 @@ class _Planner:
                 arg, sa.ClauseElement) else f"'{arg}'" if isinstance(arg, str) else str(arg))
         self.local.append(O.AlterDefault(table, column=column, default=default,
                                          existing_type=info.get("existing_type")))
+
+    def search_index(self) -> list[O.Op]:
+        """The search index step, when an entity's index is missing or out of date."""
+        tables, extra = searchindex.stale(self.conn, self.model)
+        tables -= {op.table for op in self.new_tables}  # made with their table
+        gone = tuple(p for op in self.removed for p in searchindex.prefixes(op.table))
+        extra = {name for name in extra if not name.startswith(gone)}  # go with their table
+        if not tables and not extra:
+            return []
+        return [O.SyncSearchIndex("", tables=tuple(sorted(tables)), extra=tuple(sorted(extra)))]
 
     # -- new tables -----------------------------------------------------------------------
 

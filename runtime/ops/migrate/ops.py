@@ -25,6 +25,7 @@ from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
 from builder.model import AppModel
+from runtime.core import phones, searchindex
 
 SAFE, NEEDS_DATA, DESTRUCTIVE = "safe", "needs-data", "destructive"
 SAFETIES = (SAFE, NEEDS_DATA, DESTRUCTIVE)
@@ -130,6 +131,8 @@ class CreateTable(Op):
                     ctx.conn.execute(sa.schema.AddConstraint(fk, isolate_from_table=False))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             ctx.conn.execute(sa.schema.CreateIndex(index))
+        if self.table in searchindex.indexed(ctx.model):  # a new entity's search index
+            ctx.notes.extend(searchindex.sync(ctx.conn, ctx.model, {self.table}, set()))
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class RemoveTable(Op):
         ctx.conn.execute(copy.insert().from_select([c.name for c in source.columns],
                                                    sa.select(*source.columns)))
         _drop_table(ctx, self.table)
+        searchindex.drop(ctx.conn, self.table)
 
 
 def _drop_table(ctx: ApplyContext, name: str) -> None:
@@ -411,6 +415,57 @@ class AddColumn(Op):
 
 
 @dataclass(frozen=True)
+class FillPhoneShadow(Op):
+    """A phone field's new E.164 shadow column (core/phones.py), filled from the numbers the
+    records already hold, read in the instance's default region."""
+
+    kind: ClassVar[str] = "fill_phone_numbers"
+    phase: ClassVar[int] = 90  # after the column exists and any default filled the field
+    column: str = ""
+    field: str = ""
+    rows: int = 0
+
+    def describe(self) -> str:
+        return (f"fill {self.table}.{self.column} with the E.164 form of {self.field} "
+                f"({_records(self.rows)}, region {phones.region()})")
+
+    def after(self, ctx: ApplyContext) -> None:
+        table = _table(ctx, self.table)
+        rows = ctx.conn.execute(sa.select(table.c.id, table.c[self.field]).where(
+            table.c[self.field].is_not(None))).all()
+        update = table.update().where(table.c.id == sa.bindparam("_id")).values(
+            {self.column: sa.bindparam("_number")})
+        for start in range(0, len(rows), 5000):
+            ctx.conn.execute(update, [{"_id": i, "_number": phones.normalized(v)}
+                                      for i, v in rows[start:start + 5000]])
+
+
+@dataclass(frozen=True)
+class SyncSearchIndex(Op):
+    """The quick-search index (core/searchindex.py) of the entities whose index is missing
+    or out of date — made, and built over the rows already there — and the index objects no
+    entity wants any more, dropped. What is stale is decided again when it runs (and after
+    every plan, by `apply.run`): on SQLite a table copied by a batch loses its triggers."""
+
+    kind: ClassVar[str] = "search_index"
+    local: ClassVar[bool] = False
+    tables: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = []
+        if self.tables:
+            parts.append("build the search index of " + ", ".join(self.tables))
+        if self.extra:
+            parts.append("drop search index objects " + ", ".join(self.extra))
+        return "; ".join(parts)
+
+    def apply(self, alter: Any, ctx: ApplyContext) -> None:
+        tables, extra = searchindex.stale(ctx.conn, ctx.model)
+        ctx.notes.extend(searchindex.sync(ctx.conn, ctx.model, tables, extra))
+
+
+@dataclass(frozen=True)
 class ChangeType(Op):
     """A widening type change (longer text, bigger number): the database converts in place."""
 
@@ -428,6 +483,7 @@ class ChangeType(Op):
                 f"{self.new_text} (wider: every value still fits)")
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
+        searchindex.drop_column_index(ctx.conn, self.table, self.column)
         alter.alter_column(self.column, type_=self.new_type, existing_type=self.old_type,
                            existing_nullable=self.nullable)
 
@@ -469,6 +525,7 @@ class ReplaceColumn(Op):
         table = _table(ctx, self.table)
         ctx.conn.execute(table.update().values({self.aside: table.c[self.column]}))
         ctx.conn.execute(table.update().values({self.column: None}))
+        searchindex.drop_column_index(ctx.conn, self.table, self.column)
         with ctx.operations.batch_alter_table(self.table) as batch:
             batch.alter_column(self.column, type_=self.target.type, existing_type=self.old_type,
                                existing_nullable=self.nullable, postgresql_using="NULL")

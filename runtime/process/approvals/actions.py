@@ -53,6 +53,7 @@ from runtime.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from runtime.core.hooks import DecisionEvent
 from runtime.core.instance import Actor, Instance
 from runtime.process.approvals import rules
 from runtime.process.approvals.requests import (
@@ -325,6 +326,8 @@ def _finish(inst: Instance, conn: Connection, request: Mapping[str, Any], approv
         note = f"Rejected ({label})" + (f": {comment}" if comment else "")
         record = _move_back(inst, conn, actor, entity, record, transition, approval.reject_to,
                             note, depth)
+    inst.hooks.decided(inst, conn, actor, DecisionEvent(entity, record["id"], approval.name,
+                                                        status, comment))
     if request["submitted_by"] is not None and request["submitted_by"] != actor.user_id:
         ent = inst.model.entities[entity]
         name = title(inst, entity, record, conn=conn)

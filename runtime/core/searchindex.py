@@ -1,0 +1,255 @@
+"""The quick-search index of each entity, kept by the database itself (docs/records.md#search).
+
+- **SQLite**: an FTS5 table `crm_search__<table>` with the trigram tokenizer over the entity's
+  text search fields (and the E.164 shadow column of its phone search fields), as an external
+  content table (it stores no copy of the values) kept current by three triggers on the
+  entity's table — so no write path, single or bulk, has anything to do. A term of three
+  characters or more is found anywhere inside a value, Chinese text included (no word breaks
+  needed); shorter terms are matched with LIKE.
+- **PostgreSQL**: a `pg_trgm` GIN index `ix_trgm_<table>_<column>` on each of those columns,
+  which `ILIKE '%term%'` uses. When the extension cannot be created (not installed on the
+  server, or no right to create it), searches work as before without the index, and the
+  migration says so.
+
+What the index should be is data (`wanted`); what it is comes from the database (`present`);
+`crmforge migrate` plans the difference (`runtime/ops/migrate/compare.py`) and `sync` makes it,
+building the index for the rows already there. `Schema.create_all` calls `create_all`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from builder.model import AppModel, Entity
+from runtime.core.phones import shadow
+
+log = logging.getLogger(__name__)
+
+FTS_PREFIX = "crm_search__"
+TRGM_PREFIX = "ix_trgm_"
+SEARCH_TYPES = ("text", "longtext", "richtext", "email", "url", "choice", "autonumber", "file",
+                "image")  # matched as text; phone fields by their shadow column
+MIN_TRIGRAM = 3  # a shorter term has no trigram to look up
+
+
+def columns(ent: Entity) -> tuple[str, ...]:
+    """The columns of `ent` the index covers, in `search` order."""
+    found = []
+    for name in ent.search:
+        field = ent.fields.get(name)
+        if field is None:
+            continue
+        if field.type in SEARCH_TYPES:
+            found.append(name)
+        elif field.type == "phone":
+            found.append(shadow(name))
+    return tuple(dict.fromkeys(found))
+
+
+def fts_name(table: str) -> str:
+    return FTS_PREFIX + table
+
+
+def trgm_name(table: str, column: str) -> str:
+    return (f"{TRGM_PREFIX}{table}_{column}")[:63]
+
+
+def prefixes(table: str) -> tuple[str, str]:
+    """How the names of a table's index objects start (SQLite, PostgreSQL)."""
+    return fts_name(table), f"{TRGM_PREFIX}{table}_"
+
+
+def indexed(model: AppModel) -> dict[str, tuple[str, ...]]:
+    """{table: its indexed columns} of every entity that has any."""
+    return {e.table: cols for e in model.entities.values() if (cols := columns(e))}
+
+
+# -- what the index should be -----------------------------------------------------------------
+
+
+def wanted(model: AppModel, dialect: str, trgm_schema: str | None = None) -> dict[str, str]:
+    """{object name: its DDL} of the whole search index of `model` on `dialect` (PostgreSQL:
+    `trgm_schema` is where pg_trgm lives; None makes no index)."""
+    result: dict[str, str] = {}
+    for table, cols in indexed(model).items():
+        if dialect == "sqlite":
+            result.update(_fts_ddl(table, cols))
+        elif dialect == "postgresql" and trgm_schema is not None:
+            result.update({trgm_name(table, c): _trgm_ddl(table, c, trgm_schema)
+                           for c in cols})
+    return result
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fts_ddl(table: str, cols: tuple[str, ...]) -> dict[str, str]:
+    fts = fts_name(table)
+    names = ", ".join(_q(c) for c in cols)
+    new = ", ".join(f"new.{_q(c)}" for c in cols)
+    old = ", ".join(f"old.{_q(c)}" for c in cols)
+    add = f"INSERT INTO {_q(fts)}(rowid, {names}) VALUES (new.\"id\", {new});"
+    remove = (f"INSERT INTO {_q(fts)}({_q(fts)}, rowid, {names}) "
+              f"VALUES ('delete', old.\"id\", {old});")
+    return {
+        fts: (f"CREATE VIRTUAL TABLE {_q(fts)} USING fts5({names}, content={_q(table)}, "
+              "content_rowid='id', tokenize='trigram')"),
+        f"{fts}_ai": f"CREATE TRIGGER {_q(fts + '_ai')} AFTER INSERT ON {_q(table)} BEGIN "
+                     f"{add} END",
+        f"{fts}_ad": f"CREATE TRIGGER {_q(fts + '_ad')} AFTER DELETE ON {_q(table)} BEGIN "
+                     f"{remove} END",
+        f"{fts}_au": f"CREATE TRIGGER {_q(fts + '_au')} AFTER UPDATE OF {names} ON "
+                     f"{_q(table)} BEGIN {remove} {add} END",
+    }
+
+
+def _trgm_ddl(table: str, column: str, schema: str) -> str:
+    return (f"CREATE INDEX {_q(trgm_name(table, column))} ON {_q(table)} USING gin "
+            f"({_q(column)} {_q(schema)}.gin_trgm_ops)")
+
+
+def drop_column_index(conn: Connection, table: str, column: str) -> None:
+    """Drop the trigram index of one column (PostgreSQL) before its type changes: the operator
+    class takes text only. The search-index step of the same plan makes what is still wanted."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_q(trgm_name(table, column))}")
+
+
+# -- what it is -------------------------------------------------------------------------------
+
+
+def present(conn: Connection) -> dict[str, str]:
+    """{object name: its DDL as the database keeps it} of the search index objects there
+    (PostgreSQL: the names, each with the index definition)."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(sa.text(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'trigger') "
+            "AND name LIKE :prefix ESCAPE '\\' AND sql IS NOT NULL"),
+            {"prefix": FTS_PREFIX.replace("_", "\\_") + "%"})
+        # FTS5's own tables (`_data`, `_idx`, ...) come and go with the virtual table
+        return {name: sql for name, sql in rows if not sql.startswith("CREATE TABLE")}
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(sa.text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname LIKE :prefix"), {"prefix": TRGM_PREFIX.replace("_", "\\_") + "%"})
+        return dict(rows.all())
+    return {}
+
+
+def trgm_schema(conn: Connection) -> str | None:
+    """The schema pg_trgm is installed in, None when it is not."""
+    return conn.execute(sa.text(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_trgm'")).scalar()
+
+
+def trgm_available(conn: Connection) -> bool:
+    """Whether the server has pg_trgm to install (or installed)."""
+    return bool(conn.execute(sa.text(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")).scalar())
+
+
+def stale(conn: Connection, model: AppModel) -> tuple[set[str], set[str]]:
+    """(tables whose index is missing or differs, index objects no entity wants any more)."""
+    dialect = conn.dialect.name
+    schema = trgm_schema(conn) if dialect == "postgresql" else None
+    if dialect == "postgresql" and schema is None and not trgm_available(conn):
+        return set(), set()  # nothing to build it with: searches scan, as said at migrate
+    want = wanted(model, dialect, schema or "public")
+    have = present(conn)
+    tables = set()
+    for table, cols in indexed(model).items():
+        names = _object_names(table, cols, dialect)
+        if any(n not in have or not _same(have[n], want[n], dialect) for n in names):
+            tables.add(table)
+    extra = {name for name in have if name not in want}
+    return tables, extra
+
+
+def _object_names(table: str, cols: tuple[str, ...], dialect: str) -> list[str]:
+    if dialect == "sqlite":
+        fts = fts_name(table)
+        return [fts, f"{fts}_ai", f"{fts}_ad", f"{fts}_au"]
+    return [trgm_name(table, c) for c in cols]
+
+
+def _same(have: str, want: str, dialect: str) -> bool:
+    if dialect == "sqlite":
+        return have == want
+    return True  # PostgreSQL rewrites the definition; its name says table and column
+
+
+# -- making it ------------------------------------------------------------------------------
+
+
+def sync(conn: Connection, model: AppModel, tables: set[str], extra: set[str]) -> list[str]:
+    """Drop the index objects in `extra`, (re)build the index of each table in `tables` over
+    the rows already there; returns notes for the person running the migration."""
+    dialect = conn.dialect.name
+    notes: list[str] = []
+    have = present(conn)
+    for name in sorted(extra):
+        _drop(conn, name, have.get(name, "").startswith("CREATE TRIGGER"))
+    schema = None
+    if dialect == "postgresql" and tables:
+        schema = _ensure_trgm(conn, notes)
+        if schema is None:
+            return notes
+    want = wanted(model, dialect, schema)
+    cols = indexed(model)
+    for table in sorted(tables):
+        for name in _object_names(table, cols[table], dialect):
+            _drop(conn, name, name in have and have[name].startswith("CREATE TRIGGER"))
+        for name in _object_names(table, cols[table], dialect):
+            conn.exec_driver_sql(want[name])
+        if dialect == "sqlite":
+            fts = _q(fts_name(table))
+            conn.exec_driver_sql(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+    return notes
+
+
+def create_all(conn: Connection, model: AppModel) -> None:
+    """Build every entity's search index (new databases; `migrate` keeps it current)."""
+    tables, extra = stale(conn, model)
+    for note in sync(conn, model, tables, extra):
+        log.warning(note)
+
+
+def drop(conn: Connection, table: str) -> None:
+    """Drop the search index of a table that is dropped (SQLite: its FTS table; PostgreSQL's
+    indexes go with their table)."""
+    if conn.dialect.name == "sqlite":
+        _drop(conn, fts_name(table), False)
+
+
+def _drop(conn: Connection, name: str, trigger: bool) -> None:
+    kind = "TRIGGER" if trigger else "TABLE" if conn.dialect.name == "sqlite" else "INDEX"
+    conn.exec_driver_sql(f"DROP {kind} IF EXISTS {_q(name)}")
+
+
+def _ensure_trgm(conn: Connection, notes: list[str]) -> str | None:
+    """The schema of pg_trgm, creating the extension if need be; None (and a note) when it
+    cannot be: searches then read the whole table."""
+    schema = trgm_schema(conn)
+    if schema is not None:
+        return schema
+    # in `public` when there is one: an extension lives in one schema of the database, and
+    # goes when that schema is dropped
+    public = conn.execute(sa.text(
+        "SELECT 1 FROM pg_namespace WHERE nspname = 'public'")).scalar()
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm"
+                                 + (" SCHEMA public" if public else ""))
+    except sa.exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        notes.append(f"search index: the pg_trgm extension could not be created ({reason}); "
+                     "quick search works without it but reads the whole table — install "
+                     "PostgreSQL's contrib package or run CREATE EXTENSION pg_trgm as a "
+                     "superuser, then crmforge migrate")
+        return None
+    return trgm_schema(conn)

@@ -1,0 +1,228 @@
+"""The bulk form of the write path (runtime/write/bulk.py): writing a batch of rows at once
+leaves the database exactly as writing them one at a time does — rows, autonumbers, audit
+entries, timeline entries (workflow moves), automations (a failing one too) and rollups —
+and refuses the same rows, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import build_instance, provision_database
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import Clock, write_pack
+
+from runtime.core.errors import RecordError
+from runtime.core.instance import Actor, Instance
+from runtime.ops import transfer
+from runtime.write import bulk, records
+
+CLUB = """
+entity: club
+title_field: name
+fields:
+  name:    {type: text, required: true}
+  members: {type: integer, rollup: {from: member.club, op: count}}
+  points:  {type: integer, rollup: {from: member.club, op: sum, field: score}}
+  average: {type: decimal, formula: "points / max(members, 1)"}
+"""
+MEMBER = """
+entity: member
+title_field: name
+fields:
+  number:   {type: autonumber, format: "M-{0000}"}
+  code:     {type: text, required: true, unique: true}
+  name:     {type: text, required: true}
+  email:    {type: email}
+  score:    {type: integer, min: 0}
+  club:     {type: link, to: club}
+  greeting: {type: text}
+validations:
+  - rule: "score == null or score <= 100"
+    message: The score is at most 100.
+    field: score
+duplicates:
+  - {match: [email], action: block}
+workflow:
+  field: stage
+  initial: new
+  states:
+    new:    {label: New}
+    active: {label: Active}
+    left:   {label: Left, final: true}
+  transitions:
+    start: {from: new, to: active}
+    leave: {from: [new, active], to: left}
+"""
+AUTOMATIONS = """
+automations:
+  greet:
+    entity: member
+    on: create
+    when: "score != null and score > 50"
+    do:
+      - set: {greeting: "Hello {name}"}
+  refuse:
+    entity: member
+    on: create
+    when: "name == 'boom'"
+    do:
+      - set: {score: -1}
+"""
+SYSTEM = Actor.system_actor("test")
+
+
+def _pack(root: Path) -> Path:
+    return write_pack(root, {"entities/club.yaml": CLUB, "entities/member.yaml": MEMBER,
+                             "automations/test.yaml": textwrap.dedent(AUTOMATIONS)})
+
+
+class Pair(tuple):
+    """Two instances; short to print when hypothesis shows a failing example."""
+
+    def __repr__(self) -> str:
+        return "Pair(bulk, single)"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
+    """Two instances of the member pack on two empty databases, on the same fixed clock,
+    each with the same two teams."""
+    clock = Clock()
+    with ExitStack() as stack:
+        pair = []
+        for name in ("bulk", "single"):
+            url = stack.enter_context(provision_database(request.param, tmp_path / name))
+            (tmp_path / name).mkdir(exist_ok=True)
+            inst = build_instance(_pack(tmp_path / name / "packs"), url, clock=clock)
+            stack.callback(inst.engine.dispose)
+            for team in ("Red", "Blue"):
+                records.create(inst, SYSTEM, "club", {"name": team})
+            pair.append(inst)
+        yield Pair(pair)
+
+
+ROW = st.fixed_dictionaries({
+    "code": st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+    "name": st.sampled_from(["Ann", "Bo", "", "boom", "Cy"]),
+}, optional={
+    "email": st.sampled_from(["x@example.com", "y@example.com", "X@example.com", "nope"]),
+    "score": st.integers(-3, 110),
+    "club": st.sampled_from([1, 2, 99]),
+    "stage": st.sampled_from(["new", "active", "left", "gone"]),
+})
+
+
+def one_by_one(inst: Instance, rows: list[dict]) -> list[int | None]:
+    """The rows written as an import wrote them before the bulk path: one savepoint each."""
+    lines: list[int | None] = []
+    with inst.engine.begin() as conn:
+        for row in rows:
+            try:
+                with conn.begin_nested():
+                    lines.append(transfer.write(inst, SYSTEM, conn, "member", row)["id"])
+            except RecordError:
+                lines.append(None)
+    return lines
+
+
+def at_once(inst: Instance, rows: list[dict]) -> list[int | None]:
+    with inst.engine.begin() as conn:
+        outcomes = transfer.write_many(inst, SYSTEM, conn, "member", list(enumerate(rows)))
+    return [o.id for o in outcomes]
+
+
+def contents(inst: Instance) -> dict[str, list]:
+    """Every row the writes leave, record ids replaced by their place among the members
+    (PostgreSQL's sequences may skip numbers that a rolled-back attempt took); audit and
+    timeline entries in their order per record."""
+    with inst.engine.connect() as conn:
+        members = conn.execute(sa.text("SELECT * FROM member ORDER BY id")).mappings().all()
+        place = {m["id"]: n for n, m in enumerate(members)}
+
+        def rows(sql: str) -> list:
+            found = []
+            for row in conn.execute(sa.text(sql)).mappings():
+                row = dict(row)
+                row.pop("id", None)
+                if row.get("entity") == "member" and "record_id" in row:
+                    row["record_id"] = place.get(row["record_id"])
+                found.append(row)
+            # a batch writes its audit entries together: the order per record is what counts
+            return sorted(found, key=lambda r: (r.get("entity", ""), str(r.get("record_id"))))
+
+        return {
+            "member": [{k: v for k, v in m.items() if k != "id"} for m in members],
+            "club": rows("SELECT * FROM club ORDER BY id"),
+            "audit": rows("SELECT entity, record_id, action, field, old_value, new_value, "
+                          "user_id, at FROM crm_audit ORDER BY id"),
+            "timeline": rows("SELECT entity, record_id, kind, body, user_id, created_at "
+                             "FROM crm_timeline ORDER BY id"),
+            "counters": rows("SELECT * FROM crm_autonumber ORDER BY entity, field"),
+        }
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(batches=st.lists(st.lists(ROW, max_size=8), min_size=1, max_size=3))
+def test_a_bulk_write_equals_the_same_rows_one_at_a_time(
+        twins: tuple[Instance, Instance], batches: list[list[dict]]) -> None:
+    together, alone = twins
+    for inst in twins:  # each example starts from the two clubs alone
+        with inst.engine.begin() as conn:
+            for sql in ("DELETE FROM member", "DELETE FROM crm_audit WHERE entity = 'member'",
+                        "DELETE FROM crm_timeline", "DELETE FROM crm_autonumber",
+                        "UPDATE club SET members = 0, points = 0, average = 0"):
+                conn.execute(sa.text(sql))
+    for rows in batches:
+        made = at_once(together, rows)
+        kept = one_by_one(alone, rows)
+        assert [i is None for i in made] == [i is None for i in kept], rows
+    assert contents(together) == contents(alone), batches
+
+
+def test_a_bad_row_keeps_the_good_rows_checks_and_its_line(
+        twins: tuple[Instance, Instance]) -> None:
+    inst, _ = twins
+    rows = [(10, {"code": "a", "name": "Ann"}), (11, {"code": "b", "name": ""}),
+            (12, {"code": "a", "name": "Twin"}), (13, {"code": "c", "name": "Cy",
+                                                      "score": 500}),
+            (14, {"code": "d", "name": "Di", "email": "x@example.com"}),
+            (15, {"code": "e", "name": "Ed", "email": "X@example.com"})]
+    outcomes = bulk.create_many(inst, SYSTEM, "member", rows)
+    assert [o.line for o in outcomes] == [10, 11, 12, 13, 14, 15]
+    assert [o.id is not None for o in outcomes] == [True, False, False, False, True, False]
+    assert outcomes[1].error.errors == {"name": ["is required; fill it in"]}
+    assert "already used" in outcomes[2].error.errors["code"][0]  # the row above has "a"
+    assert outcomes[3].error.errors == {"score": ["The score is at most 100."]}
+    assert "(line 14)" in outcomes[5].error.message  # a duplicate of a row of this batch
+    numbers = records.query(inst, SYSTEM, "member").rows
+    assert sorted(r["number"] for r in numbers) == ["M-0001", "M-0002"]
+
+
+def test_a_failing_automation_refuses_its_row_only(twins: tuple[Instance, Instance]) -> None:
+    inst, _ = twins
+    outcomes = bulk.create_many(inst, SYSTEM, "member", [
+        (2, {"code": "a", "name": "Ann", "club": 1, "score": 60}),
+        (3, {"code": "b", "name": "boom", "club": 1}),
+        (4, {"code": "c", "name": "Cy", "club": 1, "score": 7})])
+    assert [o.id is not None for o in outcomes] == [True, False, True]
+    assert "'Refuse'" in outcomes[1].error.message
+    team = records.get(inst, SYSTEM, "club", 1)
+    assert (team["members"], team["points"]) == (2, 67)
+    assert records.get(inst, SYSTEM, "member", outcomes[0].id)["greeting"] == "Hello Ann"
+
+
+def test_who_may_not_create_is_refused_for_the_whole_batch(
+        twins: tuple[Instance, Instance], make_user) -> None:
+    inst, _ = twins
+    nobody = make_user(inst, "nobody")
+    with pytest.raises(RecordError) as refused:
+        bulk.create_many(inst, nobody, "member", [(2, {"code": "a", "name": "Ann"})])
+    assert refused.value.status == 403
