@@ -172,10 +172,11 @@ def test_migrate_dry_run_prints_and_changes_nothing(run: Callable, engine: sa.En
     assert code == 0
     assert "[safe] add column item.color" in out
     assert "[safe] add index ix_item_color on item (color)" in out
+    assert "[safe] build the search index of item" in out  # a new text field is searched
     assert "dry run: nothing was changed" in out
     assert "color" not in columns(engine, "item")
     code, out, _ = run("migrate")
-    assert code == 0 and "migrated: 2 steps" in out
+    assert code == 0 and "migrated: 3 steps" in out
     assert "color" in columns(engine, "item")
     code, out, _ = run("migrate")
     assert code == 0 and "nothing to migrate" in out

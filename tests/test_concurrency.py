@@ -212,7 +212,7 @@ class FakeIntegrity(Exception):
 def test_integrity_errors_map_to_fields_by_constraint_name(things, constraint, field, message):
     inst, _ = things
     ent, table = inst.model.entity("thing"), inst.schema.table("thing")
-    error = records._integrity(ent, table, sa.exc.IntegrityError("INSERT", {},
+    error = records.integrity(ent, table, sa.exc.IntegrityError("INSERT", {},
                                                                  FakeIntegrity(constraint)))
     assert isinstance(error, ValidationFailed)
     assert message in error.errors[field][0]
@@ -221,5 +221,5 @@ def test_integrity_errors_map_to_fields_by_constraint_name(things, constraint, f
 def test_unnamed_integrity_errors_are_a_409(things):
     inst, _ = things
     ent, table = inst.model.entity("thing"), inst.schema.table("thing")
-    error = records._integrity(ent, table, sa.exc.IntegrityError("INSERT", {}, Exception("?")))
+    error = records.integrity(ent, table, sa.exc.IntegrityError("INSERT", {}, Exception("?")))
     assert isinstance(error, Conflict) and error.status == 409

@@ -30,6 +30,10 @@ from pathlib import Path
 import pytest
 from support import write_pack
 
+# real server and worker processes, about a minute or two each: `make test` runs them,
+# `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = secrets.token_hex(32)
 PASSWORD = "correct horse battery"

@@ -29,6 +29,10 @@ from runtime.process import jobs
 from runtime.process.setup import open_instance
 from runtime.write import records
 
+# real server and worker processes, about a minute or two each: `make test` runs them,
+# `make test-fast` leaves them out
+pytestmark = pytest.mark.slow
+
 REDIS_URL = "redis://127.0.0.1:6379/13"
 LEADS = 60
 KEY = "lead.hourly_touch"

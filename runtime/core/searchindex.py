@@ -196,7 +196,7 @@ def sync(conn: Connection, model: AppModel, tables: set[str], extra: set[str]) -
         _drop(conn, name, have.get(name, "").startswith("CREATE TRIGGER"))
     schema = None
     if dialect == "postgresql" and tables:
-        schema = _ensure_trgm(conn, notes)
+        schema = ensure_trgm(conn, notes)
         if schema is None:
             return notes
     want = wanted(model, dialect, schema)
@@ -231,7 +231,7 @@ def _drop(conn: Connection, name: str, trigger: bool) -> None:
     conn.exec_driver_sql(f"DROP {kind} IF EXISTS {_q(name)}")
 
 
-def _ensure_trgm(conn: Connection, notes: list[str]) -> str | None:
+def ensure_trgm(conn: Connection, notes: list[str]) -> str | None:
     """The schema of pg_trgm, creating the extension if need be; None (and a note) when it
     cannot be: searches then read the whole table."""
     schema = trgm_schema(conn)

@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from runtime.core import searchindex
 from runtime.core.db import database_url, make_engine
 from runtime.core.instance import utcnow
 from runtime.ops.commands import UserError, guarded
@@ -220,6 +221,9 @@ def _check_target(engine: sa.Engine, manifest: dict[str, Any], uploads: Path,
 
 def _pg_restore(engine: sa.Engine, dump: Path, *, clean: bool) -> None:
     options = ["--clean", "--if-exists"] if clean else []
+    notes: list[str] = []
+    with engine.begin() as conn:  # the search index names pg_trgm, which a dump leaves out
+        searchindex.ensure_trgm(conn, notes)
     _run_pg(["pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
              *options], engine, dump)
 

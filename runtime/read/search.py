@@ -54,7 +54,8 @@ def search_clause(inst: Instance, actor: Actor, ent: Entity, table: Any, q: str 
             options.append(table.c.id == record_id)
         per_word.append(sa.or_(sa.false(), *options))
     clause = sa.and_(*per_word)
-    if len(words) > 1 and len(phone_digits(text)) >= searchindex.MIN_TRIGRAM and cols.phones:
+    if (len(words) > 1 and _numeric(text) and len(phone_digits(text)) >= searchindex.MIN_TRIGRAM
+            and cols.phones):
         # "0117 496 0320" is one number, not three words
         whole = phones.fragment(text, phones.region())
         clause = sa.or_(clause, cols.phone_match(table, [whole], dialect))
@@ -90,7 +91,7 @@ class _Columns:
     def matches(self, table: Any, word: str, dialect: str) -> list[ColumnElement]:
         """The conditions under which `word` matches a text or phone column."""
         found = []
-        digits = phone_digits(word)
+        digits = phone_digits(word) if _numeric(word) else ""
         numbers = [digits, phones.fragment(word, phones.region())] if (
             len(digits) >= searchindex.MIN_TRIGRAM and self.phones) else []
         trigram = len(word) >= searchindex.MIN_TRIGRAM
@@ -115,6 +116,12 @@ class _Columns:
             return table.c.id.in_(_fts_rowids(self.table_name, expression))
         return sa.or_(*[table.c[c].contains(n, autoescape=True)
                         for c in self.phones for n in numbers])
+
+
+def _numeric(text: str) -> bool:
+    """Whether `text` may be (part of) a phone number: no letters ("ZQ014X" is a code, and
+    searching phones for its "014" would find records by what the reader did not type)."""
+    return not any(character.isalpha() for character in text)
 
 
 def _fts_term(columns: list[str], term: str) -> str:
