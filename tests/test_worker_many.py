@@ -3,11 +3,12 @@ scheduled automation runs once per period however many ticks both enqueue, and a
 fails twice is retried with backoff, recorded in `crm_job_failure` and shown by
 `crmforge worker --status`.
 
-The queue is the machine's Redis at 127.0.0.1:6379, database 13, and only the keys of the
+The queue is the machine's Redis at 127.0.0.1:6379, database 13 or 14, and only the keys of the
 `crmforge` queue in it are removed (skipped visibly when no Redis answers)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -33,7 +34,10 @@ from runtime.write import records
 # `make test-fast` leaves them out
 pytestmark = pytest.mark.slow
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+# one Redis database per pytest-xdist worker (13, 14): the two databases' runs of this module
+# may run side by side, and a worker of one must never take the other's jobs
+_XDIST = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = f"redis://127.0.0.1:6379/{13 + _XDIST % 2}"
 LEADS = 60
 KEY = "lead.hourly_touch"
 LEAD = """
