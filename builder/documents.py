@@ -8,13 +8,19 @@ and `row.FIELD` inside `{% for row in related.NAME %}` a field of that list's en
 again). A related list that is not one of the entity's is E224, as for record kinds; a file
 that is missing or a template Jinja cannot parse is E250. Every message points at the line of
 the template file (or of the YAML file, for `html:`) where the problem is.
+
+A template may `{% extends %}`, `{% include %}` or `{% import %}` another file of its pack's
+`documents/` folder, named as a constant file name ("sales_base.html"): the builder reads and
+checks it (over the document's entity) and keeps its text on the `Document` (`bases`), so that
+the sandbox loads nothing else. Any other name is E250.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jinja2 import Environment, TemplateSyntaxError, nodes
 
@@ -29,8 +35,18 @@ if TYPE_CHECKING:
 
 RECORD_EXTRAS = ("id", "title")  # what `record` holds besides the entity's fields
 _PARSER = Environment(autoescape=True)  # parses only: templates are run in the sandbox
+BASE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.html")  # a file of documents/, no path
+_LOADS = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 Kind = tuple[str, Any]  # what a template expression is: ("record", entity), ("rows", entity)…
+
+
+class _Base(NamedTuple):
+    """A template a document's template extends or includes."""
+
+    file: str  # where it is, for messages
+    text: str
+    tree: nodes.Template
 
 
 def build_documents(lk: Linker, entities: Mapping[str, Entity]) -> dict[str, Document]:
@@ -61,19 +77,79 @@ def _document(lk: Linker, source: PackSource, entities: Mapping[str, Entity], lo
         return None
     body, file, first_line = text
     related = _related(lk, entity, loc, raw.get("related") or [], prefix)
+    tree = _parse(lk, body, file, first_line, prefix)
+    bases = _bases(lk, source, tree, file, first_line, prefix) if tree is not None else None
+    if tree is None or bases is None:
+        return None
+    scope: dict[str, Kind] = {"record": ("record", entity.name),
+                              "labels": ("labels", entity.name), "related": ("related", None)}
+    _Checker(lk, entities, related, file, first_line, prefix).walk(tree, scope)
+    for base in bases.values():
+        _Checker(lk, entities, related, base.file, 1, prefix).walk(base.tree, scope)
+    return Document(name, entity.name, source.name, Text.of(raw.get("label"), humanize(name)),
+                    body, file, first_line,
+                    tuple((key, *found) for key, found in related.items()),
+                    tuple((name, base.text) for name, base in bases.items()))
+
+
+def _parse(lk: Linker, body: str, file: str, first_line: int, prefix: str
+           ) -> nodes.Template | None:
+    """The parsed template; None (and E250 at its line) when Jinja cannot parse it."""
     try:
-        tree = _PARSER.parse(body)
+        return _PARSER.parse(body)
     except TemplateSyntaxError as exc:
         lk.diags.add("E250", f"{prefix}{exc.message}",
                      Mark(file, first_line + (exc.lineno or 1) - 1, 1),
                      "see https://jinja.palletsprojects.com/templates/ for the syntax")
         return None
-    checker = _Checker(lk, entities, related, file, first_line, prefix)
-    checker.walk(tree, {"record": ("record", entity.name), "labels": ("labels", entity.name),
-                        "related": ("related", None)})
-    return Document(name, entity.name, source.name, Text.of(raw.get("label"), humanize(name)),
-                    body, file, first_line,
-                    tuple((key, *found) for key, found in related.items()))
+
+
+def _bases(lk: Linker, source: PackSource, tree: nodes.Template, file: str, first_line: int,
+           prefix: str) -> dict[str, _Base] | None:
+    """{file name: base} of the templates `tree` extends, includes or imports,
+    and theirs in turn, all files of the pack's documents/ folder; None (and E250) when one
+    is named otherwise, cannot be read or cannot be parsed."""
+    found: dict[str, _Base] = {}
+    todo = [(tree, file, first_line)]
+    while todo:
+        node, at_file, at_line = todo.pop()
+        for name, line in _loaded(node):
+            if name in found:
+                continue
+            mark = Mark(at_file, at_line + line - 1, 1)
+            base = _base(lk, source, name, mark, prefix)
+            if base is None:
+                return None
+            found[name] = base
+            todo.append((base.tree, base.file, 1))
+    return found
+
+
+def _loaded(tree: nodes.Template) -> Iterator[tuple[str, int]]:
+    """(file name, line) of each `extends`, `include` and `import` in `tree`; the name is ""
+    when it is not one constant string."""
+    for node in tree.find_all(_LOADS):
+        name = node.template
+        constant = isinstance(name, nodes.Const) and isinstance(name.value, str)
+        yield (name.value if constant else ""), node.lineno
+
+
+def _base(lk: Linker, source: PackSource, name: str, mark: Mark, prefix: str) -> _Base | None:
+    """The template `name` of the pack's documents/ folder, read and parsed."""
+    if not BASE_NAME.fullmatch(name):
+        lk.diags.add("E250", f"{prefix}a template extends or includes only another file of "
+                     "its pack's documents/ folder, by its name", mark,
+                     'write the file\'s name, like {% extends "sales_base.html" %}')
+        return None
+    path = Path(source.path) / "documents" / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        lk.diags.add("E250", f"{prefix}cannot read the template '{name}' ({exc})", mark,
+                     "put the file next to this one, in documents/")
+        return None
+    tree = _parse(lk, text, display_name(path), 1, prefix)
+    return None if tree is None else _Base(display_name(path), text, tree)
 
 
 def _source(lk: Linker, source: PackSource, loc: tuple, raw: dict[str, Any], prefix: str

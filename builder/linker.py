@@ -432,7 +432,7 @@ class Linker:
             workflow = draft.setting("workflow")
             if isinstance(workflow, dict):
                 state_field = workflow.get("field", "status")
-                states = list((workflow.get("states") or {}).keys())
+                states = _state_options(workflow.get("states"))
                 known = draft.fields.get(state_field)
                 loc = draft.settings["workflow"][1]
                 if known is None:
@@ -900,3 +900,12 @@ def _guess_title(fields: list[Field]) -> str:
         if not f.system and f.type in ("text", "autonumber", "email", "phone"):
             return f.name
     return "id"
+
+
+def _state_options(states: Any) -> dict[str, Any]:
+    """The options of a workflow's state field: each state labelled as the workflow labels it
+    (a label map keeps its languages), else by its name."""
+    if not isinstance(states, dict):
+        return {}
+    return {str(name): (spec.get("label") if isinstance(spec, dict) and spec.get("label")
+                        else humanize(str(name))) for name in states for spec in [states[name]]}

@@ -405,6 +405,8 @@ class Document:
     first_line: int  # the line of `file` the template's first line is on
     # (name in the template, entity, link field, `through` link of the record or None)
     related: tuple[tuple[str, str, str, str | None], ...] = ()
+    # (file name, template) of what the template extends or includes, from its pack's documents/
+    bases: tuple[tuple[str, str], ...] = ()
 
 
 WEBHOOK_EVENTS = ("create", "update", "delete", "transition", "approval")

@@ -6,10 +6,11 @@ language (`label: {en: Offer, zh: 报价, es: Oferta}`). A text left out and mad
 a field without `label`, choice options written as a list — is English only too, and is
 reported where the name is.
 
-Which texts count is data: `PLACES` names them per file kind. Descriptions, help texts and
-placeholders are left to the pack author; the texts of menus, forms, lists, workflows,
-dashboards and messages are not. The check reads the files again (without demo data), once
-the packs have no error; it only adds warnings.
+Which texts count is data: `PLACES` names them per file kind. Descriptions (but a
+dashboard's, shown under its title on the home page), help texts and placeholders are left to
+the pack author; the texts of menus, forms, lists, workflows, dashboards and messages are
+not. The check reads the files again (without demo data), once the packs have no error; it only
+adds warnings.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ ENTITY_TEXTS = (
 PLACES: dict[str, tuple[Place, ...]] = {
     "pack": (Place(("label",), named=True),),
     "entity": ENTITY_TEXTS,
-    "dashboard": (Place(("label",), named=True), Place(("widgets", ANY, "label"))),
+    "dashboard": (Place(("label",), named=True), Place(("description",)),
+                  Place(("widgets", ANY, "label"))),  # the description shows under its title
     "messages": (Place(("messages", ANY, "label")), Place(("messages", ANY, "subject")),
                  Place(("messages", ANY, "body"))),
     "documents": (Place(("documents", ANY, "label")),),

@@ -98,13 +98,13 @@ def csrf_token(html: str) -> str:
 
 
 def assert_error_shape(response: Any, status: int, *extra: str) -> dict:
-    """The one JSON error shape: {"error": {"status", "message"}} plus only `extra` keys."""
+    """The one JSON error shape: {"error": {"status", "code", "message"}} plus only `extra`."""
     text = response.get_data(as_text=True)
     assert response.status_code == status, text
     assert response.mimetype == "application/json", (response.mimetype, text)
     body = response.get_json()
     assert set(body) == {"error", *extra}, body
-    assert set(body["error"]) == {"status", "message"}, body
+    assert set(body["error"]) == {"status", "code", "message"}, body
     assert body["error"]["status"] == status
     message = body["error"]["message"]
     assert isinstance(message, str) and len(message) > 10, body

@@ -2,7 +2,9 @@
 127.0.0.1 (a random port, in a thread), signing in, and screenshots.
 
 A browser test module defines a module-scoped `server` fixture that yields
-`served(inst, directory, **extra)` — a dict with "url", "inst" and the extras; the `browser`
+`served(inst, directory, **extra)` — a dict with "url", "inst" and the extras — usually of
+`browser_instance` (a fresh instance of the core pack, skipped without a browser), with
+`give_passwords` for the people who sign in; the `browser`
 fixture (tests/conftest.py) launches Chromium for it, and `accessible_pages` checks every page
 the module's tests visit with axe. Without Chromium or Playwright the tests are skipped, visibly
 (`apt-get install -y chromium`).
@@ -23,21 +25,24 @@ from typing import Any
 
 import pytest
 from axe_support import watch
+from conftest import build_instance
 from web_support import PASSWORD, make_app
 from werkzeug.serving import make_server
 
-from runtime.core.instance import Instance
+from runtime.core.instance import Actor, Instance
+from runtime.http.auth import set_password
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DESKTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
 VIEWPORTS = (("desktop", DESKTOP), ("phone", PHONE))
+CORE = Path(__file__).resolve().parent.parent / "verticals" / "core"
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None
+    sync_playwright = expect = None
 
 
 def require_browser() -> None:
@@ -45,6 +50,21 @@ def require_browser() -> None:
     if CHROMIUM is None or sync_playwright is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium); browser tests "
                     "skipped")
+
+
+def browser_instance(tmp_path_factory: pytest.TempPathFactory, name: str,
+                     packs: list[Path] | None = None) -> tuple[Instance, Path]:
+    """For a module's `server` fixture: skip without a browser, else a new instance of `packs`
+    (the core pack) on SQLite in a new temporary folder `name`, and that folder."""
+    require_browser()
+    directory = tmp_path_factory.mktemp(name)
+    return build_instance(packs or [CORE], f"sqlite:///{directory / 'crm.db'}"), directory
+
+
+def give_passwords(inst: Instance, *people: Actor) -> None:
+    """Let `people` sign in in the browser (password PASSWORD)."""
+    for person in people:
+        set_password(inst, person.user_id, PASSWORD)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ reason shown.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from support import FIXTURES, Clock, admin_actor, insert_team, insert_user, writ
 
 from builder.linker import build_model
 from builder.model import AppModel
+from builder.packs import custom_dir
 from runtime.core.db import make_engine, normalize_url
 from runtime.core.instance import Actor, Instance
 from runtime.process.setup import assemble
@@ -104,6 +106,14 @@ def _quoted(name: str) -> str:
     return name.replace('"', '""')
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives the browser is a `browser` test (`make test-fast` leaves them out):
+    it uses the `browser` fixture or lives in a *_browser.py module."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()) or item.path.stem.endswith("_browser"):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: an SQLite file in tmp_path, or a fresh PostgreSQL schema."""
@@ -111,13 +121,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
+READ_ONLY_PACKS = (Path(__file__).resolve().parent.parent / "verticals", FIXTURES.resolve())
+
+
+def model_of(paths: list | tuple) -> AppModel:
+    """The model of the packs at `paths`. The shipped packs and the fixtures are never written
+    by a test and a model is immutable, so theirs is built once per worker."""
+    resolved = tuple(Path(p).resolve() for p in paths)
+    if all(any(p.is_relative_to(base) for base in READ_ONLY_PACKS) for p in resolved):
+        return _read_only_model(resolved, str(custom_dir()))
+    return build_model(list(paths))
+
+
+@functools.cache
+def _read_only_model(paths: tuple[Path, ...], custom: str) -> AppModel:
+    """`custom`, the customisation folder of the moment, is part of the key: packs are read
+    with it."""
+    return build_model(list(paths))
+
+
 def build_instance(model: AppModel | str | Path | list, url: str, **kwargs: Any
                    ) -> Instance:
     """An Instance of `model` (or of the packs at the given paths) on `url`, with every table
     created and an `admin` user. The caller disposes of `inst.engine`."""
     if not isinstance(model, AppModel):
-        paths = model if isinstance(model, list | tuple) else [model]
-        model = build_model(list(paths))
+        model = model_of(model if isinstance(model, list | tuple) else [model])
     engine = make_engine(url)
     inst = assemble(model, engine, **kwargs)
     inst.schema.create_all(engine)

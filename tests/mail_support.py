@@ -24,11 +24,19 @@ from runtime.ops.worker import Worker
 
 
 class Inbox:
-    """An aiosmtpd handler that keeps what it receives, or refuses with `refuse`."""
+    """An aiosmtpd handler that keeps what it receives, or refuses the message with `refuse`
+    (at DATA) or each recipient with `refuse_rcpt` (at RCPT)."""
 
-    def __init__(self, refuse: str | None = None):
+    def __init__(self, refuse: str | None = None, refuse_rcpt: str | None = None):
         self.messages: list = []
         self.refuse = refuse
+        self.refuse_rcpt = refuse_rcpt
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.refuse_rcpt:
+            return self.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         if self.refuse:

@@ -76,6 +76,7 @@ def explore(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> st
     return None
 
 
+@pytest.mark.slow  # hundreds of generated requests: 10 s a role
 @pytest.mark.parametrize("role", ["admin", "agent"])
 def test_generated_requests_are_answered_as_documented(tokens, role: str) -> None:
     app, by_role = tokens

@@ -17,8 +17,7 @@ from workflow_pack import deal_pack, new_deal, people
 
 from runtime.core.errors import AwaitingApproval
 from runtime.http.auth import create_token
-from runtime.ops import migrate
-from runtime.process import approvals, workflow
+from runtime.process import approvals, migrate, workflow
 
 THREADS = 12
 INDEX = "uq_crm_approval_request_pending"

@@ -28,7 +28,7 @@ from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password
 from runtime.http import auth
 from runtime.http.app import create_app, load_or_create_secret_key
-from runtime.ops import migrate
+from runtime.process import migrate
 from runtime.write import records
 
 

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cli_support import Run, cli_runner
 from support import FIXTURES, write_pack
 
 from runtime.core.db import make_engine
 from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import verify_password
-from runtime.ops import migrate
-from runtime.ops.cli import build_parser, main
+from runtime.ops.cli import build_parser
 from runtime.ops.demo import load_demo
+from runtime.process import migrate
 from runtime.process.setup import SetupError, open_instance
 from runtime.write import records
 
@@ -57,18 +58,9 @@ def with_field(line: str, entity: str = ITEM) -> str:
 
 @pytest.fixture
 def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
+        capsys: pytest.CaptureFixture) -> Run:
     """`run("install", "core")` -> (exit status, stdout, stderr) against the test database."""
-    monkeypatch.setenv("CRMFORGE_CUSTOM_DIR", str(tmp_path / "custom"))
-    monkeypatch.delenv("CRMFORGE_DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def call(*argv: str | Path) -> tuple[int, str, str]:
-        code = main([*(str(a) for a in argv), "--database-url", database_url])
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err
-        return code, out.out, out.err
-    return call
+    return cli_runner(database_url, tmp_path, monkeypatch, capsys)
 
 
 @pytest.fixture
@@ -505,7 +497,7 @@ def test_every_command_is_in_docs_cli_md() -> None:
 
 
 def test_migrations_doc_names_every_operation() -> None:
-    from runtime.ops.migrate import ops
+    from runtime.process.migrate import ops
 
     text = (ROOT / "docs" / "migrations.md").read_text(encoding="utf-8")
     kinds = {cls.kind for cls in vars(ops).values()

@@ -7,6 +7,7 @@ the builder with file:line, the sandbox, the routes, and the Documents menu in C
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -116,6 +117,17 @@ def test_the_sandbox_refuses_python_attributes(sales: dict[str, Any]) -> None:
         render_html(inst, sales["rep"], document, sales["quote"])
 
 
+def test_the_sandbox_loads_only_the_documents_own_bases(sales: dict[str, Any]) -> None:
+    inst = sales["inst"]
+    quote = find(inst, "quote", "quote")
+    assert [name for name, _text in quote.bases] == ["sales_base.html"]
+    assert find(inst, "order", "order_confirmation").bases == quote.bases
+    for name in ("sales_base.html", "order.html", "../../../pyproject.toml"):
+        document = replace(quote, source=f"{{% include '{name}' %}}", bases=())
+        with pytest.raises(DocumentFailed, match=re.escape(name)):
+            render_html(inst, sales["rep"], document, sales["quote"])
+
+
 def test_routes_download_and_404(sales: dict[str, Any], tmp_path: Path) -> None:
     inst = sales["inst"]
     client = make_app(inst, tmp_path).test_client()
@@ -179,6 +191,21 @@ LINE = """\
      "d.yaml:2:", "E250"),
     ({"documents/d.yaml": "documents:\n  offer: {entity: deal, template: offer.html}\n",
       "documents/offer.html": "<p>\n{% for x in %}\n"}, "offer.html:2:", "E250"),
+    ({"documents/d.yaml": "documents:\n  offer: {entity: deal, template: offer.html}\n",
+      "documents/offer.html": "<p>\n{% extends '../entities/deal.yaml' %}\n"},
+     "offer.html:2:", "E250"),
+    ({"documents/d.yaml": "documents:\n  offer: {entity: deal, template: offer.html}\n",
+      "documents/offer.html": "{% include 'gone.html' %}\n"}, "offer.html:1:", "E250"),
+    ({"documents/d.yaml": "documents:\n  offer: {entity: deal, template: offer.html}\n",
+      "documents/offer.html": "{% set name = 'base.html' %}{% extends name %}\n",
+      "documents/base.html": "x"}, "offer.html:1:", "E250"),
+    ({"documents/d.yaml": "documents:\n  offer: {entity: deal, template: offer.html}\n",
+      "documents/offer.html": "{% extends 'base.html' %}\n",
+      "documents/base.html": "<h1>{{ record.name }}</h1>\n{{ record.amont }}\n"},
+     "base.html:2:", "E310"),
+    ({"documents/d.yaml": "documents:\n  offer: {entity: deal, template: offer.html}\n",
+      "documents/offer.html": "{% extends 'base.html' %}\n",
+      "documents/base.html": "<h1>\n{% if %}\n"}, "base.html:2:", "E250"),
 ])
 def test_template_problems_are_reported_with_file_and_line(
         tmp_path: Path, files: dict[str, str], where: str, code: str) -> None:
@@ -230,6 +257,7 @@ def test_documents_menu_downloads_the_pdf(browser: Any, server: dict[str, Any]) 
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack", ["hotel"])  # demo data takes ~30 s a pack
 def test_each_shipped_document_prints_a_demo_record(tmp_path: Path, pack: str) -> None:
     inst = build_instance([CORE, CORE.parent / pack], f"sqlite:///{tmp_path / 'crm.db'}")

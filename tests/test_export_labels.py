@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from browser_support import chromium, require_browser, served
 from browser_support import sign_in as browser_sign_in
+from cli_support import Run, cli_runner
 from openpyxl import load_workbook
 from web_support import PASSWORD, make_app, sign_in
 
@@ -22,7 +23,6 @@ from runtime.core.db import make_engine
 from runtime.core.instance import Instance
 from runtime.http.auth import set_password
 from runtime.ops import transfer
-from runtime.ops.cli import main
 from runtime.read.export import escape_value, unescape
 from runtime.write import records
 
@@ -85,18 +85,9 @@ def test_the_web_export_writes_labels_and_codes_on_request(leads, tmp_path) -> N
 
 @pytest.fixture
 def run(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> Callable[..., tuple[int, str, str]]:
+        capsys: pytest.CaptureFixture) -> Run:
     """`run("export", "lead")` -> (exit status, stdout, stderr) against the test database."""
-    monkeypatch.setenv("CRMFORGE_CUSTOM_DIR", str(tmp_path / "custom"))
-    monkeypatch.delenv("CRMFORGE_DATABASE_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def call(*argv: str | Path) -> tuple[int, str, str]:
-        code = main([*(str(a) for a in argv), "--database-url", database_url])
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err
-        return code, out.out, out.err
-    return call
+    return cli_runner(database_url, tmp_path, monkeypatch, capsys)
 
 
 def database(url: str) -> list[tuple]:

@@ -6,41 +6,27 @@ then sees Spanish words, dates and money. Every page is checked with axe (`brows
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import require_browser, served, shoot_both, sign_in
-from conftest import build_instance
+from browser_support import browser_instance, expect, give_passwords, served, shoot_both, sign_in
 from support import admin_actor, insert_user
-from web_support import PASSWORD
 
-from runtime.http.auth import set_password
 from runtime.write import records
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the test extra installs it
-    pass
-
 pytestmark = pytest.mark.browser
-
-CORE = Path(__file__).resolve().parent.parent / "verticals" / "core"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    require_browser()
-    directory = tmp_path_factory.mktemp("languages")
-    inst = build_instance([CORE], f"sqlite:///{directory / 'crm.db'}")
+    inst, directory = browser_instance(tmp_path_factory, "languages")
     people = {
         "li": insert_user(inst, "lwei", full_name="李伟", roles=["sales_manager"],
                           language="zh", lead_claim_limit=40, open_leads=0),
         "ana": insert_user(inst, "agarcia", full_name="Ana García", roles=["sales_manager"],
                            language="es", lead_claim_limit=40, open_leads=0),
     }
-    for who in people.values():
-        set_password(inst, who.user_id, PASSWORD)
+    give_passwords(inst, *people.values())
     admin = admin_actor(inst)
     account = records.create(inst, admin, "account", {"name": "Inmobiliaria Sol",
                                                       "region": "london"})

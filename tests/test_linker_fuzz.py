@@ -206,6 +206,7 @@ def test_the_unmutated_fixture_round_trips():
             assert model is not None, [d.format() for d in diags]
 
 
+@pytest.mark.slow  # fuzzing
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.filter_too_much])

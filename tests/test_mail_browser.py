@@ -7,37 +7,35 @@ to docs/screenshots/."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from axe_support import assert_accessible
-from browser_support import require_browser, served, shoot, shoot_both, sign_in
-from conftest import build_instance
+from browser_support import (
+    browser_instance,
+    expect,
+    give_passwords,
+    served,
+    shoot,
+    shoot_both,
+    sign_in,
+)
 from mail_support import run_worker, smtp_server
 from support import admin_actor
-from web_support import PASSWORD
 
-from runtime.http.auth import set_password
 from runtime.write import records
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:  # pragma: no cover - the test extra installs it
-    pass
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
-
-CORE = Path(__file__).resolve().parent.parent / "verticals" / "core"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    require_browser()
-    directory = tmp_path_factory.mktemp("mail")
-    inst = build_instance([CORE], f"sqlite:///{directory / 'crm.db'}")
+    inst, directory = browser_instance(tmp_path_factory, "mail")
     admin = admin_actor(inst)
-    set_password(inst, admin.user_id, PASSWORD)
+    give_passwords(inst, admin)
     ada = records.create(inst, admin, "contact", {
         "salutation": "ms", "first_name": "Ada", "last_name": "Lovelace",
         "email": "ada@example.com", "owner": admin.user_id})

@@ -23,7 +23,8 @@ from runtime.core.db import write_transaction
 from runtime.ops.cli import main
 from runtime.process.mail import outbox
 from runtime.process.mail.imap import parse_url
-from runtime.process.mail.inbound import read_mailbox, reply_address
+from runtime.process.mail.inbound import read_mailbox
+from runtime.process.mail.replies import reply_address
 from runtime.write import records
 
 CORE = Path(__file__).parent.parent / "verticals" / "core"

@@ -8,37 +8,24 @@ pages, desktop and 390 px, to docs/screenshots/.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import require_browser, served, shoot_both, sign_in
-from conftest import build_instance
+from browser_support import browser_instance, expect, give_passwords, served, shoot_both, sign_in
 from support import admin_actor, insert_user
-from web_support import PASSWORD
 
 from runtime.core.instance import Actor
-from runtime.http.auth import set_password
 from runtime.write import records
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # pragma: no cover - the test extra installs it
-    pass
-
 pytestmark = pytest.mark.browser
-
-CORE = Path(__file__).resolve().parent.parent / "verticals" / "core"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    require_browser()
-    directory = tmp_path_factory.mktemp("merge")
-    inst = build_instance([CORE], f"sqlite:///{directory / 'crm.db'}")
+    inst, directory = browser_instance(tmp_path_factory, "merge")
     dora = insert_user(inst, "dora", full_name="Dora Director", roles=["director"],
                        lead_claim_limit=40, open_leads=0)
-    set_password(inst, dora.user_id, PASSWORD)
+    give_passwords(inst, dora)
     admin = admin_actor(inst)
 
     def account(**values: Any) -> dict[str, Any]:

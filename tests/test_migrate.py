@@ -21,8 +21,8 @@ from builder.model import AppModel
 from builder.packs import SHIPPED_DIR, discover
 from runtime.core.db import make_engine
 from runtime.core.schema import build_schema
-from runtime.ops import migrate
-from runtime.ops.migrate.compare import normalize_default, type_signature, widens
+from runtime.process import migrate
+from runtime.process.migrate.compare import normalize_default, type_signature, widens
 
 NOW = datetime(2026, 3, 2, 9, 0, 0)
 STAMP = "20260302090000"
@@ -339,7 +339,9 @@ def test_applied_model_is_recorded(engine: sa.Engine, versions: Callable) -> Non
 def _packs() -> list:
     params = [pytest.param([FIXTURES / "core", FIXTURES / "spec"], id="spec-fixture")]
     for name, path in sorted(discover([SHIPPED_DIR]).items()):
-        params.append(pytest.param([path], id=name))
+        # the verticals take 5-7 s each: `make test` runs them, `make test-fast` runs core
+        marks = () if name == "core" else pytest.mark.slow
+        params.append(pytest.param([path], id=name, marks=marks))
     return params
 
 

@@ -86,6 +86,8 @@ MISSING = [
      "- {label: Offer, fields", "32:17", "views.form.sections[0].label 'Offer'"),
     ("dashboards/offers.yaml", "label: {en: Open offers, zh: 未结报价, es: Ofertas abiertas}",
      "label: Open offers", "4:42", "widgets[0].label 'Open offers'"),
+    ("dashboards/offers.yaml", "widgets:", "description: Offers made and won.\nwidgets:", "3:14",
+     "description 'Offers made and won.'"),  # shown under the dashboard's title
     ("pack.yaml", "label: {en: Shop, zh: 商店, es: Tienda}", "description: A shop", "1:1",
      "label is made from a name"),
 ]
@@ -189,6 +191,7 @@ def test_every_shipped_pack_is_translated(pack: str) -> None:
     assert [d.format() for d in diags] == []
 
 
+@pytest.mark.slow  # every shipped pack linked: 8 s
 def test_the_shipped_packs_validate_with_nothing_missing(validate) -> None:
     code, out, err = validate("--languages", "zh,es", str(SHIPPED_DIR))
     assert (code, out) == (0, ""), out

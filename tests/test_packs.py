@@ -184,6 +184,7 @@ def test_core_lead_to_quote_approved_by_sales_manager(api):
 # -- real_estate: an offer 8% below asking → branch manager → sales contract ----------------
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_real_estate_offer_below_asking_accepted_by_branch_manager(api):
     a = api("real_estate")
     a.user("alice", "agent")
@@ -243,6 +244,7 @@ def test_real_estate_offer_below_asking_accepted_by_branch_manager(api):
 # -- finance: a 750,000 mortgage through the credit matrix, maker-checker, mode all ---------
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_finance_large_loan_through_the_credit_matrix(api):
     a = api("finance")
     a.user("rm", "relationship_manager")
@@ -294,6 +296,7 @@ def test_finance_large_loan_through_the_credit_matrix(api):
     assert loan["offer_expires_on"] == "2026-04-01"
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_finance_closing_a_kyc_review_renews_the_customer(api):
     a = api("finance")
     a.user("cleo", "compliance_officer")
@@ -346,6 +349,7 @@ def _check_in_and_out(a: Api, booking: dict, room: int, nights: int, days_to_dep
     return booking
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_hotel_returning_guest_stay_and_recovery(api):
     a = api("hotel")
     a.user("ra", "reservations_agent")
@@ -400,6 +404,7 @@ def test_hotel_returning_guest_stay_and_recovery(api):
 # -- telecom: the nightly churn score opens a retention case; 25% off needs the team lead ----
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_telecom_churn_risk_to_retained_line(api):
     a = api("telecom")
     a.user("sam", "store_agent")
@@ -460,6 +465,7 @@ def test_telecom_churn_risk_to_retained_line(api):
 # -- formulas with pow() and right(): mortgage payment, annuity, masked national id ---------
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_real_estate_mortgage_monthly_payment(api):
     a = api("real_estate")
     a.user("alice", "agent")
@@ -482,6 +488,7 @@ def test_real_estate_mortgage_monthly_payment(api):
     assert "interest_rate_pct" not in seen and "monthly_payment" not in seen
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_finance_annuity_instalment_and_masked_national_id(api):
     a = api("finance")
     a.user("rm", "relationship_manager")
@@ -501,6 +508,7 @@ def test_finance_annuity_instalment_and_masked_national_id(api):
     assert float(loan["dti_pct"]) == 16.3
 
 
+@pytest.mark.slow  # a vertical's journey: 3-5 s; core's stays in make test-fast
 def test_finance_feed_finds_the_customer_by_national_id(api):
     """A source record with a known national id and no customer is linked to the golden
     customer at once (the field's default looks the customer up); an unknown id is left to

@@ -15,7 +15,7 @@ from web_support import sign_in
 
 from runtime.core import phones, searchindex
 from runtime.core.instance import Instance
-from runtime.ops import migrate
+from runtime.process import migrate
 from runtime.write import records
 from runtime.write.checks import find_duplicates
 

@@ -14,7 +14,8 @@ from support import admin_actor, insert_user, write_pack
 from builder.linker import build_model
 from runtime.core import searchindex
 from runtime.core.instance import Instance
-from runtime.ops import migrate
+from runtime.process import migrate
+from runtime.read import search
 from runtime.write import bulk, records
 
 PERSON = """\
@@ -172,7 +173,8 @@ def test_postgresql_search_uses_the_trigram_index(people) -> None:
         # new rows wait in GIN's pending list until (auto)vacuum merges them
         conn.exec_driver_sql("SELECT gin_clean_pending_list('ix_trgm_person_last_name')")
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # usable, not just cheaper
-        stmt = sa.select(table.c.id).where(table.c.last_name.icontains("mith", autoescape=True))
+        stmt = sa.select(table.c.id).where(search.text_match(table.c.last_name, "mith",
+                                                             "postgresql"))
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql).scalars())
     assert "ix_trgm_person_last_name" in plan, plan

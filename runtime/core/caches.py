@@ -18,7 +18,8 @@ another's value). A cache whose keys also come from what users choose (a sort, a
 | `ROLLUP_UPDATES` | parent table, child, link, date | the UPDATE of a parent's rollups (4096) |
 | `STATEMENTS` | table, purpose | by id (`core.schema`), insert, update (`write.records`), |
 | | | exists, duplicates (`write.checks`), logins, tokens, sessions (`http.auth`) |
-| `PAGE_STATEMENTS` | table, sort, direction, NULLs | a list page's SELECTs (`read.queries`; 4096) |
+| `PAGE_STATEMENTS` | table, sort, direction, NULLs, collation | a list page's SELECTs |
+| | | (`read.queries`; 4096) |
 | `JSON_PLANS` | entity, hidden fields | the fields a record's JSON shows (`core.values`; 4096) |
 
 Pure parse caches of a string, with nothing of a model in them, stay `functools.lru_cache`s
@@ -32,6 +33,10 @@ Pure parse caches of a string, with nothing of a model in them, stay `functools.
 | `core.phones.e164` | a phone number, in the instance's default region, to E.164 |
 | `read.titles._locale` | a language code, to its Babel `Locale` |
 | `http.ops_routes.queue_storage` | the queue URL, to the storage `/readyz` and `/metrics` ask |
+| `read.titles._known_zones` | the system's IANA time zone names (read once) |
+| `read.titles.zone_names` | the same names, sorted for the time zone pickers |
+| `process.documents.sandbox` | a document's bases, to a sandbox that loads only them |
+| `process.studio.origins._linked` | a model's hash and files, to the linker with positions |
 """
 
 from __future__ import annotations

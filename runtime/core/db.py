@@ -1,6 +1,7 @@
 """Database engines: URLs, SQLite pragmas, and the write-transaction helper.
 
-SQLite runs in WAL mode with foreign keys on and a busy timeout; a write transaction on SQLite
+SQLite runs in WAL mode with foreign keys on, a busy timeout and the search index's
+`crm_fold` function (core/searchindex.py); a write transaction on SQLite
 starts with BEGIN IMMEDIATE so that two writers queue instead of failing half-way. PostgreSQL
 gets a pre-pinged pool. Nothing here knows about entities.
 """
@@ -12,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 
 from runtime.core.errors import Conflict
 from runtime.core.expressions.sqlfuncs import register_sqlite_functions
+from runtime.core.searchindex import register_fold
 
 DEFAULT_URL = "sqlite:///instance/crmforge.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -69,6 +72,7 @@ def _sqlite_events(engine: Engine, memory: bool) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
         register_sqlite_functions(dbapi_connection)  # pow() for expressions, if SQLite lacks it
+        register_fold(dbapi_connection)  # crm_fold(), which the search index's triggers call
 
     @sa.event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
@@ -78,8 +82,10 @@ def _sqlite_events(engine: Engine, memory: bool) -> None:
 
 def mark_written(conn: Connection) -> None:
     """Count a change to an entity row made on `conn` (the write path, rollups, timeline):
-    a write that sees the count unchanged after its hooks knows its record is as it left it."""
+    a write that sees the count unchanged after its hooks knows its record is as it left it.
+    The replica-able reads after it, in this context, go to the primary (`reads_pinned`)."""
     conn.info["crm_writes"] = conn.info.get("crm_writes", 0) + 1
+    pin_reads()
 
 
 def writes(conn: Connection) -> int:
@@ -88,6 +94,26 @@ def writes(conn: Connection) -> int:
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
+
+
+# Read replicas (Instance.read_engine): once a request (or a thread) has written, its reads go
+# to the primary, which has its writes; runtime.http.replica scopes this to one request. The
+# value says why: "" not pinned, "wrote" this context wrote, "recent" its session wrote lately.
+_PINNED: ContextVar[str] = ContextVar("crm_reads_pinned", default="")
+
+
+def pin_reads(why: str = "wrote") -> object:
+    """Send this context's replica-able reads to the primary (a token for `unpin_reads`)."""
+    return _PINNED.set(why)
+
+
+def unpin_reads(token: object) -> None:
+    _PINNED.reset(token)  # type: ignore[arg-type]
+
+
+def reads_pinned() -> str:
+    """Why this context reads from the primary ("wrote", "recent"), or "" when it need not."""
+    return _PINNED.get()
 
 
 @contextmanager

@@ -20,9 +20,12 @@ class RecordError(Exception):
 
     status = 400
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, **params: Any):
+        """`message` may hold `%(name)s` slots filled from `params`: the error handler then
+        translates the message before filling them (`template`, `params`)."""
+        self.template, self.params = message, params
+        self.message = message % params if params else message
+        super().__init__(self.message)
 
 
 class BadRequest(RecordError):
@@ -77,6 +80,15 @@ class StaleVersion(Conflict):
         self.current = current
 
 
+SOME_NOT_VALID = N_("Some values are not valid; fix them and save again — %(problems)s")
+
+
+def problems(errors: Mapping[str, Iterable[str]]) -> str:
+    """`field: message; message | message` of what `errors` says (field names as they are)."""
+    return " | ".join(f"{field}: {'; '.join(msgs)}" if field != "_record" else "; ".join(msgs)
+                      for field, msgs in errors.items())
+
+
 class ValidationFailed(RecordError):
     """Values that cannot be saved: `errors` maps a field (or "_record") to its messages."""
 
@@ -84,7 +96,4 @@ class ValidationFailed(RecordError):
 
     def __init__(self, errors: Mapping[str, Iterable[str]]):
         self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items() if v}
-        parts = [f"{field}: {'; '.join(msgs)}" if field != "_record" else "; ".join(msgs)
-                 for field, msgs in self.errors.items()]
-        super().__init__("Some values are not valid; fix them and save again — "
-                         + " | ".join(parts))
+        super().__init__(SOME_NOT_VALID, problems=problems(self.errors))

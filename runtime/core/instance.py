@@ -2,18 +2,25 @@
 
 Everything at run time takes an `Instance` and an `Actor` explicitly — no globals, no
 "ignore permissions" flags. Tests build instances with a controllable clock.
+
+`read_engine`, when set (CRMFORGE_READ_DATABASE_URL, `runtime.http.replica`), is a read
+replica: `reader()` is the one place the reads that may lag a little (lists, search, export,
+dashboards) take their connection, from the replica unless this context wrote
+(`runtime.core.db.reads_pinned`). Every other read and every write uses `engine`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from builder.model import AppModel
+from runtime.core.db import reads_pinned
 from runtime.core.hooks import Hooks
 from runtime.core.schema import Schema, build_schema
 
@@ -36,6 +43,7 @@ class Actor:
     system: bool = False
     fields: tuple[tuple[str, Any], ...] = ()  # extra user fields (region, ...) for expressions
     full_name: str | None = None
+    time_zone: str | None = None  # the user's IANA zone; None: the instance's (read/titles.py)
 
     @property
     def display_name(self) -> str:
@@ -63,11 +71,19 @@ class Instance:
     clock: Callable[[], datetime] = utcnow
     hooks: Hooks = field(default_factory=Hooks)
     settings: dict[str, Any] = field(default_factory=dict)
+    read_engine: Engine | None = None  # a read replica of `engine`, if any
 
     @classmethod
     def create(cls, model: AppModel, engine: Engine, **kwargs: Any) -> Instance:
         """An instance with no hooks yet: `runtime.process.setup.assemble` wires them."""
         return cls(model, engine, build_schema(model), **kwargs)
+
+    def reader(self) -> AbstractContextManager[Connection]:
+        """A connection for a list, search, export or dashboard read: the replica's, unless
+        there is none or this context wrote (then the primary's, which has the writes)."""
+        if self.read_engine is None or reads_pinned():
+            return self.engine.connect()
+        return self.read_engine.connect()
 
     def now(self) -> datetime:
         return self.clock()

@@ -148,6 +148,7 @@ def _entity_table(metadata: sa.MetaData, model: AppModel, entity: Entity) -> sa.
             sa.Column("is_admin", sa.Boolean(create_constraint=False), nullable=False,
                       server_default=sa.false()),
             sa.Column("language", sa.String(16)),
+            sa.Column("time_zone", sa.String(64)),
             sa.Column("away_from", sa.Date()),
             sa.Column("away_until", sa.Date()),
             sa.Column("delegate", Id, sa.ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL",
@@ -348,13 +349,14 @@ def _system_tables(metadata: sa.MetaData) -> None:
              sa.Column("subject", sa.String(255), nullable=False),
              sa.Column("body_text", sa.Text(), nullable=False),
              sa.Column("body_html", sa.Text()),
-             sa.Column("status", sa.String(16), nullable=False),  # queued, sending, ...
+             sa.Column("status", sa.String(16), nullable=False),  # queued, ..., bounced
              sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
              sa.Column("next_attempt_at", sa.DateTime(), nullable=False),
              sa.Column("last_error", sa.Text()),
              sa.Column("once_key", sa.String(255), unique=True),
              sa.Column("follow", sa.JSON()),  # the record's fields that follow the status
              sa.Column("consent", sa.JSON()),  # {entity, id, field} the unsubscribe link ends
+             sa.Column("attachments", sa.JSON()),  # ids of crm_attachment rows it carries
              user_ref("user_id"),
              sa.Column("created_at", sa.DateTime(), nullable=False),
              sa.Column("sent_at", sa.DateTime()),
@@ -464,6 +466,36 @@ def _system_tables(metadata: sa.MetaData) -> None:
              sa.Column("created_at", sa.DateTime(), nullable=False),
              sa.Column("shown_at", sa.DateTime()),
              sa.Index(None, "agent_id", "shown_at"))
+    # customisations applied in the studio (runtime.process.studio): one row per applied version of
+    # an entity's `extends:` file, its text before and after, for the history and "revert"
+    sa.Table("crm_studio_version", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("entity", sa.String(63), nullable=False, index=True),
+             sa.Column("file", sa.String(1024), nullable=False),
+             sa.Column("before_text", sa.Text(), nullable=False),
+             sa.Column("after_text", sa.Text(), nullable=False),
+             sa.Column("summary", sa.String(255), nullable=False),
+             sa.Column("model_hash", sa.String(64), nullable=False),
+             sa.Column("reverted_to", sa.BigInteger()),  # the version this one went back to
+             user_ref("user_id"),
+             sa.Column("created_at", sa.DateTime(), nullable=False))
+    # pack installs and upgrades from /admin/packs (runtime.process.pack_jobs): the job's state as
+    # every process sees it, and who runs it (host, pid, heartbeat) to tell a dead one
+    sa.Table("crm_pack_job", metadata,
+             sa.Column("id", Id, primary_key=True, autoincrement=True),
+             sa.Column("action", sa.String(16), nullable=False),  # install, upgrade
+             sa.Column("pack", sa.String(63), nullable=False),
+             sa.Column("state", sa.String(16), nullable=False),  # running, done, failed
+             sa.Column("steps", sa.Integer(), nullable=False),
+             sa.Column("moves", sa.JSON(), nullable=False),  # [[pack, old, new], ...]
+             sa.Column("notes", sa.JSON()),  # what the migration said
+             sa.Column("message", sa.Text()),
+             sa.Column("host", sa.String(255), nullable=False),
+             sa.Column("pid", sa.Integer(), nullable=False),
+             user_ref("user_id"),
+             sa.Column("started_at", sa.DateTime(), nullable=False),
+             sa.Column("updated_at", sa.DateTime(), nullable=False),  # the heartbeat
+             sa.Column("finished_at", sa.DateTime()))
     # demo records by their `_key`, so that a pack's demo data loaded later can link to them
     sa.Table("crm_demo_key", metadata,
              sa.Column("entity", sa.String(63), primary_key=True),

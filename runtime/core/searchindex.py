@@ -1,24 +1,32 @@
 """The quick-search index of each entity, kept by the database itself (docs/records.md#search).
 
 - **SQLite**: an FTS5 table `crm_search__<table>` with the trigram tokenizer over the entity's
-  text search fields (and the E.164 shadow column of its phone search fields), as an external
-  content table (it stores no copy of the values) kept current by three triggers on the
-  entity's table — so no write path, single or bulk, has anything to do. A term of three
-  characters or more is found anywhere inside a value, Chinese text included (no word breaks
-  needed); shorter terms are matched with LIKE.
-- **PostgreSQL**: a `pg_trgm` GIN index `ix_trgm_<table>_<column>` on each of those columns,
-  which `ILIKE '%term%'` uses. When the extension cannot be created (not installed on the
-  server, or no right to create it), searches work as before without the index, and the
-  migration says so.
+  text search fields (and the E.164 shadow column of its phone search fields), contentless (it
+  stores no copy of the values) and kept current by three triggers on the entity's table — so
+  no write path, single or bulk, has anything to do. A term of three characters or more is
+  found anywhere inside a value, Chinese text included (no word breaks needed); shorter terms
+  are matched with LIKE.
+- **PostgreSQL**: a `pg_trgm` GIN index `ix_trgm_<table>_<column>` on the folded text of each
+  of those columns, which `LIKE '%term%'` on the same expression uses. When the extension
+  cannot be created (not installed on the server, or no right to create it), searches work as
+  before without the index, and the migration says so.
+
+Both index the text **folded** (`fold`: Unicode NFKD, combining accents dropped, case folded),
+and the search folds its words the same way, so "Jose" finds "José" and "jose" finds "JOSÉ";
+Chinese text folds to itself. SQLite runs `fold` itself (the `crm_fold` function every
+connection gets, core/db.py); PostgreSQL runs the same steps in SQL (`folded`).
 
 What the index should be is data (`wanted`); what it is comes from the database (`present`);
-`crmforge migrate` plans the difference (`runtime/ops/migrate/compare.py`) and `sync` makes it,
+`crmforge migrate` plans the difference (`runtime/process/migrate/compare.py`) and `sync` makes it,
 building the index for the rows already there. `Schema.create_all` calls `create_all`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,6 +41,47 @@ TRGM_PREFIX = "ix_trgm_"
 SEARCH_TYPES = ("text", "longtext", "richtext", "email", "url", "choice", "autonumber", "file",
                 "image")  # matched as text; phone fields by their shadow column
 MIN_TRIGRAM = 3  # a shorter term has no trigram to look up
+FOLD_FUNCTION = "crm_fold"  # SQLite: `fold` as an SQL function
+# the combining marks a fold drops (accents, diaeresis, tilde, cedilla… once NFKD has split
+# them from their letter), as one regular expression both Python and PostgreSQL read
+COMBINING_MARKS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
+_MARKS = re.compile(COMBINING_MARKS)
+
+
+def fold(text: Any) -> str | None:
+    """`text` as the index holds it and a search looks it up: "José Müller" -> "jose muller",
+    "ＡＢＣ" -> "abc", "北京" unchanged (None stays None)."""
+    if text is None:
+        return None
+    return _MARKS.sub("", unicodedata.normalize("NFKD", str(text))).casefold()
+
+
+def register_fold(dbapi_connection: Any) -> None:
+    """Give a SQLite connection `crm_fold(text)`, which the index's triggers call."""
+    dbapi_connection.create_function(FOLD_FUNCTION, 1, fold, deterministic=True)
+
+
+def folded(column: Any, dialect: str) -> Any:
+    """The SQL of `column`'s folded text (what `fold` makes of it) on `dialect`; PostgreSQL's
+    trigram index is built on this very expression (see `_pg_fold`)."""
+    if dialect == "sqlite":
+        return getattr(sa.func, FOLD_FUNCTION)(column)
+    if dialect == "postgresql":
+        return sa.func.lower(sa.func.regexp_replace(
+            sa.func.normalize(column, sa.literal_column("NFKD")),
+            sa.literal_column(_sql_text(COMBINING_MARKS)), sa.literal_column("''"),
+            sa.literal_column("'g'")))
+    return sa.func.lower(column)
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _pg_fold(column: str) -> str:
+    """`folded` as DDL text, for the expression index."""
+    return (f"lower(regexp_replace(normalize({column}, NFKD), {_sql_text(COMBINING_MARKS)}, "
+            "'', 'g'))")
 
 
 def columns(ent: Entity) -> tuple[str, ...]:
@@ -90,14 +139,14 @@ def _q(name: str) -> str:
 def _fts_ddl(table: str, cols: tuple[str, ...]) -> dict[str, str]:
     fts = fts_name(table)
     names = ", ".join(_q(c) for c in cols)
-    new = ", ".join(f"new.{_q(c)}" for c in cols)
-    old = ", ".join(f"old.{_q(c)}" for c in cols)
+    new = ", ".join(f"{FOLD_FUNCTION}(new.{_q(c)})" for c in cols)
+    old = ", ".join(f"{FOLD_FUNCTION}(old.{_q(c)})" for c in cols)
     add = f"INSERT INTO {_q(fts)}(rowid, {names}) VALUES (new.\"id\", {new});"
     remove = (f"INSERT INTO {_q(fts)}({_q(fts)}, rowid, {names}) "
               f"VALUES ('delete', old.\"id\", {old});")
     return {
-        fts: (f"CREATE VIRTUAL TABLE {_q(fts)} USING fts5({names}, content={_q(table)}, "
-              "content_rowid='id', tokenize='trigram')"),
+        fts: (f"CREATE VIRTUAL TABLE {_q(fts)} USING fts5({names}, content='', "
+              "tokenize='trigram')"),
         f"{fts}_ai": f"CREATE TRIGGER {_q(fts + '_ai')} AFTER INSERT ON {_q(table)} BEGIN "
                      f"{add} END",
         f"{fts}_ad": f"CREATE TRIGGER {_q(fts + '_ad')} AFTER DELETE ON {_q(table)} BEGIN "
@@ -109,7 +158,7 @@ def _fts_ddl(table: str, cols: tuple[str, ...]) -> dict[str, str]:
 
 def _trgm_ddl(table: str, column: str, schema: str) -> str:
     return (f"CREATE INDEX {_q(trgm_name(table, column))} ON {_q(table)} USING gin "
-            f"({_q(column)} {_q(schema)}.gin_trgm_ops)")
+            f"(({_pg_fold(_q(column))}) {_q(schema)}.gin_trgm_ops)")
 
 
 def drop_column_index(conn: Connection, table: str, column: str) -> None:
@@ -180,7 +229,9 @@ def _object_names(table: str, cols: tuple[str, ...], dialect: str) -> list[str]:
 def _same(have: str, want: str, dialect: str) -> bool:
     if dialect == "sqlite":
         return have == want
-    return True  # PostgreSQL rewrites the definition; its name says table and column
+    # PostgreSQL rewrites the definition; its name says table and column, and an index from
+    # before folding (on the bare column) is rebuilt
+    return "normalize(" in have.lower()
 
 
 # -- making it ------------------------------------------------------------------------------
@@ -207,9 +258,16 @@ def sync(conn: Connection, model: AppModel, tables: set[str], extra: set[str]) -
         for name in _object_names(table, cols[table], dialect):
             conn.exec_driver_sql(want[name])
         if dialect == "sqlite":
-            fts = _q(fts_name(table))
-            conn.exec_driver_sql(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+            _fill(conn, table, cols[table])
     return notes
+
+
+def _fill(conn: Connection, table: str, cols: tuple[str, ...]) -> None:
+    """Index the rows already in `table` (SQLite), folded as the triggers fold new ones."""
+    names = ", ".join(_q(c) for c in cols)
+    values = ", ".join(f"{FOLD_FUNCTION}({_q(c)})" for c in cols)
+    conn.exec_driver_sql(f"INSERT INTO {_q(fts_name(table))}(rowid, {names}) "
+                         f"SELECT \"id\", {values} FROM {_q(table)}")
 
 
 def create_all(conn: Connection, model: AppModel) -> None:

@@ -4,7 +4,8 @@ sessions and API tokens are kept as.
 The web layer (`runtime.http.auth`) starts sessions and checks one on every request; what ends
 all of a user's sessions lives here, below the write path, so that deactivating a user through
 any door (a form, the API, an import) ends them in the same transaction: `after_write` is
-registered on every instance by `runtime.process.setup.assemble`.
+registered on every instance by `runtime.process.setup.assemble`. `is_open` is the condition
+of an open session, which the session check and the screen-pop's poll share.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from runtime.core.hooks import WriteEvent
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
 def hash_token(token: str) -> str:
     """How a session key or an API token is kept: its sha256, never the secret itself."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def is_open(sessions: sa.Table, key_hash: Any, opened_after: Any) -> sa.ColumnElement[bool]:
+    """The session kept as `key_hash`, not revoked and opened after `opened_after` (values or
+    bind parameters)."""
+    return sa.and_(sessions.c.key_hash == key_hash, sessions.c.revoked_at.is_(None),
+                   sessions.c.created_at > opened_after)
 
 
 def revoke_all(inst: Instance, conn: Connection, user_id: int,

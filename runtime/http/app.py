@@ -25,7 +25,15 @@ from werkzeug.routing import IntegerConverter
 
 from runtime.core.db import database_url, normalize_url
 from runtime.core.errors import BadRequest
-from runtime.http import auth, error_handler, i18n, model_watch, ops_routes, requestlog
+from runtime.http import (
+    auth,
+    error_handler,
+    i18n,
+    model_watch,
+    ops_routes,
+    replica,
+    requestlog,
+)
 from runtime.http.api import create_blueprint
 from runtime.http.current import EXTENSION
 from runtime.http.web import register_web
@@ -104,6 +112,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         instance = open_instance(app.config["DATABASE_URL"])
     app.extensions[EXTENSION] = instance
     requestlog.register(app)  # first: every other hook may log, with the request's id
+    replica.register(app, instance)  # before any hook that may write
     i18n.init_app(app, auth.request_language)
     if app.config.get("WATCH_MODEL", opened):
         model_watch.watch(app)
@@ -157,6 +166,8 @@ def load_or_create_secret_key(instance_dir: Path) -> str:
 
 def _from_environment() -> dict[str, Any]:
     values: dict[str, Any] = {"DATABASE_URL": database_url()}
+    if os.environ.get("CRMFORGE_READ_DATABASE_URL"):  # a read replica (runtime.http.replica)
+        values["READ_DATABASE_URL"] = os.environ["CRMFORGE_READ_DATABASE_URL"]
     if os.environ.get("CRMFORGE_SECRET_KEY"):
         values["SECRET_KEY"] = os.environ["CRMFORGE_SECRET_KEY"]
     proxies = os.environ.get("CRMFORGE_TRUSTED_PROXIES", "").strip()

@@ -76,8 +76,8 @@ ANY_ADDRESS = ""  # the address of a username's counter over every address
 UNKNOWN_ADDRESS = "unknown"
 SESSION_KEY = "sid"
 SESSION_LIFETIME = timedelta(days=31)  # a session ends this long after its sign-in
-BUILTIN_USER_COLUMNS = ("password_hash", "is_admin", "language", "away_from", "away_until",
-                        "delegate")
+BUILTIN_USER_COLUMNS = ("password_hash", "is_admin", "language", "time_zone", "away_from",
+                        "away_until", "delegate")
 
 _dummy_hash: list[str] = []
 
@@ -156,7 +156,7 @@ def _actor_from_row(inst: Instance, conn: Connection | None, row: Row,
         user_id=values["id"], username=values["username"], roles=roles, team=values["team"],
         is_admin=bool(values["is_admin"]) or "admin" in roles,
         language=values["language"] or i18n.fallback_language(), fields=tuple(extra),
-        full_name=values.get("full_name"))
+        full_name=values.get("full_name"), time_zone=values.get("time_zone"))
 
 
 def _inactive(row: Row) -> bool:
@@ -416,9 +416,8 @@ def _session_query(inst: Instance) -> Any:
                           role_table.c.role.label("_role"))
                 .join(table, table.c.user_id == users.c.id)
                 .outerjoin(role_table, role_table.c.user_id == users.c.id)
-                .where(table.c.key_hash == sa.bindparam("key_hash"),
-                       table.c.revoked_at.is_(None),
-                       table.c.created_at > sa.bindparam("since")))
+                .where(sessions.is_open(table, sa.bindparam("key_hash"),
+                                        sa.bindparam("since"))))
     return caches.STATEMENTS.get(table, "actor_for_session", build)
 
 

@@ -1,6 +1,9 @@
 """The one error handler: every failure becomes an HTML page or the one JSON error shape.
 
-    {"error": {"status": 404, "message": "what happened and what to do"}}
+    {"error": {"status": 404, "code": "not_found", "message": "what happened and what to do"}}
+
+`code` is stable and the same in every language (`CODES`, or a finer one for a stale version,
+a pending approval, an expired form); `message` is in the request's language.
 
 422 answers add `"errors": {"field": ["message"], "_record": ["message"]}`; 409 answers for a
 stale version add `"current"`, the version now stored, without the fields hidden from the
@@ -25,7 +28,15 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
-from runtime.core.errors import N_, RecordError, StaleVersion, ValidationFailed
+from runtime.core.errors import (
+    N_,
+    SOME_NOT_VALID,
+    AwaitingApproval,
+    RecordError,
+    StaleVersion,
+    ValidationFailed,
+    problems,
+)
 from runtime.http.current import EXTENSION
 from runtime.read.permissions import META_FIELDS, hidden_fields
 
@@ -50,6 +61,15 @@ MESSAGES = {
     503: N_("The database is not answering at the moment; nothing was changed. Try again in "
             "a few seconds."),
 }
+# `code` of each status: stable names a client may rely on, never translated (docs/api.md)
+CODES = {
+    400: "bad_request", 401: "sign_in_required", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large",
+    415: "unsupported_media_type", 422: "invalid_values", 429: "too_many_requests",
+    500: "internal_error", 503: "unavailable", 507: "storage_full",
+}
+FINER_CODES = ((StaleVersion, "stale_version"), (AwaitingApproval, "awaiting_approval"),
+               (CSRFError, "form_expired"))
 RETRY_AFTER_SECONDS = "5"  # when a client should try again after a 503
 
 
@@ -70,9 +90,10 @@ def handle_exception(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, HTTPException) and exc.code is not None and exc.code < 400:
         return exc  # routing redirects (a missing trailing slash) are not errors
     status, message, extra, headers = describe(exc)
-    message, extra = translated(message, extra)
+    message, extra = translated(exc, message, extra)
     if wants_json():
-        body: dict[str, Any] = {"error": {"status": status, "message": message}, **extra}
+        body: dict[str, Any] = {"error": {"status": status, "code": error_code(exc, status),
+                                          "message": message}, **extra}
         response = current_app.json.response(body)
         response.status_code = status
     else:
@@ -81,6 +102,12 @@ def handle_exception(exc: Exception) -> ResponseReturnValue:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def error_code(exc: Exception, status: int) -> str:
+    """The stable, language-neutral `code` of an error answer."""
+    finer = next((code for kind, code in FINER_CODES if isinstance(exc, kind)), None)
+    return finer or CODES.get(status, "error")
 
 
 def describe(exc: Exception) -> tuple[int, str, dict[str, Any], list[tuple[str, str]]]:
@@ -124,13 +151,20 @@ def database_down(exc: Exception) -> bool:
     return code is None or code.startswith(("08", "57P"))
 
 
-def translated(message: str, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def translated(exc: Exception, message: str,
+               extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The message and field errors in the request's language: those with a catalog entry
     (every message marked `N_` where it is raised) are translated, others stay as they are;
-    `status` never changes, so a client can rely on it."""
+    a message raised with `%(name)s` slots is translated before they are filled. `status`
+    and `code` never change, so a client can rely on them."""
     if "errors" in extra:
         extra = {**extra, "errors": {name: [gettext(m) for m in messages]
                                      for name, messages in extra["errors"].items()}}
+    if isinstance(exc, ValidationFailed):
+        return gettext(SOME_NOT_VALID, problems=problems(extra["errors"])), extra
+    params = getattr(exc, "params", None) if isinstance(exc, RecordError) else None
+    if params:
+        return gettext(exc.template, **params), extra
     return gettext(message), extra
 
 

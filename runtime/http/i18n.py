@@ -34,6 +34,7 @@ DATA_WORDS = (
     N_("Meeting"), N_("Visit"), N_("E-mail"), N_("Waiting for me"), N_("All my requests"),
     N_("Sum"), N_("Avg"), N_("Min"), N_("Max"), N_("sum"), N_("avg"), N_("min"), N_("max"),
     N_("is required; fill it in"),
+    N_("Stage"),  # the name a workflow's state field often has (`tr` looks English-only up)
 )
 
 

@@ -74,6 +74,7 @@ class ModelWatch:
             log.error("%s", self.problem)
             return inst
         fresh.settings = inst.settings
+        fresh.read_engine = inst.read_engine
         app.extensions[EXTENSION] = fresh
         self._failed, self.problem = None, None
         log.info("now serving model %s (was %s)", applied[:12], inst.model.hash[:12])

@@ -6,7 +6,8 @@
   answers when `CRMFORGE_QUEUE_URL` is set. `200` or `503`, with each check's result and, on
   `503`, the `reason`.
 - `GET /metrics` — Prometheus text format: request latency by route template, requests by
-  status, time in the database per request and per statement, and the queue's depth.
+  status, time in the database per request and per statement, the queue's depth, and the
+  worker's failed jobs by kind and status (`crm_job_failure`, read when scraped).
 
 Under `crmforge serve` (several gunicorn workers) the counters of every worker are added up
 through prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set by the server).
@@ -52,6 +53,7 @@ from sqlalchemy.engine import Engine
 from runtime.http import requestlog
 from runtime.http.current import get_instance
 from runtime.http.model_watch import WATCH
+from runtime.process import jobs
 from runtime.process.setup import last_applied
 
 QUEUE_NAME = "crmforge"  # the Huey queue `crmforge worker` reads (runtime.ops.worker)
@@ -180,7 +182,7 @@ def metrics_page() -> Response:
     else:
         registry = REGISTRY
         metrics()  # so that the families show before the first request is counted
-    text = generate_latest(registry) + generate_latest(_QueueRegistry())
+    text = generate_latest(registry) + generate_latest(_scraped())
     return Response(text, content_type=CONTENT_TYPE_LATEST)
 
 
@@ -202,9 +204,33 @@ class QueueCollector(Collector):
         yield up
 
 
-def _QueueRegistry() -> CollectorRegistry:  # noqa: N802 - reads as the registry it is
+class JobFailureCollector(Collector):
+    """The worker's jobs that failed (`crm_job_failure`, written by every worker), by kind
+    and status, read when scraped: one grouped query on the primary."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        failed = GaugeMetricFamily(
+            "crmforge_job_failures", "Jobs that failed at least once, by kind and status "
+            "(retrying, failed: gave up, recovered)", labels=["kind", "status"])
+        attempts = GaugeMetricFamily(
+            "crmforge_job_failed_attempts", "Failed attempts of those jobs",
+            labels=["kind", "status"])
+        try:
+            found = jobs.by_kind(get_instance())
+        except sa.exc.SQLAlchemyError:  # the database away: /readyz says so; no numbers
+            return
+        for (kind, status), (number, tries) in sorted(found.items()):
+            failed.add_metric([kind, status], number)
+            attempts.add_metric([kind, status], tries)
+        yield failed
+        yield attempts
+
+
+def _scraped() -> CollectorRegistry:
+    """The values read at scrape time, from the queue and the database."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector())
+    registry.register(JobFailureCollector())
     return registry
 
 

@@ -9,8 +9,9 @@ of its own, made by `create_app` on its first request and kept. A request names 
   `url_for`, redirect, htmx address and static file of that app stays under the prefix.
 
 Anything else gets the chooser (`templates/workspaces.html`): a link to each workspace, no data
-of any. What a workspace is (its settings, where they are kept) is the caller's business: the
-dispatcher receives `find(name)` and `listing()` (`runtime.ops.workspaces` reads the registry).
+of any, in the browser's language (`Accept-Language`, else `CRMFORGE_LANGUAGE`). What a
+workspace is (its settings, where they are kept) is the caller's business: the dispatcher
+receives `find(name)` and `listing()` (`runtime.ops.workspaces` reads the registry).
 `find` is asked on every request, so a workspace deleted or made again is noticed at once.
 """
 
@@ -30,6 +31,7 @@ from werkzeug.wrappers import Response
 from builder.packs import custom_dir_as
 from runtime.http.app import TEMPLATES_DIR, create_app, security_headers
 from runtime.http.current import EXTENSION
+from runtime.http.i18n import fallback_language, init_app
 from runtime.http.web import STATIC_DIR
 from runtime.process.setup import SetupError
 
@@ -147,7 +149,7 @@ def mount(environ: dict[str, Any], name: str) -> None:
 
 def _unavailable(site: Site) -> Response:
     return Response(f"The workspace {site.label} cannot be opened now; the server's log "
-                    "says why.\n", 503, mimetype="text/plain")
+                    "says why.\n", 503, mimetype="text/plain")  # no app: no language yet
 
 
 def chooser_app(listing: Callable[[], Iterable[Site]]) -> Flask:
@@ -158,6 +160,7 @@ def chooser_app(listing: Callable[[], Iterable[Site]]) -> Flask:
     app.add_url_rule("/static/<path:filename>", "web.static",
                      lambda filename: app.send_static_file(filename))
     app.static_folder = str(STATIC_DIR)
+    init_app(app, fallback_language)  # no user here: `Accept-Language`, else the default
 
     @app.before_request
     def missing_workspace() -> Any:

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from builder import translations
-from builder.diagnostics import Diagnostic, Diagnostics
+from builder.diagnostics import Diagnostic
 from builder.linker import check_paths
-from builder.loader import load_file
 from builder.packs import discover, search_dirs
 from runtime.ops.backup import add_backup_commands
 from runtime.ops.commands import add_commands, installed_versions
@@ -22,6 +21,7 @@ from runtime.ops.mail_in import add_mail_in_commands
 from runtime.ops.serve import add_serve_commands
 from runtime.ops.worker import add_worker_commands
 from runtime.ops.workspaces import WorkspaceError, add_workspace_commands, chosen_workspace
+from runtime.process.pack_upgrade import read_manifest
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -72,7 +72,7 @@ def cmd_packs(args: argparse.Namespace) -> int:
     installed = installed_versions(args)
     rows = []
     for name, path in sorted(discover(search_dirs()).items()):
-        manifest = _manifest(path)
+        manifest = read_manifest(path)
         version = str(manifest.get("version", "-"))
         label = manifest.get("label") or name
         if isinstance(label, dict):
@@ -90,16 +90,6 @@ def cmd_packs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _manifest(path: Path) -> dict:
-    """The pack.yaml of the pack at `path` as data; {} when it is missing or not a mapping.
-
-    Only the manifest is read: listing packs must not load (and check) all their files.
-    """
-    for file in (path / "pack.yaml", path / "pack.yml"):
-        if file.is_file():
-            doc = load_file(file, str(file), Diagnostics())
-            return doc.data if doc is not None and isinstance(doc.data, dict) else {}
-    return {}
 
 
 

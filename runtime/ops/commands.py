@@ -2,7 +2,7 @@
 user create, token create, import, export.
 
 Each command is a small function over `runtime.process.setup` (which packs, which model),
-`runtime.ops.migrate` (plan and apply), `runtime.ops.demo`, `runtime.ops.transfer` and
+`runtime.process.migrate` (plan and apply), `runtime.ops.demo`, `runtime.ops.transfer` and
 `runtime.write.records`.
 A person's mistake — an unknown pack, definitions with errors, a refused migration, a bad
 file — is one clear message on stderr and exit status 1, never a traceback.
@@ -29,11 +29,11 @@ from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password
 from runtime.http.auth import create_token, revoke_token
-from runtime.ops import migrate
 from runtime.ops.demo import load_demo
 from runtime.ops.serve import cmd_run
 from runtime.ops.transfer import Reader, TransferError, export, import_rows, progress_line
 from runtime.ops.worker import Ticker
+from runtime.process import migrate, pack_upgrade
 from runtime.process.setup import (
     SetupError,
     assemble,
@@ -64,6 +64,8 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     p.add_argument("packs", nargs="*", metavar="PACK", help="installed packs (default: all)")
     p.add_argument("--allow-destructive", action="store_true",
                    help="apply steps that remove or rewrite data (kept aside, never dropped)")
+    p.add_argument("--resolve", action="append", default=[], metavar="ID=mine|theirs",
+                   help="settle a conflict with a customisation: keep mine or take theirs")
     command("upgrade")(cmd_upgrade)
 
     p = sub.add_parser("migrate", help="apply definition changes to the database")
@@ -165,7 +167,8 @@ def guarded(fn: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except (UserError, SetupError, migrate.MigrationFailed, TransferError) as exc:
+        except (UserError, SetupError, migrate.MigrationFailed, TransferError,
+                pack_upgrade.UpgradeConflicts, pack_upgrade.ResolveError) as exc:
             _error(str(exc))
         except migrate.MigrationRefused as exc:
             _error(exc.explain())
@@ -363,7 +366,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
             hint = did_you_mean(name, installed)
             raise UserError(f"pack '{name}' is not installed" + (f" ({hint})" if hint else "")
                             + f"; install it with crmforge install {name}")
-    model = build(pack_paths(installed.values()))
+    paths = pack_paths(installed.values())
+    for done in pack_upgrade.settle(paths, args.resolve):  # conflicts: nothing is applied
+        print(f"resolved: {done}")
+    model = build(paths)
     moves = [(n, installed[n].version, model.packs[n].version) for n in model.packs
              if n in installed and installed[n].version != model.packs[n].version]
     plan = migrate.plan(model, engine)

@@ -28,6 +28,7 @@ from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess, values
 
 from runtime.core.db import database_url
+from runtime.http import replica
 from runtime.http.app import create_app
 from runtime.http.ops_routes import MULTIPROC_ENV
 from runtime.http.requestlog import LOGGING
@@ -98,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         check_secret_key(os.environ.get("CRMFORGE_SECRET_KEY"), args.allow_generated_key)
         check_workers(url, workers, args.allow_sqlite_workers)
+        replica.check(url, os.environ.get(replica.ENVIRONMENT))
         open_instance(url).engine.dispose()  # a clear message now, not one per worker
     except (ServeRefused, SetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -91,7 +91,8 @@ class Workspace:
         session cookie and a signing key of its own, derived from the server's."""
         config = {"DATABASE_URL": self.database_url, "INSTANCE_DIR": str(self.folder),
                   "SECRET_KEY": derived_key(secret_key, self.name),
-                  "SESSION_COOKIE_NAME": f"crmforge_session_{self.name}"}
+                  "SESSION_COOKIE_NAME": f"crmforge_session_{self.name}",
+                  "READ_DATABASE_URL": None}  # a replica serves the main instance only
         return Site(self.name, self.label, config, self.custom_dir, self.hosts)
 
 

@@ -11,6 +11,10 @@ browser.
   the workflow does a transition: no `comment` right is asked), in one transaction.
 - `take_pop` hands the agent's browser the newest call not shown yet, once: the first poll
   that claims it wins, so two tabs do not both pop it up.
+- The poll is every signed-in page's, every second, so what it asks first is one indexed
+  lookup (`waiting`): is the browser's session open, and is a call waiting for its user?
+  Only a page of an instance that `takes_calls` (it has an API token, which a telephone
+  system reports calls with) polls at all.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.fieldtypes import phone_digits
-from runtime.core import phones
+from runtime.core import phones, sessions
 from runtime.core.db import in_transaction
 from runtime.core.errors import ValidationFailed
 from runtime.core.values import json_value
@@ -120,6 +124,30 @@ def log_call(inst: Instance, reporter: Actor, agent: Actor, call: Call) -> dict[
 def _summary(call: Call, agent: Actor) -> str:
     to = f" to {call.called}" if call.called else ""
     return f"Incoming call from {call.caller}{to}, taken by {agent.display_name}."
+
+
+def takes_calls(inst: Instance) -> bool:
+    """Whether a call can be reported to the instance: a telephone system reports it with an
+    API token, so an instance without any token takes none."""
+    tokens = inst.schema.system("token")
+    with inst.engine.connect() as conn:
+        return conn.execute(sa.select(tokens.c.id).limit(1)).first() is not None
+
+
+def waiting(inst: Instance, key_hash: str, opened_after: datetime
+            ) -> tuple[int, int | None] | None:
+    """(user id, id of a call of the last POP_WINDOW waiting for them or None) of the open
+    session kept as `key_hash` (`runtime.core.sessions.is_open`); None when it is not open.
+    One statement: the session by its unique key, its user's calls by their index."""
+    session, table = inst.schema.system("session"), inst.schema.system("call")
+    pending = sa.and_(table.c.agent_id == session.c.user_id, table.c.shown_at.is_(None),
+                      table.c.created_at >= inst.now() - POP_WINDOW)
+    with inst.engine.connect() as conn:
+        row = conn.execute(sa.select(session.c.user_id, table.c.id)
+                           .select_from(session.outerjoin(table, pending))
+                           .where(sessions.is_open(session, key_hash, opened_after))
+                           .limit(1)).first()
+    return None if row is None else (row[0], row[1])
 
 
 def take_pop(inst: Instance, agent: Actor) -> dict[str, Any] | None:

@@ -9,30 +9,38 @@ each like `record`, with their own `.labels`), `document`, `company` (the `COMPA
 instance setting) and `today`. Rows the actor may not read are not there; fields hidden from
 them are missing, and print empty. WeasyPrint fetches nothing: a picture must be a `data:`
 address.
+
+`send_to_customer` ("Send to customer" on a record page) prints the document, keeps the PDF
+among the record's attachments and queues it to the customer with a message template, in one
+transaction, with an entry on the record's timeline; the outbox sends it (docs/mail.md).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import DictLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy.engine import Connection
 from weasyprint import CSS, HTML
 from weasyprint.urls import URLFetcher
 
-from builder.model import Document
+from builder.model import Document, Recipient
+from runtime.core.db import write_transaction
 from runtime.core.errors import NotFound, RecordError
 from runtime.core.instance import Actor, Instance
+from runtime.process.mail.files import store
+from runtime.process.mail.outbox import email_record
 from runtime.read import permissions, queries
 from runtime.read.titles import TitleReader, date_text
+from runtime.write.timeline import record_event
 
 ROWS_MAX = queries.MAX_LIMIT  # rows of one related list on a document
-_SANDBOX = SandboxedEnvironment(autoescape=True)
 # under every document: A4, a letterhead, the line table (a document's <style> wins)
 PRINT_CSS = Path(__file__).resolve().parents[1] / "static" / "document.css"
 
@@ -75,16 +83,58 @@ def print_pdf(inst: Instance, actor: Actor, document: Document, record_id: int) 
     return Printed(filename_of(document, html), pdf)
 
 
+@dataclass(frozen=True)
+class Sent:
+    filename: str
+    attachment_id: int
+    mail_ids: tuple[int, ...]
+
+
+def send_to_customer(inst: Instance, actor: Actor, document: Document, record_id: int, *,
+                     template: str, recipient: Recipient, to: str, folder: Path) -> Sent:
+    """Print `document` over the record as `actor`, keep the PDF among the record's
+    attachments (its file in `folder`) and queue it to `to` with the message `template`
+    (`recipient`: whose consent the template asks); NotFound when the actor may not read the
+    record. The caller checks that the actor may update it."""
+    printed = print_pdf(inst, actor, document, record_id)
+    with write_transaction(inst.engine) as conn:
+        record = queries.load(inst, conn, document.entity, record_id, actor=actor)
+        if record is None:
+            raise NotFound(f"There is no {document.entity} #{record_id}, or you may not see it.")
+        attachment_id, path = store(inst, conn, actor, folder, document.entity, record_id,
+                                    filename=printed.filename, content_type="application/pdf",
+                                    data=printed.pdf)
+        try:
+            mail_ids = email_record(inst, conn, document.entity, record, template, recipient,
+                                    to=to, actor=actor, files=[attachment_id])
+            record_event(inst, conn, document.entity, record_id, "email",
+                         f"{document.label.get(actor.language)} “{printed.filename}” attached "
+                         f"and queued to go to {to} by e-mail.",
+                         {"document": document.name, "attachment": attachment_id,
+                          "mail": list(mail_ids), "to": to}, actor.user_id)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    return Sent(printed.filename, attachment_id, tuple(mail_ids))
+
+
 def render_html(inst: Instance, actor: Actor, document: Document, record_id: int) -> str:
     """The template of `document` over record `record_id`, as HTML; NotFound when the actor
     may not read the record, DocumentFailed when the template reads what it may not."""
     with queries.reading(inst, None) as conn:
         values = context(inst, conn, actor, document, record_id)
     try:
-        return _SANDBOX.from_string(document.source).render(values)
+        return sandbox(document.bases).from_string(document.source).render(values)
     except TemplateError as exc:
         raise DocumentFailed(f"The document '{document.name}' ({document.file}) cannot be "
                              f"printed: {exc}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def sandbox(bases: tuple[tuple[str, str], ...]) -> SandboxedEnvironment:
+    """Jinja's sandbox that loads only `bases`, the templates a document extends or includes,
+    which the builder read from its pack's documents/ folder (any other name is not found)."""
+    return SandboxedEnvironment(autoescape=True, loader=DictLoader(dict(bases)))
 
 
 def context(inst: Instance, conn: Connection, actor: Actor, document: Document,

@@ -76,6 +76,22 @@ def failures(inst: Instance, limit: int = 50) -> list[Failure]:
     return [Failure(**row._mapping) for row in rows]
 
 
+def by_kind(inst: Instance) -> dict[tuple[str, str], tuple[int, int]]:
+    """{(kind, status): (jobs, attempts)}, where a job's kind is its task's name
+    (`crmforge.run_automation`, without the arguments): one grouped query, for /metrics."""
+    table = inst.schema.system("job_failure")
+    with inst.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.job, table.c.status, sa.func.count(),
+                                      sa.func.sum(table.c.attempts))
+                            .group_by(table.c.job, table.c.status)).all()
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    for job, status, number, attempts in rows:
+        key = (job.split("(", 1)[0], status)
+        jobs, tries = found.get(key, (0, 0))
+        found[key] = (jobs + int(number), tries + int(attempts or 0))
+    return found
+
+
 def counts(inst: Instance) -> dict[str, int]:
     """How many jobs are in each status (every status present, 0 when none)."""
     table = inst.schema.system("job_failure")

@@ -49,14 +49,14 @@ from runtime.core.instance import Actor, Instance
 from runtime.core.keys import stored_secret
 from runtime.core.values import json_value, to_json
 from runtime.process.mail.server import setting
+from runtime.process.retry import RetrySchedule, claim, due_ids
 from runtime.read.queries import load
 
 log = logging.getLogger("crmforge.webhooks")
 TIMEOUT = 5.0  # seconds a receiver has to answer
 BACKOFF = tuple(timedelta(minutes=4 ** n) for n in range(6))  # 1 min … 17 h
-MAX_ATTEMPTS = len(BACKOFF) + 1
-HELD_FOR = timedelta(minutes=10)  # a `sending` delivery older than this is tried again
-DUE = ("queued", "retrying", "sending")
+SCHEDULE = RetrySchedule(BACKOFF)
+MAX_ATTEMPTS = SCHEDULE.max_attempts
 SIGNATURE = "X-CRMForge-Signature"
 TIMESTAMP = "X-CRMForge-Timestamp"
 
@@ -101,13 +101,6 @@ def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url.strip())
     return (parts.hostname or "").lower().rstrip("."), \
         parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def next_attempt(attempts: int, now: datetime) -> datetime | None:
-    """When to try again after `attempts` failed attempts; None when there is no retry left."""
-    if attempts >= MAX_ATTEMPTS:
-        return None
-    return now + BACKOFF[max(attempts, 1) - 1]
 
 
 def own_addresses(inst: Instance) -> list[str]:
@@ -222,12 +215,8 @@ def deliver_due(inst: Instance, limit: int = 200, *, timeout: float = TIMEOUT
     """Deliver what is due now (the worker calls this every minute)."""
     report = DeliveryReport()
     table = inst.schema.system("webhook_delivery")
-    with inst.engine.connect() as conn:
-        ids = list(conn.execute(sa.select(table.c.id).where(
-            table.c.status.in_(DUE), table.c.next_attempt_at <= inst.now())
-            .order_by(table.c.next_attempt_at, table.c.id).limit(limit)).scalars())
-    for delivery_id in ids:
-        row = _claim(inst, delivery_id)
+    for delivery_id in due_ids(inst, table, limit):
+        row = claim(inst, table, delivery_id, SCHEDULE)
         if row is None:
             continue  # another worker has it
         status, answer = _attempt(inst, row, timeout)
@@ -236,22 +225,6 @@ def deliver_due(inst: Instance, limit: int = 200, *, timeout: float = TIMEOUT
         if answer.error:
             report.errors.append(answer.error)
     return report
-
-
-def _claim(inst: Instance, delivery_id: int) -> dict[str, Any] | None:
-    """Hold a due delivery for this worker (status `sending`, one more attempt)."""
-    table = inst.schema.system("webhook_delivery")
-    now = inst.now()
-    with write_transaction(inst.engine) as conn:
-        claimed = conn.execute(table.update().where(
-            table.c.id == delivery_id, table.c.status.in_(DUE),
-            table.c.next_attempt_at <= now).values(
-            status="sending", attempts=table.c.attempts + 1,
-            next_attempt_at=now + HELD_FOR)).rowcount
-        if claimed != 1:
-            return None
-        return dict(conn.execute(sa.select(table).where(table.c.id == delivery_id))
-                    .mappings().one())
 
 
 def _attempt(inst: Instance, row: Mapping[str, Any], timeout: float) -> tuple[str, Answer]:
@@ -274,7 +247,7 @@ def _attempt(inst: Instance, row: Mapping[str, Any], timeout: float) -> tuple[st
         answer = post(hook.url, body, signed_headers(secret, stamp, body), timeout)
     if answer.error is None:
         return "delivered", answer
-    return ("retrying" if next_attempt(row["attempts"], inst.now()) else "failed"), answer
+    return ("failed" if SCHEDULE.gives_up(row["attempts"]) else "retrying"), answer
 
 
 def _finish(inst: Instance, row: Mapping[str, Any], status: str, answer: Answer) -> None:
@@ -284,7 +257,7 @@ def _finish(inst: Instance, row: Mapping[str, Any], status: str, answer: Answer)
                               "response_ms": answer.ms, "last_error": answer.error,
                               "attempted_at": now}
     if status == "retrying":
-        values["next_attempt_at"] = next_attempt(row["attempts"], now)
+        values["next_attempt_at"] = SCHEDULE.next_attempt(row["attempts"], now)
     if status == "delivered":
         values["delivered_at"] = now
     with write_transaction(inst.engine) as conn:

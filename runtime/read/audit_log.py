@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from runtime.core.errors import BadRequest
+from runtime.core.errors import N_, BadRequest
 from runtime.core.instance import Instance
 from runtime.read.accounts import ACCOUNT, names, user_id_of
 from runtime.read.export import csv_text, escape
@@ -30,15 +30,17 @@ from runtime.read.queries import reading
 
 PAGE_SIZE = 50
 EXPORT_LIMIT = 100_000
-KINDS = {
-    "create": "Created", "update": "Changed", "transition": "Moved", "delete": "Deleted",
-    "approval": "Approval decision", "sign_in": "Signed in",
-    "sign_in_failed": "Failed sign-in", "password_link": "Password link issued",
-    "password_set": "Password set", "token_create": "API token created",
-    "token_revoke": "API token revoked", "deactivate": "Deactivated",
-    "import": "Imported", "import_undo": "Import undone",
+KINDS = {  # the page translates these labels; the CSV keeps the codes
+    "create": N_("Created"), "update": N_("Changed"), "transition": N_("Moved"),
+    "delete": N_("Deleted"), "approval": N_("Approval decision"), "sign_in": N_("Signed in"),
+    "sign_in_failed": N_("Failed sign-in"), "password_link": N_("Password link issued"),
+    "password_set": N_("Password set"), "token_create": N_("API token created"),
+    "token_revoke": N_("API token revoked"), "deactivate": N_("Deactivated"),
+    "import": N_("Imported"), "import_undo": N_("Import undone"),
+    "pack_install": N_("Pack installed"), "pack_upgrade": N_("Pack upgraded"),
+    "studio": N_("Definition changed in the studio"),
 }
-ACCOUNT_LABEL = "Accounts"
+ACCOUNT_LABEL = N_("Accounts")
 SHORT = 160  # characters of a value shown on the page
 CSV_HEADER = ("at", "user", "kind", "entity", "record", "field", "old", "new")
 
@@ -144,8 +146,10 @@ def _where(log: sa.Subquery, filters: Filters) -> list[Any]:
 
 
 def page(inst: Instance, filters: Filters, after: Cursor | None = None,
-         size: int = PAGE_SIZE, conn: Connection | None = None) -> Page:
-    """One page of entries, newest first, and the cursor of the next page (None: the last)."""
+         size: int = PAGE_SIZE, conn: Connection | None = None,
+         language: str | None = None) -> Page:
+    """One page of entries, newest first, and the cursor of the next page (None: the last);
+    entity and field labels in `language`."""
     log = _union(inst)
     query = sa.select(log).where(*_where(log, filters))
     if after is not None:
@@ -158,23 +162,24 @@ def page(inst: Instance, filters: Filters, after: Cursor | None = None,
         rows = [dict(r) for r in c.execute(query).mappings()]
         who = names(inst, c, [r["user_id"] for r in rows] + [
             r["record_id"] for r in rows if r["entity"] in (ACCOUNT, "user")])
-    entries = [_entry(inst, row, who) for row in rows[:size]]
+    entries = [_entry(inst, row, who, language) for row in rows[:size]]
     more = len(rows) > size and entries
     return Page(entries, Cursor(entries[-1].at, entries[-1].source, entries[-1].id)
                 if more else None)
 
 
-def _entry(inst: Instance, row: Mapping[str, Any], who: Mapping[int, str]) -> Entry:
+def _entry(inst: Instance, row: Mapping[str, Any], who: Mapping[int, str],
+           language: str | None = None) -> Entry:
     entity = row["entity"]
     ent = inst.model.entities.get(entity)
-    label = ACCOUNT_LABEL if entity == ACCOUNT else (ent.label.get() if ent else entity)
+    label = ACCOUNT_LABEL if entity == ACCOUNT else (ent.label.get(language) if ent else entity)
     field = row["field"] or ""
     if ent is not None and field in ent.fields:
-        field = ent.fields[field].label.get()
+        field = ent.fields[field].label.get(language)
     old, new = row["old_value"], row["new_value"]
     if row["source"] == 0:
         old, new = _text(old), _text(new)
-    user = who.get(row["user_id"], "") if row["user_id"] else "(nobody signed in)"
+    user = who.get(row["user_id"], "") if row["user_id"] else N_("(nobody signed in)")
     record_id = row["record_id"] or None
     subject = who.get(record_id) if entity in (ACCOUNT, "user") and record_id else None
     return Entry(row["at"], row["source"], row["id"], row["user_id"], user, row["kind"],
@@ -205,9 +210,10 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def entity_choices(inst: Instance) -> list[tuple[str, str]]:
-    """(name, label) of what the entity filter offers: the entities, then the accounts."""
-    found = sorted(((e.name, e.label.get()) for e in inst.model.entities.values()),
+def entity_choices(inst: Instance, language: str | None = None) -> list[tuple[str, str]]:
+    """(name, label) of what the entity filter offers: the entities (labels in `language`),
+    then the accounts."""
+    found = sorted(((e.name, e.label.get(language)) for e in inst.model.entities.values()),
                    key=lambda pair: pair[1].lower())
     return [*found, (ACCOUNT, ACCOUNT_LABEL)]
 

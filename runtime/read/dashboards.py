@@ -7,6 +7,7 @@ the viewer's row filter (`permissions.read_filter`) and the widget's `where` (co
 list filters) points for charts and tables, or rows for a list. The web pages draw it
 (`runtime.http.web.home`, `charts`); the API answers it as JSON (`runtime.http.api.dashboards`).
 `list_summary` is the same grouping over what a list shows now (a list view's report).
+Every query here reads through `Instance.reader()`: the read replica, when there is one.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") 
         result.error = "Some of these values are hidden from you."
         return result
     table, clauses = _base(inst, actor, widget)
-    with inst.engine.connect() as conn:
+    with inst.reader() as conn:
         if widget.type == "number":
             result.number = conn.execute(sa.select(_aggregate(table, widget)).where(
                 *clauses)).scalar()
@@ -236,7 +237,7 @@ def field_follow_ups(inst: Instance, actor: Actor, *, until: date,
     user a record's next-follow-up date and a follow-up logged on its timeline are one thing
     (docs/web.md, "Home and dashboards")."""
     found: list[dict[str, Any]] = []
-    with inst.engine.connect() as conn:
+    with inst.reader() as conn:
         for entity in inst.model.entities.values():
             date_field = entity.fields.get(FOLLOW_UP_FIELD)
             if entity.system or date_field is None or date_field.type != "date" or \
@@ -306,7 +307,7 @@ def list_filters(inst: Instance, actor: Actor, widget: Widget) -> dict[str, str]
     if exact:
         return filters
     table, clauses = _base(inst, actor, widget)
-    with inst.engine.connect() as conn:
+    with inst.reader() as conn:
         ids = conn.execute(sa.select(table.c.id).where(*clauses).order_by(table.c.id)
                            .limit(MAX_IDS + 1)).scalars().all()
     if len(ids) > MAX_IDS:
@@ -359,7 +360,7 @@ def list_total(inst: Instance, actor: Actor, entity: Entity, field_name: str,
     if field_name in permissions.hidden_fields(inst, actor, entity.name):
         return None
     table = inst.schema.table(entity.name)
-    with inst.engine.connect() as conn:
+    with inst.reader() as conn:
         clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
                                 dialect=conn.dialect.name)
         total = conn.execute(sa.select(sa.func.sum(table.c[field_name])).where(
@@ -381,7 +382,7 @@ def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str
     if name not in entity.fields or name in hidden:
         return []
     table = inst.schema.table(entity.name)
-    with inst.engine.connect() as conn:
+    with inst.reader() as conn:
         clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
                                 dialect=conn.dialect.name)
         return _groups(inst, actor, conn, table, clauses, widget, entity, language)

@@ -26,9 +26,10 @@ from builder.diagnostics import did_you_mean
 from builder.fieldtypes import MAX_INTEGER, coerce
 from builder.model import Entity, Field
 from runtime.core import caches, phones
-from runtime.core.errors import BadRequest, NotFound
+from runtime.core.errors import N_, BadRequest, NotFound
 from runtime.core.schema import by_id
 from runtime.core.values import as_id, json_value, to_json
+from runtime.read import collation as collations
 from runtime.read import search
 from runtime.read.listrequest import (
     MAX_LIMIT,
@@ -62,8 +63,9 @@ def entity_of(inst: Instance, name: str) -> Entity:
     ent = inst.model.entities.get(name)
     if ent is None:
         hint = did_you_mean(name, inst.model.entities)
-        raise NotFound(f"There is no entity '{name}'" + (f" ({hint})" if hint else "")
-                       + "; check the address.")
+        raise NotFound(N_("There is no entity '%(name)s' (%(hint)s); check the address.")
+                       if hint else N_("There is no entity '%(name)s'; check the address."),
+                       name=name, hint=hint)
     return ent
 
 
@@ -91,6 +93,17 @@ def reading(inst: Instance, conn: Connection | None) -> Iterator[Connection]:
         yield conn
     else:
         with inst.engine.connect() as own:
+            yield own
+
+
+@contextmanager
+def listing(inst: Instance, conn: Connection | None) -> Iterator[Connection]:
+    """`conn`, else a connection for a list, search, export or dashboard read: the read
+    replica's when there is one and this request has not written (`Instance.reader`)."""
+    if conn is not None:
+        yield conn
+    else:
+        with inst.reader() as own:
             yield own
 
 
@@ -424,12 +437,14 @@ def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any
 
 
 def _page_statements(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
-                     values: list[Any] | None, forward: bool) -> list[Any]:
+                     values: list[Any] | None, forward: bool,
+                     collation: str | None = None) -> list[Any]:
     """The SELECTs of an unfiltered page (see `_segments`), cursor values and the limit
-    as parameters (`k0`…, `lim`): built and cache-keyed once per table, sort, direction and
-    which cursor values are NULL."""
+    as parameters (`k0`…, `lim`): built and cache-keyed once per table, sort, direction,
+    collation and which cursor values are NULL."""
     shape = None if values is None else tuple(v is None for v in values)
-    return caches.PAGE_STATEMENTS.get(table, (tuple(keys), forward, shape), lambda: _build_page(
+    key = (tuple(keys), forward, shape, collation)
+    return caches.PAGE_STATEMENTS.get(table, key, lambda: _build_page(
         table, columns, keys, values, forward))
 
 
@@ -456,7 +471,8 @@ def query(inst: Instance, actor: Actor, entity: str, *,
     keys = sort_keys(ent, sort, hidden)
     extra: list[Any] = []
     if ranked(ent, sort, q, hidden):
-        extra = [search.rank(ent, table, str(q), hidden).label(search.RANK)]
+        extra = [search.rank(ent, table, str(q), hidden, inst.engine.dialect.name)
+                 .label(search.RANK)]
         keys = [(search.RANK, False), *keys]
     try:
         limit = int(limit)
@@ -469,8 +485,10 @@ def query(inst: Instance, actor: Actor, entity: str, *,
     if cursor:
         direction, values = decode_cursor(ent, keys, cursor)
     forward = direction == "n"
-    columns = [*extra, *(table.c[name] for name, _ in keys[len(extra):])]
-    with reading(inst, conn) as c:
+    with listing(inst, conn) as c:
+        collation = collations.for_language(c, actor.language)  # the reader's alphabet
+        columns = [*extra, *(collations.sort_column(ent, table, name, collation)
+                             for name, _ in keys[len(extra):])]
         clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
                                 dialect=c.dialect.name)
         rows: list[dict[str, Any]] = []
@@ -484,7 +502,7 @@ def query(inst: Instance, actor: Actor, entity: str, *,
                     break
         else:  # no filter at all: statements with parameters, built once per sort
             bind = {f"k{i}": v for i, v in enumerate(values or ()) if v is not None}
-            for stmt in _page_statements(table, columns, keys, values, forward):
+            for stmt in _page_statements(table, columns, keys, values, forward, collation):
                 bind["lim"] = limit + 1 - len(rows)
                 rows.extend(dict(r) for r in c.execute(stmt, bind).mappings())
                 if len(rows) > limit:
@@ -515,7 +533,7 @@ def count(inst: Instance, actor: Actor, entity: str, *,
     """(how many records match, whether that is exact): counting stops at `cap`."""
     ent = entity_of(inst, entity)
     table = inst.schema.table(entity)
-    with reading(inst, conn) as c:
+    with listing(inst, conn) as c:
         clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
                                 dialect=c.dialect.name)
         inner = sa.select(table.c.id).where(*clauses).limit(cap + 1).subquery()

@@ -5,8 +5,9 @@ a text value, a phone number by its E.164 shadow column (core/phones.py), a link
 `search` fields of the linked record (among those the reader may read), and a record's id
 finds it. Words are looked up in the search index (core/searchindex.py): on SQLite the FTS5
 trigram table, restricted to the visible columns (`{col col} : "word"`); on PostgreSQL
-`ILIKE` on the columns, which pg_trgm's GIN indexes serve. A word of one or two characters
-has no trigram and is matched with LIKE.
+`LIKE` on the columns' folded text, which pg_trgm's GIN indexes serve. A word of one or two
+characters has no trigram and is matched with LIKE. Words and values are compared folded
+(`searchindex.fold`: accents and case aside), so "Jose" finds "José" and "muller" "Müller".
 
 The clause goes into the list's own query, beside the row filter and the filters, so what
 the reader may not see is never found. `rank` orders what is found: a field equal to the
@@ -62,13 +63,15 @@ def search_clause(inst: Instance, actor: Actor, ent: Entity, table: Any, q: str 
     return clause
 
 
-def rank(ent: Entity, table: Any, q: str, hidden: frozenset[str]) -> ColumnElement:
+def rank(ent: Entity, table: Any, q: str, hidden: frozenset[str],
+         dialect: str) -> ColumnElement:
     """0 when a visible search field equals the whole search, 1 when one starts with it,
-    else 2 (case aside; a phone number as a number)."""
-    text = q.strip().lower()
+    else 2 (accents and case aside; a phone number as a number)."""
+    text = searchindex.fold(q.strip())
     cols = _Columns(ent, hidden)
-    exact = [sa.func.lower(table.c[c]) == text for c in cols.text]
-    prefix = [sa.func.lower(table.c[c]).startswith(text, autoescape=True) for c in cols.text]
+    values = [searchindex.folded(table.c[c], dialect) for c in cols.text]
+    exact = [value == text for value in values]
+    prefix = [value.startswith(text, autoescape=True) for value in values]
     number = phones.e164(q, phones.region()) if len(phone_digits(q)) >= 3 else None
     if number is not None:
         exact += [table.c[c] == number for c in cols.phones]
@@ -94,17 +97,18 @@ class _Columns:
         digits = phone_digits(word) if _numeric(word) else ""
         numbers = [digits, phones.fragment(word, phones.region())] if (
             len(digits) >= searchindex.MIN_TRIGRAM and self.phones) else []
-        trigram = len(word) >= searchindex.MIN_TRIGRAM
+        term = searchindex.fold(word)
+        trigram = len(term) >= searchindex.MIN_TRIGRAM
         if dialect == "sqlite" and self.indexed and (trigram or numbers):
             expression = " OR ".join(
-                ([_fts_term(self.text, word)] if trigram and self.text else [])
+                ([_fts_term(self.text, term)] if trigram and self.text else [])
                 + [_fts_term(self.phones, n) for n in dict.fromkeys(numbers)])
             if expression:
                 found.append(table.c.id.in_(_fts_rowids(self.table_name, expression)))
             if not trigram:  # "张伟" is two characters: the index cannot look it up
-                found += [text_match(table.c[c], word) for c in self.text]
+                found += [text_match(table.c[c], word, dialect) for c in self.text]
             return found
-        found += [_like(table.c[c], word, dialect) for c in self.text]
+        found += [text_match(table.c[c], word, dialect) for c in self.text]
         if numbers:
             found.append(self.phone_match(table, numbers, dialect))
         return found
@@ -136,16 +140,10 @@ def _fts_rowids(table_name: str, expression: str) -> Any:
         sa.literal_column(f'"{fts}"').op("MATCH")(sa.literal(expression, sa.String())))
 
 
-def text_match(column: Any, word: str) -> ColumnElement:
-    """`word` anywhere in a text column, case aside (LIKE: a scan, without the index)."""
-    return sa.func.lower(column).contains(word.lower(), autoescape=True)
-
-
-def _like(column: Any, word: str, dialect: str) -> ColumnElement:
-    """`word` anywhere in a text column, as the dialect's index can serve it."""
-    if dialect == "postgresql":  # pg_trgm's GIN index serves ILIKE '%…%'
-        return column.icontains(word, autoescape=True)
-    return text_match(column, word)
+def text_match(column: Any, word: str, dialect: str) -> ColumnElement:
+    """`word` anywhere in a text column, accents and case aside: LIKE on the folded text
+    (PostgreSQL's trigram index serves it; on SQLite a scan, for words too short for FTS5)."""
+    return searchindex.folded(column, dialect).contains(searchindex.fold(word), autoescape=True)
 
 
 def _linked_matches(inst: Instance, actor: Actor, entity: str, word: str,

@@ -120,7 +120,7 @@ def _in_words(inst: Instance, actor: Actor, conn: Connection, ent: Any,
     """Add what people read to the entries: each change's `old_text`/`new_text` (choice
     labels, dates in the instance's time zone, money with its currency, linked records by
     title) and each transition's `transition_label`, `from_label`, `to_label`."""
-    language, currency, zone = actor.language, currency_of(inst), zone_of(inst)
+    language, currency, zone = actor.language, currency_of(inst), zone_of(inst, actor)
     wanted: dict[str, set[int]] = {}
     for change in (c for e in changed for c in e["changes"]):
         f = ent.fields.get(change["field"])

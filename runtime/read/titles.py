@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import sqlalchemy as sa
 from babel import Locale, UnknownLocaleError
@@ -81,14 +81,36 @@ def currency_of(inst: Instance) -> str:
                or DEFAULT_CURRENCY).upper()
 
 
-def zone_of(inst: Instance) -> tzinfo:
-    """The time zone dates and times are shown in: the `TIME_ZONE` setting, then
-    $CRMFORGE_TIME_ZONE, then UTC. Users have no time zone of their own yet."""
-    name = str(inst.settings.get("TIME_ZONE") or os.environ.get("CRMFORGE_TIME_ZONE") or "UTC")
+def zone_of(inst: Instance, actor: Actor | None = None) -> tzinfo:
+    """The time zone dates and times are shown in (and typed in): the actor's own
+    (`time_zone` of their user), else the instance's — the `TIME_ZONE` setting, then
+    $CRMFORGE_TIME_ZONE — else UTC."""
+    own = zone_named(actor.time_zone) if actor is not None else None
+    if own is not None:
+        return own
+    name = inst.settings.get("TIME_ZONE") or os.environ.get("CRMFORGE_TIME_ZONE")
+    return zone_named(name) or UTC  # a misspelt zone shows UTC rather than failing every page
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> tuple[str, ...]:
+    """Every IANA time zone name the system knows ("Asia/Shanghai", "Europe/Madrid"…), sorted."""
+    return tuple(sorted(_known_zones()))
+
+
+def zone_named(name: Any) -> tzinfo | None:
+    """The IANA time zone called `name`; None when empty or not a zone we know."""
+    if not isinstance(name, str) or name.strip() not in _known_zones():
+        return None
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(name.strip())
     except (ValueError, ZoneInfoNotFoundError):
-        return UTC  # a misspelt zone shows UTC rather than failing every page
+        return None
 
 
 def money_text(value: Any, f: Field, currency: str | None = None,
@@ -378,7 +400,7 @@ class TitleReader:
                 return ", ".join(known.get(i) or self.link_title(f.to, i, budget)
                                  for i in _link_ids(value))
             return readable(f, value, self.language, currency=currency_of(self.inst),
-                            zone=zone_of(self.inst))
+                            zone=zone_of(self.inst, self.actor))
         return show
 
     def fill(self, entity: str, row: Row, template: str,

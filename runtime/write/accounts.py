@@ -34,6 +34,7 @@ from runtime.core.values import json_value
 from runtime.read import accounts as reading
 from runtime.read.permissions import manages_people
 from runtime.read.queries import reading as connected
+from runtime.read.titles import zone_named
 from runtime.write import records
 
 ACCOUNT = reading.ACCOUNT  # the audit "entity" of account events
@@ -84,7 +85,7 @@ def record_sign_in(inst: Instance, username: str, user_id: int | None, ok: bool,
 
 def _require_people_admin(actor: Actor) -> None:
     if not manages_people(actor):
-        raise Forbidden("Only administrators and user administrators manage people.")
+        raise Forbidden(N_("Only administrators and user administrators manage people."))
 
 
 def _guard_admin(actor: Actor, roles: Iterable[str], what: str) -> None:
@@ -105,38 +106,44 @@ def _known_roles(inst: Instance, roles: Iterable[str]) -> list[str]:
 # -- users ------------------------------------------------------------------------------------
 
 def create_user(inst: Instance, actor: Actor, values: Mapping[str, Any],
-                roles: Iterable[str], language: str | None = None) -> dict[str, Any]:
-    """A new active user with `roles` and `language` (and no password: give them
-    `issue_password_link`)."""
+                roles: Iterable[str], language: str | None = None,
+                time_zone: str | None = None) -> dict[str, Any]:
+    """A new active user with `roles`, `language` and `time_zone` (and no password: give
+    them `issue_password_link`)."""
     _require_people_admin(actor)
     wanted = _known_roles(inst, roles)
     _guard_admin(actor, wanted, "make someone an administrator")
+    zone = checked_zone(time_zone)
 
     def work(conn: Connection) -> dict[str, Any]:
         user = records.create(inst, actor, "user", {**values, "active": True}, conn=conn)
         _write_roles(inst, conn, actor, user["id"], wanted)
-        _write_language(inst, conn, actor, user["id"], None, language)
+        _write_setting(inst, conn, actor, user["id"], "language", None, language)
+        _write_setting(inst, conn, actor, user["id"], "time_zone", None, zone)
         return user
     return in_transaction(inst.engine, None, work)
 
 
 def update_user(inst: Instance, actor: Actor, user_id: int, values: Mapping[str, Any],
                 roles: Iterable[str], language: str | None,
-                version: int | None) -> dict[str, Any]:
-    """Change a user's fields, roles and language together."""
+                version: int | None, time_zone: str | None = None) -> dict[str, Any]:
+    """Change a user's fields, roles, language and time zone together."""
     _require_people_admin(actor)
     wanted = _known_roles(inst, roles)
+    zone = checked_zone(time_zone)
 
     def work(conn: Connection) -> dict[str, Any]:
         current = _account(inst, conn, user_id)
         _guard_admin(actor, [*wanted, *current.roles], "change an administrator's roles")
         if user_id == actor.user_id and ADMIN in current.roles and ADMIN not in wanted:
-            raise BadRequest("You cannot take away your own admin role; ask another "
-                             "administrator.")
+            raise BadRequest(N_("You cannot take away your own admin role; ask another "
+                                "administrator."))
         user = records.update(inst, actor, "user", user_id, values, version=version,
                               conn=conn)
         _write_roles(inst, conn, actor, user_id, wanted)
-        _write_language(inst, conn, actor, user_id, current.language, language)
+        _write_setting(inst, conn, actor, user_id, "language", current.language, language)
+        _write_setting(inst, conn, actor, user_id, "time_zone",
+                       current.values.get("time_zone"), zone)
         return user
     return in_transaction(inst.engine, None, work)
 
@@ -170,15 +177,43 @@ def set_own_language(inst: Instance, actor: Actor, language: str | None) -> None
 
     def work(conn: Connection) -> None:
         current = _account(inst, conn, actor.user_id)
-        _write_language(inst, conn, actor, actor.user_id, current.language, language)
+        _write_setting(inst, conn, actor, actor.user_id, "language", current.language,
+                       language)
     in_transaction(inst.engine, None, work)
 
 
-def _write_language(inst: Instance, conn: Connection, actor: Actor, user_id: int,
-                    old: str | None, new: str | None) -> None:
+def checked_zone(name: str | None) -> str | None:
+    """`name` as a user's time zone: an IANA name ("Europe/Madrid"), or None for the
+    instance's; ValidationFailed (on `time_zone`) for a name that is no zone."""
+    text = (name or "").strip()
+    if not text:
+        return None
+    if zone_named(text) is None:
+        raise ValidationFailed({"time_zone": [N_(
+            "is not a time zone: pick one from the list, such as Europe/Madrid or "
+            "Asia/Shanghai")]})
+    return text
+
+
+def set_own_time_zone(inst: Instance, actor: Actor, name: str | None) -> str | None:
+    """The signed-in user's own time zone (None: the instance's); anyone may choose theirs.
+    Returns the zone stored."""
+    zone = checked_zone(name)
+
+    def work(conn: Connection) -> None:
+        current = _account(inst, conn, actor.user_id)
+        _write_setting(inst, conn, actor, actor.user_id, "time_zone",
+                       current.values.get("time_zone"), zone)
+    in_transaction(inst.engine, None, work)
+    return zone
+
+
+def _write_setting(inst: Instance, conn: Connection, actor: Actor, user_id: int,
+                   column: str, old: str | None, new: str | None) -> None:
+    """One of the user's own settings (`language`, `time_zone`), audited."""
     users = inst.schema.table("user")
-    conn.execute(users.update().where(users.c.id == user_id).values(language=new))
-    _audit_change(inst, conn, actor, user_id, "language", old, new)
+    conn.execute(users.update().where(users.c.id == user_id).values({column: new}))
+    _audit_change(inst, conn, actor, user_id, column, old, new)
 
 
 def set_delegation(inst: Instance, actor: Actor, user_id: int, delegate: int | None,
@@ -186,17 +221,17 @@ def set_delegation(inst: Instance, actor: Actor, user_id: int, delegate: int | N
     """Who approves for the user while they are away, from–to (both days included)."""
     _require_people_admin(actor)
     if delegate == user_id:
-        raise ValidationFailed({"delegate": ["a user cannot stand in for themselves"]})
+        raise ValidationFailed({"delegate": [N_("a user cannot stand in for themselves")]})
     if away_from and away_until and away_until < away_from:
-        raise ValidationFailed({"away_until": ["the last day is before the first"]})
+        raise ValidationFailed({"away_until": [N_("the last day is before the first")]})
     if delegate is not None and (away_from is None or away_until is None):
-        raise ValidationFailed({"away_from": ["give the first and last day away"]})
+        raise ValidationFailed({"away_from": [N_("give the first and last day away")]})
 
     def work(conn: Connection) -> None:
         current = _account(inst, conn, user_id)
         _guard_admin(actor, current.roles, "change an administrator's account")
         if delegate is not None and reading.account(inst, conn, delegate) is None:
-            raise ValidationFailed({"delegate": ["there is no such user"]})
+            raise ValidationFailed({"delegate": [N_("there is no such user")]})
         new = {"delegate": delegate, "away_from": away_from, "away_until": away_until}
         users = inst.schema.table("user")
         conn.execute(users.update().where(users.c.id == user_id).values(**new))
@@ -220,17 +255,17 @@ def deactivate(inst: Instance, actor: Actor, user_id: int,
     changed through the write path. Handing over needs the right to assign them: admins."""
     _require_people_admin(actor)
     if user_id == actor.user_id:
-        raise BadRequest("You cannot deactivate yourself; ask another administrator.")
+        raise BadRequest(N_("You cannot deactivate yourself; ask another administrator."))
     if hand_to is not None and not actor.all_powerful:
-        raise Forbidden("Only an administrator may hand records over to someone else.")
+        raise Forbidden(N_("Only an administrator may hand records over to someone else."))
     if hand_to == user_id:
-        raise ValidationFailed({"hand_to": ["pick someone else to take the records"]})
+        raise ValidationFailed({"hand_to": [N_("pick someone else to take the records")]})
 
     def work(conn: Connection) -> Deactivated:
         current = _account(inst, conn, user_id)
         _guard_admin(actor, current.roles, "deactivate an administrator")
         if hand_to is not None and not reading.is_active(inst, conn, hand_to):
-            raise ValidationFailed({"hand_to": ["the new owner must be an active user"]})
+            raise ValidationFailed({"hand_to": [N_("the new owner must be an active user")]})
         ended = reading.open_session_count(inst, conn, user_id)
         records.update(inst, actor, "user", user_id, {"active": False},
                        version=current.version, conn=conn)
@@ -335,7 +370,7 @@ def issue_password_link(inst: Instance, actor: Actor, user_id: int, secret: str)
         account = _account(inst, conn, user_id)
         _guard_admin(actor, account.roles, "reset an administrator's password")
         if not account.active:
-            raise BadRequest("The user is inactive: reactivate them first.")
+            raise BadRequest(N_("The user is inactive: reactivate them first."))
         link_id = record_event(inst, conn, actor.user_id, user_id, "password_link")
         return str(_signer(secret).dumps({"u": user_id, "l": link_id}))
     return in_transaction(inst.engine, None, work)
@@ -348,16 +383,16 @@ def check_password_link(inst: Instance, secret: str, token: str,
         data = _signer(secret).loads(token[:512])
         user_id, link_id = int(data["u"]), int(data["l"])
     except (BadSignature, KeyError, TypeError, ValueError):
-        raise LinkError("This link is not valid: copy the whole link, or ask your "
-                        "administrator for a new one.") from None
+        raise LinkError(N_("This link is not valid: copy the whole link, or ask your "
+                           "administrator for a new one.")) from None
     with connected(inst, conn) as c:
         state = reading.password_link_state(inst, c, user_id)
         account = reading.account(inst, c, user_id)
     if account is None or not account.active or state.newest != link_id or state.used:
-        raise LinkError("This link has been used or replaced by a newer one; ask your "
-                        "administrator for a new link.")
+        raise LinkError(N_("This link has been used or replaced by a newer one; ask your "
+                           "administrator for a new link."))
     if state.issued_at is None or inst.now() - state.issued_at > LINK_LIFETIME:
-        raise LinkError("This link has expired; ask your administrator for a new one.")
+        raise LinkError(N_("This link has expired; ask your administrator for a new one."))
     return account
 
 
@@ -395,7 +430,7 @@ def save_team(inst: Instance, actor: Actor, team_id: int | None, values: Mapping
                  **{u: None for u in current - wanted}}
         read = reading.versions(inst, conn, "user", moves)
         if len(read) != len(moves):
-            raise ValidationFailed({"members": ["pick members from the list"]})
+            raise ValidationFailed({"members": [N_("pick members from the list")]})
         for user_id, user_version in sorted(read.items()):
             records.update(inst, actor, "user", user_id, {"team": moves[user_id]},
                            version=user_version, conn=conn)

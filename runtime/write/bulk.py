@@ -24,6 +24,12 @@ others are kept — the result is that of writing the rows one by one. Duplicate
 
 Without a connection, a batch is one transaction; an import passes its own to keep the whole
 file all-or-nothing (runtime/ops/transfer.py).
+
+`update_many` and `delete_many` are the bulk edit and bulk delete (the list page's bulk
+actions): one transaction for the batch, each record through `records.update` /
+`records.delete` (its permission, rules, audit, timeline and hooks) in a savepoint of its own,
+so a refused record is reported and the others kept, as when they are written one by one;
+rollups over parents are refreshed once at the end (`derived.batch`).
 """
 
 from __future__ import annotations
@@ -186,3 +192,69 @@ def _one_by_one(inst: Instance, actor: Actor, ent: Entity, conn: Connection,
             outcomes[index].id = record["id"]
         except RecordError as exc:
             outcomes[index].error = exc
+
+
+Change = tuple[int, Mapping[str, Any], "int | None"]  # (record id, values, version read)
+
+
+def update_many(inst: Instance, actor: Actor, entity: str, changes: Sequence[Change], *,
+                conn: Connection | None = None) -> list[Outcome]:
+    """Change each (id, values, version) of `changes` through `records.update` in one
+    transaction (see the module's docstring); a version of None is the record's current
+    one (read for the whole batch in one query). One Outcome per change (`line` is the id)."""
+    ent = entity_of(inst, entity)
+
+    def work(conn: Connection) -> list[Outcome]:
+        current = _versions(inst, conn, ent, [rid for rid, _, version in changes
+                                              if version is None])
+        outcomes = []
+
+        def change(rid: int, values: Mapping[str, Any], version: int | None) -> None:
+            done = records.update(inst, actor, entity, rid, values, conn=conn,
+                                  version=current.get(rid) if version is None else version)
+            if rid in current and "version" in done:  # a record changed twice in the batch
+                current[rid] = done["version"]
+
+        with derived.batch(inst, conn):
+            for rid, values, version in changes:
+                outcomes.append(_each(conn, rid, lambda r=rid, v=values, n=version:
+                                      change(r, v, n)))
+        return outcomes
+
+    return in_transaction(inst.engine, conn, work)
+
+
+def delete_many(inst: Instance, actor: Actor, entity: str, ids: Sequence[int], *,
+                conn: Connection | None = None) -> list[Outcome]:
+    """Delete each record of `ids` through `records.delete` in one transaction (see the
+    module's docstring); one Outcome per id (`line` and `id` are the record's id)."""
+    entity_of(inst, entity)
+
+    def work(conn: Connection) -> list[Outcome]:
+        with derived.batch(inst, conn):
+            return [_each(conn, rid, lambda rid=rid: records.delete(inst, actor, entity, rid,
+                                                                     conn=conn))
+                    for rid in ids]
+
+    return in_transaction(inst.engine, conn, work)
+
+
+def _each(conn: Connection, rid: int, write: Callable[[], Any]) -> Outcome:
+    """One record's write in a savepoint of its own: its Outcome."""
+    try:
+        with conn.begin_nested():
+            write()
+    except RecordError as exc:
+        return Outcome(rid, error=exc)
+    return Outcome(rid, id=rid)
+
+
+def _versions(inst: Instance, conn: Connection, ent: Entity, ids: list[int]) -> dict[int, int]:
+    """{id: version} of the records of `ids` that exist (500 ids a query)."""
+    table = inst.schema.table(ent.name)
+    found: dict[int, int] = {}
+    wanted = sorted({i for i in ids if isinstance(i, int)})
+    for start in range(0, len(wanted), 500):
+        found.update((int(i), int(v)) for i, v in conn.execute(sa.select(
+            table.c.id, table.c.version).where(table.c.id.in_(wanted[start:start + 500]))))
+    return found

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 from builder.model import Entity
 from runtime.core.db import in_transaction, is_sqlite, mark_written
-from runtime.core.errors import Conflict, Forbidden, StaleVersion, ValidationFailed
+from runtime.core.errors import N_, Conflict, Forbidden, StaleVersion, ValidationFailed
 from runtime.core.values import AUTO_FIELDS, is_empty, readonly_reason, same, to_json
 from runtime.read.permissions import can, hidden_fields, readonly_fields, state_lock
 from runtime.read.queries import attach_links, entity_of, load, not_found, record_id_of
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
 MAX_ABSORBED = 20  # records one merge may absorb
 MOVED = {  # system table -> what its rows are called, in the order a page lists them
-    "timeline": "timeline entries", "attachment": "attachments",
-    "approval_request": "approval requests", "mail": "e-mails", "demo_key": None}
+    "timeline": N_("timeline entries"), "attachment": N_("attachments"),
+    "approval_request": N_("approval requests"), "mail": N_("e-mails"), "demo_key": None}
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def moves(inst: Instance, conn: Connection, entity: str, ids: Sequence[int],
         words = f"{ent.plural.get().lower()} (by {ent.fields[name].label.get().lower()})"
         result[words] = result.get(words, 0) + len(rows)
     timeline = inst.schema.system("timeline")
-    counted = {"follow-ups": (timeline, timeline.c.follow_up_on.is_not(None)),
+    counted = {N_("follow-ups"): (timeline, timeline.c.follow_up_on.is_not(None)),
                "timeline entries": (timeline, timeline.c.follow_up_on.is_(None))}
     counted |= {words: (inst.schema.system(name), sa.true()) for name, words in MOVED.items()
                 if words is not None and name != "timeline"}

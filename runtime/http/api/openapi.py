@@ -122,8 +122,10 @@ def _build(model: AppModel) -> Schema:
 
 
 def _common_schemas() -> Schema:
-    error = {"type": "object", "required": ["status", "message"],
+    error = {"type": "object", "required": ["status", "code", "message"],
              "properties": {"status": {"type": "integer"},
+                            "code": {"type": "string", "description": "Stable, in every "
+                                     "language: not_found, invalid_values, stale_version…"},
                             "message": {"type": "string",
                                         "description": "What happened and what to do"}}}
     return {

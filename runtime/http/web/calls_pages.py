@@ -4,16 +4,21 @@ signed-in agent that no page has shown yet (`runtime.process.calls.take_pop`) as
 card — the customer's name, grade, open tickets, orders, last activity and a link, or "New
 lead" with the number filled in for an unknown caller — and `204 No Content` when there is
 none (htmx then swaps nothing). Signed out, it answers 286, which stops htmx polling.
+
+The poll is a hot path (every open page, every second): 204 and 286 cost one indexed lookup
+(`runtime.process.calls.waiting`); only a waiting call reads the signed-in user in full and
+claims it. Pages poll only when the instance `takes_calls` (the template global).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, render_template, session
 from flask.typing import ResponseReturnValue
 
-from runtime.http.auth import current_actor
+from runtime.core.sessions import hash_token
+from runtime.http.auth import SESSION_KEY, SESSION_LIFETIME, current_actor
 from runtime.http.current import get_instance
-from runtime.process.calls import take_pop
+from runtime.process.calls import take_pop, takes_calls, waiting
 from runtime.read.calls import pop_view
 from runtime.read.permissions import can
 
@@ -24,13 +29,27 @@ def register(app: Flask) -> None:
     bp = Blueprint("calls", __name__)
     bp.add_url_rule("/calls/pop", "pop", pop)
     app.register_blueprint(bp)
+    app.add_template_global(instance_takes_calls, "takes_calls")
+
+
+def instance_takes_calls() -> bool:
+    """Whether the pages poll for calls: the instance can be reported one."""
+    return takes_calls(get_instance())
 
 
 def pop() -> ResponseReturnValue:
-    agent = current_actor()
-    if agent is None:
+    key = session.get(SESSION_KEY)
+    if not isinstance(key, str):
         return "", STOP_POLLING
     inst = get_instance()
+    found = waiting(inst, hash_token(key), inst.now() - SESSION_LIFETIME)
+    if found is None:
+        return "", STOP_POLLING
+    if found[1] is None:
+        return "", 204
+    agent = current_actor()  # a call waits: the user in full (active, same password)
+    if agent is None:
+        return "", STOP_POLLING
     call = take_pop(inst, agent)
     if call is None:
         return "", 204

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from flask import abort, current_app, g, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from markupsafe import Markup
 
 from builder.model import Entity, Text
@@ -60,9 +61,17 @@ def language() -> str:
 
 
 def tr(text: Text | str | None) -> str:
+    """`text` in the reader's language. A text in English only (often one made from a name:
+    a workflow's `Status` field) is looked up in the chrome's catalogs, so such common words
+    are not left in English on a Chinese or Spanish page."""
     if text is None:
         return ""
-    return text.get(language()) if isinstance(text, Text) else str(text)
+    if not isinstance(text, Text):
+        return str(text)
+    wanted = language() or "en"
+    if [code for code, _ in text.values] == ["en"] and not wanted.startswith("en"):
+        return gettext(text.values[0][1])
+    return text.get(wanted)
 
 
 def entity_label(entity: Entity, plural: bool = False) -> str:

@@ -36,6 +36,7 @@ from runtime.read import dashboards
 from runtime.read.export import Export, csv_chunks, csv_dialect
 from runtime.read.listrequest import ListRequest
 from runtime.read.queries import as_id
+from runtime.write import bulk as bulk_write
 from runtime.write import records, views
 
 EXPORT_MAX_ROWS = 100_000
@@ -267,14 +268,9 @@ def bulk(entity: str) -> ResponseReturnValue:
                     continue
             return render("bulk_confirm.html", entity=entity, model_entity=model_entity,
                           rows=rows, titles=listdata.row_titles(model_entity, rows), back=back)
-        done, failed = 0, []
-        for record_id in ids:
-            try:
-                records.delete(instance, who, entity, record_id)
-                done += 1
-            except RecordError as exc:
-                failed.append(f"#{record_id}: {exc.message}")
-        _report(done, failed, "deleted")
+        outcomes = bulk_write.delete_many(instance, who, entity, ids)
+        failed = [f"#{o.line}: {o.error.message}" for o in outcomes if o.error is not None]
+        _report(len(outcomes) - len(failed), failed, "deleted")
         return redirect(back)
     if action == "edit":
         name = request.form.get("field", "")
@@ -283,20 +279,18 @@ def bulk(entity: str) -> ResponseReturnValue:
             flash(gettext("Choose a field to change."), "warning")
             return redirect(back)
         value = request.form.get("value", "")
-        done, failed = 0, []
-        for record_id in ids:
-            try:
-                record = records.get(instance, who, entity, record_id)
-                records.update(instance, who, entity, record_id, {name: value},
-                               version=record["version"])
-                done += 1
-            except ValidationFailed as exc:
-                failed.append(f"#{record_id}: " + "; ".join(  # "Temperature must be …"
+        outcomes = bulk_write.update_many(instance, who, entity,
+                                          [(i, {name: value}, None) for i in ids])
+        failed = []
+        for o in outcomes:
+            if isinstance(o.error, ValidationFailed):
+                failed.append(f"#{o.line}: " + "; ".join(  # "Temperature must be …"
                     f"{field_label(model_entity, n)} {m}" if n in model_entity.fields else m
-                    for n, msgs in exc.errors.items() for m in msgs))
-            except RecordError as exc:
-                failed.append(f"#{record_id}: {exc.message}")
-        _report(done, failed, f"changed ({field_label(model_entity, name)})")
+                    for n, msgs in o.error.errors.items() for m in msgs))
+            elif o.error is not None:
+                failed.append(f"#{o.line}: {o.error.message}")
+        _report(len(outcomes) - len(failed), failed,
+                f"changed ({field_label(model_entity, name)})")
         return redirect(back)
     if action == "assign" and may_assign(model_entity):
         return _assign(model_entity, ids, back)

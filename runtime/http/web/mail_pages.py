@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from builder.model import Entity, Message, Recipient
-from runtime.core.errors import NotFound
+from runtime.core.errors import N_, NotFound
 from runtime.http.current import get_instance
 from runtime.http.web.layout import (
     actor,
@@ -46,6 +47,7 @@ from runtime.process.mail.outbox import send_from_page
 from runtime.read.queries import load, reading
 
 ADDRESS_MAX = 320
+PERSON = "contact"  # the core pack's people: whom a document for the customer goes to first
 
 
 def register(app: Flask) -> None:
@@ -90,7 +92,7 @@ def send_page(entity: str, record_id: int) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
     record = _record(model_entity, record_id)
     values = request.form if request.method == "POST" else request.args
-    form = _read(model_entity, record, values)
+    form = read_form(model_entity, record, values)
     if request.method == "POST" and values.get("action") == "send" and not form.errors \
             and form.template is not None and form.preview is not None:
         return _send(model_entity, record, form.template, form.preview.subject, form.to)
@@ -104,27 +106,30 @@ def _record(entity: Entity, record_id: int) -> dict[str, Any]:
     with reading(inst(), None) as conn:
         record = load(inst(), conn, entity.name, record_id, actor=actor())
     if record is None:
-        raise NotFound(f"There is no {entity_label(entity).lower()} #{record_id}, or you may "
-                       "not see it.")
+        raise NotFound(gettext("There is no %(what)s #%(id)s, or you may not see it.",
+                               what=entity_label(entity).lower(), id=record_id))
     if not can(entity.name, "update", record):
-        abort(403, "You may not send e-mail about this record: that takes the right to "
-                   "change it.")
+        abort(403, gettext("You may not send e-mail about this record: that takes the right "
+                           "to change it."))
     if send_email_url(entity, record) is None:
-        raise NotFound(f"There are no e-mail templates for "
-                       f"{entity_label(entity, plural=True).lower()}.")
+        raise NotFound(gettext("There are no e-mail templates for %(what)s.",
+                               what=entity_label(entity, plural=True).lower()))
     return record
 
 
-def _read(entity: Entity, record: dict[str, Any], values: Any) -> SendForm:
+def read_form(entity: Entity, record: dict[str, Any], values: Any, *,
+              person: bool = False) -> SendForm:
     """The form from the query or the posted values: the template (the first by default),
-    the recipient (the record's address by default), and the preview of the template."""
+    the recipient (the record's address by default), and the preview of the template (also
+    the form of "Send to customer" on a document, `documents_pages`)."""
     choices = templates_for(inst(), entity.name)
     name = values.get("template") or choices[0].name
     chosen = next((m for m in choices if m.name == name), None)
-    to = values["to"].strip() if "to" in values else _recipient(entity, record)[1]
+    to = values["to"].strip() if "to" in values else \
+        recipient_of(entity, record, person=person)[1]
     form = SendForm(choices, chosen, to)
     if chosen is None:
-        form.errors["template"] = "Pick a template from the list."
+        form.errors["template"] = gettext("Pick a template from the list.")
     else:
         with reading(inst(), None) as conn:
             form.preview = compose(inst(), conn, chosen, record, actor())
@@ -135,10 +140,11 @@ def _read(entity: Entity, record: dict[str, Any], values: Any) -> SendForm:
 
 def _check_address(entity: Entity, form: SendForm) -> None:
     if not form.to:
-        form.errors["to"] = "Write the address to send to, like anna@example.com."
+        form.errors["to"] = gettext("Write the address to send to, like anna@example.com.")
         return
     if len(form.to) > ADDRESS_MAX:
-        form.errors["to"] = f"An e-mail address has at most {ADDRESS_MAX} characters."
+        form.errors["to"] = gettext("An e-mail address has at most %(n)s characters.",
+                                    n=ADDRESS_MAX)
         return
     try:
         form.to = checked_address(inst(), entity.name, form.to)
@@ -146,10 +152,14 @@ def _check_address(entity: Entity, form: SendForm) -> None:
         form.errors["to"] = f"“{form.to}”: {exc}."
 
 
-def _recipient(entity: Entity, record: dict[str, Any]) -> tuple[str, str]:
+def recipient_of(entity: Entity, record: dict[str, Any], *, person: bool = False
+                 ) -> tuple[str, str]:
     """(field, address) of whom the record's message goes to: the first of its recipient
-    fields with an address (a ticket without an account: its contact), else the first."""
+    fields with an address (a ticket without an account: its contact), else the first.
+    `person` (a document for the customer): a link to a contact comes first."""
     paths = recipient_fields(inst(), entity.name)
+    if person:
+        paths = sorted(paths, key=lambda path: entity.fields[path].to != PERSON)
     with reading(inst(), None) as conn:
         for path in paths:
             found = addresses(inst(), conn, entity.name, record, Recipient("field", path))
@@ -162,9 +172,10 @@ def _send(entity: Entity, record: dict[str, Any], message: Message, subject: str
           to: str) -> ResponseReturnValue:
     """Queue the message (its status goes on the timeline) and go back to the record."""
     send_from_page(inst(), actor(), entity.name, record, message.name,
-                   Recipient("field", _recipient(entity, record)[0]), to)
-    flash(f"E-mail “{subject}” to {to} queued: it leaves with the next run of the mail "
-          "worker; its progress is in the activity.", "success")
+                   Recipient("field", recipient_of(entity, record)[0]), to)
+    flash(gettext("E-mail “%(subject)s” to %(to)s queued: it leaves with the next run of the "
+                  "mail worker; its progress is in the activity.", subject=subject, to=to),
+          "success")
     return redirect(url_for("web.record", entity=entity.name, record_id=record["id"]) +
                     "#timeline")
 
@@ -175,12 +186,12 @@ def unsubscribe(token: str) -> str:
     inst = get_instance()
     found = read_token(inst, token)
     if found is None:
-        raise NotFound("This unsubscribe link is not valid; copy the whole link from the "
-                       "e-mail, or reply to the e-mail and ask us.")
+        raise NotFound(N_("This unsubscribe link is not valid; copy the whole link from the "
+                          "e-mail, or reply to the e-mail and ask us."))
     entity, record_id, field_name = found
     if request.method == "POST":
         if not withdraw(inst, entity, record_id, field_name):
-            raise NotFound("There is no one to unsubscribe behind this link any more.")
+            raise NotFound(N_("There is no one to unsubscribe behind this link any more."))
         return render_template("mail/unsubscribe.html", done=True)
     with inst.engine.connect() as conn:
         record = load(inst, conn, entity, record_id)

@@ -14,9 +14,10 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from builder.model import Entity
-from runtime.core.errors import Conflict, RecordError, ValidationFailed
+from runtime.core.errors import Conflict, ValidationFailed
 from runtime.http.api.merge import alias_redirect
 from runtime.http.web import listdata
 from runtime.http.web.layout import (
@@ -28,6 +29,7 @@ from runtime.http.web.layout import (
     inst,
     render,
 )
+from runtime.http.web.recordpage import refusal
 from runtime.read import duplicates
 from runtime.write import merge, records
 
@@ -55,8 +57,8 @@ def may_merge(entity: Entity, record: dict[str, Any] | None = None) -> bool:
 def _mergeable(name: str) -> Entity:
     entity = entity_or_404(name)
     if entity.system or not can(name, "merge"):
-        abort(403, f"You may not merge {entity_label(entity, plural=True).lower()}; ask an "
-                   "administrator for the merge right.")
+        abort(403, gettext("You may not merge %(what)s; ask an administrator for the merge "
+                           "right.", what=entity_label(entity, plural=True).lower()))
     return entity
 
 
@@ -141,15 +143,10 @@ def _merge(entity: Entity, plan: merge.Plan) -> ResponseReturnValue:
         merge.merge(inst(), actor(), entity.name, survivor, plan.absorbed_ids, values,
                     versions={i: v for i, v in versions.items() if v})
     except (ValidationFailed, Conflict) as exc:
-        flash(f"Nothing was merged: {_reason(exc)}", "error")
+        flash(gettext("Nothing was merged: %(reason)s", reason=refusal(exc)), "error")
         return redirect(back, 303)
-    flash(f"Merged {len(plan.absorbed)} {entity_label(entity).lower()} record(s) into this "
-          f"one (#{', #'.join(map(str, plan.absorbed_ids))}).", "success")
+    flash(gettext("Merged %(n)s %(what)s record(s) into this one (%(ids)s).",
+                  n=len(plan.absorbed), what=entity_label(entity).lower(),
+                  ids="#" + ", #".join(map(str, plan.absorbed_ids))), "success")
     return redirect(url_for("web.record", entity=entity.name, record_id=survivor), 303)
 
-
-def _reason(exc: RecordError) -> str:
-    if isinstance(exc, ValidationFailed):
-        return "; ".join((f"{k}: " if k != "_record" else "") + " ".join(v)
-                         for k, v in exc.errors.items())
-    return exc.message

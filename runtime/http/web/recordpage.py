@@ -244,17 +244,20 @@ def claim(entity: str, record_id: int) -> ResponseReturnValue:
         records.update(inst(), actor(), entity, record_id, {"owner": actor().user_id},
                        version=record["version"])
     except RecordError as exc:
-        flash(f"“{title}” was not claimed: {_reason(exc)}", "error")
+        flash(f"“{title}” was not claimed: {refusal(exc)}", "error")
     else:
         flash(gettext("“%(title)s” is yours now.", title=title), "success")
     return redirect(url_for("web.record", entity=entity, record_id=record_id))
 
 
-def _reason(exc: RecordError) -> str:
+def refusal(exc: RecordError) -> str:
+    """Why the write path refused, in one line for a flash message, in the reader's language:
+    each field's messages after its name ("email: must be an e-mail address"), or the
+    refusal's message."""
     if isinstance(exc, ValidationFailed):
-        return "; ".join(f"{k}: {' '.join(v)}" if k != "_record" else " ".join(v)
+        return "; ".join((f"{k}: " if k != "_record" else "") + " ".join(map(gettext, v))
                          for k, v in exc.errors.items())
-    return exc.message
+    return gettext(exc.message)
 
 
 def delete_record(entity: str, record_id: int) -> ResponseReturnValue:

@@ -29,7 +29,6 @@ from runtime.read.titles import (
     money_text,
     number_text,
     percent_text,
-    zone_of,
 )
 
 MISSING = object()  # the form did not carry this field: leave the stored value alone
@@ -77,7 +76,7 @@ def _show_boolean(value: Any, field: Field, titles: Titles | None) -> Markup:
 
 
 def _show_date(value: Any, field: Field, titles: Titles | None) -> Markup:
-    return escape(date_text(value, language(), zone_of(inst())))
+    return escape(date_text(value, language(), localize.zone()))
 
 
 def _badge(value: Any, field: Field) -> Markup:
@@ -188,8 +187,8 @@ def input_value(value: Any, field: Field) -> Any:
         return ""
     if isinstance(value, LinkInput):
         return value.id
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M")
+    if isinstance(value, datetime) or (field.type == "datetime" and isinstance(value, str)):
+        return localize.local_input(value)  # in the reader's time zone
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -20,7 +20,7 @@ from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
 from builder.model import Entity
-from runtime.core.errors import RecordError, ValidationFailed
+from runtime.core.errors import RecordError
 from runtime.http.auth import safe_next
 from runtime.http.web.forms import resolve_links
 from runtime.http.web.layout import (
@@ -33,6 +33,8 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
+from runtime.http.web.localize import typed
+from runtime.http.web.recordpage import refusal
 from runtime.http.web.widgets import read_form
 from runtime.process import approvals, notifications, record_panel, workflow
 from runtime.read.queries import as_id
@@ -68,12 +70,7 @@ def _back(default: str) -> str:
 
 
 def _flash_error(prefix: str, exc: RecordError) -> None:
-    if isinstance(exc, ValidationFailed):
-        flash(prefix + "; ".join(
-            (f"{k}: " if k != "_record" else "") + " ".join(v) for k, v in exc.errors.items()),
-            "error")
-    else:
-        flash(prefix + exc.message, "error")
+    flash(prefix + refusal(exc), "error")
 
 
 # -- the record page --------------------------------------------------------------------------
@@ -149,7 +146,8 @@ def _transition_values(entity: Entity, errors: dict[str, list[str]]) -> dict[str
                         if key.startswith("value.")])
     links = [f for f in entity.fields.values() if f.type == "link" and f.name in posted]
     chosen = resolve_links(entity, read_form(posted, links), errors)
-    values = {key: value for key, value in posted.items()
+    values = {key: typed(entity.fields[key].type, value) if key in entity.fields else value
+              for key, value in posted.items()
               if "__" not in key and value != "" and key not in chosen}
     values.update({key: value for key, value in chosen.items() if value is not None})
     return values

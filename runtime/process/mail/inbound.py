@@ -3,8 +3,8 @@ mailbox goes onto the timeline of the record it answers, or makes a new record b
 `inbound/` rules of the definitions, or is dropped with a reason in the log.
 
 A message answers a record when it was sent to that record's signed reply address
-(`reply+<token>@…`, `reply_address`) or its `In-Reply-To` / `References` name a message the
-outbox sent about it (`crm_mail`) or one that was read into it before (`crm_mail_in`).
+(`reply+<token>@…`, `replies.reply_address`) or its `In-Reply-To` / `References` name a
+message the outbox sent about it (`crm_mail`) or one that was read into it before (`crm_mail_in`).
 Auto-replies, bulk mail and our own messages coming back are dropped; a message past the size
 limit is refused before it is downloaded. Every message read is kept in `crm_mail_in` by its
 Message-ID (a hash of the message when it has none), so a message read twice is routed once.
@@ -13,8 +13,6 @@ Message-ID (a hash of the message when it has none), so a message read twice is 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.engine import Connection
 
 from builder.model import InboundRule
@@ -32,28 +29,29 @@ from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.process.mail import received
-from runtime.process.mail.consent import signing_key
+from runtime.process.mail.bounces import bounced
+from runtime.process.mail.files import store
 from runtime.process.mail.imap import MailboxError, mailbox_of, read_unseen
 from runtime.process.mail.received import Received
+from runtime.process.mail.replies import record_of_reply_address, sent_mail_id
 from runtime.process.mail.server import sender_of, setting
 from runtime.read.queries import load
-from runtime.write import attachments, records
+from runtime.write import records
 from runtime.write.timeline import record_event, touch_activity
 
 log = logging.getLogger("crmforge.mail_in")
 SYSTEM = Actor.system_actor("inbound e-mail")
-REPLY_SALT = "crmforge.reply"
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 # an address at these domains says nothing about the sender's company
 FREE_MAIL = frozenset({"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",
                        "yahoo.com", "icloud.com", "me.com", "aol.com", "gmx.net", "gmx.de",
                        "web.de", "qq.com", "163.com", "126.com", "proton.me", "protonmail.com"})
-_OUR_ID = re.compile(r"crm-mail-(\d+)@")  # the Message-IDs the outbox gives (outbox.py)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one message: created, replied, dropped, refused or duplicate."""
+    """What became of one message: created, replied, bounced (a delivery report that
+    returns a message we sent), dropped, refused or duplicate."""
 
     outcome: str
     reason: str = ""
@@ -115,6 +113,8 @@ def _told(outcome: Outcome, mail: Received | None = None) -> Outcome:
 
 
 def _route(inst: Instance, conn: Connection, mail: Received, files: _Files) -> Outcome:
+    if mail.report is not None:  # a bounce: before the loop check, it comes from a machine
+        return Outcome(*bounced(inst, conn, mail.report, mail))
     why = _not_for_us(inst, mail)
     if why:
         return Outcome("dropped", why)
@@ -134,42 +134,19 @@ def _not_for_us(inst: Instance, mail: Received) -> str | None:
     if mail.auto:
         return f"an automatic message ({mail.auto})"
     ours = parseaddr(sender_of(inst))[1].lower()
-    if _OUR_ID.search(mail.message_id) or (mail.sender and mail.sender == ours):
+    if sent_mail_id(mail.message_id) is not None or (mail.sender and mail.sender == ours):
         return "a message of our own came back (a mail loop)"
     return None
 
 
 # -- answers: the record a message replies to ----------------------------------------------
 
-def reply_address(inst: Instance, conn: Connection, entity: str, record_id: int) -> str:
-    """The address that brings a reply onto the record's timeline: `reply+<token>@` the
-    domain of `MAIL_FROM`, the token signed with this instance's key."""
-    token = URLSafeSerializer(signing_key(inst, conn), salt=REPLY_SALT).dumps(
-        [entity, record_id])
-    domain = parseaddr(sender_of(inst))[1].rpartition("@")[2] or "localhost"
-    return f"reply+{token}@{domain}"
-
-
 def _answered(inst: Instance, conn: Connection, mail: Received) -> tuple[str, int] | None:
     """(entity, id) of the existing record the message answers, or None."""
-    found = _by_token(inst, conn, mail.recipients) or _by_message_ids(inst, conn, mail.answers)
+    found = (record_of_reply_address(inst, conn, mail.recipients)
+             or _by_message_ids(inst, conn, mail.answers))
     if found and found[0] in inst.model.entities and load(inst, conn, *found) is not None:
         return found
-    return None
-
-
-def _by_token(inst: Instance, conn: Connection, recipients: tuple[str, ...]
-              ) -> tuple[str, int] | None:
-    serializer = URLSafeSerializer(signing_key(inst, conn), salt=REPLY_SALT)
-    for address in recipients:
-        local = address.partition("@")[0]
-        if local.startswith("reply+"):
-            try:
-                entity, record_id = serializer.loads(local[len("reply+"):])
-            except (BadSignature, ValueError, TypeError):
-                continue
-            if isinstance(entity, str) and isinstance(record_id, int):
-                return entity, record_id
     return None
 
 
@@ -177,10 +154,10 @@ def _by_message_ids(inst: Instance, conn: Connection, ids: tuple[str, ...]
                     ) -> tuple[str, int] | None:
     """The record of the newest message named (sent by the outbox, or read in before)."""
     for message_id in reversed(ids):
-        sent = _OUR_ID.search(message_id)
-        if sent:
+        sent = sent_mail_id(message_id)
+        if sent is not None:
             table = inst.schema.system("mail")
-            condition = table.c.id == int(sent.group(1))
+            condition = table.c.id == sent
         else:
             table = inst.schema.system("mail_in")
             condition = sa.and_(table.c.message_id == message_id[:255],
@@ -344,14 +321,10 @@ class _Files:
     def keep(self, inst: Instance, conn: Connection, entity: str, record_id: int,
              mail: Received) -> list[str]:
         """Store the message's attachments for the record; their file names."""
-        self.upload_dir.mkdir(parents=True, exist_ok=True)
         for item in mail.attachments:
-            key = secrets.token_hex(16)
-            self.paths.append(self.upload_dir / key)
-            self.paths[-1].write_bytes(item.data)
-            attachments.stage(inst, conn, SYSTEM, entity, record_id, filename=item.filename,
-                              content_type=item.content_type, size=len(item.data),
-                              storage_key=key)
+            self.paths.append(store(inst, conn, SYSTEM, self.upload_dir, entity, record_id,
+                                    filename=item.filename, content_type=item.content_type,
+                                    data=item.data)[1])
         return [item.filename for item in mail.attachments]
 
     def discard(self) -> None:

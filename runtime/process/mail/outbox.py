@@ -2,25 +2,26 @@
 by the worker (`send_due`), each on its own, with retries and backoff.
 
 A message is `queued`, then `sending` while a worker holds it, then `sent`; when the server
-refuses it, times out or cannot be reached it is `retrying` (after 1, 5 and 30 minutes) and,
-after the fourth failed attempt, `failed` with the server's last answer. A message held by a
-worker that stopped is tried again ten minutes later. A message that asks for consent is
-`cancelled` when the consent was withdrawn before it left. Every change of status is an
-entry on the timeline of the record the message is about; a record that follows the message
-(`status:` of the `email` action) has its status, sent time and reason set too.
+refuses it for now (4xx), times out or cannot be reached it is `retrying` (after 1, 5 and 30
+minutes) and, after the fourth failed attempt, `failed` with the server's last answer. A
+permanent refusal (5xx to RCPT or DATA) makes it `bounced` at once, never retried; so does a
+bounce notice read later (`bounces`). A message may carry attachments of its record
+(`files`). A message held by a worker that stopped is tried again ten minutes later. A
+message that asks for consent is `cancelled` when the consent was withdrawn before it left.
+Every change of status is an entry on the timeline of the record the message is about; a
+record that follows the message (`status:` of the `email` action) has its status, sent time
+and reason set too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -32,17 +33,16 @@ from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.process.mail.compose import Address, Composed, addresses, compose
 from runtime.process.mail.consent import unsubscribe_url
-from runtime.process.mail.inbound import reply_address
+from runtime.process.mail.files import attach_files
+from runtime.process.mail.replies import message_id, reply_address
 from runtime.process.mail.server import SendFailed, send, sender_of, server_of
+from runtime.process.retry import RetrySchedule, claim, due_ids
 from runtime.read.queries import load
 from runtime.write import records
 from runtime.write.timeline import record_event
 
 log = logging.getLogger("crmforge.mail")
-BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30))
-MAX_ATTEMPTS = len(BACKOFF) + 1
-HELD_FOR = timedelta(minutes=10)  # a `sending` message older than this is tried again
-DUE = ("queued", "retrying", "sending")
+SCHEDULE = RetrySchedule((timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30)))
 SYSTEM = Actor.system_actor("mail")
 
 
@@ -51,6 +51,7 @@ class SendReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    bounced: int = 0
     cancelled: int = 0
     answers: list[str] = field(default_factory=list)
 
@@ -66,11 +67,11 @@ def send_from_page(inst: Instance, actor: Actor, entity: str, record: dict[str, 
 def email_record(inst: Instance, conn: Connection, entity: str, record: dict[str, Any],
                  template: str, recipient: Recipient | None, *, to: str | None = None,
                  once: str | None = None, follow: Mapping[str, str] | None = None,
-                 actor: Actor | None = None) -> list[int]:
+                 actor: Actor | None = None, files: Sequence[int] = ()) -> list[int]:
     """Queue the message `template` about `record` to each address of `recipient`; the ids
     queued (none when `once` was queued before, or there is no address). `to` (an address
     a person typed on the Send e-mail page) replaces the recipient's address, keeping the
-    consent the template asks of the recipient."""
+    consent the template asks of the recipient; `files` are attachments it carries."""
     message = inst.model.messages[template]
     composed = compose(inst, conn, message, record, actor)
     key = None
@@ -82,14 +83,17 @@ def email_record(inst: Instance, conn: Connection, entity: str, record: dict[str
     return [mail_id for address in found
             if (mail_id := queue(inst, conn, entity, record["id"], address, composed,
                                  template=template, once_key=key, follow=follow,
-                                 user_id=actor.user_id if actor else None)) is not None]
+                                 user_id=actor.user_id if actor else None,
+                                 files=files)) is not None]
 
 
 def queue(inst: Instance, conn: Connection, entity: str, record_id: int, address: Address,
           composed: Composed, *, template: str | None = None, once_key: str | None = None,
-          follow: Mapping[str, str] | None = None, user_id: int | None = None) -> int | None:
+          follow: Mapping[str, str] | None = None, user_id: int | None = None,
+          files: Sequence[int] = ()) -> int | None:
     """Queue one message (in the caller's transaction); None when `once_key` was queued
-    before."""
+    before. `files`: ids of the record's attachments (`crm_attachment`) the message carries,
+    read from the uploads folder each time it is sent."""
     table = inst.schema.system("mail")
     now = inst.now()
     try:
@@ -99,7 +103,8 @@ def queue(inst: Instance, conn: Connection, entity: str, record_id: int, address
                 to_address=address.email, subject=composed.subject, body_text=composed.text,
                 body_html=composed.html, status="queued", attempts=0, next_attempt_at=now,
                 once_key=once_key, follow=dict(follow) if follow else None,
-                consent=address.consent, user_id=user_id, created_at=now)
+                consent=address.consent, user_id=user_id, created_at=now,
+                attachments=list(files) or None)
             ).inserted_primary_key[0]
     except IntegrityError:
         log.info("mail %s was queued before; not again", once_key)
@@ -118,12 +123,8 @@ def send_due(inst: Instance, limit: int = 200) -> SendReport:
     if server is None:
         return report  # no server configured: messages wait
     table = inst.schema.system("mail")
-    with inst.engine.connect() as conn:
-        ids = list(conn.execute(sa.select(table.c.id).where(
-            table.c.status.in_(DUE), table.c.next_attempt_at <= inst.now())
-            .order_by(table.c.next_attempt_at, table.c.id).limit(limit)).scalars())
-    for mail_id in ids:
-        row = _claim(inst, mail_id)
+    for mail_id in due_ids(inst, table, limit):
+        row = claim(inst, table, mail_id, SCHEDULE)
         if row is None:
             continue  # another worker has it
         if not _consent_holds(inst, row):
@@ -133,31 +134,17 @@ def send_due(inst: Instance, limit: int = 200) -> SendReport:
         try:
             send(server, _email_message(inst, row))
         except SendFailed as exc:
-            status = "failed" if row["attempts"] >= MAX_ATTEMPTS else "retrying"
+            status = "bounced" if exc.permanent else \
+                "failed" if SCHEDULE.gives_up(row["attempts"]) else "retrying"
             _finish(inst, row, status, exc.answer)
             report.answers.append(exc.answer)
+            report.bounced += status == "bounced"
             report.failed += status == "failed"
             report.retrying += status == "retrying"
             continue
         _finish(inst, row, "sent", None)
         report.sent += 1
     return report
-
-
-def _claim(inst: Instance, mail_id: int) -> dict[str, Any] | None:
-    """Hold a due message for this worker (status `sending`, one more attempt)."""
-    table = inst.schema.system("mail")
-    now = inst.now()
-    with write_transaction(inst.engine) as conn:
-        claimed = conn.execute(table.update().where(
-            table.c.id == mail_id, table.c.status.in_(DUE),
-            table.c.next_attempt_at <= now).values(
-            status="sending", attempts=table.c.attempts + 1,
-            next_attempt_at=now + HELD_FOR)).rowcount
-        if claimed != 1:
-            return None
-        return dict(conn.execute(sa.select(table).where(table.c.id == mail_id))
-                    .mappings().one())
 
 
 def _consent_holds(inst: Instance, row: Mapping[str, Any]) -> bool:
@@ -173,7 +160,7 @@ def _email_message(inst: Instance, row: Mapping[str, Any]) -> EmailMessage:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender_of(inst), \
         row["to_address"], row["subject"]
-    message["Message-ID"] = make_msgid(f"crm-mail-{row['id']}")
+    message["Message-ID"] = message_id(row["id"])
     text, html = row["body_text"], row["body_html"]
     with write_transaction(inst.engine) as conn:  # a reply comes back to the record's timeline
         message["Reply-To"] = reply_address(inst, conn, row["entity"], row["record_id"])
@@ -188,25 +175,33 @@ def _email_message(inst: Instance, row: Mapping[str, Any]) -> EmailMessage:
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
+    attach_files(inst, message, row["attachments"] or ())
     return message
 
 
 def _finish(inst: Instance, row: Mapping[str, Any], status: str, answer: str | None) -> None:
-    """Record the outcome of an attempt: the row, the timeline, the record that follows."""
+    """Record the outcome of an attempt (`settle`) in a transaction of its own."""
+    with write_transaction(inst.engine) as conn:
+        settle(inst, conn, row, status, answer)
+
+
+def settle(inst: Instance, conn: Connection, row: Mapping[str, Any], status: str,
+           answer: str | None) -> None:
+    """Record the outcome of an attempt, or a bounce reported later, in the caller's
+    transaction: the row, the timeline, the record that follows."""
     table = inst.schema.system("mail")
     now = inst.now()
     values: dict[str, Any] = {"status": status, "last_error": answer}
     if status == "retrying":
-        values["next_attempt_at"] = now + BACKOFF[min(row["attempts"], len(BACKOFF)) - 1]
+        values["next_attempt_at"] = SCHEDULE.next_attempt(row["attempts"], now)
     if status == "sent":
         values["sent_at"] = now
-    with write_transaction(inst.engine) as conn:
-        conn.execute(table.update().where(table.c.id == row["id"]).values(**values))
-        _event(inst, conn, row["entity"], row["record_id"], row["id"], status, row["subject"],
-               row["to_address"], answer=answer, attempt=row["attempts"],
-               retry_at=values.get("next_attempt_at"))
-        if status != "retrying" and row["follow"]:
-            _follow(inst, conn, row, status, answer, now)
+    conn.execute(table.update().where(table.c.id == row["id"]).values(**values))
+    _event(inst, conn, row["entity"], row["record_id"], row["id"], status, row["subject"],
+           row["to_address"], answer=answer, attempt=row["attempts"],
+           retry_at=values.get("next_attempt_at"))
+    if status != "retrying" and row["follow"]:
+        _follow(inst, conn, row, status, answer, now)
     log.info("mail %s to %s: %s%s", row["id"], row["to_address"], status,
              f" ({answer})" if answer else "")
 
@@ -218,7 +213,10 @@ def _follow(inst: Instance, conn: Connection, row: Mapping[str, Any], status: st
     if record is None:
         return
     follow = row["follow"]
-    values: dict[str, Any] = {follow["field"]: status}
+    options = inst.model.entity(row["entity"]).fields[follow["field"]].option_values
+    # a choice without `bounced` (a pack from before bounces were told apart) says `failed`
+    values: dict[str, Any] = {follow["field"]: status if not options or status in options
+                              else "failed"}
     if status == "sent" and follow.get("sent_at"):
         values[follow["sent_at"]] = now
     if status != "sent" and follow.get("reason"):
@@ -234,7 +232,8 @@ def _follow(inst: Instance, conn: Connection, row: Mapping[str, Any], status: st
 
 
 WORDS = {"queued": "queued", "sent": "sent", "retrying": "not sent yet, trying again",
-         "failed": "failed", "cancelled": "not sent"}
+         "failed": "failed", "cancelled": "not sent",
+         "bounced": "bounced (refused for good, not tried again)"}
 
 
 def _event(inst: Instance, conn: Connection, entity: str, record_id: int, mail_id: int,

@@ -33,6 +33,19 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class DeliveryReport:
+    """A delivery-status notification (RFC 3464 `multipart/report`): what happened to the
+    message it returns (`action`: failed, delayed, delivered …), to whom, the remote
+    server's answer, and the Message-IDs and reply addresses of the returned message."""
+
+    action: str
+    recipients: tuple[str, ...]
+    answer: str
+    message_ids: tuple[str, ...]
+    reply_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Received:
     message_id: str
     sender: str  # the From address, lower case ("" when there is none)
@@ -44,6 +57,7 @@ class Received:
     auto: str | None  # why it is an automatic message (an auto-reply, a bulk mailing)
     attachments: tuple[Attachment, ...] = field(default=())
     defects: int = 0
+    report: DeliveryReport | None = None  # a bounce or other delivery notice
 
 
 def read(raw: bytes) -> Received:
@@ -61,7 +75,7 @@ def read(raw: bytes) -> Received:
         answers=tuple(_MESSAGE_ID.findall(_header(message, "In-Reply-To") + " "
                                           + _header(message, "References"))),
         auto=_automatic(message), attachments=tuple(_attachments(message)),
-        defects=len(message.defects))
+        defects=len(message.defects), report=delivery_report(message))
 
 
 def clean(text: str, limit: int, *, lines: bool = False) -> str:
@@ -141,3 +155,65 @@ def _attachments(message: Message) -> list[Attachment]:
     except Exception:  # noqa: BLE001 - a malformed MIME tree keeps the attachments read so far
         pass
     return found
+
+
+# -- delivery-status notifications (RFC 3464) ------------------------------------------------
+
+FAILED_ACTION = "failed"
+
+
+def delivery_report(message: Message) -> DeliveryReport | None:
+    """The delivery-status notification `message` is, or None (not one, or unreadable)."""
+    if message.get_content_type() != "multipart/report" or \
+            str(message.get_param("report-type", "")).lower() != "delivery-status":
+        return None
+    try:
+        parts = list(message.iter_parts()) if isinstance(message, EmailMessage) else []
+        status = next(p for p in parts if p.get_content_type() == "message/delivery-status")
+        blocks = [b for b in status.get_payload() if isinstance(b, Message)]
+    except Exception:  # noqa: BLE001 - a report without a readable status part is no report
+        return None
+    per_recipient = [b for b in blocks if b.get("Action")]
+    failed = [b for b in per_recipient
+              if str(b.get("Action", "")).strip().lower() == FAILED_ACTION]
+    chosen = failed or per_recipient
+    if not chosen:
+        return None
+    returned = _returned_headers(parts)
+    return DeliveryReport(
+        action=FAILED_ACTION if failed else clean(str(chosen[0]["Action"]), 20).lower(),
+        recipients=tuple(_typed_address(b.get("Final-Recipient") or
+                                        b.get("Original-Recipient") or "") for b in chosen),
+        answer=clean(" ".join(_diagnosis(b) for b in chosen), 1000),
+        message_ids=tuple(_MESSAGE_ID.findall(_header(returned, "Message-ID")))
+        if returned else (),
+        reply_addresses=tuple(a for _, a in getaddresses(
+            [_header(returned, n) for n in ("Reply-To", "From")]) if "@" in a)
+        if returned else ())
+
+
+def _returned_headers(parts: list[Message]) -> Message | None:
+    """The headers of the returned message (`message/rfc822` or `text/rfc822-headers`)."""
+    for part in parts:
+        kind = part.get_content_type()
+        try:
+            if kind in ("message/rfc822", "message/global"):
+                inner = part.get_payload()
+                return inner[0] if isinstance(inner, list) and inner else None
+            if kind == "text/rfc822-headers":
+                text = part.get_payload(decode=True) or b""
+                return BytesParser(policy=policy.default).parsebytes(text, headersonly=True)
+        except Exception:  # noqa: BLE001 - a broken returned message names nothing
+            return None
+    return None
+
+
+def _typed_address(value: str) -> str:
+    """`rfc822; anna@example.com` -> `anna@example.com`."""
+    return clean(str(value).rpartition(";")[2], 320).strip("<>").lower()
+
+
+def _diagnosis(block: Message) -> str:
+    """The remote server's answer for one recipient: its Diagnostic-Code, else its Status."""
+    code = str(block.get("Diagnostic-Code") or "").partition(";")[2].strip()
+    return code or f"status {clean(str(block.get('Status') or ''), 20)}".strip()

@@ -24,11 +24,14 @@ STARTTLS = ("auto", "always", "never")
 
 
 class SendFailed(Exception):
-    """The server did not take the message; `answer` is what it said (or why it could not)."""
+    """The server did not take the message; `answer` is what it said (or why it could not).
+    `permanent`: the server refused the recipient or the message for good (a 5xx answer to
+    RCPT or DATA), so trying again cannot help: the message bounced."""
 
-    def __init__(self, answer: str):
+    def __init__(self, answer: str, *, permanent: bool = False):
         super().__init__(answer)
         self.answer = answer
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,12 @@ def send(server: MailServer, message: EmailMessage) -> None:
     try:
         _conversation(server, message)
     except smtplib.SMTPRecipientsRefused as exc:
-        raise SendFailed("; ".join(f"{code} {_text(msg)}" for code, msg in
-                                   exc.recipients.values())) from exc
+        answers = list(exc.recipients.values())
+        raise SendFailed("; ".join(f"{code} {_text(msg)}" for code, msg in answers),
+                         permanent=all(_permanent(code) for code, _ in answers)) from exc
+    except smtplib.SMTPDataError as exc:
+        raise SendFailed(f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                         permanent=_permanent(exc.smtp_code)) from exc
     except smtplib.SMTPResponseException as exc:
         raise SendFailed(f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
     except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
@@ -116,6 +123,11 @@ def _conversation(server: MailServer, message: EmailMessage) -> None:
         if server.user:
             smtp.login(server.user, server.password or "")
         smtp.send_message(message)
+
+
+def _permanent(code: int) -> bool:
+    """A 5xx reply: a permanent refusal (RFC 5321 4.2.1); 4xx asks to try again later."""
+    return 500 <= code < 600
 
 
 def _text(answer: bytes | str) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from runtime.core.errors import Forbidden
+from runtime.core.errors import N_, Forbidden
 from runtime.core.instance import Actor
 from runtime.http.web.layout import actor
 from runtime.read.permissions import manages_people
@@ -12,12 +12,12 @@ from runtime.read.permissions import manages_people
 def people_admin() -> Actor:
     who = actor()
     if not manages_people(who):
-        raise Forbidden("Only administrators and user administrators manage people.")
+        raise Forbidden(N_("Only administrators and user administrators manage people."))
     return who
 
 
 def admin_only() -> Actor:
     who = actor()
     if not who.all_powerful:
-        raise Forbidden("Only administrators may open this page.")
+        raise Forbidden(N_("Only administrators may open this page."))
     return who

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from runtime.http.current import get_instance
 from runtime.http.web.admin.access import admin_only
-from runtime.http.web.layout import query_url, render
+from runtime.http.web.layout import language, query_url, render
 from runtime.read import audit_log
 
 FILTER_KEYS = ("user", "entity", "record", "kind", "from", "to")
@@ -32,10 +32,11 @@ def audit_page() -> ResponseReturnValue:
     args = _filter_args()
     filters = audit_log.parse_filters(inst, args)
     after = request.args.get("after", "")
-    found = audit_log.page(inst, filters, audit_log.Cursor.decode(after) if after else None)
+    found = audit_log.page(inst, filters, audit_log.Cursor.decode(after) if after else None,
+                           language=language())
     base = request.script_root + request.path
     return render("admin/audit.html", log=found, args=args, after=after,
-                  kinds=audit_log.KINDS, entities=audit_log.entity_choices(inst),
+                  kinds=audit_log.KINDS, entities=audit_log.entity_choices(inst, language()),
                   next_url=query_url(args, base, after=found.next.encode())
                   if found.next else None,
                   first_url=query_url(args, base) if after else None,

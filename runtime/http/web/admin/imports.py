@@ -15,13 +15,14 @@ from pathlib import Path
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from werkzeug.utils import secure_filename
 
-from runtime.core.errors import BadRequest, Forbidden
+from runtime.core.errors import N_, BadRequest, Forbidden
 from runtime.core.instance import Actor, Instance
 from runtime.http.current import get_instance
 from runtime.http.web.attachments import MAX_UPLOAD_BYTES, upload_dir, write_file
-from runtime.http.web.layout import actor, render
+from runtime.http.web.layout import actor, language, render
 from runtime.process import import_jobs
 from runtime.process.imports import (
     Reader,
@@ -51,12 +52,12 @@ def _importer(inst: Instance, entity: str | None) -> Actor:
         return who
     if entity and entity in inst.model.entities and can(inst, who, entity, "create"):
         return who
-    raise Forbidden("Only administrators, and users who may create these records, may "
-                    "import them.")
+    raise Forbidden(N_("Only administrators, and users who may create these records, may "
+                       "import them."))
 
 
 def _entities(inst: Instance, who: Actor) -> list[tuple[str, str]]:
-    return sorted(((e.name, e.label.get()) for e in inst.model.entities.values()
+    return sorted(((e.name, e.label.get(language())) for e in inst.model.entities.values()
                    if who.all_powerful or can(inst, who, e.name, "create")),
                   key=lambda pair: pair[1].lower())
 
@@ -70,27 +71,28 @@ def imports_page() -> ResponseReturnValue:
     jobs = [j for j in import_jobs.recent(inst) if who.all_powerful or j.user_id == who.user_id]
     return render("admin/imports.html", entities=_entities(inst, who), chosen=entity,
                   jobs=jobs, limit_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
-                  labels={e.name: e.label.get() for e in inst.model.entities.values()})
+                  labels={e.name: e.label.get(language()) for e in inst.model.entities.values()})
 
 
 def _upload(inst: Instance, who: Actor, entity: str) -> ResponseReturnValue:
     """Store the uploaded file, read its header (a file that cannot be read is a 400 here,
     before any job) and open its mapping page."""
     if entity not in inst.model.entities:
-        raise BadRequest("Choose what to import: the entity is missing or unknown.")
+        raise BadRequest(N_("Choose what to import: the entity is missing or unknown."))
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise BadRequest("Choose a CSV or XLSX file to import.")
+        raise BadRequest(N_("Choose a CSV or XLSX file to import."))
     name = secure_filename(upload.filename) or "import.csv"
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
-        raise BadRequest(f"“{upload.filename}” is not a CSV or XLSX file; save it as CSV "
-                         "(UTF-8) or XLSX.")
+        raise BadRequest(gettext("“%(name)s” is not a CSV or XLSX file; save it as CSV "
+                                 "(UTF-8) or XLSX.", name=upload.filename))
     with upload.stream:
         data = upload.stream.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise BadRequest(f"“{upload.filename}” is larger than "
-                         f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB; split it into smaller files.")
+        raise BadRequest(gettext("“%(name)s” is larger than %(mb)s MB; split it into smaller "
+                                 "files.", name=upload.filename,
+                                 mb=MAX_UPLOAD_BYTES // (1024 * 1024)))
     folder = upload_dir() / "imports"
     folder.mkdir(exist_ok=True)
     path = folder / f"{secrets.token_hex(16)}{suffix}"
@@ -102,7 +104,8 @@ def _upload(inst: Instance, who: Actor, entity: str) -> ResponseReturnValue:
         raise
     if not any(header):
         path.unlink()
-        raise BadRequest(f"“{upload.filename}” has no header row naming its columns.")
+        raise BadRequest(gettext("“%(name)s” has no header row naming its columns.",
+                                 name=upload.filename))
     import_id = import_jobs.create(inst, who, entity, upload.filename, path)
     return redirect(url_for("admin.imports_job", import_id=import_id))
 
@@ -122,7 +125,7 @@ def _job(inst: Instance, import_id: int) -> tuple[Actor, import_jobs.Job]:
     job = import_jobs.get(inst, import_id)
     who = _importer(inst, job.entity)
     if not who.all_powerful and job.user_id != who.user_id:
-        raise Forbidden("This import was started by someone else.")
+        raise Forbidden(N_("This import was started by someone else."))
     return who, job
 
 
@@ -152,14 +155,14 @@ def _chosen_mapping(inst: Instance, job: import_jobs.Job) -> dict[str, str]:
 def _view(inst: Instance, job: import_jobs.Job) -> dict:
     """What the job page and its progress fragment show."""
     ent = inst.model.entity(job.entity)
-    view: dict = {"job": job, "ent": ent, "entity_label": ent.label.get(),
+    view: dict = {"job": job, "ent": ent, "entity_label": ent.label.get(language()),
                   "shown": job.problems[:import_jobs.SHOWN_PROBLEMS]}
     view["speed"], view["left"] = job.speed(inst.now())
     if job.state in ("uploaded", "checked"):
         header = _header(job.path, job.filename)
         suggested = job.mapping or {c: f for c, f in suggest_columns(ent, header).items() if f}
         view["columns"] = [(n, c, suggested.get(c, IGNORE)) for n, c in enumerate(header) if c]
-        view["fields"] = [(f.name, f.label.get(), _hint(inst, f))
+        view["fields"] = [(f.name, f.label.get(language()), _hint(inst, f))
                           for f in ent.fields.values() if importable(ent, f.name)]
     return view
 
@@ -170,8 +173,8 @@ def _hint(inst: Instance, f) -> str:
         return ""
     target = inst.model.entities.get(f.to or "")
     key = "username" if f.to == "user" else (target.title_field if target else None)
-    return f"id or {target.fields[key].label.get()}" if target and key in target.fields \
-        else "id"
+    return gettext("id or %(field)s", field=target.fields[key].label.get(language())) \
+        if target and key in target.fields else "id"
 
 
 def progress(import_id: int) -> ResponseReturnValue:
@@ -195,8 +198,9 @@ def undo(import_id: int) -> ResponseReturnValue:
     inst = get_instance()
     who, _ = _job(inst, import_id)
     done = import_jobs.undo(inst, who, import_id)
-    kept = (f" Kept {len(done.kept)} that were changed since: "
-            + ", ".join(f"#{i}" for i in done.kept[:20]) + ("…" if len(done.kept) > 20 else "")
-            + ".") if done.kept else ""
-    flash(f"Import #{import_id} undone: {done.deleted} records deleted.{kept}", "success")
+    kept = (" " + gettext("Kept %(n)s that were changed since: %(ids)s.", n=len(done.kept),
+                          ids=", ".join(f"#{i}" for i in done.kept[:20])
+                          + ("…" if len(done.kept) > 20 else ""))) if done.kept else ""
+    flash(gettext("Import #%(id)s undone: %(n)s records deleted.", id=import_id,
+                  n=done.deleted) + kept, "success")
     return redirect(url_for("admin.imports_job", import_id=import_id))

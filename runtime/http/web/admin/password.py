@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
 from runtime.core.errors import ValidationFailed
 from runtime.http.current import get_instance
@@ -27,20 +28,21 @@ def set_password_page(token: str) -> ResponseReturnValue:
     try:
         user = changes.check_password_link(inst, secret, token)
     except changes.LinkError as exc:
-        return render("admin/set_password.html", problem=str(exc), user=None,
+        return render("admin/set_password.html", problem=gettext(str(exc)), user=None,
                       actor=None, status=400)
     errors: list[str] = []
     if request.method == "POST":
         password = request.form.get("password", "")
         if password != request.form.get("again", ""):
-            errors.append("The two passwords differ; type the same one twice.")
+            errors.append(gettext("The two passwords differ; type the same one twice."))
         else:
             try:
                 changes.use_password_link(inst, secret, token, password)
             except ValidationFailed as exc:
-                errors += [f"The password: {m}." for m in exc.errors.get("password", [])]
+                errors += [gettext("The password: %(problem)s.", problem=gettext(m))
+                           for m in exc.errors.get("password", [])]
             else:
-                flash("Your password is set. Sign in with it now.", "success")
+                flash(gettext("Your password is set. Sign in with it now."), "success")
                 return redirect(url_for("auth.login"))
     return render("admin/set_password.html", problem=None, user=user, errors=errors,
                   actor=None, status=422 if errors else 200)

@@ -9,14 +9,17 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from werkzeug.datastructures import MultiDict
 
-from runtime.core.errors import BadRequest, NotFound, ValidationFailed
+from runtime.core.errors import N_, BadRequest, NotFound, ValidationFailed
 from runtime.http.current import get_instance
 from runtime.http.web.admin.access import people_admin
-from runtime.http.web.layout import render
+from runtime.http.web.layout import language, render
+from runtime.process.mail.welcome import mail_password_link
 from runtime.read import accounts
 from runtime.read.queries import reading
+from runtime.read.titles import zone_names
 from runtime.write import accounts as changes
 
 SHOWN_ONCE = "admin_shown_once"
@@ -72,7 +75,7 @@ def read_form(form: MultiDict) -> tuple[dict[str, Any], list[str], str | None]:
             values[f.name] = form.get(f.name, "").strip() or None
     language = form.get("language") or None
     if language is not None and language not in accounts.LANGUAGES:
-        raise BadRequest("Pick a language from the list.")
+        raise BadRequest(N_("Pick a language from the list."))
     return values, form.getlist("roles"), language
 
 
@@ -89,7 +92,7 @@ def form_context(user: accounts.Account | None, values: dict[str, Any] | None = 
             "chosen": set(chosen if chosen is not None else (user.roles if user else ())),
             "roles": accounts.all_roles(inst), "people": people,
             "teams": sorted(teams.items(), key=lambda t: t[1].lower()),
-            "languages": accounts.LANGUAGES, "extra": extra_fields()}
+            "languages": accounts.LANGUAGES, "zones": zone_names(), "extra": extra_fields()}
 
 
 def new_user_page() -> ResponseReturnValue:
@@ -97,14 +100,20 @@ def new_user_page() -> ResponseReturnValue:
     if request.method == "GET":
         return render("admin/user_new.html", **form_context(None))
     values, roles, language = read_form(request.form)
+    zone = request.form.get("time_zone")
     try:
-        user = changes.create_user(get_instance(), who, values, roles, language)
+        user = changes.create_user(get_instance(), who, values, roles, language, zone)
     except ValidationFailed as exc:
         return render("admin/user_new.html", status=422, **form_context(
-            None, values, exc.errors, roles))
-    _show_once("link", user["id"], _link_url(changes.issue_password_link(
-        get_instance(), who, user["id"], _secret())))
-    flash(f"User {values['username']} created. Send them the link below.", "success")
+            None, {**values, "language": language, "time_zone": zone}, exc.errors, roles))
+    link = _link_url(changes.issue_password_link(get_instance(), who, user["id"], _secret()))
+    _show_once("link", user["id"], link)
+    if mail_password_link(get_instance(), user["id"], link, changes.LINK_LIFETIME.days):
+        flash(gettext("User %(name)s created. The link below was also e-mailed to them.",
+                      name=values["username"]), "success")
+    else:
+        flash(gettext("User %(name)s created. Send them the link below.",
+                      name=values["username"]), "success")
     return redirect(url_for("admin.user", user_id=user["id"]))
 
 
@@ -115,7 +124,7 @@ def _account(user_id: int) -> accounts.Account:
     with reading(inst, None) as conn:
         found = accounts.account(inst, conn, user_id)
     if found is None:
-        raise NotFound(f"There is no user with id {user_id}.")
+        raise NotFound(gettext("There is no user with id %(id)s.", id=user_id))
     return found
 
 
@@ -126,13 +135,15 @@ def user_page(user_id: int) -> ResponseReturnValue:
     status = 200
     if request.method == "POST":
         values, roles, language = read_form(request.form)
+        zone = request.form.get("time_zone")
         try:
             changes.update_user(get_instance(), who, user_id, values, roles, language,
-                                _version(request.form))
+                                _version(request.form), zone)
         except ValidationFailed as exc:
-            context, status = form_context(user, values, exc.errors, roles), 422
+            context, status = form_context(user, {
+                **values, "language": language, "time_zone": zone}, exc.errors, roles), 422
         else:
-            flash("Saved.", "success")
+            flash(gettext("Saved."), "success")
             return redirect(url_for("admin.user", user_id=user_id))
     return render("admin/user.html", status=status, **_user_context(user, context))
 
@@ -147,7 +158,7 @@ def _user_context(user: accounts.Account, context: dict[str, Any]) -> dict[str, 
     shown = session.pop(SHOWN_ONCE, None)
     if not shown or shown.get("user") != user.id:
         shown = None
-    labels = {name: inst.model.entity(name).plural.get() for name in owned}
+    labels = {name: inst.model.entity(name).plural.get(language()) for name in owned}
     return {**(context or form_context(user)), "user": user, "tokens": tokens,
             "sessions": sessions, "shown": shown, "delegate_name": names.get(
                 user.delegation.get("delegate")),
@@ -157,7 +168,7 @@ def _user_context(user: accounts.Account, context: dict[str, Any]) -> dict[str, 
 def _version(form: MultiDict) -> int | None:
     text = form.get("version", "")
     if not text.isdigit() or len(text) > 9:
-        raise BadRequest("The form is missing its version: open the page again.")
+        raise BadRequest(N_("The form is missing its version: open the page again."))
     return int(text)
 
 
@@ -165,7 +176,7 @@ def password_link(user_id: int) -> ResponseReturnValue:
     who = people_admin()
     _show_once("link", user_id, _link_url(changes.issue_password_link(
         get_instance(), who, user_id, _secret())))
-    flash("A new one-time link was made; earlier links no longer work.", "success")
+    flash(gettext("A new one-time link was made; earlier links no longer work."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -173,15 +184,17 @@ def deactivate(user_id: int) -> ResponseReturnValue:
     who = people_admin()
     hand_to = _user_choice(request.form.get("hand_to"))
     done = changes.deactivate(get_instance(), who, user_id, hand_to)
-    flash(f"Deactivated: {done.sessions} session(s) and {done.tokens} API token(s) ended"
-          + (f"; {done.handed_over} open record(s) handed over." if hand_to else "."),
-          "success")
+    flash(gettext("Deactivated: %(sessions)s session(s) and %(tokens)s API token(s) ended; "
+                  "%(records)s open record(s) handed over.", sessions=done.sessions,
+                  tokens=done.tokens, records=done.handed_over) if hand_to else
+          gettext("Deactivated: %(sessions)s session(s) and %(tokens)s API token(s) ended.",
+                  sessions=done.sessions, tokens=done.tokens), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
 def reactivate(user_id: int) -> ResponseReturnValue:
     changes.reactivate(get_instance(), people_admin(), user_id)
-    flash("Active again. Give them a new password link if they need one.", "success")
+    flash(gettext("Active again. Give them a new password link if they need one."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -193,10 +206,10 @@ def delegation(user_id: int) -> ResponseReturnValue:
                                _user_choice(form.get("delegate")),
                                _day(form.get("away_from")), _day(form.get("away_until")))
     except ValidationFailed as exc:
-        flash("Delegation not saved: " + "; ".join(
-            m for messages in exc.errors.values() for m in messages) + ".", "error")
+        flash(gettext("Delegation not saved: %(problems)s.", problems="; ".join(
+            gettext(m) for messages in exc.errors.values() for m in messages)), "error")
         return redirect(url_for("admin.user", user_id=user_id), 303)
-    flash("Delegation saved.", "success")
+    flash(gettext("Delegation saved."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -204,14 +217,14 @@ def new_token(user_id: int) -> ResponseReturnValue:
     who = people_admin()
     label = request.form.get("label", "").strip()[:255] or None
     _show_once("token", user_id, changes.create_token(get_instance(), who, user_id, label))
-    flash("API token created. Copy it now: it is not shown again.", "success")
+    flash(gettext("API token created. Copy it now: it is not shown again."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
 def revoke_token(user_id: int, token_id: int) -> ResponseReturnValue:
     if not changes.revoke_token(get_instance(), people_admin(), user_id, token_id):
-        raise NotFound("That token does not exist (any more).")
-    flash("API token revoked: it stopped working at once.", "success")
+        raise NotFound(N_("That token does not exist (any more)."))
+    flash(gettext("API token revoked: it stopped working at once."), "success")
     return redirect(url_for("admin.user", user_id=user_id))
 
 
@@ -234,7 +247,7 @@ def _user_choice(text: str | None) -> int | None:
     if not text:
         return None
     if not text.isdigit() or len(text) > 18:
-        raise BadRequest("Pick a user from the list.")
+        raise BadRequest(N_("Pick a user from the list."))
     return int(text)
 
 
@@ -245,4 +258,5 @@ def _day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"'{text[:20]}' is not a date: write it as 2026-03-31.") from None
+        raise BadRequest(gettext("'%(text)s' is not a date: write it as 2026-03-31.",
+                                 text=text[:20])) from None

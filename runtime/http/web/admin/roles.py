@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
-from runtime.core.errors import NotFound
+from runtime.core.errors import N_, NotFound
 from runtime.http.current import get_instance
 from runtime.http.web.admin.access import admin_only
 from runtime.http.web.layout import language, render
 from runtime.read import role_rights
 from runtime.read.accounts import all_roles
+
+# role_rights.ACTIONS as the role page heads them, translated there
+ACTION_WORDS = (N_("Create"), N_("Read"), N_("Update"), N_("Delete"))
 
 
 def register(bp: Blueprint) -> None:
@@ -29,7 +33,8 @@ def role_page(role: str) -> ResponseReturnValue:
     inst = get_instance()
     found = all_roles(inst).get(role)
     if found is None:
-        raise NotFound(f"There is no role '{role[:63]}'; pick one from the list of roles.")
+        raise NotFound(gettext("There is no role '%(name)s'; pick one from the list of roles.",
+                               name=role[:63]))
     rights = [] if role == "admin" else role_rights.rights(inst, role, language())
     summary = next(s for s in role_rights.summaries(inst) if s.role.name == role)
     return render("admin/role.html", role=found, summary=summary, rights=rights,

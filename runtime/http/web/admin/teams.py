@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 
-from runtime.core.errors import BadRequest, NotFound, ValidationFailed
+from runtime.core.errors import N_, BadRequest, NotFound, ValidationFailed
 from runtime.http.current import get_instance
 from runtime.http.web.admin.access import people_admin
 from runtime.http.web.layout import render
@@ -39,7 +40,7 @@ def team_page(team_id: int | None = None) -> ResponseReturnValue:
         team = accounts.team(inst, conn, team_id) if team_id is not None else None
         people = accounts.people(inst, conn)
     if team_id is not None and team is None:
-        raise NotFound(f"There is no team with id {team_id}.")
+        raise NotFound(gettext("There is no team with id %(id)s.", id=team_id))
     values: dict[str, Any] = {"name": team.name if team else "",
                               "manager": team.manager if team else None}
     members = {m for m, _ in team.members} if team else set()
@@ -54,7 +55,8 @@ def team_page(team_id: int | None = None) -> ResponseReturnValue:
         except ValidationFailed as exc:
             errors = exc.errors
         else:
-            flash(f"Team {saved.get('name') or values['name']} saved.", "success")
+            flash(gettext("Team %(name)s saved.", name=saved.get("name") or values["name"]),
+                  "success")
             return redirect(url_for("admin.teams"))
     return render("admin/team.html", status=422 if errors else 200, team=team,
                   values=values, members=members, people=people, errors=errors)
@@ -65,5 +67,5 @@ def _id(text: str | None) -> int | None:
     if not text:
         return None
     if not text.isdigit() or len(text) > 18:
-        raise BadRequest("Pick people from the list.")
+        raise BadRequest(N_("Pick people from the list."))
     return int(text)

@@ -36,7 +36,7 @@ from builder.model import AppModel, Entity, Field
 from runtime.core import phones, searchindex
 from runtime.core.instance import utcnow
 from runtime.core.schema import build_schema, link_table_name
-from runtime.ops.migrate import ops as O
+from runtime.process.migrate import ops as O
 
 STAMP_FORMAT = "%Y%m%d%H%M%S"
 IGNORED_TABLES = ("alembic_version", "sqlite_")

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 from builder.model import AppModel
 from runtime.core.instance import utcnow
 from runtime.core.schema import NAMING_CONVENTION, build_schema
-from runtime.ops.migrate import ops as O
-from runtime.ops.migrate.compare import Plan
+from runtime.process.migrate import ops as O
+from runtime.process.migrate.compare import Plan
 
 ADVISORY_LOCK = 7_311_002  # any constant: "the CRMForge migration" on this database
 

@@ -9,9 +9,9 @@ knows its safety, how to describe and how to apply itself), `apply.py` runs them
 transaction and records the applied model.
 """
 
-from runtime.ops.migrate.apply import MigrationFailed, MigrationRefused, apply, record
-from runtime.ops.migrate.compare import Plan, plan, type_signature, widens
-from runtime.ops.migrate.ops import ASIDE_PREFIX, DESTRUCTIVE, NEEDS_DATA, SAFE, Op
+from runtime.process.migrate.apply import MigrationFailed, MigrationRefused, apply, record
+from runtime.process.migrate.compare import Plan, plan, type_signature, widens
+from runtime.process.migrate.ops import ASIDE_PREFIX, DESTRUCTIVE, NEEDS_DATA, SAFE, Op
 
 __all__ = [
     "ASIDE_PREFIX", "DESTRUCTIVE", "NEEDS_DATA", "SAFE", "MigrationFailed", "MigrationRefused",
