@@ -24,6 +24,8 @@ FOUND = "_axe_found"  # the violations found on a watched page, kept on the page
 IN_GOTO = "_axe_in_goto"  # a watched page's goto is under way (and will check the page)
 
 RUN = """async (options) => {
+    // one run at a time: the check after a load may still be running when a test checks
+    while (axe._running) await new Promise(done => setTimeout(done, 50));
     const result = await axe.run(document, options);
     return result.violations.map(v => ({
         rule: v.id,

@@ -226,7 +226,9 @@ def test_hostile_input_is_refused_quickly(text, code, line, col):
     doc, diags, elapsed = load(text)
     diag = only(diags)
     assert (diag.code, diag.line, diag.col) == (code, line, col), diag.format()
-    assert elapsed < 0.5
+    # not a speed test: an unguarded expansion takes hours, a refused one milliseconds, and a
+    # loaded CI machine must not fail it on a pause
+    assert elapsed < 10
     if code not in ("E007",):
         assert doc is None
 
@@ -235,7 +237,7 @@ def test_long_value_under_the_limit_is_fine():
     doc, diags, elapsed = load("a: " + "k" * (1024 * 1024) + "\n")
     assert diags == []
     assert len(doc.data["a"]) == 1024 * 1024
-    assert elapsed < 2
+    assert elapsed < 20  # linear, not quadratic (that would take minutes)
 
 
 @pytest.mark.parametrize(
@@ -268,7 +270,7 @@ def test_file_size_is_checked_before_reading(tmp_path):
     diags = Diagnostics()
     started = time.perf_counter()
     assert load_file(big, "entities/big.yaml", diags=diags) is None
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 5  # reading the sparse file whole would take longer
     diag = only(list(diags))
     assert (diag.file, diag.code, diag.line, diag.col) == ("entities/big.yaml", "E003", 1, 1)
 

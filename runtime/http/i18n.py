@@ -35,6 +35,8 @@ DATA_WORDS = (
     N_("Sum"), N_("Avg"), N_("Min"), N_("Max"), N_("sum"), N_("avg"), N_("min"), N_("max"),
     N_("is required; fill it in"),
     N_("Stage"),  # the name a workflow's state field often has (`tr` looks English-only up)
+    N_("More"),  # the form section of the fields no declared section places
+    N_("skipped"), N_("waiting"), N_("approved"), N_("rejected"),  # an approval step's state
 )
 
 

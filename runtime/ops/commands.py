@@ -30,6 +30,8 @@ from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password
 from runtime.http.auth import create_token, revoke_token
 from runtime.ops.demo import load_demo
+from runtime.ops.demo_languages import DEFAULT as DEMO_LANGUAGE
+from runtime.ops.demo_languages import languages as demo_languages
 from runtime.ops.serve import cmd_run
 from runtime.ops.transfer import Reader, TransferError, export, import_rows, progress_line
 from runtime.ops.worker import Ticker
@@ -58,6 +60,7 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     p.add_argument("packs", nargs="+", metavar="PACK_OR_PATH",
                    help="a pack name (see crmforge packs) or a pack directory")
     p.add_argument("--demo", action="store_true", help="load each pack's demo data (once)")
+    _language_option(p)
     command("install")(cmd_install)
 
     p = sub.add_parser("upgrade", help="move installed packs to the version on disk")
@@ -131,7 +134,15 @@ def add_commands(sub: argparse._SubParsersAction, command: Callable[[str], Calla
     p.add_argument("--tick", type=float, default=60.0, metavar="SECONDS",
                    help="how often the worker beside the server looks for due work "
                         "(default 60)")
+    _language_option(p)
     command("demo")(cmd_demo)
+
+
+def _language_option(parser: argparse.ArgumentParser) -> None:
+    """`--language zh`: the demo data's names, companies, addresses and phone numbers."""
+    parser.add_argument("--language", default=DEMO_LANGUAGE, choices=demo_languages(),
+                        help="the language of the demo's people, companies and places "
+                             f"({', '.join(demo_languages())}; default {DEMO_LANGUAGE})")
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
@@ -275,11 +286,11 @@ def install_packs(args: argparse.Namespace) -> tuple[int, Any, sa.Engine]:
         print("nothing to install: " + ", ".join(
             f"{n} {model.packs[n].version}" for n in model.packs) + " already installed")
     if args.demo:
-        return _load_demo(model, engine), model, engine
+        return _load_demo(model, engine, getattr(args, "language", DEMO_LANGUAGE)), model, engine
     return 0, model, engine
 
 
-def _load_demo(model: Any, engine: sa.Engine) -> int:
+def _load_demo(model: Any, engine: sa.Engine, language: str = DEMO_LANGUAGE) -> int:
 
     installed = installed_packs(engine)
     todo = [name for name in model.packs if name in installed and not installed[name].demo]
@@ -287,7 +298,7 @@ def _load_demo(model: Any, engine: sa.Engine) -> int:
         print("demo data: already loaded")
         return 0
     started = time.perf_counter()
-    result = load_demo(assemble(model, engine), todo)
+    result = load_demo(assemble(model, engine), todo, language=language)
     print(f"demo data: {result.total} records ({', '.join(todo)}) in "
           f"{time.perf_counter() - started:.1f}s"
           + (f"; demo users created: {', '.join(result.users)}" if result.users else ""))

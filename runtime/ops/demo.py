@@ -8,7 +8,9 @@ records that link to each other in a circle are created without those links and 
 the keys are kept (`crm_demo_key`), so a pack whose demo data loads later can link to them. Links to
 users (and `owner`) hold usernames: users that do not exist are created as demo users. A bad row is
 reported with its file and line and skipped; the others load. The notifications the demo's
-history sends are left read, but for each user's newest few (`read_demo_notifications`).
+history sends are left read, but for each user's newest few (`read_demo_notifications`). In
+another language (`language="zh"`) the names, companies, addresses and phone numbers are the
+language's (`runtime.ops.demo_languages`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from builder.model import DemoFile, Field
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
+from runtime.ops.demo_languages import DEFAULT, localise
 from runtime.ops.transfer import problem_text, unsettable, write_many
 from runtime.write import derived, records
 
@@ -79,13 +82,17 @@ class _Unresolved(Exception):
 
 
 def load_demo(inst: Instance, packs: Iterable[str], *,
-              actor: Actor | None = None) -> DemoResult:
-    """Load the demo data of `packs` in one transaction; marks them in `crm_installed`."""
+              actor: Actor | None = None, language: str = DEFAULT) -> DemoResult:
+    """Load the demo data of `packs` in one transaction, its names and places in `language`
+    (DemoLanguageError when the demo has none in it); marks them in `crm_installed`."""
 
     wanted = set(packs)
     actor = actor or Actor.system_actor("demo")
     rows = [row for demo in inst.model.demo if demo.pack in wanted
             for row in _rows(inst, demo)]
+    for row, values in zip(rows, localise(inst.model, [(r.entity, r.values) for r in rows],
+                                          language), strict=True):
+        row.values = values
     loader = _Loader(inst, actor, rows, records)
     with write_transaction(inst.engine) as conn:
         notices = inst.schema.system("notification")

@@ -240,7 +240,7 @@ def dispatcher(only: Collection[str] | None = None) -> Dispatcher:
 
 def create(name: str, packs: list[str], *, database_url: str | None = None,
            label: str | None = None, hosts: tuple[str, ...] = (), demo: bool = False,
-           root: Path | None = None) -> tuple[Workspace, Any, sa.Engine]:
+           root: Path | None = None, language: str = "en") -> tuple[Workspace, Any, sa.Engine]:
     """Make workspace `name` and install `packs` in its database (demo data with `demo`);
     the workspace, its model and its engine. Nothing is left behind when the install fails."""
     root = root or workspaces_dir()
@@ -252,7 +252,7 @@ def create(name: str, packs: list[str], *, database_url: str | None = None,
                    normalize_url(database_url) if database_url else None, hosts,
                    datetime.now(UTC).isoformat(timespec="seconds"))
     try:
-        code, model, engine = install(ws, demo=demo)
+        code, model, engine = install(ws, demo=demo, language=language)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -265,9 +265,11 @@ def create(name: str, packs: list[str], *, database_url: str | None = None,
     return ws, model, engine
 
 
-def install(ws: Workspace, *, demo: bool = False) -> tuple[int, Any, sa.Engine]:
-    """`crmforge install PACKS [--demo]` in the workspace (idempotent)."""
-    args = argparse.Namespace(packs=list(ws.packs), demo=demo, database_url=ws.database_url)
+def install(ws: Workspace, *, demo: bool = False, language: str = "en"
+            ) -> tuple[int, Any, sa.Engine]:
+    """`crmforge install PACKS [--demo --language L]` in the workspace (idempotent)."""
+    args = argparse.Namespace(packs=list(ws.packs), demo=demo, database_url=ws.database_url,
+                              language=language)
     with custom_dir_as(ws.custom_dir):
         return install_packs(args)
 
@@ -451,9 +453,9 @@ def _demo_workspace(vertical: str, args: argparse.Namespace) -> Workspace:
     except WorkspaceError:
         ws = None
     if ws is None:
-        ws, model, engine = create(name, ["core", vertical], demo=True)
+        ws, model, engine = create(name, ["core", vertical], demo=True, language=args.language)
     else:
-        code, model, engine = install(ws, demo=True)
+        code, model, engine = install(ws, demo=True, language=args.language)
         if code != 0:
             raise WorkspaceError(f"the demo data of workspace {name} could not be loaded")
     print(f"\n{ws.label}: http://{args.host}:{args.port}/w/{ws.name}/ — sign-ins, one user "

@@ -92,9 +92,9 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or value == []
 
 
-def state_label(workflow: Workflow, state: Any) -> str:
+def state_label(workflow: Workflow, state: Any, language: str | None = None) -> str:
     found = workflow.states.get(state)
-    return found.label.get() if found else str(state)
+    return found.label.get(language) if found else str(state)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, An
                 needs = approval.name
         result.append({
             "name": transition.name, "label": transition.label.get(actor.language),
-            "to": transition.to, "to_label": state_label(workflow, transition.to),
+            "to": transition.to, "to_label": state_label(workflow, transition.to, actor.language),
             "from": list(transition.from_states), "allowed": problem is None,
             "reason": problem.message if problem else None,
             "code": problem.code if problem else None,

@@ -83,14 +83,15 @@ def decisions_of(inst: Instance, conn: Connection, request_id: int,
     return [dict(r) for r in conn.execute(query.order_by(decisions.c.id)).mappings()]
 
 
-def _state_label(ent: Entity | None, state: str) -> str:
+def _state_label(ent: Entity | None, state: str, language: str | None = None) -> str:
     found = ent.workflow.states.get(state) if ent is not None and ent.workflow else None
-    return found.label.get() if found is not None else state
+    return found.label.get(language) if found is not None else state
 
 
 def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
                  *, viewer: Actor | None = None) -> dict[str, Any]:
-    """A request as the API and the pages show it."""
+    """A request as the API and the pages show it (labels in the viewer's language)."""
+    lang = viewer.language if viewer is not None else None
     ent, approval, transition = definition(inst, request)
     record = load(inst, conn, request["entity"], request["record_id"])
     decisions = decisions_of(inst, conn, request["id"])
@@ -111,7 +112,7 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
 
         state = rules.step_state(index, request, kinds, applies)
         steps.append({
-            "index": index, "name": step.name, "label": step.label.get(), "mode": step.mode,
+            "index": index, "name": step.name, "label": step.label.get(lang), "mode": step.mode,
             "state": state,
             "approvers": [{"id": a["user_id"], "name": names.get(a["user_id"]),
                            "escalated": bool(a["escalated"])}
@@ -124,14 +125,14 @@ def request_dict(inst: Instance, conn: Connection, request: Mapping[str, Any],
         "record_title": title(inst, request["entity"], record, conn=conn) if record else None,
         "link": record_link(request["entity"], request["record_id"]),
         "approval": request["approval"],
-        "label": approval.label.get() if approval else request["approval"],
+        "label": approval.label.get(lang) if approval else request["approval"],
         "transition": request["transition"],
-        "transition_label": transition.label.get() if transition else request["transition"],
+        "transition_label": transition.label.get(lang) if transition else request["transition"],
         "from_state": request["from_state"], "to_state": transition.to if transition else None,
-        "to_state_label": _state_label(ent, transition.to) if transition else None,
+        "to_state_label": _state_label(ent, transition.to, lang) if transition else None,
         "status": request["status"], "step_index": request["step_index"],
         "step": current.name if current else None,
-        "step_label": current.label.get() if current else None,
+        "step_label": current.label.get(lang) if current else None,
         "steps": steps,
         "submitted_by": request["submitted_by"],
         "submitted_by_name": names.get(request["submitted_by"]) or "system",
