@@ -37,6 +37,7 @@ Pure parse caches of a string, with nothing of a model in them, stay `functools.
 | `read.titles.zone_names` | the same names, sorted for the time zone pickers |
 | `process.documents.sandbox` | a document's bases, to a sandbox that loads only them |
 | `process.studio.origins._linked` | a model's hash and files, to the linker with positions |
+| `ops.demo_languages.load` | a language code, to its demo names (`ops/demo_names/`) |
 """
 
 from __future__ import annotations
