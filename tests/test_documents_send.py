@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from axe_support import assert_accessible
 from browser_support import browser_instance, expect, give_passwords, served, shoot_both, sign_in
+from conftest import model_of
 from mail_support import queued_mail, run_worker, smtp_server, timeline
 from support import admin_actor, insert_user
 from web_support import csrf, make_app
@@ -69,6 +70,20 @@ def web(make_instance, tmp_path, smtp):
     web_sign_in(client, inst, admin)
     return {"inst": inst, "client": client, "admin": admin, "quote": quote,
             "inbox": smtp[0], "page": f"/e/quote/{quote['id']}/documents/quote/send"}
+
+
+@pytest.mark.slow  # links every vertical
+@pytest.mark.parametrize("pack", ["core", "finance", "hotel", "real_estate", "telecom"])
+def test_every_shipped_document_can_be_sent_to_the_customer(pack: str) -> None:
+    """A shipped document has a message template in every language to send it with."""
+    paths = [CORE] if pack == "core" else [CORE, CORE.parent / pack]
+    model = model_of(paths)
+    for document in (d for d in model.documents.values() if d.pack == pack):
+        messages = model.messages_for(document.entity)
+        assert messages, f"{pack}: no message template sends {document.name}"
+        for message in messages:
+            for language in ("en", "zh", "es"):
+                assert language in dict(message.subject.values), (message.name, language)
 
 
 def test_send_a_quote_to_the_customer(web):
