@@ -9,7 +9,6 @@ reason shown.
 
 from __future__ import annotations
 
-import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,11 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from axe_support import check_watched
-from support import FIXTURES, Clock, admin_actor, insert_team, insert_user, write_pack
+from support import FIXTURES, Clock, admin_actor, insert_team, insert_user, model_of, write_pack
 
-from builder.linker import build_model
 from builder.model import AppModel
-from builder.packs import custom_dir
 from runtime.core.db import make_engine, normalize_url
 from runtime.core.instance import Actor, Instance
 from runtime.process.setup import assemble
@@ -119,25 +116,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """An empty database: an SQLite file in tmp_path, or a fresh PostgreSQL schema."""
     with provision_database(request.param, tmp_path) as url:
         yield url
-
-
-READ_ONLY_PACKS = (Path(__file__).resolve().parent.parent / "verticals", FIXTURES.resolve())
-
-
-def model_of(paths: list | tuple) -> AppModel:
-    """The model of the packs at `paths`. The shipped packs and the fixtures are never written
-    by a test and a model is immutable, so theirs is built once per worker."""
-    resolved = tuple(Path(p).resolve() for p in paths)
-    if all(any(p.is_relative_to(base) for base in READ_ONLY_PACKS) for p in resolved):
-        return _read_only_model(resolved, str(custom_dir()))
-    return build_model(list(paths))
-
-
-@functools.cache
-def _read_only_model(paths: tuple[Path, ...], custom: str) -> AppModel:
-    """`custom`, the customisation folder of the moment, is part of the key: packs are read
-    with it."""
-    return build_model(list(paths))
 
 
 def build_instance(model: AppModel | str | Path | list, url: str, **kwargs: Any

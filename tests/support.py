@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import textwrap
 import threading
 from collections.abc import Callable
@@ -15,6 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from builder.linker import build_model
+from builder.model import AppModel
+from builder.packs import custom_dir
 from runtime.core.instance import Actor, Instance
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -108,3 +112,22 @@ def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
     for thread in threads:
         thread.join(timeout=120)
     return results
+
+
+READ_ONLY_PACKS = (Path(__file__).resolve().parent.parent / "verticals", FIXTURES.resolve())
+
+
+def model_of(paths: list | tuple) -> AppModel:
+    """The model of the packs at `paths`. The shipped packs and the fixtures are never written
+    by a test and a model is immutable, so theirs is built once per worker."""
+    resolved = tuple(Path(p).resolve() for p in paths)
+    if all(any(p.is_relative_to(base) for base in READ_ONLY_PACKS) for p in resolved):
+        return _read_only_model(resolved, str(custom_dir()))
+    return build_model(list(paths))
+
+
+@functools.cache
+def _read_only_model(paths: tuple[Path, ...], custom: str) -> AppModel:
+    """`custom`, the customisation folder of the moment, is part of the key: packs are read
+    with it."""
+    return build_model(list(paths))

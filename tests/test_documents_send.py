@@ -15,9 +15,8 @@ import pytest
 import sqlalchemy as sa
 from axe_support import assert_accessible
 from browser_support import browser_instance, expect, give_passwords, served, shoot_both, sign_in
-from conftest import model_of
 from mail_support import queued_mail, run_worker, smtp_server, timeline
-from support import admin_actor, insert_user
+from support import admin_actor, insert_user, model_of
 from web_support import csrf, make_app
 from web_support import sign_in as web_sign_in
 
