@@ -353,9 +353,10 @@ def resolve_links(entity: Entity, values: dict[str, Any],
             continue
         match = resolve_title(entity.fields[name], text)
         if match is None:
-            errors.setdefault(name, []).append(
-                f"no single {entity.fields[name].to} matches “{text}”; type more of the name "
-                "and pick one")
+            target = entity_label(inst().model.entity(entity.fields[name].to)).lower()
+            errors.setdefault(name, []).append(gettext(
+                "no single %(what)s matches “%(text)s”; type more of the name and pick one",
+                what=target, text=text))
         else:
             result[name] = match
     return result

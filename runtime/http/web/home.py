@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext
+from flask_babel import format_decimal, gettext
 from markupsafe import Markup, escape
 
 from builder.model import Widget
@@ -38,19 +38,24 @@ def formatter(value_field: Any, widget: Widget) -> Any:
         if value is None:
             return "—"
         if value_field is not None and widget.op == "avg" and value_field.type == "integer":
-            return f"{float(value):,.1f}"  # an average of whole numbers: one decimal
+            return _fixed(value, 1)  # an average of whole numbers: one decimal
         if value_field is not None and widget.op != "count":
             return str(Markup(display(value, value_field)).striptags())
         if widget.format == "money":
-            return f"{float(value):,.2f}"
+            return _fixed(value, 2)
         if widget.format == "percent":
-            return f"{float(value):,.1f}%"
+            return _fixed(value, 1) + "%"
         if widget.divide_by is not None:  # a ratio: two decimals, like 1.25
-            return f"{float(value):,.2f}"
+            return _fixed(value, 2)
         if not float(value).is_integer():
-            return f"{float(value):,.1f}"
-        return f"{int(float(value)):,}"
+            return _fixed(value, 1)
+        return format_decimal(int(float(value)), format="#,##0")
     return fmt
+
+
+def _fixed(value: Any, decimals: int) -> str:
+    """`value` with `decimals` decimals in the reader's locale: 1,234.5 · 1.234,5 · 1,234.5."""
+    return format_decimal(float(value), format="#,##0." + "0" * decimals)
 
 
 def caption(widget: Widget, entity: Any) -> str:
