@@ -267,7 +267,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> tuple[str, bool]:
     lines += ["", "Milliseconds per request, p50 / p95 / p99:", "",
               "| kind | " + " | ".join(run.label for run in runs) + " |",
               "|---|" + "---|" * len(runs)]
-    for kind in (*KINDS, "update (read)"):
+    for kind in (*KINDS, "update (read)", "transition (read)"):
         cells = []
         for run in runs:
             found = run.result["kinds"].get(kind)

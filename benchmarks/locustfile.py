@@ -113,10 +113,17 @@ class Rep(FastHttpUser):
             return
         record_id = random.choice(list(self.own))
         name, after = ("start", "working") if self.own[record_id] == "open" else ("pause", "open")
-        answer = self.client.post(f"/api/v1/deal/{record_id}/transitions/{name}",
-                                  name="transition", headers=self.auth, json={})
-        if answer.status_code == 200:
-            self.own[record_id] = after
+        with self.client.post(f"/api/v1/deal/{record_id}/transitions/{name}",
+                              name="transition", headers=self.auth, json={},
+                              catch_response=True) as answer:
+            if answer.status_code == 200:
+                self.own[record_id] = after
+            elif answer.status_code == 409:  # another rep moved it first: a refusal, not an error
+                answer.success()
+                STATE["conflicts"] += 1
+                deal = self.client.get(f"/api/v1/deal/{record_id}", name="transition (read)",
+                                       headers=self.auth).json()
+                self.own[record_id] = deal.get("stage", self.own[record_id])
 
 
 def _start_measuring(environment: Environment) -> None:
