@@ -19,21 +19,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import admin_actor, insert_user, write_pack
+from packs_support import DEAL, ship
+from support import admin_actor, insert_user
 from web_support import make_app, sign_in, token_of
 
 from runtime.core.instance import Instance
 from runtime.process import migrate, pack_jobs
 from runtime.process.setup import installed_packs, open_instance
 
-DEAL = """\
-entity: deal
-label: Deal
-fields:
-  name: {type: text, label: Name}
-  code: {type: text, label: Code}
-  legacy: {type: text, label: Legacy note}
-"""
 V2 = """\
 entity: deal
 label: Deal
@@ -43,11 +36,6 @@ fields:
 """
 MINE = "extends: deal\nfields:\n  region: {type: text, label: Region}\n"
 UPGRADE = "/admin/packs/plan?action=upgrade&pack=sales"
-
-
-def ship(root: Path, version: str, deal: str) -> Path:
-    return write_pack(root, {"pack.yaml": f"pack: sales\nformat: 1\nversion: {version}\n"
-                             "label: Sales\n", "entities/deal.yaml": deal}, name="sales")
 
 
 @pytest.fixture

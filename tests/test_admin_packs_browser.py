@@ -13,14 +13,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from browser_support import require_browser, served, sign_in
 from conftest import build_instance
-from support import admin_actor, write_pack
+from packs_support import DEAL, ship
+from support import admin_actor
 from test_admin_browser import shoot_devices
 from web_support import PASSWORD
 
@@ -35,14 +35,6 @@ except ImportError:  # pragma: no cover - the test extra installs it
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-DEAL = """\
-entity: deal
-label: Deal
-fields:
-  name: {type: text, label: Name}
-  code: {type: text, label: Code}
-  legacy: {type: text, label: Legacy note}
-"""
 V2 = """\
 entity: deal
 label: Deal
@@ -52,11 +44,6 @@ fields:
   notes: {type: longtext, label: Notes}
 """
 MINE = "extends: deal\nfields:\n  code:\n    type: text\n    label: Reference\n"
-
-
-def ship(root: Path, version: str, deal: str) -> Path:
-    return write_pack(root, {"pack.yaml": f"pack: sales\nformat: 1\nversion: {version}\n"
-                             "label: Sales\n", "entities/deal.yaml": deal}, name="sales")
 
 
 @pytest.fixture(scope="module")
