@@ -37,8 +37,10 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bulk_import
 	$(BIN)/python -m benchmarks.search
 
-# Many signed-in users against `crmforge serve` on PostgreSQL and Redis, 1 then 2 processes
-# (benchmarks/load.py; CRMFORGE_BENCH_POSTGRES, CRMFORGE_BENCH_REDIS; LOAD_ARGS="--seconds 10").
+# Many signed-in users against `crmforge serve` on PostgreSQL and Redis: users 1, 2, 4, 8, 16 on 1
+# then 2 processes, 20 s each, and the knee (benchmarks/load.py; about 5 minutes on an idle
+# machine; CRMFORGE_BENCH_POSTGRES, CRMFORGE_BENCH_REDIS; a short try that writes nothing:
+# LOAD_ARGS="--seconds 5 --sweep 1,4 --no-compare --no-report").
 bench-load: $(STAMP)
 	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
 

@@ -4,17 +4,21 @@ What it does, all on 127.0.0.1:
 
 1. makes a PostgreSQL database of its own on the server of `$CRMFORGE_BENCH_POSTGRES` (default
    the shared test server, postgresql://postgres@127.0.0.1:5432/postgres), installs
-   `benchmarks/load_pack`, creates `--users` sales reps (password and API token each) and
-   `--records` deals; the database is dropped at the end;
-2. serves it with `crmforge serve --workers N --threads T` (the queue on Redis:
-   `$CRMFORGE_BENCH_REDIS`, default redis://127.0.0.1:6379/11), and plays the mix of
-   `benchmarks/locustfile.py` with locust for `--seconds`: first one user on one process (the
-   list page "at rest"), then `--users` users on 1 and on 2 processes;
+   `benchmarks/load_pack`, creates as many sales reps as the largest user count (password and
+   API token each) and `--records` deals; the database is dropped at the end;
+2. for each of `--processes` (default 1 then 2), serves it with `crmforge serve --workers N
+   --threads T` (the queue on Redis: `$CRMFORGE_BENCH_REDIS`, default
+   redis://127.0.0.1:6379/11) and sweeps the user counts of `--sweep` (default 1, 2, 4, 8, 16):
+   each run signs its users in, then plays the mix for `--seconds` (default 20) with our asyncio
+   client (`benchmarks/loadclient.py`; `--client locust` plays `benchmarks/locustfile.py`);
 3. after each run compares the deals' counters in the database with the updates that
-   succeeded (a lost update shows as a difference), and reports throughput, p50/p95/p99 per kind
-   and errors, with the checks: zero errors, zero lost updates, 2 processes ÷ 1 process
-   throughput (target ≥ 1.7), p95 of the list page under load (2 processes) ÷ at rest
-   (target ≤ 3).
+   succeeded (a lost update shows as a difference), and measures the CPU the client, the
+   servers and the whole machine used (`loadclient.cpu_marks`);
+4. reports, per process count, users → throughput and the list page's p50/p95, the knee (the
+   fewest users within 5% of the best throughput: where it stops rising), p50/p95/p99 per kind
+   at rest (one user) and at each knee, and the checks: zero errors and zero lost updates over
+   all runs, 2 processes ÷ 1 process at each one's best throughput (target ≥ 1.7), p95 of the
+   list page at the knee ÷ at rest (target ≤ 3).
 
 The report goes to docs/performance.md (section `load`) unless `--no-report`. `--quick` is the
 few-second version the test suite runs (tests/test_bench_load.py), which writes nothing.
@@ -43,6 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from benchmarks import loadclient
 from benchmarks.report import write_section
 from runtime.core.db import normalize_url
 from runtime.core.instance import Actor, Instance
@@ -64,15 +69,20 @@ HOT = 20  # deals every user updates (contention); the users' own deals come aft
 WORDS = ("north", "river", "solar", "harbor", "maple", "granite", "cedar", "orbit")
 KINDS = ("list", "search", "record", "dashboard", "update", "create", "transition")
 TARGET_SCALE, TARGET_REST = 1.7, 3.0
+KNEE_TOLERANCE = 0.05  # within 5% of the best throughput: it has stopped rising
 
 
 @dataclass
 class Run:
-    label: str
     processes: int
     users: int
     result: dict[str, Any]
     lost: int
+    client: str = "asyncio"
+
+    @property
+    def label(self) -> str:
+        return f"{self.processes} process{'es' if self.processes > 1 else ''}"
 
     @property
     def throughput(self) -> float:
@@ -84,8 +94,24 @@ class Run:
     def errors(self) -> int:
         return sum(v["failures"] for v in self.result["kinds"].values())
 
+    def p50(self, kind: str) -> float:
+        return float(self.result["kinds"].get(kind, {}).get("p50") or 0.0)
+
     def p95(self, kind: str) -> float:
         return float(self.result["kinds"].get(kind, {}).get("p95") or 0.0)
+
+    def cores(self, name: str) -> float:
+        """CPU used by `name` (client, servers, busy: the whole machine) while measuring, in
+        cores (CPU seconds per second); 0 when not measured."""
+        seconds = self.result["seconds"] or 1.0
+        return float(self.result.get("cpu", {}).get(name, 0.0)) / seconds
+
+
+def knee(throughput: dict[int, float], tolerance: float = KNEE_TOLERANCE) -> int:
+    """The load where throughput stops rising: the fewest users whose throughput is within
+    `tolerance` (a share) of the best seen."""
+    best = max(throughput.values())
+    return min(users for users, rate in throughput.items() if rate >= (1 - tolerance) * best)
 
 
 # -- the database -------------------------------------------------------------------------------
@@ -164,8 +190,8 @@ def free_port() -> int:
 
 @contextmanager
 def serving(url: str, processes: int, threads: int, folder: Path,
-            redis: str) -> Iterator[str]:
-    """`crmforge serve` on a free port while the block runs; its base address."""
+            redis: str) -> Iterator[tuple[str, int]]:
+    """`crmforge serve` on a free port while the block runs: its base address and process id."""
     port = free_port()
     env = {**os.environ, "CRMFORGE_SECRET_KEY": SECRET, "CRMFORGE_QUEUE_URL": redis,
            "PYTHONPATH": str(ROOT), "CRMFORGE_CUSTOM_DIR": str(folder / "custom")}
@@ -181,7 +207,7 @@ def serving(url: str, processes: int, threads: int, folder: Path,
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, process, log)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         try:
@@ -207,13 +233,16 @@ def _wait_ready(base: str, process: subprocess.Popen, log: Path, seconds: float 
                      f"{log.read_text()[-3000:]}")
 
 
-def play(base: str, users: int, seconds: float, users_file: Path, hot: list[int],
-         max_id: int, folder: Path) -> dict[str, Any]:
-    """Run locust headless against `base`: the result the locustfile wrote."""
+def play_locust(base: str, pid: int, users: int, seconds: float,
+                setup: dict[str, Any]) -> dict[str, Any]:
+    """Run locust headless against `base` (`--client locust`): the result the locustfile
+    wrote."""
+    folder = setup["folder"]
     result = folder / f"result-{uuid.uuid4().hex[:6]}.json"
-    env = {**os.environ, "LOAD_USERS": str(users_file), "LOAD_HOT": json.dumps(hot),
-           "LOAD_SECONDS": str(seconds), "LOAD_RESULT": str(result),
-           "LOAD_MAX_ID": str(max_id)}
+    env = {**os.environ, "LOAD_USERS": str(setup["users_file"]),
+           "LOAD_HOT": json.dumps(setup["hot"]), "LOAD_SECONDS": str(seconds),
+           "LOAD_RESULT": str(result), "LOAD_MAX_ID": str(setup["max_id"]),
+           "LOAD_SERVER_PID": str(pid), "PYTHONPATH": str(ROOT)}
     cap = seconds + 60 + users  # signing in first; the locustfile stops itself before this
     done = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", base,
@@ -223,58 +252,107 @@ def play(base: str, users: int, seconds: float, users_file: Path, hot: list[int]
     if not result.is_file():
         raise SystemExit(f"locust wrote no result (exit {done.returncode}):\n"
                          f"{done.stderr[-3000:]}")
-    found = json.loads(result.read_text(encoding="utf-8"))
-    if not found["measured"]:
-        raise SystemExit(f"only {found['signed_in']} of {users} users signed in:\n"
-                         f"{done.stderr[-3000:]}")
-    return found
+    return json.loads(result.read_text(encoding="utf-8"))
 
 
-def measure(url: str, label: str, processes: int, users: int, seconds: float,
+def measure(url: str, base: str, pid: int, processes: int, users: int, seconds: float,
             setup: dict[str, Any]) -> Run:
+    """One run of `users` users for `seconds` against the server at `base`."""
     before = counter_total(url)
-    with serving(url, processes, setup["threads"], setup["folder"], setup["redis"]) as base:
-        result = play(base, users, seconds, setup["users_file"], setup["hot"],
-                      setup["max_id"], setup["folder"])
+    if setup["client"] == "locust":
+        result = play_locust(base, pid, users, seconds, setup)
+    else:
+        result = loadclient.play(base, setup["team"], users, seconds, setup["hot"], setup["max_id"],
+                                 lambda: loadclient.cpu_marks(pid),
+                                 keep_alive=setup.get("keep_alive", False))
+    if not result["measured"]:
+        raise SystemExit(f"only {result['signed_in']} of {users} users signed in: "
+                         f"{result['errors'][:3]}")
     lost = result["updates"] - (counter_total(url) - before)
-    run = Run(label, processes, users, result, lost)
-    print(f"{label}: {run.throughput:.1f} requests/s, {run.errors} errors, {lost} lost "
-          f"updates, {result['conflicts']} conflicts retried", file=sys.stderr)
+    run = Run(processes, users, result, lost, setup["client"])
+    print(f"{run.label}, {users} users: {run.throughput:.1f} requests/s, list p95 "
+          f"{run.p95('list'):.0f} ms, {run.errors} errors, {lost} lost updates, "
+          f"{result['conflicts']} conflicts retried; CPU cores: client {run.cores('client'):.2f}"
+          f", servers {run.cores('servers'):.2f}, machine {run.cores('busy'):.2f}",
+          file=sys.stderr)
     return run
+
+
+def sweep(url: str, processes: int, users: list[int], seconds: float,
+          setup: dict[str, Any]) -> list[Run]:
+    """Each user count in turn against one `crmforge serve` of `processes` processes."""
+    with serving(url, processes, setup["threads"], setup["folder"], setup["redis"]) as (
+            base, pid):
+        return [measure(url, base, pid, processes, n, seconds, setup) for n in users]
 
 
 # -- the report ---------------------------------------------------------------------------------
 
-def report(runs: list[Run], args: argparse.Namespace) -> tuple[str, bool]:
-    """(the markdown section, whether every target holds)."""
+CLIENTS = {"locust": "locust (`benchmarks/locustfile.py`, FastHttpUser)",
+           "asyncio": "our asyncio client (`benchmarks/loadclient.py`)"}
+
+
+def report(runs: list[Run], args: argparse.Namespace,
+           compared: list[Run] | None = None) -> tuple[str, bool]:
+    """(the markdown section, whether every target holds); `compared`: the same load played
+    by locust, for its CPU."""
+    cores = os.cpu_count() or 1
+    client = CLIENTS[args.client]
+    if args.client == "asyncio":
+        client += (", a kept-alive connection per user" if args.keep_alive else
+                   ", a new connection per request, as a reverse proxy in front opens them")
+    knees = knees_of(runs)
+    swept = ", ".join(str(n) for n in args.users)
     lines = [
         "## Many users at once (PostgreSQL, Redis, `crmforge serve`)", "",
-        f"Measured by `make bench-load` (`benchmarks/load.py`, locust) on {date.today()}, "
-        f"{platform.machine()}, {os.cpu_count()} cores ({_cpu()}), Python "
-        f"{platform.python_version()}, PostgreSQL and Redis on the same machine, locust "
-        f"too (it takes CPU from the servers); load average {_load()} at the end (other "
-        f"work on the machine slows every figure). {args.records:,} deals; each run "
-        f"{args.seconds:g} s after every user signed in; {args.threads} threads per process; "
-        "sales reps (role `rep`, no row filter) doing 40% list and search, 25% record page, "
-        "10% dashboard (web pages), 15% update, 5% create, 5% transition (JSON API). An "
-        f"update reads a deal of {HOT} shared ones and saves its counter plus one with the "
-        "version it read; a 409 is read again and retried (counted, not an error).", "",
-        "| run | processes | users | requests/s | errors | lost updates | conflicts retried |",
-        "|---|---|---|---|---|---|---|"]
+        f"Measured by `make bench-load` (`benchmarks/load.py`, {client}) on {date.today()}, "
+        f"{platform.machine()}, {cores} cores ({_cpu()}), Python "
+        f"{platform.python_version()}, PostgreSQL, Redis and the client on the same machine; "
+        f"load average {_load()} at the end (1 / 5 / 15 minutes; other work on the machine "
+        f"slows every figure). {args.records:,} deals; each run {args.seconds:g} s after "
+        f"every user signed in; {args.threads} threads per process; users {swept} on "
+        "each process count (one server per process count); sales reps (role `rep`, no row "
+        "filter) doing 40% list and search, 25% record page, 10% dashboard (web pages), 15% "
+        "update, 5% create, 5% transition (JSON API). An update reads a deal of "
+        f"{HOT} shared ones and saves its counter plus one with the version it read; a 409 is "
+        "read again and retried (counted, not an error).", "",
+        f"The knee is the fewest users whose throughput is within {KNEE_TOLERANCE:.0%} of the "
+        "best of the sweep: where throughput stops rising. CPU columns: cores used while "
+        "measuring (CPU seconds per second) by the client, by the `crmforge serve` processes, "
+        f"and by the whole machine (of {cores}; the rest is PostgreSQL, Redis and other work).",
+        "",
+        "| run | processes | users | requests/s | list p50 ms | list p95 ms | errors "
+        "| lost updates | conflicts retried | CPU client | CPU servers | CPU machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
-        lines.append(f"| {run.label} | {run.processes} | {run.users} | {run.throughput:.1f} "
-                     f"| {run.errors} | {run.lost} | {run.result['conflicts']} |")
+        mark = " (knee)" if knees.get(run.processes) is run else ""
+        lines.append(
+            f"| {run.label} | {run.processes} | {run.users}{mark} | {run.throughput:.1f} "
+            f"| {run.p50('list'):.0f} | {run.p95('list'):.0f} | {run.errors} | {run.lost} "
+            f"| {run.result['conflicts']} | {run.cores('client'):.2f} "
+            f"| {run.cores('servers'):.2f} | {run.cores('busy'):.2f} |")
+    share = cpu_share(runs)
+    if share:
+        lines += ["", f"Over all runs the client took {share}."]
+    for run in compared or []:
+        lines += ["", f"The same load played by {CLIENTS[run.client]}, {run.label}, "
+                  f"{run.users} users, for comparison: {run.throughput:.1f} requests/s, "
+                  f"{run.errors} errors, {run.lost} lost updates; it took "
+                  f"{cpu_share([run]) or 'an unmeasured share of the CPU'}."]
+    shown = [("at rest", rest_of(runs, 1))] + [
+        (f"knee, {run.label} ({run.users} users)", run) for run in knees.values()]
+    shown = [(name, run) for name, run in shown if run is not None]
     lines += ["", "Milliseconds per request, p50 / p95 / p99:", "",
-              "| kind | " + " | ".join(run.label for run in runs) + " |",
-              "|---|" + "---|" * len(runs)]
+              "| kind | " + " | ".join(name for name, _ in shown) + " |",
+              "|---|" + "---|" * len(shown)]
     for kind in (*KINDS, "update (read)", "transition (read)"):
         cells = []
-        for run in runs:
+        for _name, run in shown:
             found = run.result["kinds"].get(kind)
-            cells.append("–" if not found else
+            cells.append("–" if not found or not found["requests"] else
                          f"{found['p50']:.0f} / {found['p95']:.0f} / {found['p99']:.0f}")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    checks, ok = checks_of(runs)
+    checks, ok = checks_of(runs, compared or [])
     lines += ["", "| check | target | measured | holds |", "|---|---|---|---|", *checks]
     errors = [e for run in runs for e in run.result["errors"]]
     if errors:
@@ -283,21 +361,57 @@ def report(runs: list[Run], args: argparse.Namespace) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
-def checks_of(runs: list[Run]) -> tuple[list[str], bool]:
-    rest = next((r for r in runs if r.users == 1), None)
-    by_processes = {r.processes: r for r in runs if r.users > 1}
+def cpu_share(runs: list[Run]) -> str:
+    """The client's share of the CPU the client and the servers used, in words ("" when it
+    was not measured)."""
+    client = sum(r.result.get("cpu", {}).get("client", 0.0) for r in runs)
+    servers = sum(r.result.get("cpu", {}).get("servers", 0.0) for r in runs)
+    requests = sum(r.throughput * r.result["seconds"] for r in runs)
+    if not client or not requests:
+        return ""
+    return (f"{client / (client + servers):.0%} of the CPU the client and the servers used "
+            f"together ({client / requests * 1000:.2f} ms of CPU per request; the servers "
+            f"{servers / requests * 1000:.1f} ms)")
+
+
+def knees_of(runs: list[Run]) -> dict[int, Run]:
+    """Per process count, its run at the knee."""
+    found = {}
+    for processes in sorted({r.processes for r in runs}):
+        mine = {r.users: r for r in runs if r.processes == processes}
+        found[processes] = mine[knee({n: r.throughput for n, r in mine.items()})]
+    return found
+
+
+def rest_of(runs: list[Run], processes: int) -> Run | None:
+    """The run with one user on `processes` processes (else on any): the list "at rest"."""
+    alone = [r for r in runs if r.users == 1]
+    return next((r for r in alone if r.processes == processes), alone[0] if alone else None)
+
+
+def checks_of(runs: list[Run], compared: list[Run]) -> tuple[list[str], bool]:
+    every = runs + compared
     rows: list[tuple[str, str, str, bool]] = [
-        ("errors", "0", str(sum(r.errors for r in runs)), all(r.errors == 0 for r in runs)),
-        ("lost updates", "0", str(sum(r.lost for r in runs)), all(r.lost == 0 for r in runs))]
-    if 1 in by_processes and 2 in by_processes:
-        scale = by_processes[2].throughput / (by_processes[1].throughput or 1.0)
-        rows.append(("throughput: 2 processes ÷ 1", f"≥ {TARGET_SCALE}", f"{scale:.2f}",
-                     scale >= TARGET_SCALE))
-    loaded = by_processes.get(2) or by_processes.get(1)
-    if rest is not None and loaded is not None and rest.p95("list"):
-        ratio = loaded.p95("list") / rest.p95("list")
-        rows.append((f"p95 of the list page: {loaded.label} ÷ at rest", f"≤ {TARGET_REST:g}",
-                     f"{ratio:.1f}", ratio <= TARGET_REST))
+        ("errors", "0", str(sum(r.errors for r in every)), all(r.errors == 0 for r in every)),
+        ("lost updates", "0", str(sum(r.lost for r in every)),
+         all(r.lost == 0 for r in every))]
+    best = {p: max(r.throughput for r in runs if r.processes == p)
+            for p in {r.processes for r in runs}}
+    if 1 in best and 2 in best:
+        scale = best[2] / (best[1] or 1.0)
+        rows.append(("throughput: 2 processes ÷ 1, each at its best", f"≥ {TARGET_SCALE}",
+                     f"{scale:.2f}", scale >= TARGET_SCALE))
+    for processes, run in knees_of(runs).items():
+        rest = rest_of(runs, processes)
+        top = max(r.users for r in runs if r.processes == processes)
+        if run.users == top and top > 1:
+            rows.append((f"{run.label}: throughput stopped rising", f"before {top} users",
+                         "still rising: sweep further", False))
+        if rest is not None and rest is not run and rest.p95("list"):
+            ratio = run.p95("list") / rest.p95("list")
+            rows.append((f"p95 of the list page: {run.label} at the knee ({run.users} users) "
+                         "÷ at rest (1 user)", f"≤ {TARGET_REST:g}", f"{ratio:.1f}",
+                         ratio <= TARGET_REST))
     lines = [f"| {name} | {target} | {measured} | {'yes' if holds else '**no**'} |"
              for name, target, measured, holds in rows]
     return lines, all(holds for *_, holds in rows)
@@ -324,20 +438,28 @@ def _cpu() -> str:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=30, help="each run, measured (default 30)")
-    p.add_argument("--rest-seconds", type=float, default=10,
-                   help="the run with one user (default 10)")
-    p.add_argument("--users", type=int, default=16, help="users at once (default 16)")
+    p.add_argument("--seconds", type=float, default=20,
+                   help="each run, measured after every user signed in (default 20)")
+    p.add_argument("--sweep", default="1,2,4,8,16",
+                   help="user counts, run in turn on each process count (default 1,2,4,8,16)")
     p.add_argument("--records", type=int, default=5000, help="deals (default 5000)")
-    p.add_argument("--processes", default="1,2", help="server processes per run (default 1,2)")
+    p.add_argument("--processes", default="1,2", help="server processes per sweep (default 1,2)")
     p.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
+    p.add_argument("--client", choices=("asyncio", "locust"), default="asyncio",
+                   help="who plays the users: benchmarks/loadclient.py (default) or locust")
+    p.add_argument("--keep-alive", action="store_true",
+                   help="one kept-alive connection per user (default: one per request, as a "
+                        "reverse proxy in front opens them)")
+    p.add_argument("--no-compare", action="store_true",
+                   help="skip the last run, locust at the most users and processes (its CPU)")
     p.add_argument("--no-report", action="store_true", help="do not write docs/performance.md")
     p.add_argument("--quick", action="store_true",
-                   help="a few seconds, 1 process, few users and deals; writes nothing")
+                   help="a few seconds, 1 process, 1 then 4 users, few deals; writes nothing")
     args = p.parse_args(argv)
     if args.quick:
-        args.seconds, args.rest_seconds, args.users, args.records = 3, 0, 4, 200
-        args.processes, args.no_report = "1", True
+        args.seconds, args.sweep, args.records = 3, "1,4", 200
+        args.processes, args.no_report, args.no_compare = "1", True, True
+    args.users = sorted({int(n) for n in args.sweep.split(",")})
     return args
 
 
@@ -347,21 +469,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crmforge-load-") as tmp, \
             own_database(server) as url:
         folder = Path(tmp)
-        users_file, hot = prepare(url, args.users, args.records, folder)
+        users_file, hot = prepare(url, max(args.users), args.records, folder)
         setup = {"threads": args.threads, "folder": folder, "users_file": users_file,
-                 "hot": hot, "max_id": args.records,
+                 "hot": hot, "max_id": args.records, "client": args.client,
+                 "keep_alive": args.keep_alive,
+                 "team": json.loads(users_file.read_text(encoding="utf-8")),
                  "redis": os.environ.get("CRMFORGE_BENCH_REDIS", REDIS)}
-        runs = []
-        if args.rest_seconds > 0:
-            runs.append(measure(url, "at rest", 1, 1, args.rest_seconds, setup))
-        for processes in (int(n) for n in args.processes.split(",")):
-            runs.append(measure(url, f"{processes} process{'es' if processes > 1 else ''}",
-                                processes, args.users, args.seconds, setup))
-    text, ok = report(runs, args)
+        counts = [int(n) for n in args.processes.split(",")]
+        runs = [run for processes in counts
+                for run in sweep(url, processes, args.users, args.seconds, setup)]
+        compared = []
+        if args.client != "locust" and not args.no_compare:
+            compared = sweep(url, max(counts), [max(args.users)], args.seconds,
+                             {**setup, "client": "locust"})
+    text, _ok = report(runs, args, compared)
     print(text)
     if not args.no_report:
         write_section("load", text)
-    return 0 if all(r.errors == 0 and r.lost == 0 for r in runs) else 1
+    return 0 if all(r.errors == 0 and r.lost == 0 for r in runs + compared) else 1
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""The users `benchmarks/load.py` plays with locust: sales reps signed in through the login
+"""The users `benchmarks/load.py --client locust` plays with locust (the default is
+`benchmarks/loadclient.py`, the same mix): sales reps signed in through the login
 form, each doing the mix of the issue — 40% list and search, 25% record page, 10% dashboard
 (web pages, as a browser asks for them), 15% update, 5% create, 5% workflow transition (the JSON
 API, with the rep's token, as a form's save or an integration would).
 
 Set by load.py in the environment: `LOAD_USERS` (a JSON file of the reps: username, password,
 token, the ids of the deals only they move through the workflow), `LOAD_HOT` (the deal ids
-every rep updates: the contention), `LOAD_SECONDS` (how long to measure) and `LOAD_RESULT`
-(where to write the results). The measurement starts when the last rep has signed in (the
+every rep updates: the contention), `LOAD_SECONDS` (how long to measure), `LOAD_RESULT`
+(where to write the results) and `LOAD_SERVER_PID` (the server whose CPU time is measured,
+`loadclient.cpu_marks`). The measurement starts when the last rep has signed in (the
 statistics are reset then) and stops `LOAD_SECONDS` later.
 
 An update reads the deal and sends its counter plus one with the version it read; a 409 (another
@@ -28,11 +30,14 @@ import gevent
 from locust import FastHttpUser, events, task
 from locust.env import Environment
 
+from benchmarks.loadclient import cpu_marks
+
 USERS = json.loads(open(os.environ["LOAD_USERS"], encoding="utf-8").read())  # noqa: SIM115
 HOT = json.loads(os.environ.get("LOAD_HOT", "[1]"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "30"))
 RESULT = os.environ.get("LOAD_RESULT", "load-result.json")
 MAX_ID = int(os.environ.get("LOAD_MAX_ID", "1000"))
+SERVER_PID = int(os.environ.get("LOAD_SERVER_PID", "0"))
 WORDS = ("north", "river", "solar", "harbor", "maple", "granite", "cedar", "orbit")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 RETRIES = 20
@@ -40,7 +45,7 @@ KINDS = ("list", "search", "record", "dashboard", "update", "create", "transitio
 
 _next_user = itertools.count()
 STATE: dict[str, Any] = {"signed_in": 0, "started": None, "stopped": None,
-                         "updates": 0, "conflicts": 0, "gave_up": 0}
+                         "updates": 0, "conflicts": 0, "gave_up": 0, "cpu": {}}
 
 
 class Rep(FastHttpUser):
@@ -130,11 +135,15 @@ def _start_measuring(environment: Environment) -> None:
     """Every rep is signed in: count from now, and stop SECONDS later."""
     environment.runner.stats.reset_all()
     STATE["started"] = time.time()
+    STATE["cpu"] = {"client": time.process_time(), **cpu_marks(SERVER_PID)}
     gevent.spawn_later(SECONDS, _stop, environment)
 
 
 def _stop(environment: Environment) -> None:
     STATE["stopped"] = time.time()
+    before = STATE["cpu"]
+    after = {"client": time.process_time(), **cpu_marks(SERVER_PID)}
+    STATE["cpu"] = {name: after[name] - before.get(name, 0.0) for name in after}
     environment.runner.quit()
 
 
@@ -156,6 +165,6 @@ def _write_result(environment: Environment, **_kwargs: Any) -> None:
               "measured": STATE["started"] is not None, "kinds": kinds, "errors": errors,
               "requests": stats.total.num_requests, "failures": stats.total.num_failures,
               "updates": STATE["updates"], "conflicts": STATE["conflicts"],
-              "gave_up": STATE["gave_up"]}
+              "gave_up": STATE["gave_up"], "cpu": STATE["cpu"] if STATE["stopped"] else {}}
     with open(RESULT, "w", encoding="utf-8") as out:
         json.dump(result, out, indent=1)

@@ -525,11 +525,19 @@ class Role:
 # people (users, teams, tokens, delegations — the /admin/users and /admin/teams pages) and
 # nothing else. Packs grant them nothing and may not define roles of these names.
 BUILTIN_ROLES: Mapping[str, Role] = MappingProxyType({
-    "admin": Role("admin", Text.of("Administrator"), None, (),
-                  Text.of("May do everything, the administration pages included.")),
-    "user_admin": Role("user_admin", Text.of("User administrator"), None, (),
-                       Text.of("Creates and deactivates users, manages teams, API tokens and "
-                               "delegations; sees no records for it.")),
+    "admin": Role("admin", Text.of({"en": "Administrator", "zh": "管理员", "es": "Administrador"}),
+                  None, (), Text.of({
+                      "en": "May do everything, the administration pages included.",
+                      "zh": "可执行所有操作，包括各管理页面。",
+                      "es": "Puede hacerlo todo, incluidas las páginas de administración."})),
+    "user_admin": Role("user_admin", Text.of({"en": "User administrator", "zh": "用户管理员",
+                                              "es": "Administrador de usuarios"}), None, (),
+                       Text.of({"en": "Creates and deactivates users, manages teams, API tokens "
+                                      "and delegations; sees no records for it.",
+                                "zh": "创建和停用用户，管理团队、API 令牌和委托；"
+                                      "但不因此看到任何记录。",
+                                "es": "Crea y desactiva usuarios y gestiona equipos, tokens de "
+                                      "API y delegaciones; no ve ningún registro por ello."})),
 })
 
 

@@ -6,11 +6,11 @@ language (`label: {en: Offer, zh: 报价, es: Oferta}`). A text left out and mad
 a field without `label`, choice options written as a list — is English only too, and is
 reported where the name is.
 
-Which texts count is data: `PLACES` names them per file kind. Descriptions (but a
-dashboard's, shown under its title on the home page), help texts and placeholders are left to
-the pack author; the texts of menus, forms, lists, workflows, dashboards and messages are
-not. The check reads the files again (without demo data), once the packs have no error; it only
-adds warnings.
+Which texts count is data: `PLACES` names them per file kind. Descriptions are left to the
+pack author, but a dashboard's (shown under its title on the home page) and a role's (shown
+beside it on the admin pages); the texts of menus, forms (a field's help text and placeholder
+included), lists, workflows, dashboards, roles and messages are not. The check reads the
+files again (without demo data), once the packs have no error; it only adds warnings.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ ENTITY_TEXTS = (
     Place(("plural",)),
     Place(("fields", ANY, "label"), named=True),
     Place(("fields", ANY, "options"), options=True),
+    Place(("fields", ANY, "help")),  # under the field on its form
+    Place(("fields", ANY, "placeholder")),  # in the empty input
     Place(("workflow", "states", ANY, "label"), named=True),
     Place(("workflow", "transitions", ANY, "label"), named=True),
     Place(("workflow", "transitions", ANY, "message")),
@@ -70,6 +72,7 @@ PLACES: dict[str, tuple[Place, ...]] = {
     "messages": (Place(("messages", ANY, "label")), Place(("messages", ANY, "subject")),
                  Place(("messages", ANY, "body"))),
     "documents": (Place(("documents", ANY, "label")),),
+    "roles": (Place(("roles", ANY, "label"), named=True), Place(("roles", ANY, "description"))),
 }
 
 

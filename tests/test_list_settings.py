@@ -235,3 +235,18 @@ def test_dates_in_the_agenda_headings_are_words(web) -> None:
     day = date(2030, 3, 4)
     page = text(web["client"].get(f"/e/offer?view=calendar&mode=agenda&day={day}"))
     assert "4 – 31 March 2030" in page
+
+
+def test_the_filter_chips_speak_the_readers_language(web) -> None:
+    client = web["client"]
+    zh = chips(text(client.get("/e/offer?financing__in=cash,mixed&amount__lte=5000&q=abc",
+                               headers={"Accept-Language": "zh"})))
+    assert "Financing：Cash 或 Mixed" in zh, zh
+    assert any(c.startswith("Amount：至 ") for c in zh), zh
+    assert "搜索：“abc”" in zh, zh
+    es = chips(text(client.get("/e/lead?owner__isnull=true&id__in=1,2",
+                               headers={"Accept-Language": "es"})))
+    assert "Responsable: sin valor" in es, es
+    assert any(c.startswith("Selección: 2 ") for c in es), es
+    en = chips(text(client.get("/e/lead?owner__isnull=true")))
+    assert "Owner: not set" in en, en

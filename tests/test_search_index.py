@@ -15,6 +15,7 @@ from builder.linker import build_model
 from runtime.core import searchindex
 from runtime.core.instance import Instance
 from runtime.process import migrate
+from runtime.process.setup import assemble
 from runtime.read import search
 from runtime.write import bulk, records
 
@@ -178,3 +179,88 @@ def test_postgresql_search_uses_the_trigram_index(people) -> None:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql).scalars())
     assert "ix_trgm_person_last_name" in plan, plan
+
+
+def test_postgresql_search_reads_the_stored_folded_text(people) -> None:
+    """The recheck of a trigram match (and the rank) read the stored folded copy: nothing is
+    folded again at search time (docs/performance.md, notes on search)."""
+    inst, _ = people
+    table = inst.schema.table("person")
+    with inst.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's stored folded columns")
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        stmt = sa.select(table.c.id, search.rank(inst.model.entity("person"), table, "smith",
+                                                 frozenset(), "postgresql")).where(
+            search.text_match(table.c.last_name, "smith", "postgresql"))
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN VERBOSE " + sql).scalars())
+    assert "ix_trgm_person_last_name" in plan and "_fold_last_name ~~" in plan, plan
+    assert "normalize" not in plan, plan
+
+
+def _old_layout(conn: sa.Connection, inst: Instance) -> None:
+    """`person` as the code before the stored folded columns made it (PostgreSQL): the table
+    without them, and trigram indexes on the folding expression of each searched column."""
+    meta = inst.schema.private_metadata()
+    meta.drop_all(conn, tables=[meta.tables["person"]])
+    meta.create_all(conn, tables=[meta.tables["person"]])
+    schema = searchindex.trgm_schema(conn)
+    for column in ("first_name", "last_name", "_e164_phone"):
+        conn.exec_driver_sql(
+            f'CREATE INDEX "{searchindex.trgm_name("person", column)}" ON person USING gin '
+            f'((lower(regexp_replace(normalize("{column}", NFKD), '
+            f"'{searchindex.COMBINING_MARKS}', '', 'g'))) \"{schema}\".gin_trgm_ops)")
+
+
+def test_an_instance_from_before_the_folded_columns_migrates(people) -> None:
+    inst, _ = people
+    with inst.engine.begin() as conn:
+        if conn.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's stored folded columns")
+        _old_layout(conn, inst)
+        assert not [n for n in searchindex.present(conn) if n.startswith("person.")]
+    actor = admin_actor(inst)
+    ids = {last: records.create(inst, actor, "person", {
+        "first_name": first, "last_name": last, "city": "Leeds", "phone": "0117 496 0320"})["id"]
+        for first, last in [("José", "García"), ("Jose", "Smith"), ("Ann", "Smithson"),
+                            ("伟", "张伟明"), ("Cy", "Blacksmith")]}
+    plan = migrate.plan(inst.model, inst.engine)
+    assert [op.kind for op in plan] == ["search_index"]
+    migrate.apply(plan, inst.engine)
+    assert migrate.plan(inst.model, inst.engine).empty
+    with inst.engine.connect() as conn:  # filled for the rows already there
+        folded = dict(conn.exec_driver_sql(
+            "SELECT id, _fold_first_name FROM person").all())
+        have = searchindex.present(conn)
+    assert folded[ids["García"]] == "jose" and folded[ids["张伟明"]] == "伟"
+    assert "_e164_phone public.gin_trgm_ops" in have["ix_trgm_person__e164_phone"]
+    assert set(found(inst, "JOSÉ")) == {ids["García"], ids["Smith"]}
+    assert found(inst, "伟明") == [ids["张伟明"]] and found(inst, "张伟明") == [ids["张伟明"]]
+    assert found(inst, "smith") == [ids["Smith"], ids["Smithson"], ids["Blacksmith"]]
+    assert len(found(inst, "4960320")) == 5  # the phone shadow, through its own index
+
+
+@pytest.mark.parametrize("change", ["rename", "remove", "widen", "narrow"])
+def test_field_changes_keep_the_folded_columns(people, tmp_path, change) -> None:
+    """A searched field renamed, removed or retyped: PostgreSQL's folded copy follows (a
+    column a generated column reads cannot change type; its copy goes, and comes back)."""
+    inst, ids = people
+    person = {
+        "rename": PERSON.replace("first_name", "given_name").replace(
+            "given_name: {type: text}", "given_name: {type: text, renamed_from: first_name}"),
+        "remove": PERSON.replace("  last_name: {type: text, required: true}\n", "").replace(
+            "last_name, ", "").replace("[last_name]", "[first_name]"),
+        "widen": PERSON.replace("last_name: {type: text, required: true}",
+                                "last_name: {type: text, required: true, max_length: 500}"),
+        "narrow": PERSON.replace("last_name: {type: text, required: true}",
+                                 "last_name: {type: text, required: true, max_length: 20}"),
+    }[change]
+    model = build_model([write_pack(tmp_path / "v2", {"entities/person.yaml": person,
+                                                      "roles.yaml": ROLES})])
+    migrate.apply(migrate.plan(model, inst.engine), inst.engine, allow_destructive=True)
+    assert migrate.plan(model, inst.engine).empty
+    inst = assemble(model, inst.engine)
+    expected = {"rename": {"Smithson", "Smith", "Blacksmith", "Evans"},
+                "remove": {"Evans"}}.get(change, {"Smithson", "Smith", "Blacksmith", "Evans"})
+    assert set(found(inst, "mith")) == {ids[n] for n in expected}

@@ -22,7 +22,7 @@ from runtime.http import i18n
 from runtime.http.auth import create_token
 from runtime.http.workspaces import chooser_app
 from runtime.read.queries import query
-from runtime.read.titles import date_text, money_text, number_text
+from runtime.read.titles import date_text, money_text, number_text, readable
 from runtime.write import records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,3 +287,10 @@ def test_the_workspace_chooser_follows_the_browser(tmp_path) -> None:
     assert spanish.status_code == 404
     assert "Aquí no hay ningún espacio de trabajo" in spanish.get_data(as_text=True)
     assert "Choose a workspace" in chooser.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("language, yes, no", [("en", "Yes", "No"), ("zh", "是", "否"),
+                                               ("es", "Sí", "No")])
+def test_booleans_read_in_the_readers_language(language: str, yes: str, no: str) -> None:
+    flag = Field("vip", "boolean", Text("VIP"), "t")  # type: ignore[arg-type]
+    assert (readable(flag, True, language), readable(flag, False, language)) == (yes, no)

@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from .errors import ExpressionError
-from .evaluator import EvalContext, _Evaluator, evaluate
-from .nodes import Name
+from .evaluator import evaluate
 from .parser import Expression, parse
+from .rules import EvalContext, name_value
 
 _PLACEHOLDER = re.compile(
     r"\{\{|\}\}|\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}")
@@ -48,11 +48,20 @@ def parse_slot(value: Any) -> ValueSlot:
 
 def parse_repeated_slot(value: Any) -> ValueSlot:
     """`parse_slot`, remembering text slots: demo files repeat the same few values
-    ("=today() - days(3)", "open") thousands of times."""
-    return _parse_text_slot(value) if isinstance(value, str) else parse_slot(value)
+    ("=today() - days(3)", "open") thousands of times. Plain text (no "=" first, no brace) is
+    a literal without looking further, and is not remembered: names and e-mail addresses
+    would push the few expressions out of the cache."""
+    if not isinstance(value, str):
+        return parse_slot(value)
+    if not value.startswith("=") and "{" not in value and "}" not in value:
+        return ValueSlot("literal", value)
+    return _parse_text_slot(value)
 
 
-@functools.lru_cache(maxsize=8192)
+# the shipped packs' demo files hold some 11,600 different `=expressions` and templates, which
+# the linker's checks and then the demo loader read in turn: a cache smaller than that misses
+# on nearly every one (about 1 KB each)
+@functools.lru_cache(maxsize=16384)
 def _parse_text_slot(value: str) -> ValueSlot:
     return parse_slot(value)
 
@@ -100,8 +109,6 @@ def format_value(value: Any) -> str:
 def render_template(template: str, ctx: EvalContext, *,
                     formatter: Callable[[tuple[str, ...], Any], str] | None = None) -> str:
     """Fill `{field}` placeholders from the record; `formatter(path, value)` may override."""
-    evaluator = _Evaluator(ctx)
-
     def replace(match: re.Match[str]) -> str:
         text = match.group(0)
         if text in ("{{", "}}"):
@@ -109,7 +116,7 @@ def render_template(template: str, ctx: EvalContext, *,
         path = tuple(match.group(1).split("."))
         if path[0] in ("old", "user") and len(path) == 1:
             return text
-        value = evaluator.eval(Name(path))
+        value = name_value(ctx, path)
         return formatter(path, value) if formatter else format_value(value)
 
     return _PLACEHOLDER.sub(replace, template)

@@ -17,7 +17,8 @@ another's value). A cache whose keys also come from what users choose (a sort, a
 | `ROLLUP_ALIASES` | child table | the alias of a child table for rollup subqueries |
 | `ROLLUP_UPDATES` | parent table, child, link, date | the UPDATE of a parent's rollups (4096) |
 | `STATEMENTS` | table, purpose | by id (`core.schema`), insert, update (`write.records`), |
-| | | exists, duplicates (`write.checks`), logins, tokens, sessions (`http.auth`) |
+| | | exists, duplicates (`write.checks`), logins, tokens, sessions (`http.auth`), |
+| | | a record's workflow state (`process.imports`) |
 | `PAGE_STATEMENTS` | table, sort, direction, NULLs, collation | a list page's SELECTs |
 | | | (`read.queries`; 4096) |
 | `JSON_PLANS` | entity, hidden fields | the fields a record's JSON shows (`core.values`; 4096) |
@@ -38,6 +39,7 @@ Pure parse caches of a string, with nothing of a model in them, stay `functools.
 | `process.documents.sandbox` | a document's bases, to a sandbox that loads only them |
 | `process.studio.origins._linked` | a model's hash and files, to the linker with positions |
 | `ops.demo_languages.load` | a language code, to its demo names (`ops/demo_names/`) |
+| `core.catalogs._catalog` | a language code, to its compiled message catalog |
 """
 
 from __future__ import annotations

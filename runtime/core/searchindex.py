@@ -6,15 +6,22 @@
   no write path, single or bulk, has anything to do. A term of three characters or more is
   found anywhere inside a value, Chinese text included (no word breaks needed); shorter terms
   are matched with LIKE.
-- **PostgreSQL**: a `pg_trgm` GIN index `ix_trgm_<table>_<column>` on the folded text of each
-  of those columns, which `LIKE '%term%'` on the same expression uses. When the extension
-  cannot be created (not installed on the server, or no right to create it), searches work as
-  before without the index, and the migration says so.
+- **PostgreSQL**: beside each of those text columns a stored generated column
+  `_fold_<column>` keeps its folded text (`GENERATED ALWAYS AS (…) STORED`: the database
+  refolds it on every insert and update, single or bulk), and a `pg_trgm` GIN index
+  `ix_trgm_<table>_<column>` covers it (a phone field's E.164 shadow column is indexed as it
+  is: digits need no folding). A search reads `LIKE '%term%'` on the stored column: the index
+  finds the candidates, and the recheck a trigram match needs reads the stored text instead of
+  folding every candidate's value again (docs/performance.md, notes on search). When the
+  extension cannot be created (not installed on the server, or no right to create it), the
+  columns are made all the same and searches read them without the index; the migration says
+  so.
 
 Both index the text **folded** (`fold`: Unicode NFKD, combining accents dropped, case folded),
 and the search folds its words the same way, so "Jose" finds "José" and "jose" finds "JOSÉ";
 Chinese text folds to itself. SQLite runs `fold` itself (the `crm_fold` function every
-connection gets, core/db.py); PostgreSQL runs the same steps in SQL (`folded`).
+connection gets, core/db.py); PostgreSQL runs the same steps in SQL (`_pg_fold`), all of
+them IMMUTABLE functions there (as a generated column requires).
 
 What the index should be is data (`wanted`); what it is comes from the database (`present`);
 `crmforge migrate` plans the difference (`runtime/process/migrate/compare.py`) and `sync` makes it,
@@ -23,6 +30,7 @@ building the index for the rows already there. `Schema.create_all` calls `create
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import unicodedata
@@ -32,7 +40,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.model import AppModel, Entity
-from runtime.core.phones import shadow
+from runtime.core import sortindex
+from runtime.core.phones import MAX_NAME, SHADOW_PREFIX, shadow
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ SEARCH_TYPES = ("text", "longtext", "richtext", "email", "url", "choice", "auton
                 "image")  # matched as text; phone fields by their shadow column
 MIN_TRIGRAM = 3  # a shorter term has no trigram to look up
 FOLD_FUNCTION = "crm_fold"  # SQLite: `fold` as an SQL function
+FOLD_PREFIX = "_fold_"  # PostgreSQL's stored folded copies; no field name starts with "_"
 # the combining marks a fold drops (accents, diaeresis, tilde, cedilla… once NFKD has split
 # them from their letter), as one regular expression both Python and PostgreSQL read
 COMBINING_MARKS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
@@ -62,16 +72,29 @@ def register_fold(dbapi_connection: Any) -> None:
 
 
 def folded(column: Any, dialect: str) -> Any:
-    """The SQL of `column`'s folded text (what `fold` makes of it) on `dialect`; PostgreSQL's
-    trigram index is built on this very expression (see `_pg_fold`)."""
+    """The folded text (what `fold` makes of it) of `column`, an indexed text column (see
+    `columns`) of a table or an alias of one, as a search reads it: on SQLite `crm_fold`
+    over it; on PostgreSQL its stored copy `_fold_<column>` beside it."""
     if dialect == "sqlite":
         return getattr(sa.func, FOLD_FUNCTION)(column)
-    if dialect == "postgresql":
-        return sa.func.lower(sa.func.regexp_replace(
-            sa.func.normalize(column, sa.literal_column("NFKD")),
-            sa.literal_column(_sql_text(COMBINING_MARKS)), sa.literal_column("''"),
-            sa.literal_column("'g'")))
+    if dialect == "postgresql":  # a column of the index, not of the model's table
+        return sa.sql.expression.ColumnClause(fold_column(column.name), sa.Text(),
+                                              _selectable=column.table)
     return sa.func.lower(column)
+
+
+def fold_column(column: str) -> str:
+    """The name of the PostgreSQL column that keeps `column`'s folded text."""
+    name = FOLD_PREFIX + column
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(column.encode()).hexdigest()[:8]  # two long names stay apart
+    return f"{name[:MAX_NAME - 9]}_{digest}"
+
+
+def _is_folded(column: str) -> bool:
+    """Whether an indexed column is read through a folded copy (not a phone's E.164 shadow)."""
+    return not column.startswith(SHADOW_PREFIX)
 
 
 def _sql_text(text: str) -> str:
@@ -79,7 +102,7 @@ def _sql_text(text: str) -> str:
 
 
 def _pg_fold(column: str) -> str:
-    """`folded` as DDL text, for the expression index."""
+    """`folded` as DDL text, for the generated column."""
     return (f"lower(regexp_replace(normalize({column}, NFKD), {_sql_text(COMBINING_MARKS)}, "
             "'', 'g'))")
 
@@ -106,9 +129,10 @@ def trgm_name(table: str, column: str) -> str:
     return (f"{TRGM_PREFIX}{table}_{column}")[:63]
 
 
-def prefixes(table: str) -> tuple[str, str]:
-    """How the names of a table's index objects start (SQLite, PostgreSQL)."""
-    return fts_name(table), f"{TRGM_PREFIX}{table}_"
+def prefixes(table: str) -> tuple[str, str, str]:
+    """How the names of a table's index objects start (SQLite; PostgreSQL's indexes, and its
+    folded columns)."""
+    return fts_name(table), f"{TRGM_PREFIX}{table}_", f"{table}."
 
 
 def indexed(model: AppModel) -> dict[str, tuple[str, ...]]:
@@ -120,15 +144,19 @@ def indexed(model: AppModel) -> dict[str, tuple[str, ...]]:
 
 
 def wanted(model: AppModel, dialect: str, trgm_schema: str | None = None) -> dict[str, str]:
-    """{object name: its DDL} of the whole search index of `model` on `dialect` (PostgreSQL:
-    `trgm_schema` is where pg_trgm lives; None makes no index)."""
+    """{object name: its DDL} of the whole search index of `model` on `dialect`. PostgreSQL:
+    the folded columns, named `<table>.<column>` with their `ADD COLUMN` clause, and the
+    trigram indexes when `trgm_schema` (where pg_trgm lives) is given."""
     result: dict[str, str] = {}
     for table, cols in indexed(model).items():
         if dialect == "sqlite":
             result.update(_fts_ddl(table, cols))
-        elif dialect == "postgresql" and trgm_schema is not None:
-            result.update({trgm_name(table, c): _trgm_ddl(table, c, trgm_schema)
-                           for c in cols})
+        elif dialect == "postgresql":
+            result.update({f"{table}.{fold_column(c)}": _fold_ddl(c)
+                           for c in cols if _is_folded(c)})
+            if trgm_schema is not None:
+                result.update({trgm_name(table, c): _trgm_ddl(table, c, trgm_schema)
+                               for c in cols})
     return result
 
 
@@ -156,16 +184,25 @@ def _fts_ddl(table: str, cols: tuple[str, ...]) -> dict[str, str]:
     }
 
 
+def _fold_ddl(column: str) -> str:
+    return (f"ADD COLUMN {_q(fold_column(column))} text GENERATED ALWAYS AS "
+            f"({_pg_fold(_q(column))}) STORED")
+
+
 def _trgm_ddl(table: str, column: str, schema: str) -> str:
+    target = fold_column(column) if _is_folded(column) else column
     return (f"CREATE INDEX {_q(trgm_name(table, column))} ON {_q(table)} USING gin "
-            f"(({_pg_fold(_q(column))}) {_q(schema)}.gin_trgm_ops)")
+            f"({_q(target)} {_q(schema)}.gin_trgm_ops)")
 
 
 def drop_column_index(conn: Connection, table: str, column: str) -> None:
-    """Drop the trigram index of one column (PostgreSQL) before its type changes: the operator
-    class takes text only. The search-index step of the same plan makes what is still wanted."""
+    """Drop the trigram index and the folded copy of one column (PostgreSQL) before its type
+    changes: the operator class takes text only, and a column a generated column reads keeps
+    its type. The search-index step of the same plan makes what is still wanted."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_q(trgm_name(table, column))}")
+        conn.exec_driver_sql(f"ALTER TABLE {_q(table)} DROP COLUMN IF EXISTS "
+                             f"{_q(fold_column(column))}")
 
 
 # -- what it is -------------------------------------------------------------------------------
@@ -173,7 +210,8 @@ def drop_column_index(conn: Connection, table: str, column: str) -> None:
 
 def present(conn: Connection) -> dict[str, str]:
     """{object name: its DDL as the database keeps it} of the search index objects there
-    (PostgreSQL: the names, each with the index definition)."""
+    (PostgreSQL: the indexes with their definition, and the folded columns, `<table>.<column>`,
+    with their generation expression)."""
     if conn.dialect.name == "sqlite":
         rows = conn.execute(sa.text(
             "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'trigger') "
@@ -185,7 +223,19 @@ def present(conn: Connection) -> dict[str, str]:
         rows = conn.execute(sa.text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
             "AND indexname LIKE :prefix"), {"prefix": TRGM_PREFIX.replace("_", "\\_") + "%"})
-        return dict(rows.all())
+        found = dict(rows.all())
+        # generated columns only: a table kept aside by a migration copies their values into
+        # plain columns, which are no index of anything
+        columns = conn.execute(sa.text(
+            "SELECT c.relname, a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' "
+            "AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = 's' "
+            "AND a.attname LIKE :prefix"), {"prefix": FOLD_PREFIX.replace("_", "\\_") + "%"})
+        found.update({f"{table}.{column}": f"GENERATED ALWAYS AS ({expression}) STORED"
+                      for table, column, expression in columns})
+        return found
     return {}
 
 
@@ -207,31 +257,42 @@ def stale(conn: Connection, model: AppModel) -> tuple[set[str], set[str]]:
     dialect = conn.dialect.name
     schema = trgm_schema(conn) if dialect == "postgresql" else None
     if dialect == "postgresql" and schema is None and not trgm_available(conn):
-        return set(), set()  # nothing to build it with: searches scan, as said at migrate
-    want = wanted(model, dialect, schema or "public")
+        want = wanted(model, dialect, None)  # the folded columns; no index to build them with
+    else:
+        want = wanted(model, dialect, schema or "public")
     have = present(conn)
     tables = set()
     for table, cols in indexed(model).items():
-        names = _object_names(table, cols, dialect)
+        names = _object_names(table, cols, dialect, want)
         if any(n not in have or not _same(have[n], want[n], dialect) for n in names):
             tables.add(table)
     extra = {name for name in have if name not in want}
     return tables, extra
 
 
-def _object_names(table: str, cols: tuple[str, ...], dialect: str) -> list[str]:
+def _object_names(table: str, cols: tuple[str, ...], dialect: str,
+                  want: dict[str, str]) -> list[str]:
+    """The names of `table`'s index objects in `want` (PostgreSQL: columns before indexes)."""
     if dialect == "sqlite":
         fts = fts_name(table)
         return [fts, f"{fts}_ai", f"{fts}_ad", f"{fts}_au"]
-    return [trgm_name(table, c) for c in cols]
+    names = [f"{table}.{fold_column(c)}" for c in cols if _is_folded(c)]
+    return [*names, *(n for c in cols if (n := trgm_name(table, c)) in want)]
+
+
+_GIN_TARGET = re.compile(r"USING gin \((.+) \S+\)$")
 
 
 def _same(have: str, want: str, dialect: str) -> bool:
     if dialect == "sqlite":
         return have == want
-    # PostgreSQL rewrites the definition; its name says table and column, and an index from
-    # before folding (on the bare column) is rebuilt
-    return "normalize(" in have.lower()
+    if have.startswith("GENERATED"):  # PostgreSQL rewrites the expression; it folds or not
+        return "normalize(" in have.lower()
+    # an index: on the same column (an index from before the stored copies, on the folding
+    # expression or on the bare column, is rebuilt)
+    targets = [m.group(1).replace('"', "") if (m := _GIN_TARGET.search(ddl)) else None
+               for ddl in (have, want)]
+    return targets[0] is not None and targets[0] == targets[1]
 
 
 # -- making it ------------------------------------------------------------------------------
@@ -244,22 +305,41 @@ def sync(conn: Connection, model: AppModel, tables: set[str], extra: set[str]) -
     notes: list[str] = []
     have = present(conn)
     for name in sorted(extra):
-        _drop(conn, name, have.get(name, "").startswith("CREATE TRIGGER"))
+        _drop(conn, name, have.get(name, ""))
     schema = None
     if dialect == "postgresql" and tables:
-        schema = ensure_trgm(conn, notes)
-        if schema is None:
-            return notes
+        schema = ensure_trgm(conn, notes)  # None: the folded columns all the same
     want = wanted(model, dialect, schema)
     cols = indexed(model)
     for table in sorted(tables):
-        for name in _object_names(table, cols[table], dialect):
-            _drop(conn, name, name in have and have[name].startswith("CREATE TRIGGER"))
-        for name in _object_names(table, cols[table], dialect):
-            conn.exec_driver_sql(want[name])
+        names = _object_names(table, cols[table], dialect, want)
         if dialect == "sqlite":
+            for name in names:
+                _drop(conn, name, have.get(name, ""))
+            for name in names:
+                conn.exec_driver_sql(want[name])
             _fill(conn, table, cols[table])
+        else:
+            _sync_pg(conn, table, names, want, have)
     return notes
+
+
+def _sync_pg(conn: Connection, table: str, names: list[str], want: dict[str, str],
+             have: dict[str, str]) -> None:
+    """Make `table`'s folded columns that are missing or differ — in one ALTER TABLE, which
+    fills them for the rows already there in one pass — then its trigram indexes, anew."""
+    columns = [n for n in names if "." in n]
+    indexes = [n for n in names if "." not in n]
+    for name in indexes:
+        _drop(conn, name, "")
+    remake = [n for n in columns if n not in have or not _same(have[n], want[n], "postgresql")]
+    for name in remake:
+        if name in have:
+            _drop(conn, name, have[name])
+    if remake:
+        conn.exec_driver_sql(f"ALTER TABLE {_q(table)} " + ", ".join(want[n] for n in remake))
+    for name in indexes:
+        conn.exec_driver_sql(want[name])
 
 
 def _fill(conn: Connection, table: str, cols: tuple[str, ...]) -> None:
@@ -271,22 +351,32 @@ def _fill(conn: Connection, table: str, cols: tuple[str, ...]) -> None:
 
 
 def create_all(conn: Connection, model: AppModel) -> None:
-    """Build every entity's search index (new databases; `migrate` keeps it current)."""
+    """Build every entity's search index, and the list indexes in each language's collation
+    (core/sortindex.py) — new databases; `migrate` keeps them current."""
     tables, extra = stale(conn, model)
     for note in sync(conn, model, tables, extra):
         log.warning(note)
+    sortindex.create_all(conn, model)
 
 
 def drop(conn: Connection, table: str) -> None:
     """Drop the search index of a table that is dropped (SQLite: its FTS table; PostgreSQL's
-    indexes go with their table)."""
+    indexes and columns go with their table)."""
     if conn.dialect.name == "sqlite":
-        _drop(conn, fts_name(table), False)
+        _drop(conn, fts_name(table), "")
 
 
-def _drop(conn: Connection, name: str, trigger: bool) -> None:
-    kind = "TRIGGER" if trigger else "TABLE" if conn.dialect.name == "sqlite" else "INDEX"
-    conn.exec_driver_sql(f"DROP {kind} IF EXISTS {_q(name)}")
+def _drop(conn: Connection, name: str, ddl: str) -> None:
+    """Drop the index object `name` (`ddl`: its definition, when there is one)."""
+    if conn.dialect.name == "sqlite":
+        kind = "TRIGGER" if ddl.startswith("CREATE TRIGGER") else "TABLE"
+        conn.exec_driver_sql(f"DROP {kind} IF EXISTS {_q(name)}")
+    elif "." in name:  # a folded column, `<table>.<column>`
+        table, column = name.split(".", 1)
+        conn.exec_driver_sql(f"ALTER TABLE IF EXISTS {_q(table)} DROP COLUMN IF EXISTS "
+                             f"{_q(column)}")
+    else:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_q(name)}")
 
 
 def ensure_trgm(conn: Connection, notes: list[str]) -> str | None:

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale
 
+from runtime.core.catalogs import DOMAIN, TRANSLATIONS, compile_catalogs
 from runtime.core.errors import N_
 from runtime.read.accounts import LANGUAGES
 from runtime.read.titles import locale_of
 
-TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
-DOMAIN = "messages"
 # words that reach the templates as data (approval statuses, timeline kinds, inbox tabs, a
 # widget's operation, the commonest field message) and are translated where they are shown
 DATA_WORDS = (
@@ -54,24 +50,6 @@ def fallback_language() -> str:
         if best:
             return best
     return default_language()
-
-
-def compile_catalogs(folder: Path = TRANSLATIONS) -> list[Path]:
-    """Write the `.mo` of every `.po` under `folder` that has none or an older one; the
-    written paths."""
-    written = []
-    for po_path in sorted(folder.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
-        mo_path = po_path.with_suffix(".mo")
-        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
-            continue
-        with po_path.open("rb") as handle:
-            catalog = read_po(handle, locale=po_path.parts[-3])
-        partial = mo_path.with_suffix(f".mo.{os.getpid()}")
-        with partial.open("wb") as handle:
-            write_mo(handle, catalog)
-        partial.replace(mo_path)  # atomic: several server processes may start at once
-        written.append(mo_path)
-    return written
 
 
 def init_app(app: Flask, language: Callable[[], str]) -> None:

@@ -348,7 +348,11 @@ def _do_assign(inst: Instance, conn: Connection, automation: Automation, action:
         record_event(inst, conn, automation.entity, record["id"], "automation",
                      f"{automation.label.get()}: nobody to assign — no active user with "
                      f"{among}{match}.", {"automation": automation.name, "action": "assign"},
-                     None)
+                     None, key="assign_nobody", params={
+                         "automation": automation.name, "among": {
+                             "kind": action.among.kind, "value": action.among.value},
+                         "field": action.match,
+                         "match": record.get(action.match) if action.match else None})
         log.warning("automation %s.%s: nobody to assign for record %s", automation.entity,
                     automation.name, record["id"])
         return

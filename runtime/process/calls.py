@@ -111,7 +111,9 @@ def log_call(inst: Instance, reporter: Actor, agent: Actor, call: Call) -> dict[
                 "direction": "inbound", "agent": agent.username}
         for match in found:
             record_event(inst, conn, match["entity"], match["id"], "call",
-                         _summary(call, agent), data, agent.user_id)
+                         _summary(call, agent), data, agent.user_id, key="call_in",
+                         params={"caller": call.caller, "called": call.called,
+                                 "agent": agent.display_name})
             touch_activity(inst, conn, match["entity"], match["id"], now)
         return {"call": {"id": call_id, "from": call.caller, "from_e164": call.caller_e164,
                          "to": call.called, "agent": agent.username, "at": json_value(now),

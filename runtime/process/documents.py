@@ -111,7 +111,9 @@ def send_to_customer(inst: Instance, actor: Actor, document: Document, record_id
                          f"{document.label.get(actor.language)} “{printed.filename}” attached "
                          f"and queued to go to {to} by e-mail.",
                          {"document": document.name, "attachment": attachment_id,
-                          "mail": list(mail_ids), "to": to}, actor.user_id)
+                          "mail": list(mail_ids), "to": to}, actor.user_id,
+                         key="document_sent", params={"document": document.name,
+                                                      "filename": printed.filename, "to": to})
         except BaseException:
             path.unlink(missing_ok=True)
             raise

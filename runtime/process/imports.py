@@ -3,19 +3,21 @@ and the web's `/admin/import` (runtime/http/web/admin/imports.py, with its jobs 
 `runtime.process.import_jobs`).
 
 An import streams the file (`Reader`) and writes its rows a batch at a time through the one
-write path's bulk form (`runtime.write.bulk.create_many`; rows that update a record, through
-`records.update`). `import_rows` does so in one transaction: the rows are checked by the same
-rules as a form or the API, a row's problems are reported with its line number, and unless
-`skip_invalid` nothing is kept when any row is bad — nor when the import is killed half-way
-(the transaction is never committed). `dry_run` checks everything and keeps nothing.
-`import_batches` commits (or, dry, rolls back) each batch on its own, so that a job can
-show its progress to every process as it goes.
+write path's bulk form (`runtime.write.bulk.upsert_many`: new records and, with
+`--update-by`, changes to existing ones). `import_rows` does so in one transaction: the rows
+are checked by the same rules as a form or the API, a row's problems are reported with its
+line number, and unless `skip_invalid` nothing is kept when any row is bad — nor when the
+import is killed half-way (the transaction is never committed). `dry_run` checks everything
+and keeps nothing. `import_batches` commits (or, dry, rolls back) each batch on its own, so
+that a job can show its progress to every process as it goes.
 
 Columns are matched to fields by name or by label (`suggest_columns`). Links take the linked
 record's id, or its title field (a username for users). `--update-by FIELD` updates the record
-whose FIELD holds the row's value, and creates one when there is none. A text cell that an
-export escaped (`'=x`: a quote before a character that starts a spreadsheet formula) imports as
-it was stored (`=x`). A choice (the workflow's state too) takes its code (`web`) or its label
+whose FIELD holds the row's value, and creates one when there is none: the records a batch
+names are found with one query (per 500 values), and its changes are written with its new
+records (one UPDATE and one INSERT executemany per batch). A text cell that an export escaped
+(`'=x`: a quote before a character that starts a spreadsheet formula) imports as it was stored
+(`=x`). A choice (the workflow's state too) takes its code (`web`) or its label
 (`Web`, in any of the definition's languages, case aside), so an export — labels unless
 `--codes` — imports back either way.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from builder.diagnostics import did_you_mean
 from builder.model import Entity, Field
+from runtime.core import caches
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
@@ -89,9 +92,11 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
 
 
 def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
-               rows: list[tuple[Any, Mapping[str, Any]]]) -> list[bulk.Outcome]:
-    """`write` for a batch of new records at once (`bulk.create_many`): one Outcome per
-    (line, values), in order."""
+               rows: list[tuple[Any, Mapping[str, Any]]],
+               ids: Sequence[int | None] | None = None) -> list[bulk.Outcome]:
+    """`write` for a batch of records at once (`bulk.upsert_many`): one Outcome per
+    (line, values), in order; `ids[i]` is the record row i changes (None: a new one; no
+    `ids`: all new)."""
     ent = inst.model.entity(entity)
     state = ent.workflow.field if ent.workflow is not None else None
     targets: list[Any] = []
@@ -113,13 +118,15 @@ def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
         if target is None or state is None:
             return
         table = inst.schema.table(entity)
-        current = conn.execute(sa.select(table.c[state]).where(table.c.id == record_id)
-                               ).scalar()
+        current = conn.execute(caches.STATEMENTS.get(table, "state", lambda: sa.select(
+            table.c[state]).where(table.c.id == sa.bindparam("_crm_id"))),
+            {"_crm_id": record_id}).scalar()  # built once: a read per record moved
         if current != target:
             _move(inst, actor, conn, ent, record_id, target)
 
-    written = bulk.create_many(inst, actor, entity, [(rows[i][0], v) for i, v in given],
-                               conn=conn, then=then)
+    written = bulk.upsert_many(inst, actor, entity, [
+        (rows[i][0], v, None if ids is None else ids[i]) for i, v in given], conn=conn,
+        then=then)
     outcomes = [bulk.Outcome(line, error=refused.get(i)) for i, (line, _) in enumerate(rows)]
     for (index, _), outcome in zip(given, written, strict=True):
         outcomes[index] = outcome
@@ -347,7 +354,7 @@ def match_columns(ent: Entity, header: list[str], update_by: str | None
     return mapping, ignored
 
 
-BATCH = 1000  # rows written at once (bulk.create_many)
+BATCH = 1000  # rows written at once (bulk.upsert_many)
 
 
 def import_rows(inst: Instance, entity: str, header: list[str],
@@ -356,7 +363,7 @@ def import_rows(inst: Instance, entity: str, header: list[str],
                 actor: Actor | None = None,
                 progress: Callable[[int], None] | None = None) -> ImportResult:
     """Import `rows` (any iterable: a `Reader` streams them) into `entity`, BATCH rows at a
-    time through `bulk.create_many`, in one transaction (see the module's docstring);
+    time through `bulk.upsert_many`, in one transaction (see the module's docstring);
     `progress(rows read)` after each batch."""
 
     ent = entity_of(inst, entity)
@@ -497,15 +504,15 @@ class _Importer:
 
     def write(self, conn: Connection, batch: list[tuple[int, dict[str, Any]]],
               result: ImportResult) -> None:
-        """Write one batch: updates one by one (--update-by), new records at once."""
-        new: list[tuple[Any, Mapping[str, Any]]] = []
+        """Write one batch: its new records and (--update-by) its changes at once."""
+        rows: list[tuple[Any, Mapping[str, Any], int | None]] = []
         self.prefetch(conn, batch)
         for line, raw in batch:
             values, problem = self.values(conn, raw)
-            if problem is not None and new and self.links_itself:
+            if problem is not None and rows and self.links_itself:
                 # it may link by title to a record of this file not written yet
-                self.create(conn, new, result)
-                new = []
+                self.save(conn, rows, result)
+                rows = []
                 values, problem = self.values(conn, raw)
             try:
                 existing = self.existing(conn, values) if problem is None else None
@@ -513,37 +520,28 @@ class _Importer:
                 problem = str(exc)
             if problem is not None:
                 result.problems.append((line, problem))
-            elif existing is None:
-                new.append((line, values))
-            else:
-                problem = self.update(conn, existing, values)
-                if problem is None:
-                    result.updated += 1
-                else:
-                    result.problems.append((line, problem))
-        self.create(conn, new, result)
+                continue
+            if existing is not None:
+                values.pop(self.update_by or "", None)
+            rows.append((line, values, existing))
+        self.save(conn, rows, result)
 
-    def create(self, conn: Connection, new: list[tuple[Any, Mapping[str, Any]]],
-               result: ImportResult) -> None:
-        """Create the records of the rows in `new` at once."""
-        for outcome in write_many(self.inst, self.actor, conn, self.ent.name, new):
-            if outcome.error is None:
+    def save(self, conn: Connection, rows: list[tuple[Any, Mapping[str, Any], int | None]],
+             result: ImportResult) -> None:
+        """Write the rows at once: (line, values, the record it changes or None)."""
+        outcomes = write_many(self.inst, self.actor, conn, self.ent.name,
+                              [(line, values) for line, values, _ in rows],
+                              [rid for _, _, rid in rows])
+        for (_, _, rid), outcome in zip(rows, outcomes, strict=True):
+            if outcome.error is not None:
+                result.problems.append((outcome.line, problem_text(outcome.error)))
+            elif rid is None:
                 result.created += 1
                 result.ids.append(outcome.id)
             else:
-                result.problems.append((outcome.line, problem_text(outcome.error)))
+                result.updated += 1
         # a title not found before may name one of these records now
         self.link_cache = {k: v for k, v in self.link_cache.items() if not isinstance(v, str)}
-
-    def update(self, conn: Connection, record_id: int, values: dict[str, Any]) -> str | None:
-        """Update the record a row names (--update-by); the problem, if any."""
-        values.pop(self.update_by or "", None)
-        try:
-            with conn.begin_nested():
-                write(self.inst, self.actor, conn, self.ent.name, values, record_id)
-        except RecordError as exc:
-            return problem_text(exc)
-        return None
 
     def values(self, conn: Connection, raw: Mapping[str, Any]
                ) -> tuple[dict[str, Any], str | None]:

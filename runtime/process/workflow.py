@@ -36,11 +36,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.expressions import evaluate_condition
-from builder.guard_words import describe
+from builder.guard_words import Voice, describe
 from builder.model import Entity, Transition, Workflow
+from runtime.core.catalogs import say_in
 from runtime.core.context import eval_context
 from runtime.core.db import write_transaction
 from runtime.core.errors import (
+    N_,
     AwaitingApproval,
     Conflict,
     Forbidden,
@@ -54,6 +56,7 @@ from runtime.process import approvals
 from runtime.process.moves import move
 from runtime.read.permissions import can, hidden_fields, read_filter, roles_of
 from runtime.read.queries import entity_of, load, record_id_of
+from runtime.read.titles import number_text
 from runtime.write import records
 
 
@@ -114,14 +117,18 @@ def check(inst: Instance, conn: Connection, actor: Actor, ent: Entity, transitio
     """The first reason `actor` may not take `transition` on `record` now, or None."""
     workflow = ent.workflow
     assert workflow is not None
+    language = actor.language
+    say = say_in(language)
     if approvals.pending_request(inst, conn, ent.name, record["id"]) is not None:
-        return Check("approval", 409, approvals.WAITING)
+        return Check("approval", 409, say(approvals.WAITING))
     state = record.get(workflow.field)
     if state not in transition.from_states:
-        allowed = " or ".join(f"'{state_label(workflow, s)}'" for s in transition.from_states)
-        return Check("state", 409, f"'{transition.label.get()}' can be taken only from "
-                     f"{allowed}; this {ent.label.get().lower()} is "
-                     f"'{state_label(workflow, state)}'.")
+        allowed = say(N_(" or ")).join(f"'{state_label(workflow, s, language)}'"
+                                       for s in transition.from_states)
+        return Check("state", 409, say(
+            N_("'%(transition)s' can be taken only from %(states)s; this %(thing)s is "
+               "'%(state)s'."), transition=transition.label.get(language), states=allowed,
+            thing=ent.label.get(language).lower(), state=state_label(workflow, state, language)))
     problem = _role_problem(inst, conn, actor, ent, transition, record)
     if problem:
         return Check("role", 403, problem)
@@ -131,10 +138,11 @@ def check(inst: Instance, conn: Connection, actor: Actor, ent: Entity, transitio
         return Check("guard", 422, guard_message(inst, ent, transition, actor.language))
     missing = tuple(name for name in transition.requires if _empty(merged.get(name)))
     if missing:
-        labels = ", ".join(ent.fields[n].label.get() if n in ent.fields else n
-                           for n in missing)
-        return Check("requires", 422, f"Fill in {labels} before '{transition.label.get()}'.",
-                     missing)
+        labels = say(N_(", ")).join(ent.fields[n].label.get(language) if n in ent.fields else n
+                                   for n in missing)
+        return Check("requires", 422, say(N_("Fill in %(fields)s before '%(transition)s'."),
+                                          fields=labels,
+                                          transition=transition.label.get(language)), missing)
     return None
 
 
@@ -146,28 +154,34 @@ def guard_message(inst: Instance, ent: Entity, transition: Transition,
         return transition.message.get(language)
     assert transition.when is not None
     entities = inst.model.entities
+    say = say_in(language)
     words = describe(transition.when, lambda name: entities[name].fields
-                     if name in entities else None, ent.name, language)
-    return f"{transition.label.get(language)} needs: {words}."
+                     if name in entities else None, ent.name, language,
+                     Voice(say, lambda value: number_text(value, language=language)))
+    return say(N_("%(transition)s needs: %(conditions)s."),
+               transition=transition.label.get(language), conditions=words)
 
 
 def _role_problem(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
                   transition: Transition, record: Mapping[str, Any]) -> str | None:
+    language = actor.language
+    say, label = say_in(language), transition.label.get(language)
     if transition.roles == ():
         if actor.system:
             return None
-        return (f"'{transition.label.get()}' is taken only by automations, never by hand.")
+        return say(N_("'%(transition)s' is taken only by automations, never by hand."),
+                   transition=label)
     if transition.roles is not None:
         if actor.all_powerful or roles_of(inst, actor) & set(transition.roles):
             return None
-        who = ", ".join(inst.model.roles[r].label.get() if r in inst.model.roles else r
-                        for r in transition.roles)
-        return (f"Only {who} may '{transition.label.get()}'; ask someone with one of those "
-                "roles.")
+        who = say(N_(", ")).join(inst.model.roles[r].label.get(language)
+                                 if r in inst.model.roles else r for r in transition.roles)
+        return say(N_("Only %(roles)s may '%(transition)s'; ask someone with one of those "
+                      "roles."), roles=who, transition=label)
     if can(inst, actor, ent.name, "update", record, conn=conn):
         return None
-    return (f"You may not change this {ent.label.get().lower()}, so you cannot "
-            f"'{transition.label.get()}' it.")
+    return say(N_("You may not change this %(thing)s, so you cannot '%(transition)s' it."),
+               thing=ent.label.get(language).lower(), transition=label)
 
 
 def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, Any] | int,

@@ -5,6 +5,7 @@ On PostgreSQL a text sort key is compared with the ICU collation of the reader's
 server has it (`pg_collation`, PostgreSQL built with ICU); the ORDER BY and the keyset
 comparisons of the next and previous pages use the same collation, so paging stays exact.
 ICU collations are deterministic (ties are broken by the bytes), so every row keeps one place.
+Indexes in each of those collations (core/sortindex.py) serve these pages in order.
 
 SQLite has no collations but BINARY (and ASCII-only NOCASE), and one written in Python would
 be called for each comparison of a sort, which a large list cannot afford: lists there sort by
@@ -13,16 +14,14 @@ code point, as the index serves them ("Zoe" before "ana", accented letters after
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from builder.model import Entity
+from runtime.core import sortindex
 
-COLLATED_TYPES = frozenset({"text", "longtext", "email", "url"})
-_AVAILABLE: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()
+COLLATED_TYPES = sortindex.COLLATED_TYPES
 
 
 def for_language(conn: Connection, language: str | None) -> str | None:
@@ -30,17 +29,8 @@ def for_language(conn: Connection, language: str | None) -> str | None:
     where the database has none for it (SQLite; PostgreSQL without ICU)."""
     if conn.dialect.name != "postgresql":
         return None
-    base = (language or "en").replace("_", "-").split("-")[0].lower()
-    name = f"{base}-x-icu"
-    return name if name in _icu_collations(conn) else None
-
-
-def _icu_collations(conn: Connection) -> frozenset[str]:
-    engine = conn.engine
-    if engine not in _AVAILABLE:
-        _AVAILABLE[engine] = frozenset(conn.execute(sa.text(
-            "SELECT collname FROM pg_collation WHERE collname LIKE '%-x-icu'")).scalars())
-    return _AVAILABLE[engine]
+    name = sortindex.collation_name(language)
+    return name if name in sortindex.available(conn) else None
 
 
 def sort_column(ent: Entity, table: Any, name: str, collation: str | None) -> Any:

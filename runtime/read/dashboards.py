@@ -8,12 +8,17 @@ list filters) points for charts and tables, or rows for a list. The web pages dr
 (`runtime.http.web.home`, `charts`); the API answers it as JSON (`runtime.http.api.dashboards`).
 `list_summary` is the same grouping over what a list shows now (a list view's report).
 Every query here reads through `Instance.reader()`: the read replica, when there is one.
+
+Days, weeks, months and years of a datetime field (`group_by: day(created)`) are the reader's:
+its stored UTC moments are bucketed by their wall-clock time in `zone` (the web page's reader's
+zone; None: the actor's own, else UTC — the API's rule, as for list filters).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,10 +26,12 @@ from sqlalchemy.engine import Connection
 
 from builder.expressions.nodes import BoolOp, Compare, ListLit, Literal, Name, Node
 from builder.model import Dashboard, Entity, Widget
+from runtime.core.catalogs import say_in
 from runtime.core.context import sql_context
 from runtime.core.expressions import to_sql
 from runtime.core.instance import Actor, Instance
 from runtime.read import permissions, titles
+from runtime.read.listrequest import Filter
 from runtime.read.queries import where_clauses
 
 OPS = {"count": sa.func.count, "sum": sa.func.sum, "avg": sa.func.avg, "min": sa.func.min,
@@ -99,6 +106,7 @@ def _aggregate(table: sa.Table, widget: Widget) -> Any:
 
 
 def _bucket(column: Any, fn: str, dialect: str) -> Any:
+    """The bucket `fn` (day, week, month, year) of a date, or of a wall-clock datetime."""
     sqlite_format, pg_format = BUCKETS[fn]
     if dialect == "sqlite":
         if fn == "week":
@@ -122,6 +130,64 @@ def _bucket_label(key: Any, fn: str) -> str:
     return text
 
 
+# -- datetimes in the reader's zone ------------------------------------------------------------
+
+ZONE_SCAN = (datetime(1900, 1, 1), datetime(2100, 1, 1))  # where offset changes are looked for
+
+
+def reading_zone(actor: Actor, zone: tzinfo | None) -> tzinfo:
+    """`zone` when given (a page's reader's), else the actor's own zone, else UTC."""
+    return zone or titles.zone_named(actor.time_zone) or UTC
+
+
+def local_time(conn: Connection, table: sa.Table, column: Any, zone: tzinfo) -> Any:
+    """`column` (a datetime, naive UTC) as the wall-clock time in `zone`, so that its day,
+    week or month is the reader's. PostgreSQL converts with the zone's rules; SQLite adds the
+    zone's offset, which changes at the moments `offset_changes` finds between the column's
+    first and last value (a CASE, one branch per change)."""
+    if zone is UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC"):
+        return column
+    if conn.dialect.name == "postgresql":
+        return sa.func.timezone(getattr(zone, "key", "UTC"), sa.func.timezone("UTC", column))
+    low, high = conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+    if low is None:
+        return column
+    changes = offset_changes(zone, low, high)
+    shift: Any = sa.literal(f"{changes[-1][1]:+d} seconds")
+    if len(changes) > 1:
+        shift = sa.case(*((column < start, f"{before[1]:+d} seconds") for before, (start, _)
+                          in zip(changes, changes[1:], strict=False)),
+                        else_=shift)
+    return sa.func.datetime(column, shift)
+
+
+def offset_changes(zone: tzinfo, low: datetime, high: datetime) -> list[tuple[datetime, int]]:
+    """[(from when, offset in seconds)] of `zone` from `low` to `high` (naive UTC): its offset
+    at `low`, then each change, to the second (looked for day by day within ZONE_SCAN)."""
+    def offset(moment_: datetime) -> int:
+        clamped = min(max(moment_, ZONE_SCAN[0]), ZONE_SCAN[1])
+        local = clamped.replace(tzinfo=UTC).astimezone(zone)
+        return int((local.utcoffset() or timedelta()).total_seconds())
+
+    changes = [(low, offset(low))]
+    step, day = timedelta(days=1), max(low, ZONE_SCAN[0])
+    end = min(high, ZONE_SCAN[1])
+    while day < end:
+        after = min(day + step, end)
+        if offset(after) != changes[-1][1]:
+            early, late = 0, int((after - day).total_seconds())  # the change is in (early, late]
+            while late - early > 1:
+                middle = (early + late) // 2
+                if offset(day + timedelta(seconds=middle)) == changes[-1][1]:
+                    early = middle
+                else:
+                    late = middle
+            start = (day + timedelta(seconds=late)).replace(microsecond=0)
+            changes.append((start, offset(start)))
+        day = after
+    return changes
+
+
 def value_field(entity: Entity, widget: Widget) -> Any:
     """The field whose type the widget's values take (None: a count or a ratio)."""
     if widget.field and widget.op != "count" and widget.divide_by is None:
@@ -129,7 +195,10 @@ def value_field(entity: Entity, widget: Widget) -> Any:
     return None
 
 
-def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") -> WidgetValue:
+def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en",
+            zone: tzinfo | None = None) -> WidgetValue:
+    """The widget's value for `actor`; datetimes grouped by day, week, month or year in
+    `zone` (None: the actor's own zone, else UTC)."""
     entity = inst.model.entity(widget.entity)
     result = WidgetValue(widget, entity, value_field=value_field(entity, widget))
     hidden = permissions.hidden_fields(inst, actor, widget.entity)
@@ -150,7 +219,8 @@ def compute(inst: Instance, actor: Actor, widget: Widget, language: str = "en") 
             if widget.divide_by is not None:
                 result.number = _ratio(inst, actor, conn, table, widget, result.number)
         elif widget.type in ("chart", "table") and widget.group_by:
-            result.points = _groups(inst, actor, conn, table, clauses, widget, entity, language)
+            result.points = _groups(inst, actor, conn, table, clauses, widget, entity, language,
+                                    reading_zone(actor, zone))
         else:
             result.rows = _rows(conn, table, clauses, widget, hidden)
     return result
@@ -174,10 +244,13 @@ def _ratio(inst: Instance, actor: Actor, conn: Connection, table: sa.Table, widg
 
 
 def _groups(inst: Instance, actor: Actor, conn: Connection, table: sa.Table,
-            clauses: list[Any], widget: Widget, entity: Entity, language: str) -> list[Point]:
+            clauses: list[Any], widget: Widget, entity: Entity, language: str,
+            zone: tzinfo = UTC) -> list[Point]:
     fn, name = widget.group_parts
     assert name is not None
     column = table.c[name]
+    if fn and entity.fields[name].type == "datetime":
+        column = local_time(conn, table, column, zone)
     key = _bucket(column, fn, conn.dialect.name) if fn else column
     value = _aggregate(table, widget)
     stmt = sa.select(key.label("k"), value.label("v")).where(*clauses).group_by(key)
@@ -206,7 +279,8 @@ def _point(k: Any, v: Any, fn: str | None, name: str, f: Any, names: dict[Any, s
     elif f.type == "choice":
         label, filters = f.option_label(k, language) if k is not None else "(none)", same
     elif f.type == "boolean":
-        label, filters = "Yes" if k else "No", {name: "true" if k else "false"}
+        label = say_in(language)(titles.YES if k else titles.NO)
+        filters = {name: "true" if k else "false"}
     else:
         label, filters = "(none)" if k is None else str(k), same
     return Point(k, label, v if v is not None else 0, filters)
@@ -354,7 +428,8 @@ def _literal(value: Any) -> str:
 
 
 def list_total(inst: Instance, actor: Actor, entity: Entity, field_name: str,
-               filters: dict[str, Any], q: str | None) -> Any:
+               filters: Mapping[str, Any] | Iterable[Filter], q: str | None,
+               zone: tzinfo | None = None) -> Any:
     """The sum of `field_name` over what a list shows (same row filter, filters and search):
     a kanban column's total. None when the field is hidden from the user."""
     if field_name in permissions.hidden_fields(inst, actor, entity.name):
@@ -362,16 +437,18 @@ def list_total(inst: Instance, actor: Actor, entity: Entity, field_name: str,
     table = inst.schema.table(entity.name)
     with inst.reader() as conn:
         clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
-                                dialect=conn.dialect.name)
+                                dialect=conn.dialect.name, zone=zone)
         total = conn.execute(sa.select(sa.func.sum(table.c[field_name])).where(
             *clauses)).scalar()
     return total if total is not None else 0
 
 
 def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str, str],
-                 q: str | None, language: str = "en") -> list[Point]:
+                 q: str | None, language: str = "en", zone: tzinfo | None = None
+                 ) -> list[Point]:
     """A list view's report (`group_by` and `op` on the list view): the groups of the records
-    the list shows now — same row filter, filters and search — in one query."""
+    the list shows now — same row filter, filters and search — in one query; `zone` as for
+    `compute`."""
     view = entity.views.list
     if not view.group_by:
         return []
@@ -384,5 +461,6 @@ def list_summary(inst: Instance, actor: Actor, entity: Entity, filters: dict[str
     table = inst.schema.table(entity.name)
     with inst.reader() as conn:
         clauses = where_clauses(inst, actor, entity, table, filters=filters, q=q,
-                                dialect=conn.dialect.name)
-        return _groups(inst, actor, conn, table, clauses, widget, entity, language)
+                                dialect=conn.dialect.name, zone=zone)
+        return _groups(inst, actor, conn, table, clauses, widget, entity, language,
+                       reading_zone(actor, zone))

@@ -11,13 +11,20 @@ page shows them as warnings and lists without what was wrong.
 Filters given to `queries.query` as a mapping (`{"amount__gte": "100"}`) go through the same
 `checked_filter`, and sort keys through `sort_key`: there is one reader of a `field__op` key,
 its value and a sort key. Nothing here touches the database.
+
+Dates and times without an offset are read in a time zone (docs/languages.md, "Time zones"):
+a date given for a datetime field (`created=2026-12-04`, `created__gte=2026-12-01`) is a whole
+day from one midnight to the next in the `days` zone — 23, 24 or 25 hours — and a date and time
+without an offset (what a `datetime-local` box sends) is a moment in the `times` zone. The web
+list reads both in its reader's zone (`parse_list(zone=…)` puts it on each `Filter`); the API
+reads a date in the token user's own zone (else UTC) and a time without an offset as UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple
 
 from builder.diagnostics import did_you_mean
@@ -41,6 +48,7 @@ class Filter(NamedTuple):
     field: str
     op: str
     value: Any
+    zone: tzinfo | None = None  # the zone the reader typed dates and times in (None: the API's)
 
     @property
     def key(self) -> str:
@@ -79,6 +87,14 @@ class ListRequest:
         return self
 
 
+class Day(NamedTuple):
+    """A date given for a datetime field: the moments from `start` up to (not including) `end`,
+    naive UTC like the stored values — the reader's two local midnights."""
+
+    start: datetime
+    end: datetime
+
+
 class NotAFilter(BadRequest):
     """A key that names no field, or no operator, that the reader may filter by."""
 
@@ -87,20 +103,23 @@ class NotAFilter(BadRequest):
 
 def parse_list(ent: Entity, args: Mapping[str, Any], *, hidden: Collection[str] = frozenset(),
                me: int | None = None, ignore: Callable[[str], bool] | None = None,
-               skip_blank: bool = False) -> ListRequest:
+               skip_blank: bool = False, zone: tzinfo | None = None) -> ListRequest:
     """The list request in `args` (a werkzeug MultiDict, or a mapping of strings or lists).
 
     `hidden`: the fields the reader may not see (no filter, no sort); `me`: the reader's user
     id, for `owner=me`; `ignore(key)`: keys the caller keeps for itself. Keys starting with
     `_` are never filters (no field name does): cache busters, `_method`. `skip_blank`: an
-    empty value is no filter (a submitted form sends every box)."""
+    empty value is no filter (a submitted form sends every box). `zone`: the reader's time
+    zone, which dates and times without an offset are read in (the web's); None: the API's
+    rule (see the module's docstring)."""
     given, problems = _given(args, ignore)
     filters = []
     for key, raw in given.items():
         if key in STATE_KEYS or (skip_blank and raw == ""):
             continue
         try:
-            filters.append(checked_filter(ent, key, raw, hidden, me)[0])
+            filters.append(checked_filter(ent, key, raw, hidden, me, days=zone or UTC,
+                                          times=zone or UTC)[0]._replace(zone=zone))
         except BadRequest as exc:
             problems.append(Problem(key, exc.message, isinstance(exc, NotAFilter)))
     sort = _sort(ent, given.get("sort") or "", hidden, problems)
@@ -184,9 +203,12 @@ def split_key(ent: Entity, key: str, hidden: Collection[str]) -> tuple[str, str]
 
 
 def checked_filter(ent: Entity, key: str, raw: Any, hidden: Collection[str],
-                   me: int | None) -> tuple[Filter, list[Any]]:
+                   me: int | None, *, days: tzinfo = UTC, times: tzinfo = UTC
+                   ) -> tuple[Filter, list[Any]]:
     """The filter `key=raw`, and its values as the SQL compares them (`me` resolved, a date
-    against a datetime marked "day"); a BadRequest that says what to fix."""
+    against a datetime followed by its `Day`, datetimes in naive UTC); a BadRequest that says
+    what to fix. `days`: the zone whose midnights bound a date given for a datetime field;
+    `times`: the zone of a date and time given without an offset."""
     name, op = split_key(ent, key, hidden)
     field = ent.fields[name]
     if op in ORDERED_OPERATORS and not REGISTRY[field.type].ordered:
@@ -195,10 +217,11 @@ def checked_filter(ent: Entity, key: str, raw: Any, hidden: Collection[str],
     if op == "contains" and field.type not in (*TEXT_TYPES, *LIST_TYPES):
         raise BadRequest(f"'{key}': __contains works on text and list fields; "
                          f"{name} is a {field.type} field.")
-    return Filter(name, op, raw), filter_values(key, field, op, raw, me)
+    return Filter(name, op, raw), filter_values(key, field, op, raw, me, days=days, times=times)
 
 
-def filter_values(key: str, field: Field, op: str, raw: Any, me: int | None) -> list[Any]:
+def filter_values(key: str, field: Field, op: str, raw: Any, me: int | None, *,
+                  days: tzinfo = UTC, times: tzinfo = UTC) -> list[Any]:
     try:
         if op == "isnull":
             text = str(_one(raw)).strip().lower()
@@ -206,18 +229,15 @@ def filter_values(key: str, field: Field, op: str, raw: Any, me: int | None) -> 
                 raise ValueError("must be true or false")
             values: list[Any] = [text in ("true", "1", "yes")]
         elif op == "in":
-            values = [_filter_value(me, field, v) for v in split_values(raw)]
+            values = [_filter_value(me, field, v, days, times) for v in split_values(raw)]
             if not values:
                 raise ValueError("needs at least one value (a comma-separated list)")
         else:
             one = _one(raw)
-            values = [_filter_value(me, field, one) if op != "contains" or field.type
-                      in LIST_TYPES else str(one)]
-            if field.type == "datetime" and isinstance(one, str) and len(one.strip()) == 10:
-                if values[0] is not None and values[0].date() == date.max:
-                    # a whole day ends at the next one, which no calendar has
-                    raise ValueError(f"must be a day before {date.max.isoformat()}")
-                values.append("day")
+            values = [_filter_value(me, field, one, days, times) if op != "contains" or
+                      field.type in LIST_TYPES else str(one)]
+            if field.type == "datetime" and _is_date(one):
+                values.append(day_of(date.fromisoformat(one.strip()), days))
     except ValueError as exc:
         raise BadRequest(f"Filter '{key}': the value {str(raw)[:60]!r} {exc}.") from None
     if op != "isnull" and any(v is None for v in values):
@@ -246,7 +266,32 @@ def _one(raw: Any) -> Any:
     return raw
 
 
-def _filter_value(me: int | None, field: Field, raw: Any) -> Any:
+def _is_date(raw: Any) -> bool:
+    """Whether `raw` is a date alone ("2026-12-04"), not a date and time."""
+    return isinstance(raw, str) and len(raw.strip()) == 10
+
+
+def day_of(day: date, zone: tzinfo) -> Day:
+    """The moments of `day` in `zone`, as naive UTC: from its midnight to the next one (a day
+    that skips or repeats an hour for daylight saving lasts 23 or 25 hours)."""
+    if day == date.max:  # a whole day ends at the next one, which no calendar has
+        raise ValueError(f"must be a day before {date.max.isoformat()}")
+    return Day(moment(datetime.combine(day, time()), zone),
+               moment(datetime.combine(day + timedelta(days=1), time()), zone))
+
+
+def moment(value: datetime, zone: tzinfo) -> datetime:
+    """`value` — naive: a wall-clock time in `zone` — as naive UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("is too close to the first or last day a calendar has") from None
+
+
+def _filter_value(me: int | None, field: Field, raw: Any, days: tzinfo = UTC,
+                  times: tzinfo = UTC) -> Any:
     if field.type in ("link", "links") and isinstance(raw, str) and raw.strip() == "me" \
             and field.to == "user":
         return me
@@ -258,6 +303,10 @@ def _filter_value(me: int | None, field: Field, raw: Any) -> Any:
         return str(raw).strip()
     if field.type == "phone":  # compared as a number, in E.164 (read/queries.py)
         return str(raw).strip()
+    if field.type == "datetime" and isinstance(raw, str):  # an offset (or Z) is kept
+        coerce(field, raw)  # a ValueError that says what a date and time looks like
+        given = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        return moment(given.replace(microsecond=0), days if _is_date(raw) else times)
     return coerce(field, raw)
 
 

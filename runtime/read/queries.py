@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, tzinfo
 from decimal import InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +33,14 @@ from runtime.read import collation as collations
 from runtime.read import search
 from runtime.read.listrequest import (
     MAX_LIMIT,
+    Day,
     Filter,
     checked_filter,
     default_sort,
     sort_key,
 )
 from runtime.read.permissions import hidden_fields, read_filter
-from runtime.read.titles import link_titles, title, titles_of
+from runtime.read.titles import link_titles, title, titles_of, zone_named
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -211,8 +212,8 @@ def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, fi
     if op == "in":
         return column.in_(values)
     value = _bound(column, values[0])
-    if field.type == "datetime" and isinstance(values[0], datetime) and values[-1] == "day":
-        start, end = values[0], values[0] + timedelta(days=1)
+    if field.type == "datetime" and isinstance(values[-1], Day):
+        start, end = values[-1]  # the reader's midnights, in UTC: 23, 24 or 25 hours apart
         day = {"eq": lambda: sa.and_(column >= start, column < end),
                "ne": lambda: sa.or_(column < start, column >= end, column.is_(None)),
                "gt": lambda: column >= end, "gte": lambda: column >= start,
@@ -245,15 +246,23 @@ def _bound(column: Any, value: Any) -> Any:
 
 def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
                    filters: Mapping[str, Any] | Iterable[Filter] | None,
-                   hidden: frozenset[str], dialect: str) -> list[ColumnElement]:
+                   hidden: frozenset[str], dialect: str,
+                   zone: tzinfo | None = None) -> list[ColumnElement]:
     """SQL for filters: a `ListRequest`'s (field, operator, value) triples, or a mapping of
     API-style keys (`field=value`, `field__gt=value`, ...); each is read and checked by
-    `listrequest.checked_filter`, so both mean the same."""
-    items = filters.items() if isinstance(filters, Mapping) else (
-        (f.key, f.value) for f in filters or ())
+    `listrequest.checked_filter`, so both mean the same.
+
+    Dates and times without an offset are read in the filter's own zone, else `zone` (a web
+    page's reader's); with neither, as the API reads them: a date in the actor's own time
+    zone (UTC when they have none), a date and time in UTC."""
+    items = ((key, raw, None) for key, raw in filters.items()) if isinstance(
+        filters, Mapping) else ((f.key, f.value, f.zone) for f in filters or ())
+    own = zone_named(actor.time_zone) or UTC
     clauses = []
-    for key, raw in items:
-        flt, values = checked_filter(ent, key, raw, hidden, actor.user_id)
+    for key, raw, typed_in in items:
+        typed = typed_in or zone
+        flt, values = checked_filter(ent, key, raw, hidden, actor.user_id, days=typed or own,
+                                     times=typed or UTC)
         clauses.append(_field_clause(inst, dialect, ent, table, ent.fields[flt.field], flt.op,
                                      values))
     return clauses
@@ -261,13 +270,13 @@ def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
 
 def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
                   filters: Mapping[str, Any] | Iterable[Filter] | None, q: str | None,
-                  dialect: str) -> list[ColumnElement]:
+                  dialect: str, zone: tzinfo | None = None) -> list[ColumnElement]:
     hidden = hidden_fields(inst, actor, ent.name)
     clauses = []
     row_filter = read_filter(inst, actor, ent.name, table)
     if row_filter is not None:
         clauses.append(row_filter)
-    clauses += filter_clauses(inst, actor, ent, table, filters, hidden, dialect)
+    clauses += filter_clauses(inst, actor, ent, table, filters, hidden, dialect, zone)
     found = search.search_clause(inst, actor, ent, table, q, hidden, dialect)
     if found is not None:
         clauses.append(found)

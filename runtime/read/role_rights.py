@@ -2,6 +2,10 @@
 per entity create / read / update / delete — "yes", "no", or "when …" with the rule in words
 (`builder.guard_words`) — and the hidden and read-only fields.
 
+The rule reads in the reader's language: labels and option labels from the label maps, the
+words between them ("is", "at least") through `say` — gettext, which the page passes in, as
+this layer knows no request — and numbers in the reader's format.
+
 A role is described with everything it inherits, combined the way `runtime.read.permissions`
 combines several roles for a user: a right holds when any of the roles gives it, a field is
 hidden (read-only) only when every role that reads (writes) hides it (makes it read-only).
@@ -9,13 +13,16 @@ hidden (read-only) only when every role that reads (writes) hides it (makes it r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from builder.expressions import Expression
-from builder.guard_words import describe
+from builder.guard_words import ENGLISH, Voice, describe
 from builder.model import Entity, Permission, Role
 from runtime.core.instance import Instance
 from runtime.read.accounts import all_roles
+from runtime.read.titles import number_text
 
 ACTIONS = ("create", "read", "update", "delete")
 
@@ -39,7 +46,7 @@ class EntityRights:
 @dataclass(frozen=True)
 class RoleSummary:
     role: Role
-    inherits: tuple[str, ...]  # every role it inherits, transitively
+    inherits: tuple[Role, ...]  # every role it inherits, transitively, by name
     entities: int  # how many entities it may read at all
     builtin: bool
 
@@ -48,12 +55,14 @@ def summaries(inst: Instance) -> list[RoleSummary]:
     """Every role, the built-in ones first, then by name."""
     model = inst.model
     result = []
-    for name, role in all_roles(inst).items():
+    roles = all_roles(inst)
+    for name, role in roles.items():
         builtin = role.pack is None
         readable = len(model.entities) if name == "admin" else sum(
             1 for ent in model.entities.values() if not ent.system
             and _combined(ent, _grants(inst, name), "read").kind != "no")
-        result.append(RoleSummary(role, tuple(sorted(model.role_closure((name,)) - {name})),
+        parents = sorted(model.role_closure((name,)) - {name})
+        result.append(RoleSummary(role, tuple(roles[p] for p in parents if p in roles),
                                   readable, builtin))
     return sorted(result, key=lambda s: (not s.builtin, s.role.name))
 
@@ -63,7 +72,8 @@ def _grants(inst: Instance, role: str) -> frozenset[str]:
 
 
 def _combined(ent: Entity, roles: frozenset[str], action: str,
-              language: str | None = None, inst: Instance | None = None) -> Right:
+              language: str | None = None, inst: Instance | None = None,
+              voice: Voice = ENGLISH) -> Right:
     rules = [getattr(perm, action) for name, perm in ent.permissions.items() if name in roles]
     if any(rule is True for rule in rules):
         return Right("yes")
@@ -74,7 +84,7 @@ def _combined(ent: Entity, roles: frozenset[str], action: str,
         return Right("when")
     entities = inst.model.entities
     return Right("when", tuple(describe(rule, lambda n: entities[n].fields
-                                        if n in entities else None, ent.name, language)
+                                        if n in entities else None, ent.name, language, voice)
                                for rule in conditions))
 
 
@@ -90,14 +100,17 @@ def _fields(ent: Entity, perms: list[Permission], key: str, language: str | None
                         for n in common))
 
 
-def rights(inst: Instance, role: str, language: str | None = None) -> list[EntityRights]:
-    """What `role` may do per entity it has any right on, by entity label."""
+def rights(inst: Instance, role: str, language: str | None = None,
+           say: Callable[..., str] | None = None) -> list[EntityRights]:
+    """What `role` may do per entity it has any right on, by entity label; `say` translates
+    the words of the rules (gettext's signature), English when None."""
     roles = _grants(inst, role)
+    voice = Voice(say, partial(number_text, language=language)) if say else ENGLISH
     result = []
     for ent in inst.model.entities.values():
         if ent.system:
             continue
-        answers = {a: _combined(ent, roles, a, language, inst) for a in ACTIONS}
+        answers = {a: _combined(ent, roles, a, language, inst, voice) for a in ACTIONS}
         if all(r.kind == "no" for r in answers.values()):
             continue
         perms = [p for n, p in ent.permissions.items() if n in roles]

@@ -5,7 +5,8 @@ a text value, a phone number by its E.164 shadow column (core/phones.py), a link
 `search` fields of the linked record (among those the reader may read), and a record's id
 finds it. Words are looked up in the search index (core/searchindex.py): on SQLite the FTS5
 trigram table, restricted to the visible columns (`{col col} : "word"`); on PostgreSQL
-`LIKE` on the columns' folded text, which pg_trgm's GIN indexes serve. A word of one or two
+`LIKE` on the stored folded copy of each visible column (`_fold_<column>`), which pg_trgm's
+GIN indexes serve, and which the rank reads too. A word of one or two
 characters has no trigram and is matched with LIKE. Words and values are compared folded
 (`searchindex.fold`: accents and case aside), so "Jose" finds "José" and "muller" "Müller".
 
@@ -141,8 +142,9 @@ def _fts_rowids(table_name: str, expression: str) -> Any:
 
 
 def text_match(column: Any, word: str, dialect: str) -> ColumnElement:
-    """`word` anywhere in a text column, accents and case aside: LIKE on the folded text
-    (PostgreSQL's trigram index serves it; on SQLite a scan, for words too short for FTS5)."""
+    """`word` anywhere in an indexed text column, accents and case aside: LIKE on its folded
+    text (PostgreSQL: the stored copy, which the trigram index serves; on SQLite a scan, for
+    words too short for FTS5)."""
     return searchindex.folded(column, dialect).contains(searchindex.fold(word), autoescape=True)
 
 

@@ -33,8 +33,12 @@ from babel.numbers import NumberPattern, format_decimal, get_currency_symbol
 from builder.expressions import EvalContext, render_template, template_names
 from builder.expressions.slots import format_value
 from builder.model import AppModel, Entity, Field
+from runtime.core.catalogs import say_in
 from runtime.core.context import scope_of
+from runtime.core.errors import N_
 from runtime.read.permissions import hidden_fields, native, read_filter
+
+YES, NO = N_("Yes"), N_("No")  # a boolean as people read it, in their language
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -180,7 +184,7 @@ def readable(f: Field | None, value: Any, language: str | None = None, *,
         items = value if isinstance(value, list | tuple) else [value]
         return ", ".join(f.option_label(v, language) for v in items)
     if kind == "boolean":
-        return "Yes" if value else "No"
+        return say_in(language)(YES if value else NO)
     if f is not None and kind == "money":
         return money_text(value, f, currency, language)
     if kind in ("integer", "decimal") and f is not None and f.name not in ("id", "version"):

@@ -1,26 +1,37 @@
-"""Many new records of one entity at once, through the one write path (`records`): imports
-and demo data write here (docs/records.md, "Writing many records").
+"""Many records of one entity at once, through the one write path (`records`): imports
+(new records and `--update-by`'s changes) and demo data write here (docs/records.md,
+"Writing many records").
 
-`create_many` takes a batch of rows and runs the steps of `records.create` over all of them:
+`upsert_many` takes a batch of rows, each new or naming the record it changes, and runs the
+steps of `records.create` and `records.update` over all of them (`create_many` when all
+are new):
 
-1. every row is read, coerced, defaulted and checked as one create checks it (field rules,
-   validations, read-only fields, assignment, links, files) — one bad row is reported with its
-   line and the others' checks go on;
+1. the records the batch changes are read in one query per 500 (locked on PostgreSQL);
+   every row is read, coerced, defaulted and checked as one create or update checks it
+   (`records.new_record` / `records.revised`: permissions, field rules, validations,
+   read-only fields, assignment, links, files) — one bad row is reported with its line and
+   the others' checks go on;
 2. unique values are compared with the table in one query per unique field, and with the
-   rows before them in the batch; `block` duplicate rules likewise (the table per row, the
-   batch by key); the entity's create rule is checked per row;
-3. the good rows are written with one statement each for the rows (executemany, ids
-   returned in order), their audit entries and `links` join rows; autonumbers come from one
-   counter bump; rollups and the formulas over them are refreshed once per parent at the end
-   of the batch (`derived.batch`); then each record's `after_write` hooks (automations
-   `on: create`) run in row order, and the caller's `then` step (an import's move to the
-   record's workflow state).
+   rows before them in the batch (a change that frees a value lets a later row take it);
+   `block` duplicate rules likewise (the table per row, the batch by key); the entity's
+   create rule is checked per new row;
+3. the good rows are written: the changes with one compiled UPDATE … WHERE id AND version
+   (executemany; each row's version bumped, the count of rows matched checked as a single
+   update checks it), then the new rows with one INSERT (ids returned in order); their
+   audit entries (old → new value of each changed field) with one statement each, `links`
+   join rows, the owner's change on the timeline; autonumbers come from one counter bump;
+   rollups and the formulas over them are refreshed once per parent at the end of the
+   batch (`derived.batch`); then each record's `after_write` hooks (automations `on:
+   create` or `on: update`) run in row order, and the caller's `then` step (an import's
+   move to the record's workflow state).
 
 Step 3 runs in a savepoint: when it fails (an automation refuses a record, a unique value
-taken by a concurrent writer), the whole batch is written again one row at a time through
-`records.create`, each in a savepoint of its own, so the row at fault is reported and the
-others are kept — the result is that of writing the rows one by one. Duplicate rules with
-`action: warn` give no warnings here (a bulk load has nobody to confirm them).
+taken by a concurrent writer), or when a check of step 2 found a record that an earlier
+row of the batch changes (the answer depends on the order), the whole batch is written
+again one row at a time through `records.create` / `records.update`, each in a savepoint
+of its own, so the row at fault is reported and the others are kept — the result is that
+of writing the rows one by one. Duplicate rules with `action: warn` give no warnings here
+(a bulk load has nobody to confirm them).
 
 Without a connection, a batch is one transaction; an import passes its own to keep the whole
 file all-or-nothing (runtime/ops/transfer.py).
@@ -35,17 +46,19 @@ rollups over parents are refreshed once at the end (`derived.batch`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.model import Entity
+from runtime.core import phones
 from runtime.core.context import Fetcher
 from runtime.core.db import in_transaction, is_sqlite, mark_written
-from runtime.core.errors import Conflict, RecordError
-from runtime.core.values import is_empty
-from runtime.read.queries import entity_of
+from runtime.core.errors import Conflict, RecordError, ValidationFailed
+from runtime.core.values import Errors, is_empty
+from runtime.read.permissions import read_filter
+from runtime.read.queries import attach_links, entity_of, not_found
 from runtime.write import checks, derived, records
 
 if TYPE_CHECKING:
@@ -53,80 +66,186 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-Then = Callable[["Connection", int, int], None]  # (conn, row's index in the batch, new id)
+Then = Callable[["Connection", int, int], None]  # (conn, row's index in the batch, record id)
+Row = tuple[Any, Mapping[str, Any], "int | None"]  # (line, values, id of the record it changes)
 TAKEN = "is already used by another record; enter a different value"
 
 
 @dataclass
 class Outcome:
-    """What became of one row: the new record's id, or the error that refused it."""
+    """What became of one row: the record's id (new or changed), or the error that refused
+    it."""
 
     line: Any
     id: int | None = None
     error: RecordError | None = None
 
 
+@dataclass
+class _Checked:
+    """A row read and checked: the record to write; for a change, the record before it and
+    the fields it changes."""
+
+    index: int
+    record: dict[str, Any]
+    errors: Errors
+    old: dict[str, Any] | None = None
+    changed: list[str] = field(default_factory=list)
+
+
+class _OrderMatters(Exception):
+    """A check found a record that an earlier row of the batch changes: only writing the
+    rows one by one tells whether it still matches."""
+
+
 def create_many(inst: Instance, actor: Actor, entity: str,
                 rows: Sequence[tuple[Any, Mapping[str, Any]]], *,
                 conn: Connection | None = None, then: Then | None = None) -> list[Outcome]:
-    """Create a record from each (line, values) of `rows` (see the module's docstring); one
-    Outcome per row, in order. `then(conn, index, id)` runs after each record's hooks, in
-    the same savepoint: a RecordError there refuses that row as a check would."""
+    """Create a record from each (line, values) of `rows`: `upsert_many` of new records."""
+    return upsert_many(inst, actor, entity, [(line, values, None) for line, values in rows],
+                       conn=conn, then=then)
+
+
+def upsert_many(inst: Instance, actor: Actor, entity: str, rows: Sequence[Row], *,
+                conn: Connection | None = None, then: Then | None = None) -> list[Outcome]:
+    """Write each (line, values, id) of `rows`: a new record when id is None, else a change
+    to that record (see the module's docstring); one Outcome per row, in order.
+    `then(conn, index, id)` runs after each record's hooks, in the same savepoint: a
+    RecordError there refuses that row as a check would."""
     ent = entity_of(inst, entity)
-    records.may_create(inst, actor, ent)
+    if any(rid is None for _, _, rid in rows):
+        records.may_create(inst, actor, ent)
 
     def work(conn: Connection) -> list[Outcome]:
-        outcomes = [Outcome(line) for line, _ in rows]
-        good = _checked(inst, actor, ent, rows, conn, outcomes)
+        outcomes = [Outcome(line) for line, _, _ in rows]
         try:
+            good = _checked(inst, actor, ent, rows, conn, outcomes)
             with conn.begin_nested():
                 _write(inst, actor, ent, conn, good, outcomes, then)
-        except (RecordError, sa.exc.IntegrityError):
+        except (_OrderMatters, RecordError, sa.exc.IntegrityError):
             # every row again, the refused ones too: a row that took a unique value in the
             # checks may be the one that failed, and the row refused for it is good then
-            outcomes = [Outcome(line) for line, _ in rows]
+            outcomes = [Outcome(line) for line, _, _ in rows]
             _one_by_one(inst, actor, ent, conn, rows, outcomes, then)
         return outcomes
 
     return in_transaction(inst.engine, conn, work)
 
 
-def _checked(inst: Instance, actor: Actor, ent: Entity,
-             rows: Sequence[tuple[Any, Mapping[str, Any]]], conn: Connection,
-             outcomes: list[Outcome]) -> list[tuple[int, dict[str, Any]]]:
-    """Steps 1 and 2: the (index, record) of the rows that pass every check; the others'
-    outcomes get their error."""
+def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
+             conn: Connection, outcomes: list[Outcome]) -> list[_Checked]:
+    """Steps 1 and 2: the rows that pass every check, in order; the others' outcomes get
+    their error."""
     fetch = Fetcher(inst, conn)  # nothing is written during the checks: one cache for all
+    current = _current(inst, actor, ent, conn, [rid for _, _, rid in rows if rid is not None])
     prepared = []
-    for index, (_, values) in enumerate(rows):
+    for index, (_, values, rid) in enumerate(rows):
         try:
             given = records.input_values(values)
             given.pop("_confirm_duplicates", None)
-            prepared.append((index, *records.new_record(inst, actor, ent, given, conn, fetch)))
+            if rid is None:
+                prepared.append(_Checked(index, *records.new_record(inst, actor, ent, given,
+                                                                    conn, fetch)))
+                continue
+            old = current.get(rid)
+            if old is None:
+                raise not_found(ent, rid)
+            record, changed, errors = records.revised(inst, actor, ent, old, given, conn,
+                                                      fetch=fetch)
+            prepared.append(_Checked(index, record, errors, old, changed))
         except RecordError as exc:
             outcomes[index].error = exc
-    taken = checks.unique_taken(conn, ent, inst.schema.table(ent.name),
-                                [record for _, record, _ in prepared])
+    holders = _holders(conn, ent, inst.schema.table(ent.name), prepared)
     seen: dict[tuple[Any, ...], Any] = {}
+    moved: set[int] = set()  # records changed by the rows checked so far
     good = []
-    for index, record, errors in prepared:
-        keys = checks.blocking_keys(ent, record)
+    for row in prepared:
+        rid = None if row.old is None else int(row.old["id"])
+        unique = [n for n in holders if rid is None or n in row.changed]
+        keys = [k for k in checks.blocking_keys(ent, row.record)
+                if rid is None or set(ent.duplicates[k[0]].match) & set(row.changed)]
         try:
-            for name, values in taken.items():
-                if not is_empty(record.get(name)) and record[name] in values:
-                    errors.setdefault(name, []).append(TAKEN)
-            records.admit(inst, actor, ent, record, errors, conn)
-            _no_twin(ent, keys, seen)
-            checks.duplicates(inst, conn, ent, record, None, True)
+            for name in unique:
+                value = row.record.get(name)
+                if not is_empty(value) and holders[name].get(value, set()) - {rid}:
+                    row.errors.setdefault(name, []).append(TAKEN)
+            if rid is None:
+                records.admit(inst, actor, ent, row.record, row.errors, conn)
+            elif row.errors:
+                raise ValidationFailed(row.errors)
+            if rid is None or row.changed:
+                _no_twin(ent, keys, seen)
+                _no_duplicate(inst, conn, ent, row, moved)
         except RecordError as exc:
-            outcomes[index].error = exc
+            outcomes[row.index].error = exc
             continue
-        for name, values in taken.items():
-            if not is_empty(record.get(name)):
-                values.add(record[name])
-        seen.update(dict.fromkeys(keys, outcomes[index].line))
-        good.append((index, record))
+        for name in unique:
+            if row.old is not None:
+                holders[name].get(row.old.get(name), set()).discard(rid)
+            if not is_empty(row.record.get(name)):
+                holders[name].setdefault(row.record[name], set()).add(
+                    -1 - row.index if rid is None else rid)
+        seen.update(dict.fromkeys(keys, outcomes[row.index].line))
+        if rid is not None and row.changed:
+            moved.add(rid)
+        good.append(row)
     return good
+
+
+def _current(inst: Instance, actor: Actor, ent: Entity, conn: Connection, ids: list[int]
+             ) -> dict[int, dict[str, Any]]:
+    """{id: record} of the records of `ids` the actor may read (as `records.load` reads
+    one: every field, `links` too; locked on PostgreSQL), 500 a query."""
+    table = inst.schema.table(ent.name)
+    row_filter = read_filter(inst, actor, ent.name, table)
+    found: dict[int, dict[str, Any]] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 500):
+        stmt = sa.select(table).where(table.c.id.in_(wanted[start:start + 500]))
+        if row_filter is not None:
+            stmt = stmt.where(row_filter)
+        if not is_sqlite(conn):
+            stmt = stmt.order_by(table.c.id).with_for_update(key_share=True, of=table)
+        for row in conn.execute(stmt).mappings():
+            found[int(row["id"])] = dict(row)
+    rows = list(found.values())
+    attach_links(inst, conn, ent, rows)
+    return {rid: {name: row.get(name) for name in ent.fields}
+            | {k: v for k, v in row.items() if k not in ent.fields}
+            for rid, row in found.items()}
+
+
+def _holders(conn: Connection, ent: Entity, table: sa.Table, prepared: list[_Checked]
+             ) -> dict[str, dict[Any, set[int]]]:
+    """{unique field: {value the batch writes: ids of the records holding it now}}, one
+    query per field and 500 values."""
+    holders: dict[str, dict[Any, set[int]]] = {}
+    for name, f in ent.fields.items():
+        if not (f.unique and name in table.c):
+            continue
+        wanted = sorted({row.record[name] for row in prepared
+                         if (row.old is None or name in row.changed)
+                         and not is_empty(row.record.get(name))}, key=str)
+        holders[name] = {}
+        for i in range(0, len(wanted), 500):
+            for rid, value in conn.execute(sa.select(table.c.id, table.c[name]).where(
+                    table.c[name].in_(wanted[i:i + 500]))):
+                holders[name].setdefault(value, set()).add(int(rid))
+    return holders
+
+
+def _no_duplicate(inst: Instance, conn: Connection, ent: Entity, row: _Checked,
+                  moved: set[int]) -> None:
+    """Conflict when a `block` duplicate rule finds the record in the table (for a change,
+    on the fields it changes); _OrderMatters when what it finds is a record that an earlier
+    row of the batch changes."""
+    try:
+        checks.duplicates(inst, conn, ent, row.record,
+                          None if row.old is None else set(row.changed), True)
+    except Conflict as exc:
+        if exc.record_id in moved:
+            raise _OrderMatters from exc
+        raise
 
 
 def _no_twin(ent: Entity, keys: list[tuple[Any, ...]], seen: Mapping[tuple[Any, ...], Any]
@@ -139,26 +258,67 @@ def _no_twin(ent: Entity, keys: list[tuple[Any, ...]], seen: Mapping[tuple[Any, 
                            f"(line {seen[key]}); enter it once.", entity=ent.name)
 
 
-def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection,
-           good: list[tuple[int, dict[str, Any]]], outcomes: list[Outcome],
-           then: Then | None) -> None:
-    """Step 3: the rows, their audit, links and rollups, then each one's hooks."""
-    new = [record for _, record in good]
-    if not new:
-        return
+def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection, good: list[_Checked],
+           outcomes: list[Outcome], then: Then | None) -> None:
+    """Step 3: the changes, the new rows, their audit, links and rollups, then each one's
+    hooks in row order."""
     table = inst.schema.table(ent.name)
-    records.number_records(inst, conn, ent, new)
-    ids = _insert(conn, table, [records.row_values(ent, table, r) for r in new])
-    mark_written(conn)
-    for record, record_id in zip(new, ids, strict=True):
-        record["id"] = int(record_id)
+    changes = [row for row in good if row.old is not None and row.changed]
+    new = [row.record for row in good if row.old is None]
+    if changes:
+        _update(inst, actor, ent, conn, table, changes)
+    if new:
+        records.number_records(inst, conn, ent, new)
+        ids = _insert(conn, table, [records.row_values(ent, table, r) for r in new])
+        mark_written(conn)
+        for record, record_id in zip(new, ids, strict=True):
+            record["id"] = int(record_id)
     with derived.batch(inst, conn):
-        records.created(inst, conn, actor, ent, new)
-        for index, record in good:
-            records.fire_created(inst, conn, actor, ent, record)
+        if new:
+            records.created(inst, conn, actor, ent, new)
+        if changes:
+            records.updated(inst, conn, actor, ent,
+                            [(row.old, row.record, row.changed) for row in changes])
+        for row in changes:
+            derived.refresh_rollups(inst, conn, ent.name, row.old, row.record)
+        for row in good:
+            if row.old is None:
+                records.fire_created(inst, conn, actor, ent, row.record)
+            elif row.changed:
+                records.fire_updated(inst, conn, actor, ent, row.record, row.old)
             if then is not None:
-                then(conn, index, record["id"])
-            outcomes[index].id = record["id"]
+                then(conn, row.index, row.record["id"])
+            outcomes[row.index].id = row.record["id"]
+
+
+def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: sa.Table,
+            changes: list[_Checked]) -> None:
+    """The changed rows with one compiled UPDATE … WHERE id AND version (executemany): every
+    row gives each column any row of the batch changes (its own value where it changes
+    none), so that one statement fits all; each row's version goes up by one."""
+    now = inst.now()
+    names = [n for n in ent.fields if n in table.c and any(n in row.changed for row in changes)]
+    params = []
+    for row in changes:
+        assert row.old is not None
+        row.record.update({k: v for k, v in {"updated_at": now, "updated_by": actor.user_id,
+                                             "version": row.old["version"] + 1}.items()
+                           if k in ent.fields})
+        columns = {n: row.record[n] if n in row.changed else row.old.get(n) for n in names}
+        columns |= phones.shadow_values(ent, columns)
+        columns.update({k: row.record[k] for k in ("updated_at", "updated_by", "version")
+                        if k in table.c})
+        params.append({**columns, "_crm_id": row.old["id"], "_crm_version": row.old["version"]})
+    mark_written(conn)
+    try:
+        done = conn.execute(records.update_statement(table), params)
+    except sa.exc.IntegrityError as exc:
+        raise records.integrity(ent, table, exc) from exc
+    # SQLite counts the rows an executemany matched: one fewer means someone saved a record
+    # since it was read (the rows one by one say which); PostgreSQL's driver is not trusted
+    # to count, but there `_current` locked the rows (FOR NO KEY UPDATE) when it read them
+    if conn.dialect.supports_sane_multi_rowcount and done.rowcount != len(params):
+        raise Conflict(f"A {ent.label} changed while the batch was written.")
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -179,17 +339,23 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> li
 
 
 def _one_by_one(inst: Instance, actor: Actor, ent: Entity, conn: Connection,
-                rows: Sequence[tuple[Any, Mapping[str, Any]]], outcomes: list[Outcome],
-                then: Then | None) -> None:
+                rows: Sequence[Row], outcomes: list[Outcome], then: Then | None) -> None:
     """The batch written again one row at a time after its write failed: each row's own
     error is then known."""
-    for index in range(len(rows)):
+    for index, (_, values, rid) in enumerate(rows):
         try:
             with conn.begin_nested():
-                record = records.create(inst, actor, ent.name, rows[index][1], conn=conn)
+                if rid is None:
+                    record_id = records.create(inst, actor, ent.name, values, conn=conn)["id"]
+                else:
+                    version = None if actor.system else _versions(inst, conn, ent,
+                                                                   [rid]).get(rid)
+                    records.update(inst, actor, ent.name, rid, values, conn=conn,
+                                   version=version)
+                    record_id = rid
                 if then is not None:
-                    then(conn, index, record["id"])
-            outcomes[index].id = record["id"]
+                    then(conn, index, record_id)
+            outcomes[index].id = record_id
         except RecordError as exc:
             outcomes[index].error = exc
 

@@ -413,4 +413,5 @@ def _record(inst: Instance, actor: Actor, conn: Connection, ent: Entity, plan: P
     moved = ", ".join(f"{n} {words}" for words, n in plan.moves.items())
     body = (f"Merged {ent.label.get().lower()} #{', #'.join(map(str, ids))} into this record"
             + (f"; moved here: {moved}." if moved else "."))
-    record_event(inst, conn, ent.name, survivor, "merge", body, data, actor.user_id)
+    record_event(inst, conn, ent.name, survivor, "merge", body, data, actor.user_id,
+                 key="merged", params={"entity": ent.name, "ids": ids})

@@ -494,47 +494,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
                 raise ValidationFailed({"version": ["must be a whole number"]}) from None
             if version != old["version"]:
                 raise StaleVersion(to_json(ent, old, hidden), entity=entity)
-        claim = _is_claim(inst, actor, ent, old, values)
-        if not claim and not can(inst, actor, entity, "update", old, conn=conn):
-            raise Forbidden(f"You may not change this {ent.label}; ask its owner or an "
-                            "administrator.")
-        if transition is None:
-            lock = state_lock(inst, actor, entity, old)
-            if lock:
-                raise Forbidden(lock)
-            if not actor.system:
-                approval = checks.pending_approval(inst, conn, entity, rid)
-                if approval:
-                    raise AwaitingApproval(
-                        f"This {ent.label} is awaiting approval ({approval}); it can be "
-                        "changed once the request is decided or recalled.",
-                        record_id=rid, entity=entity)
-        errors: Errors = {}
-        given = _read_input(inst, actor, ent, values, old=old, transition=transition
-                            is not None, errors=errors)
-        if "owner" in given and not same(given["owner"], old.get("owner")) and not claim:
-            _check_assign(inst, actor, ent, old, conn, errors)
-        if errors:
-            raise ValidationFailed(errors)
-        record = {**old, **given}
-        if transition is not None and ent.workflow is not None \
-                and ent.workflow.field not in given:
-            record[ent.workflow.field] = ent.workflow.transitions[transition].to
-        fetch = Fetcher(inst, conn)
-        ctx = eval_context(inst, actor, entity, record, old=old, fetch=fetch)
-        compute_formulas(ent, record, ctx, errors)
-        check_fields(ent, record, ctx, errors, language=actor_language(actor))
-        if not actor.system:
-            _readonly_when(ent, record, given, old,
-                           eval_context(inst, actor, entity, old, fetch=fetch), errors)
-        changed = [n for n in ent.fields if n in table.c or ent.fields[n].type == "links"
-                   if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
-        checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
-                           errors, fetch)
-        checks.check_kind_options(ent, record, [n for n in changed if n in given or (
-            ent.kind_field in changed)], errors)
-        attachments.check_files(inst, conn, actor, ent, record,
-                                [n for n in _input_fields(ent) if n in changed], rid, errors)
+        record, changed, errors = revised(inst, actor, ent, old, values, conn,
+                                          transition=transition)
         checks.check_unique(conn, ent, table, record, changed, errors)
         if errors:
             raise ValidationFailed(errors)
@@ -556,13 +517,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             if current is None:
                 raise not_found(ent, rid)
             raise StaleVersion(to_json(ent, current, hidden), entity=entity)
-        _write_links(inst, conn, ent, rid, record, old)
         kind = "transition" if transition is not None else "update"
-        _audit(inst, conn, actor, ent, rid, kind,
-               [(n, old.get(n), record.get(n)) for n in changed])
-        if "owner" in changed:
-            record_reassignment(inst, conn, actor, entity, rid, old.get("owner"),
-                                record.get("owner"))
+        updated(inst, conn, actor, ent, [(old, record, changed)], kind)
         if transition is not None and ent.workflow is not None:
             record_transition(inst, conn, actor, entity, rid, transition,
                               old.get(ent.workflow.field), record.get(ent.workflow.field),
@@ -579,6 +535,91 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         return _result(inst, actor, conn, ent, rid, record, written)
 
     return in_transaction(inst.engine, conn, work)
+
+
+def revised(inst: Instance, actor: Actor, ent: Entity, old: Mapping[str, Any],
+            values: Mapping[str, Any], conn: Connection, *, transition: str | None = None,
+            fetch: Fetcher | None = None) -> tuple[dict[str, Any], list[str], Errors]:
+    """The record an update of `old` by `values` would write, the fields it changes and the
+    problems found in it: the update rule (or a claim), the state lock and a pending
+    approval (Forbidden, AwaitingApproval at once), input read and coerced (ValidationFailed
+    at once when unreadable), assignment, formulas, field rules and validations, read-only
+    fields, links, kind options and files. Unique values and duplicate rules are the
+    caller's next steps (`checks.check_unique`, `checks.duplicates`), as they compare with
+    other rows: `update` checks one record, `bulk.upsert_many` a batch."""
+    claim = _is_claim(inst, actor, ent, old, values)
+    if not claim and not can(inst, actor, ent.name, "update", old, conn=conn):
+        raise Forbidden(f"You may not change this {ent.label}; ask its owner or an "
+                        "administrator.")
+    if transition is None:
+        lock = state_lock(inst, actor, ent.name, old)
+        if lock:
+            raise Forbidden(lock)
+        if not actor.system:
+            approval = checks.pending_approval(inst, conn, ent.name, old["id"])
+            if approval:
+                raise AwaitingApproval(
+                    f"This {ent.label} is awaiting approval ({approval}); it can be "
+                    "changed once the request is decided or recalled.",
+                    record_id=old["id"], entity=ent.name)
+    errors: Errors = {}
+    given = _read_input(inst, actor, ent, values, old=old, transition=transition
+                        is not None, errors=errors)
+    if "owner" in given and not same(given["owner"], old.get("owner")) and not claim:
+        _check_assign(inst, actor, ent, old, conn, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    record = {**old, **given}
+    if transition is not None and ent.workflow is not None \
+            and ent.workflow.field not in given:
+        record[ent.workflow.field] = ent.workflow.transitions[transition].to
+    fetch = fetch or Fetcher(inst, conn)
+    ctx = eval_context(inst, actor, ent.name, record, old=old, fetch=fetch)
+    compute_formulas(ent, record, ctx, errors)
+    check_fields(ent, record, ctx, errors, language=actor_language(actor))
+    if not actor.system:
+        _readonly_when(ent, record, given, old,
+                       eval_context(inst, actor, ent.name, old, fetch=fetch), errors)
+    columns = inst.schema.table(ent.name).c
+    changed = [n for n in ent.fields if n in columns or ent.fields[n].type == "links"
+               if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
+    checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
+                       errors, fetch)
+    checks.check_kind_options(ent, record, [n for n in changed if n in given or (
+        ent.kind_field in changed)], errors)
+    attachments.check_files(inst, conn, actor, ent, record,
+                            [n for n in _input_fields(ent) if n in changed], old["id"], errors)
+    return record, changed, errors
+
+
+def updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
+            changes: list[tuple[Mapping[str, Any], Mapping[str, Any], list[str]]],
+            kind: str = "update") -> None:
+    """What follows the UPDATE of records, each (old, record, changed fields): `links` join
+    rows, one audit entry per changed field (one statement for all) and the owner's change
+    on the timeline. Rollups are the caller's (`derived.refresh_rollups`)."""
+    for old, record, _ in changes:
+        _write_links(inst, conn, ent, old["id"], record, old)
+    _insert_audit(inst, conn, [row for old, record, changed in changes
+                               for row in _audit_rows(inst, actor, ent, old["id"], kind, [
+                                   (n, old.get(n), record.get(n)) for n in changed])])
+    for old, record, changed in changes:
+        if "owner" in changed:
+            record_reassignment(inst, conn, actor, ent.name, old["id"], old.get("owner"),
+                                record.get("owner"))
+
+
+def fire_updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
+                 record: Mapping[str, Any], old: Mapping[str, Any], depth: int = 0) -> None:
+    """The `after_write` hooks of a changed record (automations `on: update`)."""
+    _fire(inst, conn, actor, WriteEvent("update", ent.name, dict(record), dict(old), None,
+                                        depth))
+
+
+def update_statement(table: sa.Table) -> Any:
+    """UPDATE … WHERE id = :_crm_id AND version = :_crm_version (the columns come with the
+    parameters), built once per table: one write or an executemany of many."""
+    return _statement(table, "update")
 
 
 def delete(inst: Instance, actor: Actor, entity: str, record_id: Any, *,

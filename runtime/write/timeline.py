@@ -1,7 +1,9 @@
 """Writing the timeline of a record (SPEC §2): notes and logged activities with follow-up
 reminders (`add_entry`, `complete_follow_up`), and the entries the system keeps there —
 workflow transitions (`record_transition`), approval requests and automations
-(`record_event`).
+(`record_event`). A system entry keeps its sentence in English (`body`) and as a key with
+parameters (`data.i18n`, see `runtime.read.timeline.SAID`), so each reader reads it in their
+language; `data.i18n` is the system's own: a note or activity may not set it.
 
 All of them live in `crm_timeline`; adding a note or an activity sets the record's
 `last_activity_at` (without touching its version: it is not an edit). Reading the timeline,
@@ -24,7 +26,7 @@ from runtime.core.values import json_value
 from runtime.read.people import usernames
 from runtime.read.permissions import can
 from runtime.read.queries import entity_of
-from runtime.read.timeline import readable, timeline_entry
+from runtime.read.timeline import SAID, readable, timeline_entry
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -70,6 +72,9 @@ def add_entry(inst: Instance, actor: Actor, entity: str, record_id: Any, kind: s
             extra = json.loads(json.dumps(dict(data), default=json_value))
             if len(json.dumps(extra)) > MAX_DATA:
                 errors["data"] = [f"must be at most {MAX_DATA:,} characters of JSON"]
+            elif "i18n" in extra:  # a person's entry may not pass for one the system wrote
+                errors["data"] = ["may not hold 'i18n': the system keeps its own sentences "
+                                  "there; use another key"]
         except (TypeError, ValueError):
             errors["data"] = ["must be an object of simple values"]
     if errors:
@@ -125,20 +130,31 @@ def record_reassignment(inst: Instance, conn: Connection, actor: Actor, entity: 
     """Keep a change of owner on the timeline as "Owner: A → B", by who made it (claims,
     assignments, routing rules). Called by `records.update` inside its transaction."""
     names = usernames(inst, conn, [old_owner, new_owner])
-    before, after = names.get(old_owner, "nobody"), names.get(new_owner, "nobody")
-    record_event(inst, conn, entity, record_id, "owner", f"Owner: {before} → {after}",
-                 {"from": old_owner, "to": new_owner}, actor.user_id)
+    before, after = names.get(old_owner), names.get(new_owner)
+    record_event(inst, conn, entity, record_id, "owner",
+                 f"Owner: {before or 'nobody'} → {after or 'nobody'}",
+                 {"from": old_owner, "to": new_owner}, actor.user_id,
+                 key="owner", params={"before": before, "after": after})
 
 
 def record_event(inst: Instance, conn: Connection, entity: str, record_id: int, kind: str,
                  body: str | None, data: Mapping[str, Any] | None,
-                 user_id: int | None) -> None:
+                 user_id: int | None, *, key: str | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
     """One entry the system keeps on a record's timeline, in the caller's transaction
-    (kinds: transition, approval, automation); `user_id` None is the system."""
+    (kinds: transition, approval, automation, owner, merge, email, call, change); `user_id`
+    None is the system. `body` is the sentence in English (the API, exports, old readers);
+    `key` (one of `SAID`) and `params` keep it for the reader's language in `data.i18n`."""
+    stored = dict(data or {})
+    if key is not None:
+        if key not in SAID:
+            raise ValueError(f"unknown timeline sentence {key!r}; add it to SAID")
+        stored["i18n"] = {"key": key, "params": json.loads(json.dumps(
+            dict(params or {}), default=json_value))}
     # the values go as parameters: one compiled statement serves every entry
     conn.execute(inst.schema.system("timeline").insert(), {
         "entity": entity, "record_id": int(record_id), "kind": kind, "body": body,
-        "data": dict(data or {}), "follow_up_done": False, "user_id": user_id,
+        "data": stored, "follow_up_done": False, "user_id": user_id,
         "created_at": inst.now()})
 
 

@@ -8,9 +8,11 @@ filter form has a box for that filter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from flask import url_for
+from flask_babel import gettext, lazy_gettext, ngettext
 
 from builder.model import Entity, Field
 from runtime.http.web.layout import (
@@ -21,13 +23,17 @@ from runtime.http.web.layout import (
     query_url,
 )
 from runtime.http.web.listdata import PICKER_KEYS, title_of
+from runtime.http.web.localize import zone
 from runtime.http.web.widgets import display
 from runtime.read import listrequest
 from runtime.read.export import choice_labels
+from runtime.read.titles import date_text
 
-# how each operator reads before its value ("Amount: from 100,000")
-OPERATOR_WORDS = {"eq": "", "ne": "not ", "gt": "more than ", "gte": "from ",
-                  "lt": "less than ", "lte": "up to ", "contains": "contains "}
+# how each operator reads with its value ("Amount: from 100,000"), in the reader's language
+OPERATOR_WORDS = {"ne": lazy_gettext("not %(value)s"),
+                  "gt": lazy_gettext("more than %(value)s"), "gte": lazy_gettext("from %(value)s"),
+                  "lt": lazy_gettext("less than %(value)s"), "lte": lazy_gettext("up to %(value)s"),
+                  "contains": lazy_gettext("contains %(value)s")}
 SHOWN_VALUES = 3  # "New, Qualified, Won and 2 more"
 
 
@@ -52,7 +58,8 @@ def chips(entity: Entity, wanted: listrequest.ListRequest, args: dict[str, Any]
     found = [Chip(filter_words(entity, flt), query_url(current, base, **removed(flt.key)))
              for flt in wanted.filters]
     if wanted.q:
-        found.append(Chip(f"Search: “{wanted.q}”", query_url(current, base, q=None)))
+        found.append(Chip(gettext("Search: “%(words)s”", words=wanted.q),
+                          query_url(current, base, q=None)))
     kept = {k: v for k, v in current.items()
             if k in ("view", "mode", "month", "day", "columns", "sort")}
     return ActiveFilters(found, query_url(kept, base))
@@ -66,17 +73,24 @@ def removed(key: str) -> dict[str, None]:
 def filter_words(entity: Entity, flt: listrequest.Filter) -> str:
     """"Status: New or Qualified", "Owner: me", "Amount: from 100,000", "3 chosen leads"."""
     f = entity.fields[flt.field]
-    values = listrequest.filter_values(flt.key, f, flt.op, flt.value, actor().user_id)
+    values = listrequest.filter_values(flt.key, f, flt.op, flt.value, actor().user_id,
+                                       days=flt.zone or zone())
     if flt.field == "id" and flt.op == "in":
-        return f"{len(values)} chosen {entity_label(entity, plural=len(values) != 1).lower()}"
+        return ngettext("%(num)d chosen %(things)s", "%(num)d chosen %(things)s", len(values),
+                        things=entity_label(entity, plural=len(values) != 1).lower())
     label = field_label(entity, flt.field)
     if flt.op == "isnull":
-        return f"{label}: {'not set' if values[0] else 'set'}"
+        return gettext("%(field)s: %(value)s", field=label,
+                       value=gettext("not set") if values[0] else gettext("set"))
     if flt.op == "in":
         words = [value_words(entity, f, v, raw) for v, raw in
                  zip(values, listrequest.split_values(flt.value), strict=False)]
-        return f"{label}: {either(words)}"
-    return f"{label}: {OPERATOR_WORDS[flt.op]}{value_words(entity, f, values[0], flt.value)}"
+        return gettext("%(field)s: %(value)s", field=label, value=either(words))
+    # a date given for a datetime field also gives its day (`listrequest.Day`): shown as a date
+    worded = value_words(entity, f, values[-1], flt.value)
+    if flt.op in OPERATOR_WORDS:
+        worded = str(OPERATOR_WORDS[flt.op]) % {"value": worded}
+    return gettext("%(field)s: %(value)s", field=label, value=worded)
 
 
 def value_words(entity: Entity, f: Field, value: Any, raw: Any) -> str:
@@ -86,17 +100,21 @@ def value_words(entity: Entity, f: Field, value: Any, raw: Any) -> str:
         return choice_labels(entity, language()).get(f.name, {}).get(value, str(value))
     if f.type in ("link", "links"):
         if str(raw).strip() == "me":
-            return "me"
+            return gettext("me")
         return (title_of(f.to, value) if f.to else None) or f"#{value}"
     if f.type in ("text", "longtext", "email", "url", "autonumber", "phone"):
         return f"“{raw}”"
+    if isinstance(value, listrequest.Day):  # a date given for a datetime field: the local day
+        return date_text(value.start.replace(tzinfo=UTC).astimezone(zone()).date(), language())
     return display(value, f, {}).striptags()
 
 
 def either(words: list[str]) -> str:
     """"New", "New or Won", "New, Won or Lost", "New, Won, Lost or 2 more"."""
     if len(words) > SHOWN_VALUES + 1:
-        return ", ".join(words[:SHOWN_VALUES]) + f" or {len(words) - SHOWN_VALUES} more"
+        return gettext("%(values)s or %(num)d more", values=gettext(", ").join(
+            words[:SHOWN_VALUES]), num=len(words) - SHOWN_VALUES)
     if len(words) == 1:
         return words[0]
-    return ", ".join(words[:-1]) + " or " + words[-1]
+    return gettext("%(values)s or %(last)s", values=gettext(", ").join(words[:-1]),
+                   last=words[-1])

@@ -3,13 +3,17 @@ weeks ahead grouped by day (`mode=month|week|agenda`). Each record sits on the d
 view's `date` field, titled by the view's `title` template; the list's filters and quick search
 apply (the one `ListRequest`). `month=2026-03` picks a month, `day=2026-03-04` the week or the
 agenda's first day; what cannot be shown is a warning, and today's period is shown instead.
+
+Days are the reader's (`localize.zone()`: their own time zone, else the instance's): today is
+their today, a datetime event sits on its day and shows its time in their zone (23:30 UTC on
+4 December is 07:30 on 5 December in Shanghai), and the period's bounds are their midnights.
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
 from werkzeug.datastructures import MultiDict
@@ -17,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 from builder.model import Entity
 from runtime.http.web.layout import actor, inst
 from runtime.http.web.listdata import natives, page_titles
+from runtime.http.web.localize import zone
 from runtime.read import listrequest
 from runtime.write import records
 
@@ -134,8 +139,9 @@ def _span_view(day: date, length: int, step: int) -> tuple[list[date], str, Any,
 
 
 def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> Calendar:
-    """The period `args` asks for, with `wanted`'s records on their days."""
-    today = inst().today()
+    """The period `args` asks for, with `wanted`'s records on their days (the reader's)."""
+    reader = zone()
+    today = inst().now().replace(tzinfo=UTC).astimezone(reader).date()
     mode = args.get("mode") if args.get("mode") in MODES else "month"
     if mode == "month":
         anchor, grid, heading, earlier, later = _month_view(args, today)
@@ -147,7 +153,7 @@ def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> C
         length = 7 if mode == "week" else AGENDA_DAYS
         grid, heading, earlier, later = _span_view(start, length, length)
         now = {"day": None}
-    events = events_between(entity, wanted, grid[0], grid[-1])
+    events = events_between(entity, wanted, grid[0], grid[-1], reader)
     days = [CalendarDay(d, mode != "month" or d.month == anchor.month, d == today,
                         events.get(d, [])) for d in grid]
     return Calendar(mode, anchor, heading, days, earlier, later, now,
@@ -164,18 +170,17 @@ def mode_links(current: date) -> dict[str, dict[str, str | None]]:
 # -- the records ------------------------------------------------------------------------------
 
 def events_between(entity: Entity, wanted: listrequest.ListRequest, low: date, high: date,
-                   limit: int = EVENT_LIMIT) -> dict[date, list[Event]]:
-    """{day: its events} from `low` to `high` (both included), with `wanted`'s filters and
-    search; the bounds replace a filter on the date field."""
+                   reader: tzinfo = UTC, limit: int = EVENT_LIMIT) -> dict[date, list[Event]]:
+    """{day: its events} from `low` to `high` (both included), days and times in the
+    `reader`'s zone, with `wanted`'s filters (read as the list reads them) and search; the
+    bounds replace a filter on the date field."""
     view = entity.views.calendar
     assert view is not None
     name = view.date
-    filters = wanted.filter_map()
-    if entity.fields[name].type == "datetime":
-        filters.update({f"{name}__gte": low.isoformat(),
-                        f"{name}__lt": (high + timedelta(days=1)).isoformat()})
-    else:
-        filters.update({f"{name}__gte": low.isoformat(), f"{name}__lte": high.isoformat()})
+    # on a datetime field a date is a whole day of the reader's, so __lte ends at its midnight
+    bounds = (listrequest.Filter(name, "gte", low.isoformat(), reader),
+              listrequest.Filter(name, "lte", high.isoformat(), reader))
+    filters = [f for f in wanted.filters if f.key not in (b.key for b in bounds)] + list(bounds)
     page = records.query(inst(), actor(), entity.name, filters=filters, q=wanted.q,
                          sort=[name], limit=limit, cursor=None)
     rows = natives(entity, page.rows)
@@ -188,6 +193,8 @@ def events_between(entity: Entity, wanted: listrequest.ListRequest, low: date, h
         if isinstance(value, str):
             value = date.fromisoformat(value[:10])
         timed = isinstance(value, datetime)
+        if timed:
+            value = value.replace(tzinfo=value.tzinfo or UTC).astimezone(reader)
         day = value.date() if timed else value
         by_day.setdefault(day, []).append(Event(row["id"], names[row["id"]],
                                                 f"{value:%H:%M}" if timed else ""))

@@ -23,6 +23,7 @@ from runtime.http.web.layout import (
     tr,
 )
 from runtime.http.web.listdata import page_titles
+from runtime.http.web.localize import zone
 from runtime.http.web.widgets import display
 from runtime.read import dashboards, timeline
 
@@ -76,7 +77,7 @@ def caption(widget: Widget, entity: Any) -> str:
 
 def widget_view(widget: Widget) -> dict[str, Any]:
     """Everything a widget template needs: its value, drawn chart, and the list it links to."""
-    value = dashboards.compute(inst(), actor(), widget, language())
+    value = dashboards.compute(inst(), actor(), widget, language(), zone())
     plain_url = url_for("web.list", entity=widget.entity)
     counted = {} if value.error else dashboards.list_filters(inst(), actor(), widget)
     list_url = query_url({}, plain_url, **counted)  # "View all": what the widget counts

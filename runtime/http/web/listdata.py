@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 from builder.model import Entity, Field
 from runtime.core.errors import BadRequest
 from runtime.http.web.layout import actor, field_label, hidden_fields, inst, language
+from runtime.http.web.localize import zone
 from runtime.http.web.widgets import WIDGETS, display
 from runtime.read import listrequest, titles
 from runtime.read.dashboards import list_summary
@@ -87,7 +88,8 @@ def list_request(entity: Entity, args: MultiDict) -> listrequest.ListRequest:
     the page's keys left out and a blank box of the filter form meaning no filter. A link
     typed without picking (`buyer__q`, JavaScript off) is looked up by title."""
     wanted = listrequest.parse_list(entity, args, hidden=hidden_fields(entity.name),
-                                    me=actor().user_id, ignore=web_key, skip_blank=True)
+                                    me=actor().user_id, ignore=web_key, skip_blank=True,
+                                    zone=zone())
     return typed_links(entity, args, wanted)
 
 
@@ -279,7 +281,7 @@ def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> L
                       WIDGETS[f.type].numeric)
                for f in visible_columns(entity, args.get("columns"))]
     links, names = page_titles(entity, rows)
-    summary = list_summary(instance, who, entity, wanted.filter_map(), q, language())
+    summary = list_summary(instance, who, entity, wanted.filter_map(), q, language(), zone())
     return ListData(entity, columns, rows, links, names,
                     build_filters(entity, args), wanted.filter_map(), q or "", sort,
                     page.next_cursor, page.prev_cursor, count, exact, errors, summary)

@@ -31,10 +31,11 @@ from runtime.http.web.layout import (
     render,
     tr,
 )
+from runtime.http.web.localize import zone
 from runtime.process import workflow as engine
 from runtime.read import dashboards
 from runtime.read.export import Export, csv_chunks, csv_dialect
-from runtime.read.listrequest import ListRequest
+from runtime.read.listrequest import Filter, ListRequest
 from runtime.read.queries import as_id
 from runtime.write import bulk as bulk_write
 from runtime.write import records, views
@@ -126,7 +127,7 @@ def kanban_board(entity: Entity, wanted: ListRequest) -> dict[str, Any]:
     kanban = entity.views.kanban
     assert kanban is not None
     group = entity.fields[kanban.group_by]
-    filters, q = wanted.filter_map(), wanted.q
+    q = wanted.q
     if entity.workflow is not None and entity.workflow.field == group.name:
         values = [(s.name, tr(s.label)) for s in entity.workflow.states.values()]
     else:
@@ -138,8 +139,9 @@ def kanban_board(entity: Entity, wanted: ListRequest) -> dict[str, Any]:
     # a column's total: of the first money (else number) field on the cards
     summed = next((f for kind in ("money", "decimal", "integer") for f in card_fields
                    if f.type == kind), None)
-    for value, label in values:
-        column_filters = {**filters, group.name: value}
+    for value, label in values:  # the list's filters, read in the reader's zone, and the column's
+        column_filters = [*(f for f in wanted.filters if f.key != group.name),
+                          Filter(group.name, "eq", value)]
         page = records.query(instance, who, entity.name, filters=column_filters, q=q,
                              sort=wanted.sort, limit=KANBAN_PER_COLUMN, cursor=None)
         rows = listdata.natives(entity, page.rows)
@@ -150,7 +152,7 @@ def kanban_board(entity: Entity, wanted: ListRequest) -> dict[str, Any]:
                         "row_titles": names,
                         "count": count if exact else f"{count:,}+",
                         "total": None if summed is None else dashboards.list_total(
-                            instance, who, entity, summed.name, column_filters, q)})
+                            instance, who, entity, summed.name, column_filters, q, zone())})
     return {"group": group, "columns": columns, "card_fields": card_fields,
             "choices": values, "summed": summed}
 

@@ -184,6 +184,12 @@ def entry_label(entry: dict[str, Any]) -> str:
         return gettext("Approval")
     if kind == "attachment":
         return gettext("Attached a file")
+    if kind == "owner":
+        return gettext("Owner")
+    if kind == "merge":
+        return gettext("Merge")
+    if kind == "automation":
+        return gettext("Automation")
     if kind in TIMELINE_KINDS:
         return gettext(TIMELINE_KINDS[str(kind)])
     return str(kind).replace("_", " ").capitalize()

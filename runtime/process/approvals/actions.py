@@ -108,7 +108,9 @@ def open_request(inst: Instance, conn: Connection, actor: Actor, entity: str,
     record_event(inst, conn, entity, record["id"], "approval",
                  asked + (f": {comment}" if comment else ""), {
         "event": "requested", "comment": comment, "request": request_id, "approval": approval.name,
-        "label": approval.label.get(), "transition": transition.name}, actor.user_id)
+        "label": approval.label.get(), "transition": transition.name}, actor.user_id,
+        key="approval_requested", params={"approval": approval.name,
+                                          "transition": transition.name, "comment": comment})
     record_now: Mapping[str, Any] = record
     if not _start_step(inst, conn, request, approval, record, 0):
         record_now = _finish(inst, conn, request, approval, transition, record, APPROVED,
@@ -392,7 +394,8 @@ def _recall(inst: Instance, conn: Connection, actor: Actor, request_id: Any,
     body = f"Recalled the approval request “{label}”" + (f": {comment}" if comment else "")
     record_event(inst, conn, request["entity"], request["record_id"], "approval", body, {
         "event": "recalled", "comment": comment, "request": request["id"],
-        "approval": request["approval"], "label": label}, actor.user_id)
+        "approval": request["approval"], "label": label}, actor.user_id,
+        key="approval_recalled", params={"approval": request["approval"], "comment": comment})
     waiting = [u for u in assignees_of(inst, conn, request["id"], request["step_index"])
                if u != actor.user_id]
     if waiting:

@@ -24,7 +24,7 @@ from typing import Any
 
 from builder.expressions import EvalContext, evaluate_condition
 from builder.model import Approval, Approvers, Step
-from runtime.core.errors import Conflict, Forbidden
+from runtime.core.errors import N_, Conflict, Forbidden
 from runtime.core.instance import Actor
 
 PENDING, APPROVED, REJECTED, RECALLED = "pending", "approved", "rejected", "recalled"
@@ -32,8 +32,8 @@ STATUSES = (PENDING, APPROVED, REJECTED, RECALLED)
 DECISIONS = ("approve", "reject")
 # the 409 of a transition (or a second submission racing the first) on a record whose
 # approval request is pending: one record has at most one
-WAITING = ("This record is waiting for an approval; it can move once the request is decided "
-           "or recalled.")
+WAITING = N_("This record is waiting for an approval; it can move once the request is decided "
+             "or recalled.")
 
 
 # -- away and delegates -----------------------------------------------------------------------

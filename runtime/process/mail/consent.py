@@ -65,5 +65,7 @@ def withdraw(inst: Instance, entity: str, record_id: int, field: str) -> bool:
             label = inst.model.entity(entity).fields[field].label.get()
             record_event(inst, conn, entity, record_id, "change",
                          f"{label}: withdrawn through the unsubscribe link on "
-                         f"{inst.today().isoformat()}.", {"unsubscribe": field}, None)
+                         f"{inst.today().isoformat()}.", {"unsubscribe": field}, None,
+                         key="unsubscribed",
+                         params={"field": field, "date": inst.today().isoformat()})
     return True

@@ -174,7 +174,8 @@ def _add_to_timeline(inst: Instance, conn: Connection, entity: str, record_id: i
     body = f"E-mail from {mail.sender or 'an unknown sender'}: “{mail.subject}”\n\n{mail.text}"
     record_event(inst, conn, entity, record_id, "email", body[:received.MAX_TEXT],
                  {"direction": "in", "message_id": mail.message_id, "from": mail.sender,
-                  "attachments": kept}, None)
+                  "attachments": kept}, None, key="mail_in",
+                 params={"sender": mail.sender, "subject": mail.subject})
     touch_activity(inst, conn, entity, record_id, inst.now())
 
 
@@ -208,7 +209,9 @@ def _create(inst: Instance, conn: Connection, rule: InboundRule, mail: Received,
                          f"Made from the e-mail from {mail.sender or 'an unknown sender'}: "
                          f"“{mail.subject}” (rule {rule.name}).",
                          {"direction": "in", "message_id": mail.message_id,
-                          "from": mail.sender}, None)
+                          "from": mail.sender}, None, key="mail_in_created",
+                         params={"sender": mail.sender, "subject": mail.subject,
+                                 "rule": rule.name})
     except RecordError as exc:
         files.discard()
         return Outcome("refused", f"{rule.entity} not made: {exc.message} "

@@ -38,6 +38,7 @@ from runtime.process.mail.replies import message_id, reply_address
 from runtime.process.mail.server import SendFailed, send, sender_of, server_of
 from runtime.process.retry import RetrySchedule, claim, due_ids
 from runtime.read.queries import load
+from runtime.read.timeline import MAIL_STATUS
 from runtime.write import records
 from runtime.write.timeline import record_event
 
@@ -228,22 +229,20 @@ def _follow(inst: Instance, conn: Connection, row: Mapping[str, Any], status: st
     except RecordError as exc:  # the message's outcome stands even when the record refuses
         record_event(inst, conn, row["entity"], row["record_id"], "email",
                      f"The record could not be marked {status}: {exc.message}",
-                     {"mail": row["id"]}, None)
-
-
-WORDS = {"queued": "queued", "sent": "sent", "retrying": "not sent yet, trying again",
-         "failed": "failed", "cancelled": "not sent",
-         "bounced": "bounced (refused for good, not tried again)"}
+                     {"mail": row["id"]}, None, key="mail_not_marked",
+                     params={"marked": status, "reason": exc.message})
 
 
 def _event(inst: Instance, conn: Connection, entity: str, record_id: int, mail_id: int,
            status: str, subject: str, to: str, *, answer: str | None = None,
            attempt: int | None = None, retry_at: datetime | None = None,
            user_id: int | None = None) -> None:
-    body = f"E-mail “{subject}” to {to}: {WORDS[status]}"
+    body = f"E-mail “{subject}” to {to}: {MAIL_STATUS[status]}"
     if retry_at is not None and status == "retrying":
         body += f" at {retry_at:%H:%M}"
     body += f" — the server answered: {answer}" if answer else "."
     record_event(inst, conn, entity, record_id, "email", body,
                  {"mail": mail_id, "status": status, "to": to, "answer": answer,
-                  "attempt": attempt}, user_id)
+                  "attempt": attempt}, user_id, key="mail_status", params={
+                     "subject": subject, "to": to, "status": status, "answer": answer,
+                     "time": f"{retry_at:%H:%M}" if retry_at is not None else None})

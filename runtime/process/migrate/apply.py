@@ -27,6 +27,7 @@ from runtime.core.instance import utcnow
 from runtime.core.schema import NAMING_CONVENTION, build_schema
 from runtime.process.migrate import ops as O
 from runtime.process.migrate.compare import Plan
+from runtime.process.migrate.ops import MigrationFailed
 
 ADVISORY_LOCK = 7_311_002  # any constant: "the CRMForge migration" on this database
 
@@ -53,10 +54,6 @@ class MigrationRefused(Exception):
                          "--allow-destructive (a new required field then stays empty on the "
                          "existing records).")
         return "\n".join(lines)
-
-
-class MigrationFailed(Exception):
-    """The database refused a step; the transaction was rolled back, nothing changed."""
 
 
 def apply(plan: Plan, engine: Engine, allow_destructive: bool = False, *,
@@ -99,8 +96,7 @@ def run(ops: tuple[O.Op, ...] | list[O.Op], ctx: O.ApplyContext) -> None:
             index += 1
             continue
         group = [op]
-        while index + len(group) < len(ops) and ops[index + len(group)].local and \
-                ops[index + len(group)].table == op.table:
+        while index + len(group) < len(ops) and _same_batch(group[-1], ops[index + len(group)]):
             group.append(ops[index + len(group)])
         with ctx.operations.batch_alter_table(op.table, recreate="auto",
                                               naming_convention=NAMING_CONVENTION) as batch:
@@ -111,6 +107,15 @@ def run(ops: tuple[O.Op, ...] | list[O.Op], ctx: O.ApplyContext) -> None:
         index += len(group)
     if ops:
         O.SyncSearchIndex("").apply(None, ctx)
+
+
+def _same_batch(last: O.Op, following: O.Op) -> bool:
+    """Whether `following` joins the batch `last` is in: the same table's local operations,
+    except that a table's column renames close their batch. In SQLite's copy of the table,
+    Alembic still knows a renamed column by its old name, so an index, a constraint or a type
+    change on the new name (a renamed sort or filter field's index) goes in the next batch."""
+    return following.local and following.table == last.table and not (
+        isinstance(last, O.RenameColumn) and not isinstance(following, O.RenameColumn))
 
 
 @contextmanager

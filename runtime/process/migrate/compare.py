@@ -33,7 +33,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
 from builder.model import AppModel, Entity, Field
-from runtime.core import phones, searchindex
+from runtime.core import phones, searchindex, sortindex
 from runtime.core.instance import utcnow
 from runtime.core.schema import build_schema, link_table_name
 from runtime.process.migrate import ops as O
@@ -76,7 +76,10 @@ class Plan:
 
 
 def plan(model: AppModel, bind: Engine | Connection, *, now: datetime | None = None) -> Plan:
-    """Compare `model` with the database behind `bind` and return the plan (nothing changes)."""
+    """Compare `model` with the database behind `bind` and return the plan (nothing changes).
+
+    Raises MigrationFailed when the definitions ask for what no migration can do (a field
+    renamed away from a name another field still has)."""
     if isinstance(bind, Engine):
         with bind.connect() as conn:
             try:
@@ -184,8 +187,10 @@ def _include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to
         return False  # data kept aside by earlier migrations
     if type_ == "table" and name and name.startswith(IGNORED_TABLES):
         return False
-    if name and name.startswith((searchindex.FTS_PREFIX, searchindex.TRGM_PREFIX)):
-        return False  # the search index: planned by `search_index`
+    if name and name.startswith((searchindex.FTS_PREFIX, searchindex.TRGM_PREFIX,
+                                 searchindex.FOLD_PREFIX, sortindex.PREFIX)):
+        return False  # the search index, its folded columns and the collated list indexes:
+        # planned by `search_index`
     return True
 
 
@@ -223,7 +228,8 @@ class _Planner:
         diffs = _flatten(compare_metadata(context, self.target))
         self.renames()
         added = {d[1].name for d in diffs if d[0] == "add_table"}
-        self.added_columns = {(d[2], d[3].name) for d in diffs if d[0] == "add_column"}
+        self.added_columns = {(d[2], d[3].name) for d in diffs if d[0] == "add_column" and
+                              ("add_column", d[2], d[3].name) not in self.consumed}
         self.removed_tables = {d[1].name for d in diffs if d[0] == "remove_table"}
         for diff in diffs:
             self.diff(diff)
@@ -263,6 +269,12 @@ class _Planner:
     def not_null(self, table: str, column: str) -> int:
         return self.count(table, sa.column(column).isnot(None))
 
+    def live_name(self, table: str, column: str) -> str:
+        """The name `column` has in the database now: the old one while a rename is planned
+        (what counts values before a unique index or a type change reads)."""
+        return next((op.old for op in self.local if isinstance(op, O.RenameColumn)
+                     and op.table == table and op.new == column), column)
+
     def field_of(self, table: str, column: str) -> tuple[Entity | None, Field | None]:
         entity, fields = self.fields.get(table, (None, {}))
         return entity, fields.get(column)
@@ -280,6 +292,7 @@ class _Planner:
                 live = self.live_columns(entity.table)
                 if f.renamed_from not in live or f.name in live:
                     continue
+                self.refuse_reused_name(entity, f)
                 old = live[f.renamed_from]
                 self.local.append(O.RenameColumn(entity.table, old=f.renamed_from, new=f.name,
                                                  existing_type=old["type"]))
@@ -289,11 +302,23 @@ class _Planner:
                 self.type_change(entity.table, f.name, old["type"], target.type,
                                  old.get("nullable", True), target)
 
+    @staticmethod
+    def refuse_reused_name(entity: Entity, f: Field) -> None:
+        """A field renamed away from a name another field of the entity now has: the old
+        column (or join table) cannot be both moved and kept in one migration."""
+        if f.renamed_from in entity.fields:
+            raise O.MigrationFailed(
+                f"cannot rename {entity.name}.{f.renamed_from} to {entity.name}.{f.name} "
+                f"(renamed_from) while {entity.name} still has a field named {f.renamed_from}: "
+                f"nothing was changed. Migrate the rename first, then add the new "
+                f"{f.renamed_from} field, or give it another name")
+
     def rename_link_table(self, entity: Entity, f: Field) -> None:
         old = link_table_name(entity, f.renamed_from or "")
         new = link_table_name(entity, f.name)
         if old not in self.live_tables or new in self.live_tables:
             return
+        self.refuse_reused_name(entity, f)
         self.new_tables.append(O.CopyTable(new, old=old, target=self.target.tables[new],
                                            what=f"links field {entity.name}.{f.name}"))
         self.consumed |= {("add_table", new), ("remove_table", old)}
@@ -405,13 +430,14 @@ class _Planner:
             return  # the new column brings its foreign key
         referent = fk.referred_table.name
         orphans = 0
-        if all(c in self.live_columns(table) for c in columns) and referent in self.live_tables:
-            child, parent = sa.table(table, sa.column(columns[0])), sa.table(
+        live = tuple(self.live_name(table, c) for c in columns)
+        if all(c in self.live_columns(table) for c in live) and referent in self.live_tables:
+            child, parent = sa.table(table, sa.column(live[0])), sa.table(
                 referent, sa.column("id"))
             orphans = int(self.conn.execute(
                 sa.select(sa.func.count()).select_from(child).where(
-                    child.c[columns[0]].isnot(None),
-                    ~sa.exists().where(parent.c.id == child.c[columns[0]]))).scalar() or 0)
+                    child.c[live[0]].isnot(None),
+                    ~sa.exists().where(parent.c.id == child.c[live[0]]))).scalar() or 0)
         self.local.append(O.AddForeignKey(
             table, name=str(fk.name), columns=columns, referent=referent,
             remote=tuple(e.column.name for e in fk.elements), ondelete=fk.ondelete,
@@ -442,10 +468,7 @@ class _Planner:
             return
         entity, _ = self.field_of(table, column)
         live = self.live_columns(table)
-        source = column
-        for op in self.local:  # a renamed column still has its old name when counting
-            if isinstance(op, O.RenameColumn) and op.table == table and op.new == column:
-                source = op.old
+        source = self.live_name(table, column)
         rows = self.not_null(table, source) if source in live else 0
         self.local.append(O.ReplaceColumn(
             table, column=column, aside=self.aside(column, live), target=target,
@@ -475,9 +498,17 @@ class _Planner:
         tables -= {op.table for op in self.new_tables}  # made with their table
         gone = tuple(p for op in self.removed for p in searchindex.prefixes(op.table))
         extra = {name for name in extra if not name.startswith(gone)}  # go with their table
-        if not tables and not extra:
+        # the collated list indexes (core/sortindex.py); a new table's are made after it
+        # (`apply.run` ends with this step), a removed table's go with it
+        build, unwanted = sortindex.stale(self.conn, self.model)
+        new = {op.table for op in self.new_tables}
+        build = {name: table for name, table in build.items() if table not in new}
+        unwanted = {name: table for name, table in unwanted.items()
+                    if table not in {op.table for op in self.removed}}
+        if not tables and not extra and not build and not unwanted:
             return []
-        return [O.SyncSearchIndex("", tables=tuple(sorted(tables)), extra=tuple(sorted(extra)))]
+        return [O.SyncSearchIndex("", tables=tuple(sorted(tables)), extra=tuple(sorted(extra)),
+                                  sort=tuple(sorted(build)), sort_extra=tuple(sorted(unwanted)))]
 
     # -- new tables -----------------------------------------------------------------------
 
@@ -513,8 +544,6 @@ class _Planner:
     # -- choices still in use -------------------------------------------------------------
 
     def choices(self) -> None:
-        renamed = {(op.table, op.new): op.old for op in self.local
-                   if isinstance(op, O.RenameColumn)}
         for table, (_entity, fields) in self.fields.items():
             if table not in self.live_tables:
                 continue
@@ -522,7 +551,7 @@ class _Planner:
             for f in fields.values():
                 if f.type not in ("choice", "multichoice") or (table, f.name) in self.typed:
                     continue
-                column = renamed.get((table, f.name), f.name)
+                column = self.live_name(table, f.name)
                 if column not in live:
                     continue
                 options = f.option_values
@@ -563,6 +592,7 @@ class _Planner:
                  shown: int = 5) -> tuple[int, list[tuple[Any, ...]]]:
         """How many values of `columns` more than one row holds (among the rows `where`
         admits), and the first `shown` of them, for a unique index about to be made."""
+        columns = tuple(self.live_name(table, c) for c in columns)
         if not all(c in self.live_columns(table) for c in columns):
             return 0, []
         cols = [sa.column(c) for c in columns]
@@ -579,6 +609,7 @@ class _Planner:
         return count, [tuple(row) for row in first]
 
     def duplicates(self, table: str, columns: tuple[str, ...]) -> int:
+        columns = tuple(self.live_name(table, c) for c in columns)
         if table not in self.live_tables or not all(
                 c in self.live_columns(table) for c in columns):
             return 0

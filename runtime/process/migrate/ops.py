@@ -25,11 +25,16 @@ from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
 from builder.model import AppModel
-from runtime.core import phones, searchindex
+from runtime.core import phones, searchindex, sortindex
 
 SAFE, NEEDS_DATA, DESTRUCTIVE = "safe", "needs-data", "destructive"
 SAFETIES = (SAFE, NEEDS_DATA, DESTRUCTIVE)
 ASIDE_PREFIX = "_removed_"
+
+
+class MigrationFailed(Exception):
+    """Nothing changed: the database refused a step (the transaction was rolled back), or the
+    plan asks for something no migration can do (a rename onto a name still in use)."""
 
 
 def aside_name(name: str, stamp: str, limit: int = 63) -> str:
@@ -182,11 +187,11 @@ class RemoveTable(Op):
         # A copy keeps the data and the column types without the constraints and index names
         # of the original, so the entity can come back later under its old name.
         source = _table(ctx, self.table)
+        kept = [c for c in source.columns if c.computed is None]  # not the folded copies
         copy = sa.Table(self.aside, sa.MetaData(), *(
-            sa.Column(c.name, c.type, nullable=True) for c in source.columns))
+            sa.Column(c.name, c.type, nullable=True) for c in kept))
         copy.create(ctx.conn)
-        ctx.conn.execute(copy.insert().from_select([c.name for c in source.columns],
-                                                   sa.select(*source.columns)))
+        ctx.conn.execute(copy.insert().from_select([c.name for c in kept], sa.select(*kept)))
         _drop_table(ctx, self.table)
         searchindex.drop(ctx.conn, self.table)
 
@@ -344,6 +349,10 @@ class RenameColumn(Op):
                 "(renamed_from; the data moves with it)")
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
+        # PostgreSQL's search objects of the old name (a folded copy reads the column and
+        # would keep its type from changing later in the plan) go now; the search index
+        # step of the same plan makes them under the new name
+        searchindex.drop_column_index(ctx.conn, self.table, self.old)
         alter.alter_column(self.old, new_column_name=self.new, existing_type=self.existing_type)
 
 
@@ -451,6 +460,8 @@ class SyncSearchIndex(Op):
     local: ClassVar[bool] = False
     tables: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()
+    sort: tuple[str, ...] = ()  # the list indexes in each language's collation (sortindex)
+    sort_extra: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts = []
@@ -458,11 +469,18 @@ class SyncSearchIndex(Op):
             parts.append("build the search index of " + ", ".join(self.tables))
         if self.extra:
             parts.append("drop search index objects " + ", ".join(self.extra))
+        if self.sort:
+            parts.append("build the list indexes in each language's alphabet "
+                         + ", ".join(self.sort))
+        if self.sort_extra:
+            parts.append("drop list indexes " + ", ".join(self.sort_extra))
         return "; ".join(parts)
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
         tables, extra = searchindex.stale(ctx.conn, ctx.model)
         ctx.notes.extend(searchindex.sync(ctx.conn, ctx.model, tables, extra))
+        build, unwanted = sortindex.stale(ctx.conn, ctx.model)
+        sortindex.sync(ctx.conn, ctx.model, build, unwanted)
 
 
 @dataclass(frozen=True)
@@ -484,6 +502,7 @@ class ChangeType(Op):
 
     def apply(self, alter: Any, ctx: ApplyContext) -> None:
         searchindex.drop_column_index(ctx.conn, self.table, self.column)
+        sortindex.drop_column(ctx.conn, self.table, self.column)
         alter.alter_column(self.column, type_=self.new_type, existing_type=self.old_type,
                            existing_nullable=self.nullable)
 
@@ -526,6 +545,7 @@ class ReplaceColumn(Op):
         ctx.conn.execute(table.update().values({self.aside: table.c[self.column]}))
         ctx.conn.execute(table.update().values({self.column: None}))
         searchindex.drop_column_index(ctx.conn, self.table, self.column)
+        sortindex.drop_column(ctx.conn, self.table, self.column)
         with ctx.operations.batch_alter_table(self.table) as batch:
             batch.alter_column(self.column, type_=self.target.type, existing_type=self.old_type,
                                existing_nullable=self.nullable, postgresql_using="NULL")

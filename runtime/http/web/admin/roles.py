@@ -35,7 +35,7 @@ def role_page(role: str) -> ResponseReturnValue:
     if found is None:
         raise NotFound(gettext("There is no role '%(name)s'; pick one from the list of roles.",
                                name=role[:63]))
-    rights = [] if role == "admin" else role_rights.rights(inst, role, language())
+    rights = [] if role == "admin" else role_rights.rights(inst, role, language(), gettext)
     summary = next(s for s in role_rights.summaries(inst) if s.role.name == role)
     return render("admin/role.html", role=found, summary=summary, rights=rights,
                   actions=role_rights.ACTIONS)

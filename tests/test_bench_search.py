@@ -1,0 +1,33 @@
+"""benchmarks/search.py on a few hundred rows: the fast PostgreSQL load (COPY, indexes built
+after it) leaves the search index whole, and every measure runs, the collation one on
+PostgreSQL only."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from benchmarks import search as bench
+from runtime.core import searchindex
+
+
+def test_the_search_benchmark_loads_and_measures(database_url: str) -> None:
+    names = bench.surnames()
+    inst = bench.make(database_url)
+    try:
+        bench.load(inst, 400, names)
+        postgresql = inst.engine.dialect.name == "postgresql"
+        with inst.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM person")).scalar() == 400
+            assert searchindex.stale(conn, inst.model) == (set(), set())
+            if postgresql:  # the folded copies computed as the rows were copied in
+                assert conn.execute(sa.text(
+                    "SELECT count(*) FROM person WHERE _fold_last_name = lower(last_name) "
+                    "AND _fold_email = email")).scalar() == 400
+                indexes = {i["name"] for i in sa.inspect(conn).get_indexes("person")}
+                assert {i.name for i in inst.schema.table("person").indexes} <= indexes
+        times = bench.measure(inst, names[17], bench.CITIES[42], repeat=1)
+        text = bench.report(times, 400, 2, "PostgreSQL" if postgresql else "SQLite", 1.0)
+    finally:
+        inst.engine.dispose()
+    assert ("zh reader's ICU collation" in text) == postgresql
+    assert "400 rows" in text
