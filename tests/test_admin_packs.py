@@ -370,3 +370,14 @@ def test_a_failing_job_says_why(world: dict[str, Any]) -> None:
                              wait=True)
     page = text(world["client"].get(f"/admin/packs/job/{job_id}"))
     assert 'id="pack-failed"' in page and str(migrate.MigrationRefused([])) in page
+
+
+def test_an_upgrade_the_database_cannot_follow_is_refused_with_words(
+        world: dict[str, Any]) -> None:
+    """Version 3.0.0 renames `legacy` away while keeping a field named `legacy`: the plan
+    page answers 400 with the reason, never a 500, and nothing changes."""
+    ship(world["tmp"] / "packs", "3.0.0", DEAL + "  note: {type: text, renamed_from: legacy}\n")
+    answer = world["client"].get(UPGRADE)
+    assert answer.status_code == 400, answer.status_code
+    assert "cannot rename deal.legacy to deal.note" in text(answer)
+    assert version(world["inst"]) == "1.0.0" and "legacy" in columns(world["inst"])

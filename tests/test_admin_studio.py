@@ -355,3 +355,18 @@ def test_posts_need_the_csrf_token(admin, tmp_path) -> None:
 def test_an_unknown_entity_is_404(admin) -> None:
     assert admin.get("/admin/studio/nothing").status_code == 404
     assert admin.get("/admin/studio/user").status_code == 404
+
+
+def test_a_rename_the_database_cannot_follow_is_refused_with_words(admin, tmp_path,
+                                                                    app) -> None:
+    """`renamed_from` a field the entity keeps: the migration cannot be planned, so the
+    preview says why (422) and applying writes nothing (409) — never a 500."""
+    before = models(app)
+    text = "extends: lead\nfields:\n  memo: {type: text, renamed_from: name}\n"
+    page = post(admin, "/admin/studio/lead/preview", {"text": text})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422 and "cannot rename lead.name to lead.memo" in html, html[:500]
+    forced = post(admin, "/admin/studio/lead/apply", {
+        "text": text, "base": hidden_base(admin), "summary": "x"})
+    assert forced.status_code == 409 and "cannot rename" in forced.get_data(as_text=True)
+    assert not custom_file(tmp_path).exists() and models(app) == before

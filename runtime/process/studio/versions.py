@@ -36,6 +36,7 @@ class Prepared:
     before: str
     check: Check
     plan: migrate.Plan | None
+    refused: str | None = None  # why the migration cannot be planned (a field's rename)
 
     @property
     def ok(self) -> bool:
@@ -71,7 +72,10 @@ def prepare(inst: Instance, entity: str, text: str) -> Prepared:
     """Check `text` as `entity`'s customisation and plan what applying it does."""
     text = _normal(text)
     checked = layer.check(inst.model, entity, text)
-    plan = migrate.plan(checked.model, inst.engine) if checked.model is not None else None
+    try:
+        plan = migrate.plan(checked.model, inst.engine) if checked.model is not None else None
+    except migrate.MigrationFailed as exc:  # valid YAML the database cannot follow
+        return Prepared(entity, text, layer.read_text(entity), checked, None, str(exc))
     return Prepared(entity, text, layer.read_text(entity), checked, plan)
 
 
@@ -89,6 +93,8 @@ def apply(inst: Instance, actor: Actor, entity: str, text: str, *, base: str, su
     problem = stale(entity, base)
     if problem:
         raise StudioError(problem)
+    if prepared.refused is not None:
+        raise StudioError(prepared.refused)
     if not prepared.ok:
         raise StudioError(f"The customisation has {len(prepared.check.errors)} error(s); "
                           "nothing was applied.")

@@ -187,7 +187,10 @@ def prepare(inst: Instance, action: str, pack: str) -> Prepared:
         found.model = build(paths)
     except SetupError as exc:
         raise BadRequest(str(exc)) from None
-    found.plan = migrate.plan(found.model, inst.engine)
+    try:
+        found.plan = migrate.plan(found.model, inst.engine)
+    except migrate.MigrationFailed as exc:  # a rename the database cannot follow
+        raise BadRequest(str(exc)) from None
     found.moves = [(n, recorded[n].version if n in recorded else None, p.version)
                    for n, p in found.model.packs.items()
                    if n not in recorded or recorded[n].version != p.version]

@@ -150,6 +150,7 @@ def _preview(entity: str, text: str, summary: str, *, reverted_to: int | None = 
              status: int = 200, problem: str | None = None) -> ResponseReturnValue:
     inst = get_instance()
     prepared = versions.prepare(inst, entity, text)
+    problem = problem or prepared.refused
     model = prepared.check.model
     shown = _drawn(model, entity) if model is not None else {}
     if not prepared.ok and status == 200:
