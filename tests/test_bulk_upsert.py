@@ -7,54 +7,26 @@ same rows, reported with their lines; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import build_instance, provision_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import Clock, write_pack
-from test_bulk_write import CLUB, Pair, contents
+from test_bulk_write import MEMBER as BULK_MEMBER
+from test_bulk_write import Pair, contents, pack_files, twin_instances
 
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.ops import transfer
 from runtime.write import records
 
-MEMBER = """
-entity: member
-title_field: name
-fields:
-  number:   {type: autonumber, format: "M-{0000}"}
-  code:     {type: text, required: true, unique: true}
-  badge:    {type: text, unique: true}
-  name:     {type: text, required: true}
-  email:    {type: email}
-  score:    {type: integer, min: 0}
-  club:     {type: link, to: club}
-  greeting: {type: text}
-validations:
-  - rule: "score == null or score <= 100"
-    message: The score is at most 100.
-    field: score
-duplicates:
-  - {match: [email], action: block}
-workflow:
-  field: stage
-  initial: new
-  states:
-    new:    {label: New}
-    active: {label: Active}
-    left:   {label: Left, final: true}
-  transitions:
-    start: {from: new, to: active}
-    leave: {from: [new, active], to: left}
-"""
+# test_bulk_write's member, with a second unique field that rows may give up and take
+MEMBER = BULK_MEMBER.replace("  name:     {type: text, required: true}",
+                             "  badge:    {type: text, unique: true}\n"
+                             "  name:     {type: text, required: true}")
 AUTOMATIONS = """
 automations:
   greet:
@@ -84,23 +56,8 @@ SEEDED = [{"code": "a", "name": "Ann", "badge": "b1", "club": 1, "score": 10},
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
-    """Two instances of the member pack (with `on: update` automations) on two empty
-    databases, on the same fixed clock, each with the same two clubs."""
-    clock = Clock()
-    with ExitStack() as stack:
-        pair = []
-        for name in ("bulk", "single"):
-            url = stack.enter_context(provision_database(request.param, tmp_path / name))
-            (tmp_path / name).mkdir(exist_ok=True)
-            pack = write_pack(tmp_path / name / "packs", {
-                "entities/club.yaml": CLUB, "entities/member.yaml": MEMBER,
-                "automations/test.yaml": textwrap.dedent(AUTOMATIONS)})
-            inst = build_instance(pack, url, clock=clock)
-            stack.callback(inst.engine.dispose)
-            for team in ("Red", "Blue"):
-                records.create(inst, SYSTEM, "club", {"name": team})
-            pair.append(inst)
-        yield Pair(pair)
+    """Two instances of the member pack (with `on: update` automations)."""
+    yield from twin_instances(request.param, tmp_path, pack_files(MEMBER, AUTOMATIONS))
 
 
 def _seed(inst: Instance) -> None:

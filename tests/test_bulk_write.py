@@ -77,9 +77,10 @@ automations:
 SYSTEM = Actor.system_actor("test")
 
 
-def _pack(root: Path) -> Path:
-    return write_pack(root, {"entities/club.yaml": CLUB, "entities/member.yaml": MEMBER,
-                             "automations/test.yaml": textwrap.dedent(AUTOMATIONS)})
+def pack_files(member: str, automations: str) -> dict[str, str]:
+    """The member pack's files: the club (with its rollups), `member`, `automations`."""
+    return {"entities/club.yaml": CLUB, "entities/member.yaml": member,
+            "automations/test.yaml": textwrap.dedent(automations)}
 
 
 class Pair(tuple):
@@ -89,22 +90,28 @@ class Pair(tuple):
         return "Pair(bulk, single)"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Instance, Instance]]:
-    """Two instances of the member pack on two empty databases, on the same fixed clock,
-    each with the same two teams."""
+def twin_instances(database: str, tmp_path: Path, files: dict[str, str]) -> Iterator[Pair]:
+    """Two instances of the pack `files` on two empty databases, on the same fixed clock,
+    each with the same two clubs."""
     clock = Clock()
     with ExitStack() as stack:
         pair = []
         for name in ("bulk", "single"):
-            url = stack.enter_context(provision_database(request.param, tmp_path / name))
+            url = stack.enter_context(provision_database(database, tmp_path / name))
             (tmp_path / name).mkdir(exist_ok=True)
-            inst = build_instance(_pack(tmp_path / name / "packs"), url, clock=clock)
+            inst = build_instance(write_pack(tmp_path / name / "packs", files), url,
+                                  clock=clock)
             stack.callback(inst.engine.dispose)
             for team in ("Red", "Blue"):
                 records.create(inst, SYSTEM, "club", {"name": team})
             pair.append(inst)
         yield Pair(pair)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
+    """Two instances of the member pack."""
+    yield from twin_instances(request.param, tmp_path, pack_files(MEMBER, AUTOMATIONS))
 
 
 ROW = st.fixed_dictionaries({

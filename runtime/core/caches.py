@@ -39,7 +39,7 @@ Pure parse caches of a string, with nothing of a model in them, stay `functools.
 | `process.documents.sandbox` | a document's bases, to a sandbox that loads only them |
 | `process.studio.origins._linked` | a model's hash and files, to the linker with positions |
 | `ops.demo_languages.load` | a language code, to its demo names (`ops/demo_names/`) |
-| `core.catalogs._catalog` | a language code, to its compiled message catalog |
+| `core.catalogs._say` | a language code, to `say` over its compiled message catalog |
 """
 
 from __future__ import annotations

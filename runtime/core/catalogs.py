@@ -37,16 +37,16 @@ def compile_catalogs(folder: Path = TRANSLATIONS) -> list[Path]:
     return written
 
 
-@lru_cache(maxsize=16)
-def _catalog(language: str) -> NullTranslations:
-    compile_catalogs()
-    return Translations.load(str(TRANSLATIONS), [language], DOMAIN)
-
-
 def say_in(language: str | None) -> Callable[..., str]:
     """`say(message, **values)`: `message` in `language` (English when it has no catalog or no
     entry), then its `%(name)s` slots filled."""
-    catalog = _catalog((language or "en").replace("_", "-").split("-")[0].lower())
+    return _say((language or "en").replace("_", "-").split("-")[0].lower())
+
+
+@lru_cache(maxsize=16)
+def _say(language: str) -> Callable[..., str]:
+    compile_catalogs()
+    catalog: NullTranslations = Translations.load(str(TRANSLATIONS), [language], DOMAIN)
 
     def say(message: str, **values: object) -> str:
         text = catalog.gettext(message)
