@@ -366,6 +366,7 @@ def test_a_rename_the_database_cannot_follow_is_refused_with_words(admin, tmp_pa
     page = post(admin, "/admin/studio/lead/preview", {"text": text})
     html = page.get_data(as_text=True)
     assert page.status_code == 422 and "cannot rename lead.name to lead.memo" in html, html[:500]
+    assert "The database cannot follow this customisation" in html  # not "no problem found"
     forced = post(admin, "/admin/studio/lead/apply", {
         "text": text, "base": hidden_base(admin), "summary": "x"})
     assert forced.status_code == 409 and "cannot rename" in forced.get_data(as_text=True)
