@@ -66,7 +66,12 @@ per-statement work is 30% (155,000 statements), of which reading linked records 
 and link checks (`Fetcher`, 48,000 reads) is 11%; evaluating expressions is 11%, half of it
 those reads. What is left is statements: a move per record, a read per linked record per
 operation; the 15 s target needs batched moves and a link cache across a batch, in the write
-path."""
+path. Before the data, the loader now reads a YAML file with nothing to report without
+positions (one loop over libyaml's events; the positions are read from the kept text when a
+diagnostic first asks) and the demo checks remember the values found good (205,000 values,
+41,000 different): checking the five packs with their demo data went from 4.9 to 1.9 s of CPU
+(181 files, 7.5 MB), and the whole command from 35.4 and 37.6 s of CPU to 31.2 and 32.3 s
+(two pairs side by side, load 3.6 to 5; 2026-12-05)."""
 
 
 def report(m: dict, backend: str) -> str:

@@ -4,7 +4,8 @@ PyYAML's parser produces events; this module builds plain Python data from them 
 (it never uses PyYAML's constructors) so that:
 
 - no Python object other than dict, list, str, int, float, bool and None is ever created;
-- every value and every mapping key keeps its 1-based line and column;
+- every value and every mapping key keeps its 1-based line and column (read when first
+  asked for, for a document with nothing to report: see `LoadedDoc`);
 - scalars follow the YAML 1.2 core schema (`yes`, `on`, `2024-01-01`, `1.2.0` stay text);
 - depth, alias and size limits are checked while reading, without recursion, so a
   "billion laughs" or a 10,000-deep document is refused after a few hundred events.
@@ -53,15 +54,50 @@ _NON_PRINTABLE = re.compile(
 
 
 @dataclass
-class LoadedDoc:
-    """One YAML file as plain data, with the position of every value and key."""
+class Positions:
+    """Where every value and key of a document was written, and how its scalars were quoted."""
 
-    file: str
-    data: Any
     value_marks: dict[tuple, Mark] = field(default_factory=dict)
     key_marks: dict[tuple, Mark] = field(default_factory=dict)
     styles: dict[tuple, str] = field(default_factory=dict)
     verbatim: set[tuple] = field(default_factory=set)
+
+
+class LoadedDoc:
+    """One YAML file as plain data, with the position of every value and key.
+
+    A document without problems is read without positions (the demo data files hold half a
+    million values, and only a diagnostic ever asks where one is): its text is kept and read
+    again with positions the first time one is asked for. A document with a problem is read
+    with positions at once, so its diagnostics are the same either way.
+    """
+
+    def __init__(self, file: str, data: Any, positions: Positions | None = None,
+                 text: str | None = None) -> None:
+        self.file = file
+        self.data = data
+        self._positions = positions
+        self._text = text
+
+    def __repr__(self) -> str:
+        return f"LoadedDoc({self.file!r})"
+
+    @property
+    def positions(self) -> Positions:
+        """The document's positions, read from its text on first use. The text is kept: two
+        threads asking at once both read it, and either answer is the same."""
+        if self._positions is None:
+            reread = _Builder(self.file, Diagnostics()).build(self._text or "")
+            self._positions = reread.positions if reread is not None else Positions()
+        return self._positions
+
+    @property
+    def value_marks(self) -> dict[tuple, Mark]:
+        return self.positions.value_marks
+
+    @property
+    def key_marks(self) -> dict[tuple, Mark]:
+        return self.positions.key_marks
 
     def mark(self, path: tuple, *, key: bool = False) -> Mark:
         """The mark of `path` (its key when `key` and it has one), else its nearest ancestor's.
@@ -70,10 +106,11 @@ class LoadedDoc:
         report the alias's position.
         """
         path = tuple(path)
-        if key and path in self.key_marks:
-            return self.key_marks[path]
+        positions = self.positions
+        if key and path in positions.key_marks:
+            return positions.key_marks[path]
         for end in range(len(path), -1, -1):
-            found = self.value_marks.get(path[:end])
+            found = positions.value_marks.get(path[:end])
             if found is not None:
                 return found
         return Mark(self.file, 1, 1)
@@ -85,13 +122,13 @@ class LoadedDoc:
         inside an expression to a column: only a single-line plain or quoted scalar maps
         one-to-one.
         """
-        return self.styles.get(tuple(path))
+        return self.positions.styles.get(tuple(path))
 
     def is_verbatim(self, path: tuple) -> bool:
         """Whether the text scalar at `path` is written on one line exactly as its value reads
         (plain, or quoted without escapes and without folding): then an offset inside the
         value is an offset from its mark (plus one for the opening quote)."""
-        return tuple(path) in self.verbatim
+        return tuple(path) in self.positions.verbatim
 
 
 def load_file(
@@ -165,6 +202,9 @@ def load_text(text: str | bytes, file: str, diags: Diagnostics) -> LoadedDoc | N
             "definition files must be plain UTF-8 text",
         )
         return None
+    data = _quick(text)
+    if data is not _NEEDS_POSITIONS:
+        return LoadedDoc(file, data, text=text)
     return _Builder(file, diags).build(text)
 
 
@@ -234,7 +274,7 @@ class _Builder:
     def __init__(self, file: str, diags: Diagnostics) -> None:
         self.file = file
         self.diags = diags
-        self.doc = LoadedDoc(file, None)
+        self.positions = Positions()
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.nodes = 0
@@ -273,8 +313,7 @@ class _Builder:
                 "write the definition, or delete the file",
             )
             return None
-        self.doc.data = self.result
-        return self.doc
+        return LoadedDoc(self.file, self.result, self.positions)
 
     # -- events ------------------------------------------------------------------------
 
@@ -346,7 +385,7 @@ class _Builder:
         self._count(1, mark)
         path = self._child_path()
         if path is not None:
-            self.doc.value_marks[path] = mark
+            self.positions.value_marks[path] = mark
         self.stack.append(_Frame({} if is_map else [], path, mark, event.anchor, self.nodes - 1))
 
     def _end(self) -> None:
@@ -394,11 +433,11 @@ class _Builder:
     ) -> None:
         if not self.stack:
             if scalar is not None or alias:
-                self.doc.value_marks[()] = mark
+                self.positions.value_marks[()] = mark
             if scalar is not None:
-                self.doc.styles[()] = scalar.style or "plain"
+                self.positions.styles[()] = scalar.style or "plain"
                 if _verbatim(scalar):
-                    self.doc.verbatim.add(())
+                    self.positions.verbatim.add(())
                 # `---` alone: the document has no content at all (unlike `~` or `null`)
                 self.empty_root = (
                     scalar.value == ""
@@ -422,7 +461,7 @@ class _Builder:
             if top.key is not None:
                 top.key_ok = True
                 if top.path is not None:
-                    self.doc.key_marks[top.path + (top.key,)] = mark
+                    self.positions.key_marks[top.path + (top.key,)] = mark
             return
         if top.key_ok and top.path is not None:
             self._remember(top.path + (top.key,), mark, scalar, alias)
@@ -435,11 +474,11 @@ class _Builder:
         self, path: tuple, mark: Mark, scalar: events.ScalarEvent | None, alias: bool
     ) -> None:
         if scalar is not None or alias:  # collections were recorded when they started
-            self.doc.value_marks[path] = mark
+            self.positions.value_marks[path] = mark
         if scalar is not None:
-            self.doc.styles[path] = scalar.style or "plain"
+            self.positions.styles[path] = scalar.style or "plain"
             if _verbatim(scalar):
-                self.doc.verbatim.add(path)
+                self.positions.verbatim.add(path)
 
     def _key(
         self, value: Any, mark: Mark, scalar: events.ScalarEvent | None, alias: bool, frame: _Frame
@@ -537,8 +576,102 @@ class _Builder:
         self.diags.add("E001", message, mark, hint)
 
 
+_NEEDS_POSITIONS = object()
+_NO_KEY = object()
+
+
+def _quick(text: str) -> Any:
+    """The data of a document with nothing to report, read without positions; or
+    _NEEDS_POSITIONS when it may have something to report (a YAML error, a duplicate or
+    non-text key, a tag, an anchor or alias, a limit reached, several documents, no
+    content): `_Builder` then reads it with positions and reports exactly what it finds.
+
+    Half a million values in the shipped packs' demo data are read here three times faster
+    than with positions."""
+    if _FAST is None:
+        return _NEEDS_POSITIONS
+    parser = _FAST(text)
+    try:
+        return _quick_events(parser.get_event)
+    except yaml.YAMLError:
+        return _NEEDS_POSITIONS
+    finally:
+        parser.dispose()
+
+
+def _quick_events(next_event: Any) -> Any:
+    # one loop, no calls per value: this is the hot path of `crmforge install --demo`
+    stack: list[list] = []  # [the dict or list being filled, the key waiting for its value]
+    result: Any = _NO_VALUE
+    documents = nodes = 0
+    plain_values: dict[str, Any] = {}  # a document repeats the same words many times
+    scalar_event, mapping_start = events.ScalarEvent, events.MappingStartEvent
+    while True:
+        event = next_event()
+        kind = event.__class__
+        if kind is scalar_event:
+            if event.anchor is not None or event.tag is not None:
+                return _NEEDS_POSITIONS
+            text = event.value
+            plain = not event.style
+            if not plain:
+                value = text
+            elif text in plain_values:
+                value = plain_values[text]
+            else:
+                value = plain_values[text] = _core_value(text)
+            new = None
+        elif kind is mapping_start or kind is events.SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
+                return _NEEDS_POSITIONS
+            value = new = {} if kind is mapping_start else []
+        elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
+            stack.pop()
+            continue
+        elif kind is events.DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                return _NEEDS_POSITIONS
+            continue
+        elif kind is events.StreamEndEvent:
+            break
+        elif kind is events.AliasEvent:
+            return _NEEDS_POSITIONS
+        else:  # StreamStart, DocumentEnd
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            return _NEEDS_POSITIONS
+        if not stack:
+            if new is None and plain and text == "":
+                return _NEEDS_POSITIONS  # `---` alone: no content
+            result = value
+        else:
+            top = stack[-1]
+            into = top[0]
+            if into.__class__ is list:
+                into.append(value)
+            elif top[1] is not _NO_KEY:
+                into[top[1]] = value
+                top[1] = _NO_KEY
+            elif (new is not None or value.__class__ is not str or value in into
+                  or (plain and value == "<<")):
+                return _NEEDS_POSITIONS  # a key that is not text, a duplicate, a merge key
+            else:
+                top[1] = value
+        if new is not None:
+            stack.append([new, _NO_KEY])
+    return _NEEDS_POSITIONS if result is _NO_VALUE else result
+
+
+# a plain scalar that starts with none of these is text under the core schema (below)
+_TYPED_START = frozenset("nNtTfF~-+.0123456789")
+
+
 def _core_value(text: str) -> Any:
     """A plain scalar under the YAML 1.2 core schema (with the restrictions noted above)."""
+    if text and text[0] not in _TYPED_START:
+        return text
     if _NULL.fullmatch(text):
         return None
     if _TRUE.fullmatch(text):

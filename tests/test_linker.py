@@ -950,6 +950,26 @@ def test_csv_demo_data_that_is_not_utf8(tmp_path):
         ("E006", "contact.csv", 2, 4)]
 
 
+def test_demo_values_are_checked_per_entity_field_and_record(tmp_path):
+    """The demo checks remember the values found good (for speed): a value good in one field
+    is still refused in another, and a bad value is reported at every record that has it."""
+    pack, _ = write_pack(tmp_path, {
+        "data/company.yaml": (None, "- {_key: acme, name: Acme, size: 10}\n"
+                                    "- {_key: globex, name: north, size: ten}\n"
+                                    "- {_key: initech, name: Initech, size: ten}\n"),
+        "data/contact.yaml": (None, "- {_key: ann, first_name: Ann, last_name: Lee, "
+                                    "region: north}\n"
+                                    "- {first_name: Bob, last_name: Acme, region: Acme}\n"
+                                    "- {first_name: Cy, last_name: Kim, company: acme}\n"
+                                    "- {first_name: Di, last_name: Oz, company: acmee}\n"),
+    })
+    model, diags = check_paths([pack])
+    assert model is None
+    assert [(d.code, Path(d.file).name, d.line, d.col) for d in diags] == [
+        ("E415", "company.yaml", 2, 37), ("E415", "company.yaml", 3, 40),
+        ("E415", "contact.yaml", 2, 46), ("E414", "contact.yaml", 4, 44)]
+
+
 def test_no_hint_is_computed_among_too_many_names():
     from builder.diagnostics import MAX_HINT_CANDIDATES, did_you_mean
 

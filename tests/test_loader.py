@@ -111,6 +111,10 @@ def test_alias_values_are_copies_marked_at_the_alias():
         ("007", "007"),
         ("+33612345678", "+33612345678"),
         ("1.5", 1.5),
+        ("+1.5", 1.5),
+        ("False", False),
+        ("NULL", None),
+        ("Total", "Total"),
         ("-0.25", -0.25),
         ("1e3", 1000.0),
         (".5", 0.5),
@@ -296,3 +300,32 @@ def test_unreadable_files(tmp_path, name):
 def test_load_file_needs_diagnostics(tmp_path):
     with pytest.raises(TypeError):
         load_file(tmp_path / "x.yaml")
+
+
+# -- positions read when first asked for ------------------------------------------------------
+
+DEMO_RECORDS = "".join(
+    f"- {{_key: c{i}, name: 'Client {i}', status: open, amount: {i}.50, vip: false,"
+    f" due: '=today() + days({i % 30})'}}\n" for i in range(5000))
+
+
+def test_a_document_without_problems_is_read_without_positions_first():
+    started = time.process_time()
+    doc = load_text(DEMO_RECORDS, "f.yaml", Diagnostics())
+    quick = time.process_time() - started
+    started = time.process_time()
+    assert doc.mark((4999, "amount")) == Mark("f.yaml", 5000, 60)  # read now
+    with_positions = time.process_time() - started
+    assert doc.data[4999]["amount"] == 4999.5 and doc.data[0]["vip"] is False
+    assert doc.scalar_style((1, "name")) == "'" and doc.is_verbatim((1, "name"))
+    assert quick < with_positions / 2, (quick, with_positions)
+
+
+def test_a_document_with_a_problem_is_read_with_positions_once():
+    diags = Diagnostics()
+    doc = load_text(DEMO_RECORDS + "- {_key: c1, _key: c2}\n", "f.yaml", diags)
+    assert only(list(diags)).format() == (
+        "f.yaml:5001:14: error E002 duplicate key '_key' (first defined on line 5001) "
+        "(keep only one of them)")
+    assert doc.mark((5000, "_key")) == Mark("f.yaml", 5001, 10)
+    assert doc.mark((4999, "amount")) == Mark("f.yaml", 5000, 60)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from builder.diagnostics import Diagnostics
-from builder.loader import LoadedDoc, load_text
+from builder.loader import _NON_PRINTABLE, LoadedDoc, _Builder, load_text
+from builder.packs import SHIPPED_DIR
 from builder.schema_check import KINDS, SCHEMA_DIR, check_document, kind_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "spec"
@@ -146,3 +149,42 @@ def test_random_structures_against_every_schema(data):
     text = yaml.safe_dump(data, allow_unicode=True)
     diags = Diagnostics()
     check_all_kinds(load_text(text, "f.yaml", diags), diags)
+
+
+# -- read without positions, then with them on demand ------------------------------------
+
+
+def same_as_read_with_positions(text: str, file: str = "f.yaml") -> None:
+    """A document with nothing to report is read without positions (`_quick`), the rest with
+    them (`_Builder`): the data, the diagnostics and (asked for later) the positions must be
+    those of reading every document with positions."""
+    text = text.removeprefix("\ufeff")
+    diags, full_diags = Diagnostics(), Diagnostics()
+    doc = load_text(text, file, diags)
+    full = _Builder(file, full_diags).build(text)
+    assert [d.format() for d in diags] == [d.format() for d in full_diags]
+    assert (doc is None) == (full is None)
+    if doc is not None and full is not None:
+        typed = json.dumps(doc.data, default=repr), json.dumps(full.data, default=repr)
+        assert typed[0] == typed[1]
+        assert doc.positions == full.positions
+
+
+NOISE = YAML_CHARS + WORDS[:40] + ["1", "true", "~", "*a", "&a", "<<", "!!str"]
+
+
+@FUZZ
+@given(st.one_of(
+    st.lists(st.sampled_from(NOISE), max_size=60).map("".join),
+    documents.map(lambda data: yaml.safe_dump(data, allow_unicode=True)),
+    st.tuples(st.sampled_from(FIXTURE_FILES), st.lists(mutation, min_size=1, max_size=3)).map(
+        lambda picked: functools.reduce(mutate, picked[1], picked[0].read_text("utf-8"))),
+))
+def test_read_without_positions_is_the_same(text):
+    if not _NON_PRINTABLE.search(text):  # those stop load_text before any YAML is read
+        same_as_read_with_positions(text)
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED_DIR.rglob("*.yaml")), ids=str)
+def test_shipped_files_read_without_positions_are_the_same(path):
+    same_as_read_with_positions(path.read_text("utf-8"), str(path))

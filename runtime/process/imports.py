@@ -36,8 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.diagnostics import did_you_mean
-from builder.model import Entity, Field
-from runtime.core import caches
+from builder.model import AppModel, Entity, Field
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
@@ -91,6 +90,9 @@ def write(inst: Instance, actor: Actor, conn: Connection, entity: str,
     return record
 
 
+MOVE_COMMENT = "imported"  # on the timeline of a record an import moved to its state
+
+
 def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
                rows: list[tuple[Any, Mapping[str, Any]]],
                ids: Sequence[int | None] | None = None) -> list[bulk.Outcome]:
@@ -113,24 +115,45 @@ def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
             continue
         given.append((index, values))
 
-    def then(conn: Connection, at: int, record_id: int) -> None:
-        target = targets[given[at][0]]
-        if target is None or state is None:
+    def move(conn: Connection, done: list[tuple[int, int]]) -> None:
+        """Move the records written to their rows' states: their states read (automations
+        may have moved them), then one `records.update` or, for many, `bulk.move_many`."""
+        wanted = {record_id: targets[given[at][0]] for at, record_id in done
+                  if targets[given[at][0]] is not None}
+        if not wanted or state is None:
             return
-        table = inst.schema.table(entity)
-        current = conn.execute(caches.STATEMENTS.get(table, "state", lambda: sa.select(
-            table.c[state]).where(table.c.id == sa.bindparam("_crm_id"))),
-            {"_crm_id": record_id}).scalar()  # built once: a read per record moved
-        if current != target:
-            _move(inst, actor, conn, ent, record_id, target)
+        current = _states(inst, conn, ent, state, list(wanted))
+        moves = [(rid, target) for rid, target in wanted.items() if current.get(rid) != target]
+        if len(moves) == 1:
+            _move(inst, actor, conn, ent, *moves[0])
+            return
+        for outcome in bulk.move_many(inst, actor, entity, [
+                (rid, _transition_into(ent, target), {state: target}) for rid, target in moves],
+                conn=conn, comment=MOVE_COMMENT):
+            if outcome.error is not None:  # the batch is written again row by row
+                raise outcome.error
 
     written = bulk.upsert_many(inst, actor, entity, [
         (rows[i][0], v, None if ids is None else ids[i]) for i, v in given], conn=conn,
-        then=then)
+        then=bulk.Then(move, each=_hooks_in_order(inst.model, ent)))
     outcomes = [bulk.Outcome(line, error=refused.get(i)) for i, (line, _) in enumerate(rows)]
     for (index, _), outcome in zip(given, written, strict=True):
         outcomes[index] = outcome
     return outcomes
+
+
+def _hooks_in_order(model: AppModel, ent: Entity) -> bool:
+    """Whether the records of a batch must be moved to their states one at a time, each
+    right after its own `on: create` hooks: when hooks (automations, webhooks) follow both
+    the creation and the move of the entity's records, the order in which they run may
+    change what they do (a round-robin owner, the order of deliveries). Otherwise the batch
+    is moved at once after all its creation hooks, with the same result."""
+    on_create = model.automations_for(ent.name, "create") or model.webhooks_for(ent.name,
+                                                                               "create")
+    on_move = any(a.entity == ent.name and a.trigger.kind in ("update", "transition")
+                  for a in model.automations) or any(
+        model.webhooks_for(ent.name, kind) for kind in ("update", "transition"))
+    return bool(on_create and on_move)
 
 
 def _state_known(ent: Entity, target: Any) -> None:
@@ -144,10 +167,28 @@ def _move(inst: Instance, actor: Actor, conn: Connection, ent: Entity, record_id
           target: Any) -> dict[str, Any]:
     """Move a record to the workflow state `target` with a transition that leads there."""
     assert ent.workflow is not None
-    into = [t for t in ent.workflow.transitions.values() if t.to == target]
-    name = (into[0] if into else next(iter(ent.workflow.transitions.values()))).name
     return records.update(inst, actor, ent.name, record_id, {ent.workflow.field: target},
-                          version=None, conn=conn, transition=name, comment="imported")
+                          version=None, conn=conn, transition=_transition_into(ent, target),
+                          comment=MOVE_COMMENT)
+
+
+def _transition_into(ent: Entity, target: Any) -> str:
+    """A transition that leads to the state `target` (the first one declared), else the
+    first transition: the record is moved by it to `target`."""
+    assert ent.workflow is not None
+    into = [t for t in ent.workflow.transitions.values() if t.to == target]
+    return (into[0] if into else next(iter(ent.workflow.transitions.values()))).name
+
+
+def _states(inst: Instance, conn: Connection, ent: Entity, state: str, ids: list[int]
+            ) -> dict[int, Any]:
+    """{id: workflow state} of the records of `ids` that exist, 500 ids a query."""
+    table = inst.schema.table(ent.name)
+    found: dict[int, Any] = {}
+    for start in range(0, len(ids), 500):
+        found.update((int(i), s) for i, s in conn.execute(sa.select(
+            table.c.id, table.c[state]).where(table.c.id.in_(ids[start:start + 500]))))
+    return found
 
 
 def problem_text(exc: Exception) -> str:

@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-Then = Callable[["Connection", int, int], None]  # (conn, row's index in the batch, record id)
 Row = tuple[Any, Mapping[str, Any], "int | None"]  # (line, values, id of the record it changes)
 TAKEN = "is already used by another record; enter a different value"
 
@@ -81,6 +80,18 @@ class Outcome:
     error: RecordError | None = None
 
 
+@dataclass(frozen=True)
+class Then:
+    """The caller's step after the records' hooks, in the batch's savepoint: `run(conn,
+    [(row's index in the batch, record id)])`. With `each`, it runs after each record's own
+    hooks with that record alone, before the next record's hooks (as when the rows are
+    written one by one: the order matters when the step fires hooks too); without, once
+    with every record of the batch, after all their hooks."""
+
+    run: Callable[[Connection, list[tuple[int, int]]], None]
+    each: bool = True
+
+
 @dataclass
 class _Checked:
     """A row read and checked: the record to write; for a change, the record before it and
@@ -91,6 +102,7 @@ class _Checked:
     errors: Errors
     old: dict[str, Any] | None = None
     changed: list[str] = field(default_factory=list)
+    transition: str | None = None
 
 
 class _OrderMatters(Exception):
@@ -110,30 +122,67 @@ def upsert_many(inst: Instance, actor: Actor, entity: str, rows: Sequence[Row], 
                 conn: Connection | None = None, then: Then | None = None) -> list[Outcome]:
     """Write each (line, values, id) of `rows`: a new record when id is None, else a change
     to that record (see the module's docstring); one Outcome per row, in order.
-    `then(conn, index, id)` runs after each record's hooks, in the same savepoint: a
-    RecordError there refuses that row as a check would."""
+    `then` runs after the records' hooks (see `Then`), in the same savepoint: a RecordError
+    there refuses the batch, which is then written again row by row, and so that row alone,
+    as a check would."""
     ent = entity_of(inst, entity)
     if any(rid is None for _, _, rid in rows):
         records.may_create(inst, actor, ent)
+    return _run(inst, actor, ent, rows, conn, then, _Moves.none())
 
+
+Move = tuple[int, str, Mapping[str, Any]]  # (record id, transition, values changed with it)
+
+
+def move_many(inst: Instance, actor: Actor, entity: str, moves: Sequence[Move], *,
+              conn: Connection | None = None, comment: str | None = None) -> list[Outcome]:
+    """Move each (id, transition, values) of `moves` along its workflow transition, as
+    `records.update(id, values, transition=...)` moves one record (its rules, audit, the
+    transition on the timeline with `comment`, hooks), a batch at a time: the steps of
+    `upsert_many`; one Outcome per move (`line` is the id)."""
+    ent = entity_of(inst, entity)
+    for _, name, _ in moves:
+        records.known_transition(ent, name)
+    return _run(inst, actor, ent, [(rid, values, rid) for rid, _, values in moves], conn,
+                None, _Moves([name for _, name, _ in moves], comment))
+
+
+@dataclass(frozen=True)
+class _Moves:
+    """The workflow transition each row of a batch makes (`move_many`), and the comment the
+    timeline keeps; no transitions for `upsert_many`."""
+
+    transitions: Sequence[str | None]
+    comment: str | None = None
+
+    @classmethod
+    def none(cls) -> _Moves:
+        return cls(())
+
+    def of(self, index: int) -> str | None:
+        return self.transitions[index] if self.transitions else None
+
+
+def _run(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
+         conn: Connection | None, then: Then | None, moves: _Moves) -> list[Outcome]:
     def work(conn: Connection) -> list[Outcome]:
         outcomes = [Outcome(line) for line, _, _ in rows]
         try:
-            good = _checked(inst, actor, ent, rows, conn, outcomes)
+            good = _checked(inst, actor, ent, rows, conn, outcomes, moves)
             with conn.begin_nested():
-                _write(inst, actor, ent, conn, good, outcomes, then)
+                _write(inst, actor, ent, conn, good, outcomes, then, moves)
         except (_OrderMatters, RecordError, sa.exc.IntegrityError):
             # every row again, the refused ones too: a row that took a unique value in the
             # checks may be the one that failed, and the row refused for it is good then
             outcomes = [Outcome(line) for line, _, _ in rows]
-            _one_by_one(inst, actor, ent, conn, rows, outcomes, then)
+            _one_by_one(inst, actor, ent, conn, rows, outcomes, then, moves)
         return outcomes
 
     return in_transaction(inst.engine, conn, work)
 
 
 def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
-             conn: Connection, outcomes: list[Outcome]) -> list[_Checked]:
+             conn: Connection, outcomes: list[Outcome], moves: _Moves) -> list[_Checked]:
     """Steps 1 and 2: the rows that pass every check, in order; the others' outcomes get
     their error."""
     fetch = Fetcher(inst, conn)  # nothing is written during the checks: one cache for all
@@ -150,9 +199,10 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
             old = current.get(rid)
             if old is None:
                 raise not_found(ent, rid)
+            transition = moves.of(index)
             record, changed, errors = records.revised(inst, actor, ent, old, given, conn,
-                                                      fetch=fetch)
-            prepared.append(_Checked(index, record, errors, old, changed))
+                                                      transition=transition, fetch=fetch)
+            prepared.append(_Checked(index, record, errors, old, changed, transition))
         except RecordError as exc:
             outcomes[index].error = exc
     holders = _holders(conn, ent, inst.schema.table(ent.name), prepared)
@@ -173,7 +223,7 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
                 records.admit(inst, actor, ent, row.record, row.errors, conn)
             elif row.errors:
                 raise ValidationFailed(row.errors)
-            if rid is None or row.changed:
+            if rid is None or row.changed or row.transition:
                 _no_twin(ent, keys, seen)
                 _no_duplicate(inst, conn, ent, row, moved)
         except RecordError as exc:
@@ -186,7 +236,7 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
                 holders[name].setdefault(row.record[name], set()).add(
                     -1 - row.index if rid is None else rid)
         seen.update(dict.fromkeys(keys, outcomes[row.index].line))
-        if rid is not None and row.changed:
+        if rid is not None and (row.changed or row.transition):
             moved.add(rid)
         good.append(row)
     return good
@@ -259,11 +309,11 @@ def _no_twin(ent: Entity, keys: list[tuple[Any, ...]], seen: Mapping[tuple[Any, 
 
 
 def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection, good: list[_Checked],
-           outcomes: list[Outcome], then: Then | None) -> None:
+           outcomes: list[Outcome], then: Then | None, moves: _Moves) -> None:
     """Step 3: the changes, the new rows, their audit, links and rollups, then each one's
-    hooks in row order."""
+    hooks in row order, then the caller's `then`."""
     table = inst.schema.table(ent.name)
-    changes = [row for row in good if row.old is not None and row.changed]
+    changes = [row for row in good if row.old is not None and (row.changed or row.transition)]
     new = [row.record for row in good if row.old is None]
     if changes:
         _update(inst, actor, ent, conn, table, changes)
@@ -278,17 +328,24 @@ def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection, good: li
             records.created(inst, conn, actor, ent, new)
         if changes:
             records.updated(inst, conn, actor, ent,
-                            [(row.old, row.record, row.changed) for row in changes])
+                            [(row.old, row.record, row.changed) for row in changes],
+                            "transition" if moves.transitions else "update")
+            records.moved(inst, conn, actor, ent, [
+                (row.old, row.record, row.transition) for row in changes if row.transition],
+                moves.comment)
         for row in changes:
             derived.refresh_rollups(inst, conn, ent.name, row.old, row.record)
         for row in good:
             if row.old is None:
                 records.fire_created(inst, conn, actor, ent, row.record)
-            elif row.changed:
-                records.fire_updated(inst, conn, actor, ent, row.record, row.old)
-            if then is not None:
-                then(conn, row.index, row.record["id"])
+            elif row.changed or row.transition:
+                records.fire_updated(inst, conn, actor, ent, row.record, row.old,
+                                     transition=row.transition)
+            if then is not None and then.each:
+                then.run(conn, [(row.index, row.record["id"])])
             outcomes[row.index].id = row.record["id"]
+        if then is not None and not then.each:
+            then.run(conn, [(row.index, row.record["id"]) for row in good])
 
 
 def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: sa.Table,
@@ -339,7 +396,8 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> li
 
 
 def _one_by_one(inst: Instance, actor: Actor, ent: Entity, conn: Connection,
-                rows: Sequence[Row], outcomes: list[Outcome], then: Then | None) -> None:
+                rows: Sequence[Row], outcomes: list[Outcome], then: Then | None,
+                moves: _Moves) -> None:
     """The batch written again one row at a time after its write failed: each row's own
     error is then known."""
     for index, (_, values, rid) in enumerate(rows):
@@ -351,10 +409,11 @@ def _one_by_one(inst: Instance, actor: Actor, ent: Entity, conn: Connection,
                     version = None if actor.system else _versions(inst, conn, ent,
                                                                    [rid]).get(rid)
                     records.update(inst, actor, ent.name, rid, values, conn=conn,
-                                   version=version)
+                                   version=version, transition=moves.of(index),
+                                   comment=moves.comment)
                     record_id = rid
                 if then is not None:
-                    then(conn, index, record_id)
+                    then.run(conn, [(index, record_id)])
             outcomes[index].id = record_id
         except RecordError as exc:
             outcomes[index].error = exc

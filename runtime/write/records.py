@@ -472,9 +472,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         sent = values.pop("version")
         version = sent if version is None else version
     confirmed = bool(values.pop("_confirm_duplicates", False))
-    if transition is not None and (ent.workflow is None
-                                   or transition not in ent.workflow.transitions):
-        raise Conflict(f"{ent.label} has no transition '{transition}'.")
+    if transition is not None:
+        known_transition(ent, transition)
 
     def work(conn: Connection) -> dict[str, Any]:
         nonlocal version
@@ -519,10 +518,8 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
             raise StaleVersion(to_json(ent, current, hidden), entity=entity)
         kind = "transition" if transition is not None else "update"
         updated(inst, conn, actor, ent, [(old, record, changed)], kind)
-        if transition is not None and ent.workflow is not None:
-            record_transition(inst, conn, actor, entity, rid, transition,
-                              old.get(ent.workflow.field), record.get(ent.workflow.field),
-                              comment)
+        if transition is not None:
+            moved(inst, conn, actor, ent, [(old, record, transition)], comment)
         # a rollup over its own entity may have just changed this very row (a record made
         # its own parent): then it is read back
         written = writes(conn)
@@ -535,6 +532,12 @@ def update(inst: Instance, actor: Actor, entity: str, record_id: Any,
         return _result(inst, actor, conn, ent, rid, record, written)
 
     return in_transaction(inst.engine, conn, work)
+
+
+def known_transition(ent: Entity, transition: str) -> None:
+    """Conflict unless `transition` is one of the entity's workflow transitions."""
+    if ent.workflow is None or transition not in ent.workflow.transitions:
+        raise Conflict(f"{ent.label} has no transition '{transition}'.")
 
 
 def revised(inst: Instance, actor: Actor, ent: Entity, old: Mapping[str, Any],
@@ -609,11 +612,27 @@ def updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
                                 record.get("owner"))
 
 
+def moved(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
+          moves: list[tuple[Mapping[str, Any], Mapping[str, Any], str]],
+          comment: str | None) -> None:
+    """The workflow transitions of records, each (old, record, transition), on their
+    timelines (`comment` on each), as `update(..., transition=...)` keeps one."""
+    if not moves:
+        return
+    assert ent.workflow is not None
+    state = ent.workflow.field
+    for old, record, transition in moves:
+        record_transition(inst, conn, actor, ent.name, old["id"], transition, old.get(state),
+                          record.get(state), comment)
+
+
 def fire_updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
-                 record: Mapping[str, Any], old: Mapping[str, Any], depth: int = 0) -> None:
-    """The `after_write` hooks of a changed record (automations `on: update`)."""
-    _fire(inst, conn, actor, WriteEvent("update", ent.name, dict(record), dict(old), None,
-                                        depth))
+                 record: Mapping[str, Any], old: Mapping[str, Any], depth: int = 0, *,
+                 transition: str | None = None) -> None:
+    """The `after_write` hooks of a changed record (automations `on: update`), or of one
+    moved along its workflow `transition`."""
+    _fire(inst, conn, actor, WriteEvent("transition" if transition else "update", ent.name,
+                                        dict(record), dict(old), transition, depth))
 
 
 def update_statement(table: sa.Table) -> Any:
