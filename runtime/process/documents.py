@@ -27,8 +27,6 @@ from typing import Any
 from jinja2 import DictLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy.engine import Connection
-from weasyprint import CSS, HTML
-from weasyprint.urls import URLFetcher
 
 from builder.model import Document, Recipient
 from runtime.core.db import write_transaction
@@ -75,6 +73,10 @@ def find(inst: Instance, entity: str, name: str) -> Document:
 
 def print_pdf(inst: Instance, actor: Actor, document: Document, record_id: int) -> Printed:
     """`document` over record `record_id` as a PDF, read as `actor`."""
+    # WeasyPrint loads Pango and fonts (0.4 s): only a process that renders a PDF pays it
+    from weasyprint import CSS, HTML
+    from weasyprint.urls import URLFetcher
+
     html = render_html(inst, actor, document, record_id)
     # `data:` addresses only: a template never reaches the network or the server's files
     fetcher = URLFetcher(allowed_protocols=("data",))

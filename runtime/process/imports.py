@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from builder.diagnostics import did_you_mean
 from builder.model import AppModel, Entity, Field
+from runtime.core import caches
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
@@ -122,7 +123,7 @@ def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
                   if targets[given[at][0]] is not None}
         if not wanted or state is None:
             return
-        current = _states(inst, conn, ent, state, list(wanted))
+        current = _states(inst, conn, ent, state, list(wanted))  # automations may move them
         moves = [(rid, target) for rid, target in wanted.items() if current.get(rid) != target]
         if len(moves) == 1:
             _move(inst, actor, conn, ent, *moves[0])
@@ -135,23 +136,28 @@ def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
 
     written = bulk.upsert_many(inst, actor, entity, [
         (rows[i][0], v, None if ids is None else ids[i]) for i, v in given], conn=conn,
-        then=bulk.Then(move, each=_hooks_in_order(inst.model, ent)))
+        then=bulk.Then(move, each=_hooks_in_order(inst.model, ent, {
+            _transition_into(ent, target) for target in targets if target is not None})))
     outcomes = [bulk.Outcome(line, error=refused.get(i)) for i, (line, _) in enumerate(rows)]
     for (index, _), outcome in zip(given, written, strict=True):
         outcomes[index] = outcome
     return outcomes
 
 
-def _hooks_in_order(model: AppModel, ent: Entity) -> bool:
+def _hooks_in_order(model: AppModel, ent: Entity, transitions: set[str]) -> bool:
     """Whether the records of a batch must be moved to their states one at a time, each
     right after its own `on: create` hooks: when hooks (automations, webhooks) follow both
-    the creation and the move of the entity's records, the order in which they run may
-    change what they do (a round-robin owner, the order of deliveries). Otherwise the batch
-    is moved at once after all its creation hooks, with the same result."""
+    the creation of the entity's records and their moves (by one of `transitions`), the
+    order in which they run may change what they do (a round-robin owner, the ids of the
+    records they create, the order of deliveries). Otherwise the batch is moved at once
+    after all its creation hooks, with the same result."""
+    if not transitions:
+        return False
     on_create = model.automations_for(ent.name, "create") or model.webhooks_for(ent.name,
                                                                                "create")
-    on_move = any(a.entity == ent.name and a.trigger.kind in ("update", "transition")
-                  for a in model.automations) or any(
+    on_move = any(a.entity == ent.name and (a.trigger.kind == "update" or (
+        a.trigger.kind == "transition" and a.trigger.transition in transitions))
+        for a in model.automations) or any(
         model.webhooks_for(ent.name, kind) for kind in ("update", "transition"))
     return bool(on_create and on_move)
 
@@ -182,13 +188,20 @@ def _transition_into(ent: Entity, target: Any) -> str:
 
 def _states(inst: Instance, conn: Connection, ent: Entity, state: str, ids: list[int]
             ) -> dict[int, Any]:
-    """{id: workflow state} of the records of `ids` that exist, 500 ids a query."""
+    """{id: workflow state} of the records of `ids` that exist: one record with a
+    statement built once (a batch moved record by record reads one per record), many 500
+    ids a query."""
     table = inst.schema.table(ent.name)
-    found: dict[int, Any] = {}
+    if len(ids) == 1:
+        found = conn.execute(caches.STATEMENTS.get(table, "state", lambda: sa.select(
+            table.c[state]).where(table.c.id == sa.bindparam("_crm_id"))),
+            {"_crm_id": ids[0]}).first()
+        return {} if found is None else {ids[0]: found[0]}
+    states: dict[int, Any] = {}
     for start in range(0, len(ids), 500):
-        found.update((int(i), s) for i, s in conn.execute(sa.select(
+        states.update((int(i), s) for i, s in conn.execute(sa.select(
             table.c.id, table.c[state]).where(table.c.id.in_(ids[start:start + 500]))))
-    return found
+    return states
 
 
 def problem_text(exc: Exception) -> str:

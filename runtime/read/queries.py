@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from builder.diagnostics import did_you_mean
 from builder.fieldtypes import MAX_INTEGER, coerce
 from builder.model import Entity, Field
-from runtime.core import caches, phones
+from runtime.core import caches, phones, searchindex
 from runtime.core.errors import N_, BadRequest, NotFound
 from runtime.core.schema import by_id
 from runtime.core.values import as_id, json_value, to_json
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from runtime.core.instance import Actor, Instance
 
 NEVER_NULL = ("id", search.RANK)  # sort keys with no NULL part to read apart
+TOTAL = "_total"  # the count a ranked first page carries (`count(*) OVER ()`)
 MAX_ID = MAX_INTEGER  # ids are 64-bit: a larger number names no record (and overflows SQL)
 
 
@@ -58,6 +59,7 @@ class Page:
     rows: list[dict[str, Any]]
     next_cursor: str | None
     prev_cursor: str | None
+    count: tuple[int, bool] | None = None  # (how many, exact?) when asked for and cheap
 
 
 def entity_of(inst: Instance, name: str) -> Entity:
@@ -155,6 +157,30 @@ def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
     attach_links(inst, conn, ent, [record])
     return {name: record.get(name) for name in ent.fields} | {
         k: v for k, v in record.items() if k not in ent.fields}
+
+
+def load_many(inst: Instance, conn: Connection, entity: str, ids: Sequence[int], *,
+              actor: Actor | None = None, for_update: bool = False) -> dict[int, dict[str, Any]]:
+    """{id: record} of the records of `ids` that exist, as `load` reads each (with
+    `actor`, those they may read; `for_update` locks them on PostgreSQL, in id order),
+    500 a query."""
+    ent = inst.model.entity(entity)
+    table = inst.schema.table(entity)
+    row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
+    found: dict[int, dict[str, Any]] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 500):
+        stmt = sa.select(table).where(table.c.id.in_(wanted[start:start + 500]))
+        if row_filter is not None:
+            stmt = stmt.where(row_filter)
+        if for_update and conn.dialect.name != "sqlite":
+            stmt = stmt.order_by(table.c.id).with_for_update(key_share=True, of=table)
+        for row in conn.execute(stmt).mappings():
+            found[int(row["id"])] = dict(row)
+    attach_links(inst, conn, ent, list(found.values()))
+    return {rid: {name: row.get(name) for name in ent.fields}
+            | {k: v for k, v in row.items() if k not in ent.fields}
+            for rid, row in found.items()}
 
 
 def get(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
@@ -308,7 +334,7 @@ def ranked(ent: Entity, sort: Sequence[str] | str | None, q: str | None,
            hidden: frozenset[str]) -> bool:
     """Whether a page is ordered by the search's rank first: a search in the list's own
     sort (an explicit other sort is kept as asked)."""
-    if not (q or "").strip():
+    if not search.cleaned(q).strip():
         return False
     if isinstance(sort, str):
         sort = [sort]
@@ -469,11 +495,78 @@ def _build_page(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]
     return statements
 
 
+def _read_page(c: Connection, table: sa.Table, extra: list[Any], clauses: list[ColumnElement],
+               columns: list[Any], keys: list[tuple[str, bool]], values: list[Any] | None,
+               forward: bool, collation: str | None, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit + 1` rows from the position `values` on (see `_segments`)."""
+    rows: list[dict[str, Any]] = []
+    if clauses:
+        for part, not_null in _segments(columns, keys, values, forward):
+            stmt = sa.select(table, *extra).where(*clauses, *part).order_by(
+                *_order(columns, keys, forward, not_null=not_null))
+            rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
+                        .mappings())
+            if len(rows) > limit:
+                break
+    else:  # no filter at all: statements with parameters, built once per sort
+        bind = {f"k{i}": v for i, v in enumerate(values or ()) if v is not None}
+        for stmt in _page_statements(table, columns, keys, values, forward, collation):
+            bind["lim"] = limit + 1 - len(rows)
+            rows.extend(dict(r) for r in c.execute(stmt, bind).mappings())
+            if len(rows) > limit:
+                break
+    return rows
+
+
+def _best_page(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, c: Connection,
+               keys: list[tuple[str, bool]], collation: str | None, found: tuple[str, list[str]],
+               filters: Mapping[str, Any] | Iterable[Filter] | None,
+               limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The first `limit + 1` rows of a ranked search taken from its exact and prefix matches
+    alone (search.best_matches), and how many such matches there are. One branch per text
+    column reads its prefix index (`LIKE 'term%'`), which carries the list's sort columns:
+    the matches are ranked, sorted and counted from the index, and only the page's rows are
+    read from the table; one more reads the few rows too long for those indexes. The row
+    filter and the filters are in every branch."""
+    text, names = found
+    other = where_clauses(inst, actor, ent, table, filters=filters, q=None,
+                          dialect=c.dialect.name)
+    carried = [name for name, _ in keys[1:] if name != "id"]
+    short = searchindex.short_clause(table, searchindex.short_columns(ent))
+    values = {n: searchindex.folded(table.c[n], c.dialect.name) for n in names}
+
+    def branch(where: ColumnElement, exact: ColumnElement) -> Any:
+        return sa.select(table.c.id, *(table.c[n] for n in carried),
+                         sa.case((exact, 0), else_=1).label(search.RANK)).where(where, *other)
+
+    branches = [branch(sa.and_(short, v.startswith(text, autoescape=True)), v == text)
+                for v in values.values()]
+    branches.append(branch(sa.and_(sa.not_(short), sa.or_(
+        *(v.startswith(text, autoescape=True) for v in values.values()))),
+        sa.or_(*(v == text for v in values.values()))))
+    hits = sa.union_all(*branches).subquery()
+    rank = sa.func.min(hits.c[search.RANK]).label(search.RANK)
+    best = sa.select(hits.c.id, *(hits.c[n] for n in carried), rank,
+                     sa.func.count().over().label(TOTAL)).group_by(
+        hits.c.id, *(hits.c[n] for n in carried)).order_by(*_order(
+            [rank, *(collations.sort_column(ent, hits, n, collation) for n, _ in keys[1:])],
+            keys, True)).limit(limit + 1).subquery()
+    stmt = sa.select(table, best.c[search.RANK], best.c[TOTAL]).join_from(
+        best, table, table.c.id == best.c.id).order_by(*_order(
+            [best.c[search.RANK], *(collations.sort_column(ent, best, n, collation)
+                                    for n, _ in keys[1:])], keys, True))
+    rows = [dict(r) for r in c.execute(stmt).mappings()]
+    total = rows[0][TOTAL] if rows else 0
+    return rows, total
+
+
 def query(inst: Instance, actor: Actor, entity: str, *,
           filters: Mapping[str, Any] | Iterable[Filter] | None = None, q: str | None = None,
           sort: Sequence[str] | str | None = None, limit: int = 50, cursor: str | None = None,
-          conn: Connection | None = None) -> Page:
-    """One page of the records the actor may read, filtered, searched and sorted."""
+          conn: Connection | None = None, count_cap: int | None = None) -> Page:
+    """One page of the records the actor may read, filtered, searched and sorted. With
+    `count_cap`, a ranked search's first page also brings its count (`Page.count`; else
+    None: call `count`): it reads every match to rank them anyway."""
     ent = entity_of(inst, entity)
     table = inst.schema.table(entity)
     hidden = hidden_fields(inst, actor, entity)
@@ -498,24 +591,28 @@ def query(inst: Instance, actor: Actor, entity: str, *,
         collation = collations.for_language(c, actor.language)  # the reader's alphabet
         columns = [*extra, *(collations.sort_column(ent, table, name, collation)
                              for name, _ in keys[len(extra):])]
-        clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
-                                dialect=c.dialect.name)
+        counted = count_cap is not None and bool(extra) and values is None and forward
+        cap = int(count_cap or 0)
+        found = search.best_matches(ent, q, hidden, c.dialect.name) if counted else None
         rows: list[dict[str, Any]] = []
-        if clauses:
-            for part, not_null in _segments(columns, keys, values, forward):
-                stmt = sa.select(table, *extra).where(*clauses, *part).order_by(
-                    *_order(columns, keys, forward, not_null=not_null))
-                rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
-                            .mappings())
-                if len(rows) > limit:
-                    break
-        else:  # no filter at all: statements with parameters, built once per sort
-            bind = {f"k{i}": v for i, v in enumerate(values or ()) if v is not None}
-            for stmt in _page_statements(table, columns, keys, values, forward, collation):
-                bind["lim"] = limit + 1 - len(rows)
-                rows.extend(dict(r) for r in c.execute(stmt, bind).mappings())
-                if len(rows) > limit:
-                    break
+        total: tuple[int, bool] | None = None
+        if found is not None:
+            rows, matches = _best_page(inst, actor, ent, table, c, keys, collation, found,
+                                       filters, limit)
+            # a full page: no other match can rank above it; the count is "at least"
+            rows, total = (rows, (min(matches, cap), False)) if len(rows) > limit else ([], None)
+        if not rows:
+            if counted:  # the ranked page reads every match: it counts them on the way
+                extra = [*extra, sa.func.count().over().label(TOTAL)]
+            clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
+                                    dialect=c.dialect.name)
+            rows = _read_page(c, table, extra, clauses, columns, keys, values, forward,
+                              collation, limit)
+            if counted:
+                matches = rows[0][TOTAL] if rows else 0
+                total = (min(matches, cap), matches <= cap)
+        for row in rows:
+            row.pop(TOTAL, None)
         more = len(rows) > limit
         rows = rows[:limit]
         if not forward:
@@ -533,7 +630,7 @@ def query(inst: Instance, actor: Actor, entity: str, *,
             prev_cursor = encode_cursor(keys, position, "p")
         else:
             next_cursor = encode_cursor(keys, position, "n")
-    return Page([to_json(ent, row, hidden) for row in rows], next_cursor, prev_cursor)
+    return Page([to_json(ent, row, hidden) for row in rows], next_cursor, prev_cursor, total)
 
 
 def count(inst: Instance, actor: Actor, entity: str, *,

@@ -57,8 +57,7 @@ from runtime.core.context import Fetcher
 from runtime.core.db import in_transaction, is_sqlite, mark_written
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.values import Errors, is_empty
-from runtime.read.permissions import read_filter
-from runtime.read.queries import attach_links, entity_of, not_found
+from runtime.read.queries import entity_of, load_many, not_found
 from runtime.write import checks, derived, records
 
 if TYPE_CHECKING:
@@ -246,23 +245,7 @@ def _current(inst: Instance, actor: Actor, ent: Entity, conn: Connection, ids: l
              ) -> dict[int, dict[str, Any]]:
     """{id: record} of the records of `ids` the actor may read (as `records.load` reads
     one: every field, `links` too; locked on PostgreSQL), 500 a query."""
-    table = inst.schema.table(ent.name)
-    row_filter = read_filter(inst, actor, ent.name, table)
-    found: dict[int, dict[str, Any]] = {}
-    wanted = sorted(set(ids))
-    for start in range(0, len(wanted), 500):
-        stmt = sa.select(table).where(table.c.id.in_(wanted[start:start + 500]))
-        if row_filter is not None:
-            stmt = stmt.where(row_filter)
-        if not is_sqlite(conn):
-            stmt = stmt.order_by(table.c.id).with_for_update(key_share=True, of=table)
-        for row in conn.execute(stmt).mappings():
-            found[int(row["id"])] = dict(row)
-    rows = list(found.values())
-    attach_links(inst, conn, ent, rows)
-    return {rid: {name: row.get(name) for name in ent.fields}
-            | {k: v for k, v in row.items() if k not in ent.fields}
-            for rid, row in found.items()}
+    return load_many(inst, conn, ent.name, ids, actor=actor, for_update=True)
 
 
 def _holders(conn: Connection, ent: Entity, table: sa.Table, prepared: list[_Checked]

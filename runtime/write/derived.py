@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from builder.model import Entity, Field
 from runtime.core import caches
-from runtime.core.context import eval_context, sql_context
+from runtime.core.context import Fetcher, eval_context, sql_context
 from runtime.core.db import is_sqlite, mark_written
 from runtime.core.expressions import to_sql
 from runtime.core.values import compute_formulas, same
-from runtime.read.queries import load
+from runtime.read.queries import load_many
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -139,9 +139,7 @@ def _flush(state: _Batch) -> None:
                 formulas.setdefault(parent_name, set()).update(ids)
             changed.setdefault(parent_name, set()).update(ids)
         for parent_name, ids in formulas.items():
-            parent = inst.model.entity(parent_name)
-            for parent_id in sorted(ids):
-                _refresh_formulas(inst, conn, parent, parent_id)
+            _refresh_formulas(inst, conn, inst.model.entity(parent_name), ids)
         pending = _next_level(inst, conn, changed)
 
 
@@ -284,16 +282,26 @@ def _aggregate(inst: Instance, child: str, rows: sa.Alias, parents: sa.Table,
     return sa.select(aggregate).where(*conditions).scalar_subquery()
 
 
-def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, record_id: int) -> None:
-    """Formulas of a record whose rollups just changed (they may use them)."""
-    record = load(inst, conn, ent.name, record_id)
-    if record is None:
-        return
-    computed = dict(record)
-    compute_formulas(ent, computed, eval_context(inst, None, ent.name, computed, conn=conn), {})
-    changes = {f.name: computed[f.name] for f in ent.fields.values()
-               if f.formula is not None and not same(computed[f.name], record[f.name])}
-    if changes:
-        table = inst.schema.table(ent.name)
-        conn.execute(table.update().where(table.c.id == record_id).values(changes))
-        mark_written(conn)
+def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, ids: set[int]) -> None:
+    """Formulas of records whose rollups just changed (they may use them), in id order:
+    500 records read at once, one cache of the records they link to (a record written
+    here is read again when a later one links to it)."""
+    table = inst.schema.table(ent.name)
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        found = load_many(inst, conn, ent.name, chunk)
+        fetch = Fetcher(inst, conn)
+        for record_id in chunk:
+            record = found.get(record_id)
+            if record is None:
+                continue
+            computed = dict(record)
+            compute_formulas(ent, computed, eval_context(inst, None, ent.name, computed,
+                                                         fetch=fetch), {})
+            changes = {f.name: computed[f.name] for f in ent.fields.values()
+                       if f.formula is not None and not same(computed[f.name], record[f.name])}
+            if changes:
+                conn.execute(table.update().where(table.c.id == record_id).values(changes))
+                mark_written(conn)
+                fetch.forget(ent.name, record_id)
