@@ -5,7 +5,7 @@ the SQL compiler. Built from an Instance and an Actor, never from globals.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from builder.expressions import EvalContext, FieldRef, UserInfo
 from builder.model import AppModel
-from runtime.core import caches
+from runtime.core import caches, rowcache
 from runtime.core.expressions import SqlContext
 from runtime.core.schema import by_id
 
@@ -63,15 +63,44 @@ class Fetcher:
         except (TypeError, ValueError):
             return None
         if (entity, key) not in self.cache:
-
-            query = by_id(self.inst.schema.table(entity))
+            table = self.inst.schema.table(entity)
+            kept = rowcache.rows_of(self.conn)
+            if kept is not None and key in kept.get(table.name, {}):
+                self.cache[(entity, key)] = kept[table.name][key]
+                return self.cache[(entity, key)]
+            query = by_id(table)
             if self.conn is not None:
                 row = self.conn.execute(query, {"_crm_id": key}).mappings().first()
             else:
                 with self.inst.engine.connect() as conn:
                     row = conn.execute(query, {"_crm_id": key}).mappings().first()
             self.cache[(entity, key)] = dict(row) if row is not None else None
+            if kept is not None:
+                kept.setdefault(table.name, {})[key] = self.cache[(entity, key)]
         return self.cache[(entity, key)]
+
+    def prefetch(self, entity: str, keys: Iterable[Any]) -> None:
+        """Read the records of `keys` that are not cached yet, 500 a query, into the cache:
+        a batch's linked records at once instead of one read each (needs a connection)."""
+        if self.conn is None or entity not in self.inst.model.entities:
+            return
+        table = self.inst.schema.table(entity)
+        missing = sorted({k for k in keys if isinstance(k, int) and not isinstance(k, bool)
+                          and (entity, k) not in self.cache})
+        kept = rowcache.rows_of(self.conn)
+        if kept is not None:
+            known = kept.get(table.name, {})
+            for key in [k for k in missing if k in known]:
+                self.cache[(entity, key)] = known[key]
+            missing = [k for k in missing if k not in known]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            found = {int(row["id"]): dict(row) for row in self.conn.execute(
+                sa.select(table).where(table.c.id.in_(chunk))).mappings()}
+            for key in chunk:
+                self.cache[(entity, key)] = found.get(key)
+                if kept is not None:
+                    kept.setdefault(table.name, {})[key] = found.get(key)
 
     def find(self, entity: str, field: str, value: Any) -> int | None:
         """`lookup()`: the lowest id of the `entity` records whose `field` equals `value`."""

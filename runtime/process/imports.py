@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 from builder.diagnostics import did_you_mean
 from builder.model import AppModel, Entity, Field
-from runtime.core import caches
+from runtime.core import caches, rowcache
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
@@ -192,6 +192,9 @@ def _states(inst: Instance, conn: Connection, ent: Entity, state: str, ids: list
     statement built once (a batch moved record by record reads one per record), many 500
     ids a query."""
     table = inst.schema.table(ent.name)
+    kept = rowcache.rows_of(conn) or {}
+    if len(ids) == 1 and kept.get(table.name, {}).get(ids[0]) is not None:
+        return {ids[0]: kept[table.name][ids[0]][state]}  # as read since the last write
     if len(ids) == 1:
         found = conn.execute(caches.STATEMENTS.get(table, "state", lambda: sa.select(
             table.c[state]).where(table.c.id == sa.bindparam("_crm_id"))),

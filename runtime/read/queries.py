@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from builder.diagnostics import did_you_mean
 from builder.fieldtypes import MAX_INTEGER, coerce
 from builder.model import Entity, Field
-from runtime.core import caches, phones, searchindex
+from runtime.core import caches, phones, rowcache, searchindex
 from runtime.core.errors import N_, BadRequest, NotFound
 from runtime.core.schema import by_id
 from runtime.core.values import as_id, json_value, to_json
@@ -144,8 +144,14 @@ def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
     table = inst.schema.table(entity)
     lock = for_update and conn.dialect.name != "sqlite"
     row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
-    if row_filter is None:  # the common case: one prebuilt statement per table
+    kept = rowcache.rows_of(conn) if not lock else None  # a bulk write's rows read by id
+    if row_filter is None and kept is not None and record_id in kept.get(table.name, {}):
+        row = kept[table.name][record_id]
+    elif row_filter is None:  # the common case: one prebuilt statement per table
         row = conn.execute(by_id(table, lock), {"_crm_id": record_id}).mappings().first()
+        if kept is not None:
+            kept.setdefault(table.name, {})[record_id] = row = (
+                None if row is None else dict(row))
     else:
         stmt = sa.select(table).where(table.c.id == record_id, row_filter)
         if lock:
@@ -532,18 +538,19 @@ def _best_page(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, c: Co
     other = where_clauses(inst, actor, ent, table, filters=filters, q=None,
                           dialect=c.dialect.name)
     carried = [name for name, _ in keys[1:] if name != "id"]
-    short = searchindex.short_clause(table, searchindex.short_columns(ent))
-    values = {n: searchindex.folded(table.c[n], c.dialect.name) for n in names}
+    values = [searchindex.folded(table.c[n], c.dialect.name) for n in names]
 
     def branch(where: ColumnElement, exact: ColumnElement) -> Any:
         return sa.select(table.c.id, *(table.c[n] for n in carried),
                          sa.case((exact, 0), else_=1).label(search.RANK)).where(where, *other)
 
+    # LIKE 'term%' reads a text_pattern_ops btree; the long values apart (core/searchindex.py)
+    short = searchindex.short_clause(table, searchindex.short_columns(ent))
     branches = [branch(sa.and_(short, v.startswith(text, autoescape=True)), v == text)
-                for v in values.values()]
+                for v in values]
     branches.append(branch(sa.and_(sa.not_(short), sa.or_(
-        *(v.startswith(text, autoescape=True) for v in values.values()))),
-        sa.or_(*(v == text for v in values.values()))))
+        *(v.startswith(text, autoescape=True) for v in values))),
+        sa.or_(*(v == text for v in values))))
     hits = sa.union_all(*branches).subquery()
     rank = sa.func.min(hits.c[search.RANK]).label(search.RANK)
     best = sa.select(hits.c.id, *(hits.c[n] for n in carried), rank,

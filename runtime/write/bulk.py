@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from builder.model import Entity
-from runtime.core import phones
+from runtime.core import phones, rowcache
 from runtime.core.context import Fetcher
 from runtime.core.db import in_transaction, is_sqlite, mark_written
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
@@ -166,15 +166,16 @@ def _run(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
          conn: Connection | None, then: Then | None, moves: _Moves) -> list[Outcome]:
     def work(conn: Connection) -> list[Outcome]:
         outcomes = [Outcome(line) for line, _, _ in rows]
-        try:
-            good = _checked(inst, actor, ent, rows, conn, outcomes, moves)
-            with conn.begin_nested():
-                _write(inst, actor, ent, conn, good, outcomes, then, moves)
-        except (_OrderMatters, RecordError, sa.exc.IntegrityError):
-            # every row again, the refused ones too: a row that took a unique value in the
-            # checks may be the one that failed, and the row refused for it is good then
-            outcomes = [Outcome(line) for line, _, _ in rows]
-            _one_by_one(inst, actor, ent, conn, rows, outcomes, then, moves)
+        with rowcache.kept(conn):  # the records the batch links to, read once
+            try:
+                good = _checked(inst, actor, ent, rows, conn, outcomes, moves)
+                with conn.begin_nested():
+                    _write(inst, actor, ent, conn, good, outcomes, then, moves)
+            except (_OrderMatters, RecordError, sa.exc.IntegrityError):
+                # every row again, the refused ones too: a row that took a unique value in
+                # the checks may be the one that failed, and the row refused for it is good
+                outcomes = [Outcome(line) for line, _, _ in rows]
+                _one_by_one(inst, actor, ent, conn, rows, outcomes, then, moves)
         return outcomes
 
     return in_transaction(inst.engine, conn, work)
@@ -185,6 +186,7 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
     """Steps 1 and 2: the rows that pass every check, in order; the others' outcomes get
     their error."""
     fetch = Fetcher(inst, conn)  # nothing is written during the checks: one cache for all
+    _prefetch_links(ent, rows, fetch)
     current = _current(inst, actor, ent, conn, [rid for _, _, rid in rows if rid is not None])
     prepared = []
     for index, (_, values, rid) in enumerate(rows):
@@ -239,6 +241,25 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
             moved.add(rid)
         good.append(row)
     return good
+
+
+def _prefetch_links(ent: Entity, rows: Sequence[Row], fetch: Fetcher) -> None:
+    """Read the records the rows link to by id into the batch's cache, one query per linked
+    entity and 500 ids: the link checks and formulas then read none of them one by one."""
+    wanted: dict[str, set[int]] = {}
+    for _, values, _ in rows:
+        for name, raw in values.items() if isinstance(values, Mapping) else ():
+            field = ent.fields.get(name)
+            if field is None or field.to is None or field.type not in ("link", "links"):
+                continue
+            for item in raw if isinstance(raw, list) else [raw]:
+                if isinstance(item, str) and item.isascii() and item.isdigit() \
+                        and len(item) < 19:  # an id as text; anything else is checked later
+                    item = int(item)
+                if isinstance(item, int) and not isinstance(item, bool):
+                    wanted.setdefault(field.to, set()).add(item)
+    for entity, ids in wanted.items():
+        fetch.prefetch(entity, ids)
 
 
 def _current(inst: Instance, actor: Actor, ent: Entity, conn: Connection, ids: list[int]

@@ -1,0 +1,71 @@
+"""Entity rows read by id, kept on a connection for the length of a bulk write.
+
+A bulk write (runtime/write/bulk.py: imports, demo data) checks and writes thousands of
+records that link to the same few hundred others; each check, formula and automation used to
+read a linked record again (`context.Fetcher`, one cache per operation). Inside `kept(conn)`
+a read by id is kept on the connection and served again until the connection writes to that
+row's table: every INSERT or UPDATE on `conn` forgets the rows of its table, a DELETE, a
+statement it cannot read (raw SQL) or a rollback (of a savepoint too) forgets them all. So a
+row served from here is the row the database would return on this connection (other
+connections' commits aside: the bulk write sees the rows as it first read them, as its own
+transaction would on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+KEY = "crm_row_cache"
+_READS = ("SELECT", "SAVEPOINT", "RELEASE")
+
+Rows = dict[str, dict[int, Mapping[str, Any] | None]]  # table -> id -> row (None: no row)
+
+
+def rows_of(conn: Connection | None) -> Rows | None:
+    """The rows kept on `conn`, or None outside `kept`."""
+    return None if conn is None else conn.info.get(KEY)
+
+
+@contextmanager
+def kept(conn: Connection) -> Iterator[None]:
+    """Keep the rows read by id on `conn` inside the block (a nested block joins the outer
+    one); see the module's docstring."""
+    if KEY in conn.info:
+        yield
+        return
+    conn.info[KEY] = {}
+    listeners = (("before_cursor_execute", _executed), ("rollback", _rolled_back),
+                 ("rollback_savepoint", _rolled_back))
+    for name, listener in listeners:
+        sa.event.listen(conn, name, listener)
+    try:
+        yield
+    finally:
+        for name, listener in listeners:
+            sa.event.remove(conn, name, listener)
+        conn.info.pop(KEY, None)
+
+
+def _executed(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any,
+              executemany: bool) -> None:
+    rows = conn.info.get(KEY)
+    if rows is None or statement.lstrip()[:9].upper().startswith(_READS):
+        return
+    compiled = getattr(context, "compiled", None)
+    target = getattr(getattr(compiled, "statement", None), "table", None)
+    if (context is not None and (context.isinsert or context.isupdate)
+            and isinstance(target, sa.Table)):
+        rows.pop(target.name, None)
+    else:  # a DELETE (the database may cascade it), raw SQL, DDL: nothing is known
+        rows.clear()
+
+
+def _rolled_back(conn: Connection, *args: Any) -> None:
+    rows = conn.info.get(KEY)
+    if rows is not None:
+        rows.clear()

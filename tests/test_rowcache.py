@@ -1,0 +1,133 @@
+"""Rows kept on a connection during a bulk write (runtime/core/rowcache.py): a row read by
+id is served again without a query, and never after the connection wrote to its table,
+deleted anything, ran raw SQL or rolled back — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from runtime.core import rowcache
+from runtime.core.context import Fetcher
+from runtime.core.instance import Actor, Instance
+from runtime.read.queries import load
+from runtime.write import bulk, records
+
+SYSTEM = Actor.system_actor("test")
+FILES = {
+    "entities/club.yaml": """
+entity: club
+title_field: name
+fields:
+  name: {type: text, required: true}
+  city: {type: text}
+""",
+    "entities/member.yaml": """
+entity: member
+title_field: name
+fields:
+  name: {type: text, required: true}
+  club: {type: link, to: club}
+  club_city: {type: text, formula: "club.city"}
+""",
+}
+
+
+@pytest.fixture
+def inst(make_instance, pack) -> Instance:
+    inst = make_instance(pack(FILES))
+    records.create(inst, SYSTEM, "club", {"name": "Red", "city": "Leeds"})
+    records.create(inst, SYSTEM, "club", {"name": "Blue", "city": "York"})
+    return inst
+
+
+class Selects:
+    """The SELECTs a connection runs, counted."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.count = 0
+        sa.event.listen(conn, "before_cursor_execute", self.seen)
+
+    def seen(self, conn, cursor, statement: str, *args) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            self.count += 1
+
+
+@pytest.fixture
+def kept(inst: Instance) -> Iterator[tuple[sa.Connection, Selects]]:
+    with inst.engine.begin() as conn, rowcache.kept(conn):
+        yield conn, Selects(conn)
+
+
+def test_a_row_read_by_id_is_read_once(inst, kept) -> None:
+    conn, selects = kept
+    assert load(inst, conn, "club", 1)["city"] == "Leeds"
+    assert Fetcher(inst, conn)("club", 1)["city"] == "Leeds"  # another operation's reader
+    assert load(inst, conn, "club", 1)["name"] == "Red"
+    assert load(inst, conn, "club", 99) is None
+    assert load(inst, conn, "club", 99) is None
+    assert selects.count == 2
+
+
+def test_a_write_to_the_table_is_read_again(inst, kept) -> None:
+    conn, selects = kept
+    load(inst, conn, "club", 1)
+    records.update(inst, SYSTEM, "club", 1, {"city": "Hull"}, version=None, conn=conn)
+    assert Fetcher(inst, conn)("club", 1)["city"] == "Hull"
+    assert load(inst, conn, "club", 1)["city"] == "Hull"
+
+
+def test_a_write_to_another_table_keeps_the_rows(inst, kept) -> None:
+    conn, selects = kept
+    load(inst, conn, "club", 2)
+    records.create(inst, SYSTEM, "member", {"name": "Ann", "club": 2}, conn=conn)
+    before = selects.count
+    assert load(inst, conn, "club", 2)["city"] == "York"
+    assert selects.count == before
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE club SET city = 'Ely' WHERE id = 1",   # raw SQL: nothing is known of it
+    "DELETE FROM member WHERE id = 12345",         # a delete: the database may cascade
+])
+def test_raw_sql_and_deletes_forget_every_row(inst, kept, statement: str) -> None:
+    conn, selects = kept
+    load(inst, conn, "club", 1)
+    conn.execute(sa.text(statement))
+    before = selects.count
+    load(inst, conn, "club", 1)
+    assert selects.count == before + 1
+
+
+def test_a_rolled_back_savepoint_forgets_what_it_wrote(inst, kept) -> None:
+    conn, _ = kept
+    with pytest.raises(RuntimeError), conn.begin_nested():
+        records.update(inst, SYSTEM, "club", 1, {"city": "Hull"}, version=None, conn=conn)
+        assert load(inst, conn, "club", 1)["city"] == "Hull"
+        raise RuntimeError("roll it back")
+    assert load(inst, conn, "club", 1)["city"] == "Leeds"
+    assert Fetcher(inst, conn)("club", 1)["city"] == "Leeds"
+
+
+def test_outside_a_bulk_write_nothing_is_kept(inst) -> None:
+    with inst.engine.begin() as conn:
+        selects = Selects(conn)
+        load(inst, conn, "club", 1)
+        load(inst, conn, "club", 1)
+        assert selects.count == 2
+        assert rowcache.rows_of(conn) is None
+
+
+def test_a_batch_sees_a_parent_changed_by_an_earlier_batch_on_the_connection(inst) -> None:
+    """Formulas over a linked record follow its changes between two bulk writes, and
+    within one the rows are kept only until the write to their table."""
+    with inst.engine.begin() as conn:
+        first = bulk.create_many(inst, SYSTEM, "member", [(1, {"name": "Ann", "club": 1})],
+                                 conn=conn)
+        records.update(inst, SYSTEM, "club", 1, {"city": "Hull"}, version=None, conn=conn)
+        second = bulk.create_many(inst, SYSTEM, "member", [(2, {"name": "Bo", "club": 1})],
+                                  conn=conn)
+    assert records.get(inst, SYSTEM, "member", first[0].id)["club_city"] == "Leeds"
+    assert records.get(inst, SYSTEM, "member", second[0].id)["club_city"] == "Hull"
