@@ -51,27 +51,28 @@ def measure(url: str) -> dict:
 
 # from a cProfile of the whole command (`python -m cProfile`), kept up to date by hand
 WHERE_THE_TIME_GOES = """\
-Expressions are compiled once into Python closures (`builder/expressions/compiler.py`) instead
-of walking their syntax tree for every record, and each of the demo files' 11,566 different
-`=expressions` is parsed once (the parse cache held 8,192 and missed on nearly all of them),
-and the read of a new record's state before its move is a statement built once. Run side by
-side under the same load (5 to 8), the code before took 47.4 to 49.9 s of CPU and this one 41.2
-to 45.2 s (four pairs, 12 to 15% less), with the same data (every table compared). Where the
-time goes now (cProfile of the whole command, 2026-12-05): installing the packs before any data
-8% (reading their YAML with positions 5%); the demo data 92%: moving records to their demo
-state 23% (10,011 moves, each through `records.update`: read, formulas and validations, update,
-audit, timeline), checking and writing the new records 22%, their `on: create` automations 16%,
-the rollups and the formulas over them refreshed at the end 8%. Across all of it, SQLAlchemy's
-per-statement work is 30% (155,000 statements), of which reading linked records for formulas
-and link checks (`Fetcher`, 48,000 reads) is 11%; evaluating expressions is 11%, half of it
-those reads. What is left is statements: a move per record, a read per linked record per
-operation; the 15 s target needs batched moves and a link cache across a batch, in the write
-path. Before the data, the loader now reads a YAML file with nothing to report without
-positions (one loop over libyaml's events; the positions are read from the kept text when a
-diagnostic first asks) and the demo checks remember the values found good (205,000 values,
-41,000 different): checking the five packs with their demo data went from 4.9 to 1.9 s of CPU
-(181 files, 7.5 MB), and the whole command from 35.4 and 37.6 s of CPU to 31.2 and 32.3 s
-(two pairs side by side, load 3.6 to 5; 2026-12-05)."""
+Run side by side (2026-12-05, load 2.3 to 2.5, the same data — every table compared at a fixed
+clock, audit and timeline ids aside): the command took 33.6 and 34.6 s of CPU before this
+pass and 25.9 and 26.1 s after it (23% less); the demo data alone 25.7 → 21.5 s of wall time.
+What changed: (1) the packs are read without source positions until a diagnostic asks for
+one, and demo values found good are checked once (checking the five packs with their demo
+data: 4.9 → 1.9 s of CPU); (2) an import's moves to the rows' workflow states go a batch at a
+time (`bulk.move_many`: one UPDATE, the audit, the transitions on the timeline, then each
+record's hooks) unless hooks follow both the creation of the entity's records and the
+transitions the batch uses — then one at a time, in the rows' order, as before (11 of the 35
+moved entities, about 5,000 of 10,011 moves); (3) the records a batch links to are read 500 at a
+time, and rows read by id are kept on the connection for the batch until it writes to their
+table (`core/rowcache.py`): 32,000 SELECTs instead of 85,000 (statements in all: 68,000
+instead of 121,000); (4) the formulas over refreshed rollups read 500 parents at once; (5)
+WeasyPrint is imported only to print a PDF (0.3 s of every command's start). Where the time
+goes now (py-spy, 250 samples a second): reading and linking the packs and planning the
+tables 12%; the demo data 85%: checking and inserting the new records 25% (of which
+SQLAlchemy's executemany 7%), their `on: create` automations 14%, the moves made one at a time
+13% and the batched ones 6%, the rollups and formulas refreshed at the end 7%, reading the
+demo files' values and `=expressions` 5%. What is left is per-record work in automations and
+in the ordered moves (a `records.update` each: read, formulas, checks, update, audit,
+timeline, hooks) and duplicate checks (8,000 queries, one per record of an entity with
+`block` rules): the 15 s target needs those batched as well."""
 
 
 def report(m: dict, backend: str) -> str:

@@ -4,7 +4,9 @@
 A `person` entity (7 fields, benchmarks/person_pack) is filled with N rows (default 1,000,000)
 whose last names come from 200 made-up surnames, so that one surname matches about 0.5% of
 the rows; the city (the list's declared filter) from 100 cities (1% each). Signed in as an
-admin, through the in-process WSGI client, the median time of the whole HTML page of:
+admin, through the in-process WSGI client, the median time of the whole HTML page of (the
+pages timed in turns, one of each per round, so that other work on the machine weighs on
+each alike):
 
 1. the list page with a quick search for one surname  ÷  the same page without a search;
 2. the list page filtered by city (the list's default sort)  ÷  the same page unfiltered;
@@ -18,9 +20,12 @@ admin, through the in-process WSGI client, the median time of the whole HTML pag
 Loading: on SQLite through SQLAlchemy Core in batches, the FTS5 index kept by its triggers; on
 PostgreSQL with COPY into the table without its indexes (the folded search columns are
 computed as rows arrive), then every index built over the loaded rows — the list's indexes and
-the trigram indexes (core/searchindex.py) — and VACUUM ANALYZE.
+the trigram and prefix indexes (core/searchindex.py) — and VACUUM ANALYZE.
 
-Results go to docs/performance.md (section `search`, or `search-postgresql`).
+Results go to docs/performance.md (section `search`, or `search-postgresql`). `--reuse
+FILE_OR_URL` keeps the database between runs: it is loaded only when it does not hold
+`--rows` rows, and its search index brought up to date as `crmforge migrate` would (a run
+that did not load prints its figures without writing them).
 """
 
 from __future__ import annotations
@@ -29,16 +34,17 @@ import argparse
 import csv
 import io
 import random
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from benchmarks.report import write_section
-from benchmarks.run import median_ms
 from builder.linker import build_model
 from runtime.core import phones, searchindex
 from runtime.core.db import make_engine
@@ -90,6 +96,23 @@ def make(url: str) -> Instance:
     return inst
 
 
+def reused(url: str, count: int) -> Instance | None:
+    """The instance over a database an earlier run filled with `count` rows (None: it holds
+    something else), its search index brought up to date as `crmforge migrate` would."""
+    model = build_model([HERE / "person_pack"])
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("person") or conn.execute(
+                sa.text("SELECT count(*) FROM person")).scalar() != count:
+            engine.dispose()
+            return None
+    with engine.begin() as conn:
+        searchindex.create_all(conn, model)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return assemble(model, engine)
+
+
 def rows(count: int, names: list[str], seed: int = 11):  # noqa: ANN201 - a generator
     """`count` rows of `person`, values in `COLUMNS` order (the same for both databases)."""
     rng = random.Random(seed)
@@ -134,7 +157,7 @@ def _copy(inst: Instance, source) -> None:  # noqa: ANN001 - rows' generator
     with inst.engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
         for name in searchindex.present(conn):
-            if name.startswith(searchindex.TRGM_PREFIX):
+            if name.startswith((searchindex.TRGM_PREFIX, searchindex.PREFIX_PREFIX)):
                 conn.exec_driver_sql(f'DROP INDEX "{name}"')
         for index in table.indexes:
             conn.execute(sa.schema.DropIndex(index))
@@ -178,19 +201,37 @@ def measure(inst: Instance, term: str, city: str, repeat: int) -> dict[str, floa
                 assert must in answer.get_data(as_text=True), (path, must)
         return get
 
-    times = {
-        "list": median_ms(page("/e/person"), repeat),
-        "search": median_ms(page(f"/e/person?q={term}", term), repeat),
-        "filter": median_ms(page(f"/e/person?city={city.replace(' ', '+')}", city), repeat),
-        "global": median_ms(page(f"/search?q={term}", term), repeat),
+    pages = {
+        "list": page("/e/person"),
+        "search": page(f"/e/person?q={term}", term),
+        "filter": page(f"/e/person?city={city.replace(' ', '+')}", city),
+        "global": page(f"/search?q={term}", term),
     }
     if inst.engine.dialect.name == "postgresql":
-        times["collated"] = median_ms(page("/e/person", user=2), repeat)
-        times["default"] = median_ms(page("/e/person", user=3), repeat)
-    return times
+        pages["collated"] = page("/e/person", user=2)
+        pages["default"] = page("/e/person", user=3)
+    return interleaved(pages, repeat)
 
 
-def report(times: dict[str, float], rows: int, found: int, backend: str, loaded: float) -> str:
+def interleaved(pages: dict[str, Callable[[], None]], repeat: int,
+                warmup: int = 10) -> dict[str, float]:
+    """The median milliseconds of each page, timed in turns (one of each per round): on a
+    machine shared with other work, a busy spell then slows every page alike, and the
+    ratios compare pages measured side by side."""
+    for get in pages.values():
+        for _ in range(warmup):
+            get()
+    times: dict[str, list[float]] = {name: [] for name in pages}
+    for _ in range(repeat):
+        for name, get in pages.items():
+            start = time.perf_counter()
+            get()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(spent) * 1000 for name, spent in times.items()}
+
+
+def report(times: dict[str, float], rows: int, found: int, backend: str,
+           loaded: float | None) -> str:
     ratios = {"search_vs_list": (times["search"], times["list"]),
               "filter_vs_list": (times["filter"], times["list"]),
               "global_vs_list": (times["global"], times["list"])}
@@ -212,7 +253,8 @@ def report(times: dict[str, float], rows: int, found: int, backend: str, loaded:
                      f"{base:.1f} ms |")
     how = ("COPY, then every index built over the loaded rows" if backend == "PostgreSQL"
            else "the search index kept by the database")
-    lines += ["", f"Loading {rows:,} rows ({how}): {loaded:.1f} s."]
+    if loaded is not None:
+        lines += ["", f"Loading {rows:,} rows ({how}): {loaded:.1f} s."]
     return "\n".join(lines)
 
 
@@ -222,22 +264,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--database-url", help="a PostgreSQL URL (its tables are reset)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs")
+    parser.add_argument("--reuse", metavar="SQLITE_FILE_OR_URL",
+                        help="keep the database between runs: load it only when it does not "
+                             "hold --rows rows yet (a PostgreSQL URL, or a SQLite file)")
     args = parser.parse_args(argv)
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'search.db'}"
+    if args.reuse:
+        url = args.reuse if "://" in args.reuse else f"sqlite:///{Path(args.reuse).resolve()}"
     names = surnames()
-    inst = make(url)
-    loaded = load(inst, args.rows, names)
+    inst = reused(url, args.rows) if args.reuse else None
+    loaded = None
+    if inst is None:
+        inst = make(url)
+        loaded = load(inst, args.rows, names)
     term, city = names[17], CITIES[42]
     with inst.engine.connect() as conn:
         table = inst.schema.table("person")
         found = conn.execute(sa.select(sa.func.count()).where(
             table.c.last_name == term)).scalar_one()
     times = measure(inst, term, city, args.repeat)
-    backend = "PostgreSQL" if args.database_url else "SQLite"
+    backend = "PostgreSQL" if inst.engine.dialect.name == "postgresql" else "SQLite"
     text = report(times, args.rows, found, backend, loaded)
     print(text)
-    if not args.no_write:
-        write_section("search" + ("-postgresql" if args.database_url else ""), text)
+    if loaded is None:
+        print("(rows loaded by an earlier run: not written to docs/performance.md)")
+    elif not args.no_write:
+        write_section("search" + ("-postgresql" if backend == "PostgreSQL" else ""), text)
     inst.engine.dispose()
     return 0
 

@@ -4,10 +4,14 @@ PostgreSQL only."""
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 
 from benchmarks import search as bench
+from builder.linker import build_model
 from runtime.core import searchindex
+from runtime.core.db import make_engine
 
 
 def test_the_search_benchmark_loads_and_measures(database_url: str) -> None:
@@ -31,3 +35,27 @@ def test_the_search_benchmark_loads_and_measures(database_url: str) -> None:
         inst.engine.dispose()
     assert ("zh reader's ICU collation" in text) == postgresql
     assert "400 rows" in text
+
+
+def test_a_kept_database_is_reused_and_its_index_brought_up_to_date(database_url) -> None:
+    assert bench.reused(database_url, 0) is None  # nothing loaded there yet
+    inst = bench.make(database_url)
+    try:
+        bench.load(inst, 30, bench.surnames())
+    finally:
+        inst.engine.dispose()
+    assert bench.reused(database_url, 31) is None  # another size: loaded anew
+    with make_engine(database_url).begin() as conn:
+        name = next(iter(searchindex.present(conn)))  # one object of the index lost
+        model = build_model([bench.HERE / "person_pack"])
+        searchindex.sync(conn, model, set(), {name})
+        assert searchindex.stale(conn, model) != (set(), set())
+    again = bench.reused(database_url, 30)
+    assert again is not None
+    try:
+        with again.engine.connect() as conn:
+            assert searchindex.stale(conn, again.model) == (set(), set())
+        times = bench.interleaved({"a": lambda: None, "b": lambda: time.sleep(0.002)}, 3, 1)
+        assert times["a"] < times["b"]
+    finally:
+        again.engine.dispose()

@@ -133,7 +133,7 @@ def test_migrate_refolds_an_index_from_before_folding(people) -> None:
             schema, have = searchindex.trgm_schema(conn), searchindex.present(conn)
             for name in [n for n in have if n.startswith("person.")]:  # (and their indexes)
                 conn.exec_driver_sql(f'ALTER TABLE person DROP COLUMN "{name[7:]}"')
-            for name in [n for n in have if "_person_" in n]:
+            for name in [n for n in have if n.startswith("ix_trgm_person_")]:
                 column = name.removeprefix("ix_trgm_person_")
                 conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{name}"')
                 conn.exec_driver_sql(f'CREATE INDEX "{name}" ON person USING gin '
@@ -152,6 +152,9 @@ def test_migrate_refolds_an_index_from_before_folding(people) -> None:
             assert {n: "normalize(" in sql.lower() for n, sql in made.items() if "." in n} \
                 == {"person._fold_first_name": True, "person._fold_last_name": True}
             assert sorted(sql.split("USING gin (")[1].split()[0]
-                          for n, sql in made.items() if "." not in n) \
+                          for n, sql in made.items() if n.startswith("ix_trgm_")) \
                 == ["_fold_first_name", "_fold_last_name"]
+            assert sorted(sql.split("USING btree (")[1].split()[0]  # and the prefix indexes
+                          for n, sql in made.items() if n.startswith("ix_prefix_person_")
+                          and not n.endswith("__long")) == ["_fold_first_name", "_fold_last_name"]
         assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 7

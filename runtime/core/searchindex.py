@@ -12,8 +12,13 @@
   `ix_trgm_<table>_<column>` covers it (a phone field's E.164 shadow column is indexed as it
   is: digits need no folding). A search reads `LIKE '%term%'` on the stored column: the index
   finds the candidates, and the recheck a trigram match needs reads the stored text instead of
-  folding every candidate's value again (docs/performance.md, notes on search). When the
-  extension cannot be created (not installed on the server, or no right to create it), the
+  folding every candidate's value again (docs/performance.md, notes on search). Each folded
+  one-line column also has a btree `ix_prefix_<table>_<column>` (`text_pattern_ops`, carrying
+  the list's sort columns and `id`), from which a ranked search's exact and prefix matches are
+  read without the trigram lookups or the rows (read/queries.py `_best_page`); it holds the
+  rows whose values are under `SHORT_BYTES` (a btree entry has a size limit a write must never
+  hit), and `ix_prefix_<table>__long` the ids of the others. When the extension cannot be
+  created (not installed on the server, or no right to create it), the
   columns are made all the same and searches read them without the index; the migration says
   so.
 
@@ -50,6 +55,10 @@ TRGM_PREFIX = "ix_trgm_"
 SEARCH_TYPES = ("text", "longtext", "richtext", "email", "url", "choice", "autonumber", "file",
                 "image")  # matched as text; phone fields by their shadow column
 MIN_TRIGRAM = 3  # a shorter term has no trigram to look up
+PREFIX_PREFIX = "ix_prefix_"  # PostgreSQL: the btree of a folded column, for exact and prefix
+PREFIX_TYPES = frozenset(SEARCH_TYPES) - {"longtext", "richtext"}
+SHORT_BYTES = 1000  # a longer value (rare in a one-line field) is kept out of prefix indexes
+LONG_SUFFIX = "__long"  # `ix_prefix_<table>__long`: the rows with one (no field starts "_")
 FOLD_FUNCTION = "crm_fold"  # SQLite: `fold` as an SQL function
 FOLD_PREFIX = "_fold_"  # PostgreSQL's stored folded copies; no field name starts with "_"
 # the combining marks a fold drops (accents, diaeresis, tilde, cedilla… once NFKD has split
@@ -129,10 +138,57 @@ def trgm_name(table: str, column: str) -> str:
     return (f"{TRGM_PREFIX}{table}_{column}")[:63]
 
 
-def prefixes(table: str) -> tuple[str, str, str]:
+def prefix_name(table: str, column: str) -> str:
+    return (f"{PREFIX_PREFIX}{table}_{column}")[:63]
+
+
+def prefixes(table: str) -> tuple[str, ...]:
     """How the names of a table's index objects start (SQLite; PostgreSQL's indexes, and its
     folded columns)."""
-    return fts_name(table), f"{TRGM_PREFIX}{table}_", f"{table}."
+    return fts_name(table), f"{TRGM_PREFIX}{table}_", f"{PREFIX_PREFIX}{table}_", f"{table}."
+
+
+def carried(ent: Entity) -> tuple[str, ...]:
+    """The columns a prefix index carries besides its folded text: the list's sort and `id`,
+    so that the exact and prefix matches of a search are ranked and sorted from the index
+    alone (read/queries.py `_best_page`), without reading each match's row."""
+    names = [s.lstrip("-+") for s in ent.views.list.sort]
+    kept = [n for n in names if n in ent.fields and ent.fields[n].type not in _NOT_CARRIED]
+    return tuple(dict.fromkeys([*kept, "id"]))
+
+
+def prefixed(ent: Entity) -> tuple[str, ...]:
+    """The search columns of `ent` with a prefix index (PostgreSQL): folded ones of a
+    one-line type (a long text's prefix is no name, and would not fit a btree)."""
+    return tuple(c for c in columns(ent) if _is_folded(c) and ent.fields[c].type in PREFIX_TYPES)
+
+
+def short_columns(ent: Entity) -> tuple[str, ...]:
+    """The columns whose size decides whether a row is in the prefix indexes: their folded
+    search text and the carried text columns (a btree entry has at most 2,704 bytes)."""
+    texts = [c for c in carried(ent) if ent.fields.get(c) is not None
+             and ent.fields[c].type in (*SEARCH_TYPES, "phone")]
+    return tuple(dict.fromkeys([*(fold_column(c) for c in prefixed(ent)), *texts]))
+
+
+def short_clause(table: Any, names: tuple[str, ...]) -> Any:
+    """Every column of `names` at most `SHORT_BYTES` long: the prefix indexes' predicate, as
+    a query must state it for the planner to use them (`_short_ddl` is its DDL)."""
+    return sa.and_(*(sa.func.coalesce(sa.func.octet_length(_column(table, n)), 0) <= SHORT_BYTES
+                     for n in names))
+
+
+def _column(table: Any, name: str) -> Any:
+    if name in table.c:
+        return table.c[name]
+    return sa.sql.expression.ColumnClause(name, sa.Text(), _selectable=table)  # a folded copy
+
+
+def _short_ddl(names: tuple[str, ...]) -> str:
+    return " AND ".join(f"coalesce(octet_length({_q(n)}), 0) <= {SHORT_BYTES}" for n in names)
+
+
+_NOT_CARRIED = frozenset({"links", "multichoice", "longtext", "richtext"})  # no column, or long
 
 
 def indexed(model: AppModel) -> dict[str, tuple[str, ...]]:
@@ -148,12 +204,14 @@ def wanted(model: AppModel, dialect: str, trgm_schema: str | None = None) -> dic
     the folded columns, named `<table>.<column>` with their `ADD COLUMN` clause, and the
     trigram indexes when `trgm_schema` (where pg_trgm lives) is given."""
     result: dict[str, str] = {}
+    entities = {e.table: e for e in model.entities.values()}
     for table, cols in indexed(model).items():
         if dialect == "sqlite":
             result.update(_fts_ddl(table, cols))
         elif dialect == "postgresql":
             result.update({f"{table}.{fold_column(c)}": _fold_ddl(c)
                            for c in cols if _is_folded(c)})
+            result.update(_prefix_ddl(table, entities[table]))
             if trgm_schema is not None:
                 result.update({trgm_name(table, c): _trgm_ddl(table, c, trgm_schema)
                                for c in cols})
@@ -195,6 +253,30 @@ def _trgm_ddl(table: str, column: str, schema: str) -> str:
             f"({_q(target)} {_q(schema)}.gin_trgm_ops)")
 
 
+def _prefix_ddl(table: str, ent: Entity) -> dict[str, str]:
+    """Per prefixed column a btree in code-point order (`text_pattern_ops`: `LIKE 'term%'`
+    and `=` read it) carrying the list's sort columns, for an index-only read of a search's
+    best matches; it holds the rows whose values are short (`short_clause`), and
+    `ix_prefix_<table>__long` the ids of the others, so that a too long value neither fails
+    a write nor escapes a search."""
+    cols = prefixed(ent)
+    if not cols:
+        return {}
+    short = _short_ddl(short_columns(ent))
+    carry = ", ".join(_q(c) for c in carried(ent))
+    result = {prefix_name(table, c): (
+        f"CREATE INDEX {_q(prefix_name(table, c))} ON {_q(table)} USING btree "
+        f"({_q(fold_column(c))} text_pattern_ops) INCLUDE ({carry}) WHERE {short}")
+        for c in cols}
+    result[long_name(table)] = (f"CREATE INDEX {_q(long_name(table))} ON {_q(table)} USING "
+                                f"btree (\"id\") WHERE NOT ({short})")
+    return result
+
+
+def long_name(table: str) -> str:
+    return f"{PREFIX_PREFIX}{table[:63 - len(PREFIX_PREFIX) - len(LONG_SUFFIX)]}{LONG_SUFFIX}"
+
+
 def drop_column_index(conn: Connection, table: str, column: str) -> None:
     """Drop the trigram index and the folded copy of one column (PostgreSQL) before its type
     changes: the operator class takes text only, and a column a generated column reads keeps
@@ -222,7 +304,9 @@ def present(conn: Connection) -> dict[str, str]:
     if conn.dialect.name == "postgresql":
         rows = conn.execute(sa.text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND indexname LIKE :prefix"), {"prefix": TRGM_PREFIX.replace("_", "\\_") + "%"})
+            "AND (indexname LIKE :trgm OR indexname LIKE :prefix)"),
+            {"trgm": TRGM_PREFIX.replace("_", "\\_") + "%",
+             "prefix": PREFIX_PREFIX.replace("_", "\\_") + "%"})
         found = dict(rows.all())
         # generated columns only: a table kept aside by a migration copies their values into
         # plain columns, which are no index of anything
@@ -277,7 +361,9 @@ def _object_names(table: str, cols: tuple[str, ...], dialect: str,
         fts = fts_name(table)
         return [fts, f"{fts}_ai", f"{fts}_ad", f"{fts}_au"]
     names = [f"{table}.{fold_column(c)}" for c in cols if _is_folded(c)]
-    return [*names, *(n for c in cols if (n := trgm_name(table, c)) in want)]
+    return [*names, *(n for c in cols if (n := trgm_name(table, c)) in want),
+            *(n for c in cols if (n := prefix_name(table, c)) in want),
+            *(n for n in [long_name(table)] if n in want)]
 
 
 _GIN_TARGET = re.compile(r"USING gin \((.+) \S+\)$")
@@ -288,11 +374,20 @@ def _same(have: str, want: str, dialect: str) -> bool:
         return have == want
     if have.startswith("GENERATED"):  # PostgreSQL rewrites the expression; it folds or not
         return "normalize(" in have.lower()
+    if "USING btree" in want:  # a prefix index: the same column and carried columns
+        return _btree_shape(have) == _btree_shape(want)
     # an index: on the same column (an index from before the stored copies, on the folding
     # expression or on the bare column, is rebuilt)
     targets = [m.group(1).replace('"', "") if (m := _GIN_TARGET.search(ddl)) else None
                for ddl in (have, want)]
     return targets[0] is not None and targets[0] == targets[1]
+
+
+def _btree_shape(ddl: str) -> str:
+    """What a btree's definition says after `USING`, as PostgreSQL and we write it alike
+    (it quotes only what needs it, brackets each condition, capitalises COALESCE and casts
+    a varchar column to text)."""
+    return re.sub(r"[\s\"()]", "", ddl[ddl.find("USING"):]).lower().replace("::text", "")
 
 
 # -- making it ------------------------------------------------------------------------------

@@ -36,10 +36,16 @@ RANK = "_rank"  # the pseudo sort key of a ranked search (never NULL)
 LIKE_ESCAPE = "/"
 
 
+def cleaned(q: str | None) -> str:
+    """The search as it is looked up: a NUL character (which no stored value holds, and
+    neither database takes in a query) separates words like a space."""
+    return (q or "").replace("\x00", " ")
+
+
 def search_clause(inst: Instance, actor: Actor, ent: Entity, table: Any, q: str | None,
                   hidden: frozenset[str], dialect: str) -> ColumnElement | None:
     """The records of `table` that the search `q` finds (None: no search)."""
-    text = (q or "").strip()
+    text = cleaned(q).strip()
     if not text:
         return None
     cols = _Columns(ent, hidden)
@@ -68,6 +74,7 @@ def rank(ent: Entity, table: Any, q: str, hidden: frozenset[str],
          dialect: str) -> ColumnElement:
     """0 when a visible search field equals the whole search, 1 when one starts with it,
     else 2 (accents and case aside; a phone number as a number)."""
+    q = cleaned(q)
     text = searchindex.fold(q.strip())
     cols = _Columns(ent, hidden)
     values = [searchindex.folded(table.c[c], dialect) for c in cols.text]
@@ -79,6 +86,30 @@ def rank(ent: Entity, table: Any, q: str, hidden: frozenset[str],
     if not exact:
         return sa.literal(2, sa.Integer())
     return sa.case((sa.or_(*exact), 0), (sa.or_(*prefix, sa.false()), 1), else_=2)
+
+
+def best_matches(ent: Entity, q: str | None, hidden: frozenset[str],
+                 dialect: str) -> tuple[str, list[str]] | None:
+    """(the folded search, the visible text columns) when a ranked first page may be read
+    from the exact and prefix matches alone, else None. PostgreSQL's prefix indexes
+    (core/searchindex.py) find those without the trigram lookups; that is enough when every
+    visible text column has one, when no phone number ranks (rank 0 by a phone is not a text
+    prefix), and when every such match is found by the whole search too: each word lies
+    inside the folded search, so a value starting with the search contains every word."""
+    q = cleaned(q)
+    text = searchindex.fold(q.strip())
+    cols = _Columns(ent, hidden)
+    if dialect != "postgresql" or not text:  # SQLite: see docs/performance.md, search notes
+        return None
+    if not cols.text or not set(cols.text) <= set(searchindex.prefixed(ent)):
+        return None  # a long text to rank as well
+    if cols.phones and len(phone_digits(q)) >= 3 and phones.e164(
+            q, phones.region()) is not None:
+        return None
+    words = q.split()[:MAX_WORDS]
+    if not all((searchindex.fold(w) or "") in text for w in words):
+        return None
+    return text, cols.text
 
 
 class _Columns:

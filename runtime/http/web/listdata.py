@@ -268,13 +268,14 @@ def build(entity: Entity, wanted: listrequest.ListRequest, args: MultiDict) -> L
     instance, who = inst(), actor()
     try:
         page = records.query(instance, who, entity.name, filters=filters, q=q, sort=sort,
-                             limit=wanted.limit, cursor=wanted.cursor)
+                             limit=wanted.limit, cursor=wanted.cursor, count_cap=COUNT_CAP)
     except BadRequest as exc:
         errors.append(exc.message)
         page = records.query(instance, who, entity.name, filters=filters, q=q, sort=sort,
-                             limit=wanted.limit, cursor=None)
-    count, exact = records.count(instance, who, entity.name, filters=filters, q=q,
-                                 cap=COUNT_CAP)
+                             limit=wanted.limit, cursor=None, count_cap=COUNT_CAP)
+    # a ranked search's first page counts its matches itself (read/queries.py `query`)
+    count, exact = page.count or records.count(instance, who, entity.name, filters=filters,
+                                               q=q, cap=COUNT_CAP)
     rows = natives(entity, page.rows)
     sorted_by = {k.lstrip("-+"): ("desc" if k.startswith("-") else "asc") for k in sort[:1]}
     columns = [Column(f, field_label(entity, f.name), sorted_by.get(f.name),

@@ -18,6 +18,7 @@ from runtime.write import records
 PER_ENTITY = 5
 LINKED_FOR = 3  # hits per entity whose linked records are shown
 LINKED_PER_KIND = 5
+COUNT_CAP = 1000  # a group says "1,000+" beyond
 
 
 @dataclass
@@ -83,12 +84,12 @@ def search(q: str) -> list[Group]:
     groups = []
     for entity in searchable():
         page = records.query(inst(), actor(), entity.name, filters={}, q=q, sort=[],
-                             limit=PER_ENTITY, cursor=None)
+                             limit=PER_ENTITY, cursor=None, count_cap=COUNT_CAP)
         rows = listdata.natives(entity, page.rows)
         if not rows:
             continue
-        count, exact = records.count(inst(), actor(), entity.name, filters={}, q=q,
-                                     cap=1000)
+        count, exact = page.count or records.count(inst(), actor(), entity.name, filters={},
+                                                   q=q, cap=COUNT_CAP)
         titles, names = listdata.page_titles(entity, rows)
         hidden = hidden_fields(entity.name)
         shown_fields = [entity.fields[n] for n in entity.search

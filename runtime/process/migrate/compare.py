@@ -188,7 +188,8 @@ def _include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to
     if type_ == "table" and name and name.startswith(IGNORED_TABLES):
         return False
     if name and name.startswith((searchindex.FTS_PREFIX, searchindex.TRGM_PREFIX,
-                                 searchindex.FOLD_PREFIX, sortindex.PREFIX)):
+                                 searchindex.PREFIX_PREFIX, searchindex.FOLD_PREFIX,
+                                 sortindex.PREFIX)):
         return False  # the search index, its folded columns and the collated list indexes:
         # planned by `search_index`
     return True
