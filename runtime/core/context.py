@@ -16,6 +16,7 @@ from builder.model import AppModel
 from runtime.core import caches, rowcache
 from runtime.core.expressions import SqlContext
 from runtime.core.schema import by_id
+from runtime.core.values import as_id
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -85,8 +86,8 @@ class Fetcher:
         if self.conn is None or entity not in self.inst.model.entities:
             return
         table = self.inst.schema.table(entity)
-        missing = sorted({k for k in keys if isinstance(k, int) and not isinstance(k, bool)
-                          and (entity, k) not in self.cache})
+        missing = sorted({k for k in map(as_id, keys)
+                          if k is not None and (entity, k) not in self.cache})
         kept = rowcache.rows_of(self.conn)
         if kept is not None:
             known = kept.get(table.name, {})

@@ -56,7 +56,7 @@ from runtime.core import phones, rowcache
 from runtime.core.context import Fetcher
 from runtime.core.db import in_transaction, is_sqlite, mark_written
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
-from runtime.core.values import Errors, is_empty
+from runtime.core.values import Errors, as_id, is_empty
 from runtime.read.queries import entity_of, load_many, not_found
 from runtime.write import checks, derived, records
 
@@ -253,11 +253,9 @@ def _prefetch_links(ent: Entity, rows: Sequence[Row], fetch: Fetcher) -> None:
             if field is None or field.to is None or field.type not in ("link", "links"):
                 continue
             for item in raw if isinstance(raw, list) else [raw]:
-                if isinstance(item, str) and item.isascii() and item.isdigit() \
-                        and len(item) < 19:  # an id as text; anything else is checked later
-                    item = int(item)
-                if isinstance(item, int) and not isinstance(item, bool):
-                    wanted.setdefault(field.to, set()).add(item)
+                record_id = as_id(item)  # anything else is not an id: the checks say so
+                if record_id is not None:
+                    wanted.setdefault(field.to, set()).add(record_id)
     for entity, ids in wanted.items():
         fetch.prefetch(entity, ids)
 
