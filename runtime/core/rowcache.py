@@ -13,6 +13,7 @@ transaction would on SQLite).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 KEY = "crm_row_cache"
+INSERT_INTO = re.compile(r'\s*INSERT INTO (?:"([^"]+)"|(\w+))[\s(]', re.IGNORECASE)
 _READS = ("SELECT", "SAVEPOINT", "RELEASE")
 
 Rows = dict[str, dict[int, Mapping[str, Any] | None]]  # table -> id -> row (None: no row)
@@ -61,7 +63,9 @@ def _executed(conn: Connection, cursor: Any, statement: str, parameters: Any, co
     if (context is not None and (context.isinsert or context.isupdate)
             and isinstance(target, sa.Table)):
         rows.pop(target.name, None)
-    else:  # a DELETE (the database may cascade it), raw SQL, DDL: nothing is known
+    elif compiled is None and (inserted := INSERT_INTO.match(statement)):
+        rows.pop(inserted.group(1) or inserted.group(2), None)  # `db.insert_many`'s SQL
+    else:  # a DELETE (the database may cascade it), other raw SQL, DDL: nothing is known
         rows.clear()
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from builder.model import Entity
 from runtime.core import caches, phones
 from runtime.core.context import Fetcher, eval_context
-from runtime.core.db import in_transaction, mark_written, writes
+from runtime.core.db import in_transaction, insert_many, mark_written, writes
 from runtime.core.errors import (
     AwaitingApproval,
     Conflict,
@@ -252,8 +252,7 @@ def _audit_rows(inst: Instance, actor: Actor, ent: Entity, record_id: int, actio
 
 
 def _insert_audit(inst: Instance, conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(inst.schema.system("audit").insert(), rows)
+    insert_many(conn, inst.schema.system("audit"), rows)
 
 
 def _audit(inst: Instance, conn: Connection, actor: Actor, ent: Entity, record_id: int,
