@@ -19,6 +19,7 @@ from builder.diagnostics import DefinitionError
 from builder.linker import build_model
 from builder.model import AppModel
 from builder.packs import SHIPPED_DIR, discover
+from runtime.core import searchindex
 from runtime.core.db import make_engine
 from runtime.core.schema import build_schema
 from runtime.process import migrate
@@ -151,7 +152,8 @@ def insert(engine: sa.Engine, model: AppModel, entity: str, rows: list[dict[str,
 
 
 def rows_of(engine: sa.Engine, table: str) -> list[dict[str, Any]]:
-    reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    with searchindex.reflecting():  # SQLite's prefix indexes are expressions
+        reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(
             sa.select(reflected).order_by(reflected.c.id)).mappings()]
@@ -315,7 +317,8 @@ def test_renamed_links_field_keeps_its_links(engine: sa.Engine, versions: Callab
 
 
 def rows_of_join(engine: sa.Engine, table: str) -> list[dict[str, Any]]:
-    reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    with searchindex.reflecting():  # SQLite's prefix indexes are expressions
+        reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.select(reflected)).mappings()]
 

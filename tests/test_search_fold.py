@@ -122,7 +122,8 @@ def test_migrate_refolds_an_index_from_before_folding(people) -> None:
     with inst.engine.begin() as conn:  # the index as it was built before folding
         if conn.dialect.name == "sqlite":
             for name in searchindex.present(conn):
-                kind = "TRIGGER" if name.endswith(("_ai", "_ad", "_au")) else "TABLE"
+                kind = ("INDEX" if name.startswith(searchindex.PREFIX_PREFIX) else
+                        "TRIGGER" if name.endswith(("_ai", "_ad", "_au")) else "TABLE")
                 conn.exec_driver_sql(f'DROP {kind} "{name}"')
             conn.exec_driver_sql(
                 "CREATE VIRTUAL TABLE crm_search__person USING fts5(first_name, last_name, "

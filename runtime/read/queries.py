@@ -530,27 +530,30 @@ def _best_page(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, c: Co
                limit: int) -> tuple[list[dict[str, Any]], int]:
     """The first `limit + 1` rows of a ranked search taken from its exact and prefix matches
     alone (search.best_matches), and how many such matches there are. One branch per text
-    column reads its prefix index (`LIKE 'term%'`), which carries the list's sort columns:
-    the matches are ranked, sorted and counted from the index, and only the page's rows are
-    read from the table; one more reads the few rows too long for those indexes. The row
-    filter and the filters are in every branch."""
+    column reads its prefix index (`searchindex.starts_with`), which carries the list's sort
+    columns: the matches are ranked, sorted and counted from the index, and only the page's
+    rows are read from the table; on PostgreSQL one more reads the few rows too long for
+    those indexes. The row filter and the filters are in every branch."""
     text, names = found
     other = where_clauses(inst, actor, ent, table, filters=filters, q=None,
                           dialect=c.dialect.name)
     carried = [name for name, _ in keys[1:] if name != "id"]
-    values = [searchindex.folded(table.c[n], c.dialect.name) for n in names]
+    dialect = c.dialect.name
+    values = [searchindex.folded(table.c[n], dialect) for n in names]
 
     def branch(where: ColumnElement, exact: ColumnElement) -> Any:
         return sa.select(table.c.id, *(table.c[n] for n in carried),
                          sa.case((exact, 0), else_=1).label(search.RANK)).where(where, *other)
 
-    # LIKE 'term%' reads a text_pattern_ops btree; the long values apart (core/searchindex.py)
-    short = searchindex.short_clause(table, searchindex.short_columns(ent))
-    branches = [branch(sa.and_(short, v.startswith(text, autoescape=True)), v == text)
-                for v in values]
-    branches.append(branch(sa.and_(sa.not_(short), sa.or_(
-        *(v.startswith(text, autoescape=True) for v in values))),
-        sa.or_(*(v == text for v in values))))
+    starts = [searchindex.starts_with(v, text, dialect) for v in values]
+    if dialect == "sqlite":  # no value is kept out of its indexes
+        branches = [branch(start, v == text) for start, v in zip(starts, values, strict=True)]
+    else:  # PostgreSQL's btrees hold the short values; the long ones apart
+        short = searchindex.short_clause(table, searchindex.short_columns(ent))
+        branches = [branch(sa.and_(short, start), v == text)
+                    for start, v in zip(starts, values, strict=True)]
+        branches.append(branch(sa.and_(sa.not_(short), sa.or_(*starts)),
+                               sa.or_(*(v == text for v in values))))
     hits = sa.union_all(*branches).subquery()
     rank = sa.func.min(hits.c[search.RANK]).label(search.RANK)
     best = sa.select(hits.c.id, *(hits.c[n] for n in carried), rank,

@@ -91,7 +91,7 @@ def rank(ent: Entity, table: Any, q: str, hidden: frozenset[str],
 def best_matches(ent: Entity, q: str | None, hidden: frozenset[str],
                  dialect: str) -> tuple[str, list[str]] | None:
     """(the folded search, the visible text columns) when a ranked first page may be read
-    from the exact and prefix matches alone, else None. PostgreSQL's prefix indexes
+    from the exact and prefix matches alone, else None. The prefix indexes
     (core/searchindex.py) find those without the trigram lookups; that is enough when every
     visible text column has one, when no phone number ranks (rank 0 by a phone is not a text
     prefix), and when every such match is found by the whole search too: each word lies
@@ -99,7 +99,7 @@ def best_matches(ent: Entity, q: str | None, hidden: frozenset[str],
     q = cleaned(q)
     text = searchindex.fold(q.strip())
     cols = _Columns(ent, hidden)
-    if dialect != "postgresql" or not text:  # SQLite: see docs/performance.md, search notes
+    if dialect not in ("postgresql", "sqlite") or not text:
         return None
     if not cols.text or not set(cols.text) <= set(searchindex.prefixed(ent)):
         return None  # a long text to rank as well

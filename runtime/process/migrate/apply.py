@@ -23,6 +23,7 @@ from alembic.operations import Operations
 from sqlalchemy.engine import Connection, Engine
 
 from builder.model import AppModel
+from runtime.core import searchindex
 from runtime.core.instance import utcnow
 from runtime.core.schema import NAMING_CONVENTION, build_schema
 from runtime.process.migrate import ops as O
@@ -87,26 +88,28 @@ def apply(plan: Plan, engine: Engine, allow_destructive: bool = False, *,
 def run(ops: tuple[O.Op, ...] | list[O.Op], ctx: O.ApplyContext) -> None:
     """Each table's local operations in one batch; data steps after their batch; then the
     search index of any table a batch copied (SQLite drops a copied table's triggers)."""
-    index = 0
-    while index < len(ops):
-        op = ops[index]
-        if not op.local:
-            op.apply(None, ctx)
-            op.after(ctx)
-            index += 1
-            continue
-        group = [op]
-        while index + len(group) < len(ops) and _same_batch(group[-1], ops[index + len(group)]):
-            group.append(ops[index + len(group)])
-        with ctx.operations.batch_alter_table(op.table, recreate="auto",
-                                              naming_convention=NAMING_CONVENTION) as batch:
+    with searchindex.reflecting():  # Alembic's batches reflect the tables
+        index = 0
+        while index < len(ops):
+            op = ops[index]
+            if not op.local:
+                op.apply(None, ctx)
+                op.after(ctx)
+                index += 1
+                continue
+            group = [op]
+            while index + len(group) < len(ops) and _same_batch(group[-1],
+                                                                ops[index + len(group)]):
+                group.append(ops[index + len(group)])
+            with ctx.operations.batch_alter_table(op.table, recreate="auto",
+                                                  naming_convention=NAMING_CONVENTION) as batch:
+                for item in group:
+                    item.apply(batch, ctx)
             for item in group:
-                item.apply(batch, ctx)
-        for item in group:
-            item.after(ctx)
-        index += len(group)
-    if ops:
-        O.SyncSearchIndex("").apply(None, ctx)
+                item.after(ctx)
+            index += len(group)
+        if ops:
+            O.SyncSearchIndex("").apply(None, ctx)
 
 
 def _same_batch(last: O.Op, following: O.Op) -> bool:

@@ -226,7 +226,8 @@ class _Planner:
         context = MigrationContext.configure(self.conn, opts={
             "compare_type": _compare_type, "compare_server_default": _compare_default,
             "include_object": _include, "target_metadata": self.target})
-        diffs = _flatten(compare_metadata(context, self.target))
+        with searchindex.reflecting():
+            diffs = _flatten(compare_metadata(context, self.target))
         self.renames()
         added = {d[1].name for d in diffs if d[0] == "add_table"}
         self.added_columns = {(d[2], d[3].name) for d in diffs if d[0] == "add_column" and

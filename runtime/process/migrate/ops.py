@@ -106,7 +106,8 @@ class Op:
 
 def _table(ctx: ApplyContext, name: str) -> sa.Table:
     """The live table, reflected, so values bind with their real types."""
-    return sa.Table(name, sa.MetaData(), autoload_with=ctx.conn)
+    with searchindex.reflecting():
+        return sa.Table(name, sa.MetaData(), autoload_with=ctx.conn)
 
 
 # -- whole tables -------------------------------------------------------------------------
