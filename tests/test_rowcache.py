@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from runtime.core import rowcache
 from runtime.core.context import Fetcher
+from runtime.core.db import insert_many
 from runtime.core.instance import Actor, Instance
 from runtime.read.queries import load
 from runtime.write import bulk, records
@@ -131,3 +132,23 @@ def test_a_batch_sees_a_parent_changed_by_an_earlier_batch_on_the_connection(ins
                                   conn=conn)
     assert records.get(inst, SYSTEM, "member", first[0].id)["club_city"] == "Leeds"
     assert records.get(inst, SYSTEM, "member", second[0].id)["club_city"] == "Hull"
+
+
+def test_an_insert_of_many_rows_forgets_only_its_table(inst, kept) -> None:
+    """`db.insert_many` runs its own SQL on SQLite: the cache still knows its table."""
+    conn, selects = kept
+    load(inst, conn, "club", 1)
+    now = inst.now()
+    member = {"name": "Cy", "club": 1, "club_city": None, "created_at": now,
+              "updated_at": now, "version": 1, "created_by": None, "updated_by": None,
+              "owner": None}
+    member = {k: v for k, v in member.items() if k in inst.schema.table("member").c}
+    insert_many(conn, inst.schema.table("member"), [member])
+    before = selects.count
+    load(inst, conn, "club", 1)
+    assert selects.count == before
+    club = {k: v for k, v in {**member, "name": "Green", "city": "Ely"}.items()
+            if k in inst.schema.table("club").c}
+    insert_many(conn, inst.schema.table("club"), [club])
+    load(inst, conn, "club", 1)
+    assert selects.count == before + 1
