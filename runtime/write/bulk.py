@@ -13,7 +13,8 @@ are new):
    the others' checks go on;
 2. unique values are compared with the table in one query per unique field, and with the
    rows before them in the batch (a change that frees a value lets a later row take it);
-   `block` duplicate rules likewise (the table per row, the batch by key); the entity's
+   `block` duplicate rules likewise (the table by one query per rule and 500 keys, then
+   a row's own check only when its key is there; the batch by key); the entity's
    create rule is checked per new row;
 3. the good rows are written: the changes with one compiled UPDATE … WHERE id AND version
    (executemany; each row's version bumped, the count of rows matched checked as a single
@@ -54,7 +55,7 @@ import sqlalchemy as sa
 from builder.model import Entity
 from runtime.core import phones, rowcache
 from runtime.core.context import Fetcher
-from runtime.core.db import in_transaction, is_sqlite, mark_written
+from runtime.core.db import in_transaction, insert_many, is_sqlite, mark_written
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.values import Errors, as_id, is_empty
 from runtime.read.queries import entity_of, load_many, not_found
@@ -207,14 +208,14 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
         except RecordError as exc:
             outcomes[index].error = exc
     holders = _holders(conn, ent, inst.schema.table(ent.name), prepared)
+    keys = {row.index: _blocking_keys(ent, row) for row in prepared}
+    in_table = _keys_in_table(conn, ent, inst.schema.table(ent.name), prepared, keys)
     seen: dict[tuple[Any, ...], Any] = {}
     moved: set[int] = set()  # records changed by the rows checked so far
     good = []
     for row in prepared:
         rid = None if row.old is None else int(row.old["id"])
         unique = [n for n in holders if rid is None or n in row.changed]
-        keys = [k for k in checks.blocking_keys(ent, row.record)
-                if rid is None or set(ent.duplicates[k[0]].match) & set(row.changed)]
         try:
             for name in unique:
                 value = row.record.get(name)
@@ -225,8 +226,9 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
             elif row.errors:
                 raise ValidationFailed(row.errors)
             if rid is None or row.changed or row.transition:
-                _no_twin(ent, keys, seen)
-                _no_duplicate(inst, conn, ent, row, moved)
+                _no_twin(ent, keys[row.index], seen)
+                if in_table.intersection(keys[row.index]):
+                    _no_duplicate(inst, conn, ent, row, moved)
         except RecordError as exc:
             outcomes[row.index].error = exc
             continue
@@ -236,7 +238,7 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
             if not is_empty(row.record.get(name)):
                 holders[name].setdefault(row.record[name], set()).add(
                     -1 - row.index if rid is None else rid)
-        seen.update(dict.fromkeys(keys, outcomes[row.index].line))
+        seen.update(dict.fromkeys(keys[row.index], outcomes[row.index].line))
         if rid is not None and (row.changed or row.transition):
             moved.add(rid)
         good.append(row)
@@ -286,14 +288,37 @@ def _holders(conn: Connection, ent: Entity, table: sa.Table, prepared: list[_Che
     return holders
 
 
+def _blocking_keys(ent: Entity, row: _Checked) -> list[tuple[Any, ...]]:
+    """The keys of the `block` duplicate rules the row is checked by (`checks.blocking_keys`):
+    every rule it fills for a new record, those on the fields it changes for a change."""
+    return [key for key in checks.blocking_keys(ent, row.record)
+            if row.old is None or set(ent.duplicates[key[0]].match) & set(row.changed)]
+
+
+def _keys_in_table(conn: Connection, ent: Entity, table: sa.Table,
+                   prepared: list[_Checked], keys: Mapping[int, list[tuple[Any, ...]]]
+                   ) -> set[tuple[Any, ...]]:
+    """The rows' duplicate keys that a record in the table has, one query per rule and 500
+    keys: only a row with one of them needs its own check (`_no_duplicate`). On PostgreSQL
+    the duplicate locks of the rows that will be checked are taken first, in their order, as
+    each row's check takes its own (`checks.serialise_duplicates`): a concurrent writer of
+    the same key is waited for, then its record is found."""
+    checked = [row for row in prepared
+               if not row.errors and (row.old is None or row.changed or row.transition)]
+    checks.serialise_many(conn, ent, [row.record for row in checked])
+    return checks.keys_in_table(conn, ent, table,
+                                [key for row in checked for key in keys[row.index]])
+
+
 def _no_duplicate(inst: Instance, conn: Connection, ent: Entity, row: _Checked,
                   moved: set[int]) -> None:
     """Conflict when a `block` duplicate rule finds the record in the table (for a change,
     on the fields it changes); _OrderMatters when what it finds is a record that an earlier
-    row of the batch changes."""
+    row of the batch changes. Run only for a row whose key the table has (`_keys_in_table`
+    took the locks)."""
     try:
-        checks.duplicates(inst, conn, ent, row.record,
-                          None if row.old is None else set(row.changed), True)
+        checks.refuse_duplicates(inst, conn, ent, row.record,
+                                 None if row.old is None else set(row.changed))
     except Conflict as exc:
         if exc.record_id in moved:
             raise _OrderMatters from exc
@@ -387,7 +412,7 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> li
     the write lock, take the ids after the last one in a row — checked by counting them."""
     if not is_sqlite(conn):
         return [int(i) for i in conn.execute(records.insert_statement(table), rows).scalars()]
-    conn.execute(table.insert(), rows)
+    insert_many(conn, table, rows)
     last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
     first = last - len(rows) + 1
     found = conn.execute(sa.select(sa.func.count()).select_from(table).where(

@@ -185,28 +185,80 @@ def _duplicate_query(ent: Entity, table: sa.Table, match: tuple[str, ...],
     phone numbers by their E.164 shadow column, `texts` lower-cased; `_crm_id` excluded
     when `with_id`)."""
     conditions = []
-    for i, name in enumerate(match):
-        field = ent.fields[name]
-        column = table.c[name]
-        param = sa.bindparam(f"v{i}", type_=sa.String() if field.type == "phone"
-                             or texts[i] else column.type)
-        if field.type == "phone":
-            conditions.append(table.c[phones.shadow(name)] == param)
-        elif texts[i]:
-            conditions.append(sa.func.lower(column) == param)
-        else:
-            conditions.append(column == param)
+    for i, (name, text) in enumerate(zip(match, texts, strict=True)):
+        compared = _compared_column(ent, table, name, text)
+        conditions.append(compared == sa.bindparam(f"v{i}", type_=compared.type))
     if with_id:
         conditions.append(table.c.id != sa.bindparam("_crm_id"))
     return sa.select(table.c.id).where(*conditions).order_by(table.c.id).limit(1)
+
+
+def _compared_column(ent: Entity, table: sa.Table, name: str, text: bool) -> Any:
+    """A field's column as a duplicate rule compares it: a phone number's E.164 shadow
+    column, text lower-cased when `text` (the value compared is a string)."""
+    if ent.fields[name].type == "phone":
+        return table.c[phones.shadow(name)]
+    if text:
+        return sa.func.lower(table.c[name], type_=sa.String())
+    return table.c[name]
+
+
+def keys_in_table(conn: Connection, ent: Entity, table: sa.Table,
+                  keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """Of `keys` (as `blocking_keys` makes them), those that a row of the table has: one
+    query per rule and 500 keys, the batch form of `find_duplicates`' search for new rows.
+    Only a key found can be a duplicate; its exact check (`find_duplicates`: which record,
+    the record itself left out) is the caller's. A row the database finds but Python does
+    not compare equal to any key asked (a value it gives back in another form) counts
+    every key of its query as found: never a duplicate missed."""
+    groups: dict[tuple[int, tuple[bool, ...]], list[tuple[Any, ...]]] = {}
+    for key in dict.fromkeys(keys):
+        match = ent.duplicates[key[0]].match
+        texts = tuple(ent.fields[n].type in ("text", "email") and isinstance(v, str)
+                      for n, v in zip(match, key[1:], strict=True))
+        groups.setdefault((key[0], texts), []).append(key)
+    found: set[tuple[Any, ...]] = set()
+    for (index, texts), wanted in groups.items():
+        columns = [_compared_column(ent, table, name, text)
+                   for name, text in zip(ent.duplicates[index].match, texts, strict=True)]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            if len(columns) == 1:
+                where = columns[0].in_([key[1] for key in chunk])
+            else:
+                where = sa.tuple_(*columns).in_([key[1:] for key in chunk])
+            rows = {(index, *row) for row in conn.execute(
+                sa.select(*columns).where(where).distinct())}
+            found |= rows if rows <= set(chunk) else set(chunk)
+    return found
 
 
 def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any]) -> None:
     """On PostgreSQL, two transactions inserting the same customer at once would both miss
     each other; a transaction-scoped advisory lock per (entity, rule, values) makes the second
     wait for the first and then see its row. (SQLite's write lock already serialises.)"""
+    serialise_many(conn, ent, [record])
+
+
+def serialise_many(conn: Connection, ent: Entity, records: list[Mapping[str, Any]]) -> None:
+    """`serialise_duplicates` for many records at once, before their duplicate checks: the
+    same locks, taken in the records' order in one statement per 500 locks."""
     if is_sqlite(conn):
         return
+    keys = list(dict.fromkeys(key for record in records for key in _lock_keys(ent, record)))
+    for start in range(0, len(keys), 500):
+        conn.execute(_LOCK_MANY, {"keys": keys[start:start + 500]})
+
+
+# unnest keeps the array's order: the locks are taken in the order the rows would take them
+_LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) "
+                     "WITH ORDINALITY AS t(k, n) ORDER BY n")
+
+
+def _lock_keys(ent: Entity, record: Mapping[str, Any]) -> list[int]:
+    """The advisory lock of each `block` rule the record fills: a hash of (entity, rule,
+    values as the rule compares them)."""
+    keys = []
     for rule in ent.duplicates:
         if rule.action != "block":
             continue
@@ -216,8 +268,8 @@ def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any
         parts = [str(phones.normalized(v)) if ent.fields[n].type == "phone" else str(v).lower()
                  for n, v in zip(rule.match, values, strict=True)]
         digest = hashlib.sha256("\x1f".join([ent.name, *rule.match, *parts]).encode())
-        key = int.from_bytes(digest.digest()[:8], "big", signed=True)
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        keys.append(int.from_bytes(digest.digest()[:8], "big", signed=True))
+    return keys
 
 
 def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[str, Any],
@@ -228,9 +280,7 @@ def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[st
                                  blocking_only=confirmed):
         labels = ", ".join(str(ent.fields[n].label) for n in match["fields"])
         if match["action"] == "block":
-            raise Conflict(f"A {ent.label} with the same {labels} already exists (#"
-                           f"{match['record_id']}); open that record instead of entering it "
-                           "twice.", record_id=match["record_id"], entity=ent.name)
+            raise duplicate_conflict(ent, match)
         if not confirmed:
             # no merge exists (yet): say what the user can do now
             warnings.append({**match, "message": f"A {ent.label} with the same {labels} "
@@ -238,6 +288,23 @@ def duplicates(inst: Instance, conn: Connection, ent: Entity, record: Mapping[st
                              "that this is not the same one, and delete the one you do not "
                              "need if it is."})
     return warnings
+
+
+def refuse_duplicates(inst: Instance, conn: Connection, ent: Entity,
+                      record: Mapping[str, Any], changed: set[str] | None) -> None:
+    """`duplicates` confirmed, without its locks (the caller took them): Conflict when a
+    `block` rule finds the record in the table."""
+    for match in find_duplicates(inst, conn, ent.name, record, changed=changed,
+                                 blocking_only=True):
+        raise duplicate_conflict(ent, match)
+
+
+def duplicate_conflict(ent: Entity, match: Mapping[str, Any]) -> Conflict:
+    """The error of a record that a `block` rule finds in the table (`find_duplicates`)."""
+    labels = ", ".join(str(ent.fields[n].label) for n in match["fields"])
+    return Conflict(f"A {ent.label} with the same {labels} already exists (#"
+                    f"{match['record_id']}); open that record instead of entering it "
+                    "twice.", record_id=match["record_id"], entity=ent.name)
 
 
 def pending_approval(inst: Instance, conn: Connection, entity: str, record_id: int
