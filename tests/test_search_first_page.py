@@ -184,6 +184,7 @@ def test_the_list_page_shows_a_fast_count_as_at_least(people, tmp_path) -> None:
     # 68 exact or prefix matches fill 50 rows: Blacksmith and Goldsmith are not counted
     assert best(inst, actor, "smith") < total
     assert f">{best(inst, actor, 'smith')}+</strong>" in html
+    assert f"at least {best(inst, actor, 'smith')} in all" in html  # not "more than"
     for q in ("x" * 10_000, "%", "_", "\\", "张伟"):
         answer = client.get("/e/person", query_string={"q": q})
         assert answer.status_code == 200, q
