@@ -43,9 +43,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -123,25 +124,14 @@ def automated_pack(folder: Path) -> Path:
 
 def plain(url: str, rows: Iterable[dict]) -> tuple[float, float]:
     """Seconds (wall-clock, CPU) to insert `rows` with executemany in one transaction,
-    PLAIN_CHUNK rows a call; the clocks run only while a call does (the rows are made
-    beforehand, as the import's CSV file is, and few are in memory at once)."""
+    PLAIN_CHUNK rows a call (see `_timed`)."""
     inst = instance(url)
     table = inst.schema.table("person")
     now = utcnow()
     ready = iter(rows)
-    seconds = [0.0, 0.0]
-    with inst.engine.begin() as conn:
-        while chunk := [{**row, "created_at": now, "updated_at": now, "version": 1}
-                        for row in itertools.islice(ready, PLAIN_CHUNK)]:
-            started, cpu = time.perf_counter(), time.process_time()
-            conn.execute(table.insert(), chunk)
-            seconds[0] += time.perf_counter() - started
-            seconds[1] += time.process_time() - cpu
-        started, cpu = time.perf_counter(), time.process_time()
-    seconds[0] += time.perf_counter() - started  # the commit
-    seconds[1] += time.process_time() - cpu
-    inst.engine.dispose()
-    return seconds[0], seconds[1]
+    return _timed(inst, table.insert(), lambda: [
+        {**row, "created_at": now, "updated_at": now, "version": 1}
+        for row in itertools.islice(ready, PLAIN_CHUNK)])
 
 
 def plain_update(url: str, rows: Iterable[dict]) -> tuple[float, float]:
@@ -156,12 +146,20 @@ def plain_update(url: str, rows: Iterable[dict]) -> tuple[float, float]:
         {**{n: sa.bindparam(n) for n in names}, "updated_at": sa.bindparam("updated_at"),
          "version": table.c.version + 1})
     ready = iter(rows)
+    return _timed(inst, stmt, lambda: [
+        {**{n: row[n] for n in names}, "_code": row["code"], "updated_at": now}
+        for row in itertools.islice(ready, PLAIN_CHUNK)])
+
+
+def _timed(inst: Instance, stmt: Any, chunk: Callable[[], list[dict]]) -> tuple[float, float]:
+    """Seconds (wall-clock, CPU) of `stmt` run with each `chunk()` of parameters until one is
+    empty, and of the commit, in one transaction; the clocks run only while a call does (the
+    rows are made beforehand, as the import's CSV file is, and few are in memory at once)."""
     seconds = [0.0, 0.0]
     with inst.engine.begin() as conn:
-        while chunk := [{**{n: row[n] for n in names}, "_code": row["code"],
-                         "updated_at": now} for row in itertools.islice(ready, PLAIN_CHUNK)]:
+        while params := chunk():
             started, cpu = time.perf_counter(), time.process_time()
-            conn.execute(stmt, chunk)
+            conn.execute(stmt, params)
             seconds[0] += time.perf_counter() - started
             seconds[1] += time.process_time() - cpu
         started, cpu = time.perf_counter(), time.process_time()

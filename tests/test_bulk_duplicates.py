@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support import run_together
+from test_bulk_upsert import one_by_one
 from test_bulk_write import CLUB, Pair, contents, twin_instances
 
-from runtime.core.errors import Conflict, RecordError
+from runtime.core.errors import Conflict
 from runtime.core.instance import Actor, Instance
 from runtime.ops import transfer
 from runtime.write import bulk, records
@@ -80,23 +81,6 @@ def imported(inst: Instance, rows: list[dict]) -> dict[int, str]:
     result = transfer.import_rows(inst, "member", HEADER, list(enumerate(rows, 2)),
                                   update_by="code", skip_invalid=True, actor=SYSTEM)
     return dict(result.problems)
-
-
-def one_by_one(inst: Instance, rows: list[dict]) -> dict[int, str]:
-    """The rows looked up by code and written through `records`, each in a savepoint of its
-    own: {line: the error's message}."""
-    refused = {}
-    with inst.engine.begin() as conn:
-        for line, row in enumerate(rows, 2):
-            found = conn.execute(sa.text("SELECT id FROM member WHERE code = :c"),
-                                 {"c": row["code"]}).scalar()
-            values = {k: v for k, v in row.items() if not (found and k == "code")}
-            try:
-                with conn.begin_nested():
-                    transfer.write(inst, SYSTEM, conn, "member", values, found)
-            except RecordError as exc:
-                refused[line] = exc.message
-    return refused
 
 
 ROW = st.fixed_dictionaries({"code": st.sampled_from(["a", "b", "c", "d", "e"])}, optional={
