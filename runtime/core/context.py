@@ -15,7 +15,7 @@ from builder.expressions import EvalContext, FieldRef, UserInfo
 from builder.model import AppModel
 from runtime.core import caches, rowcache
 from runtime.core.expressions import SqlContext
-from runtime.core.schema import by_id
+from runtime.core.schema import by_id, rows_by_id
 from runtime.core.values import as_id
 
 if TYPE_CHECKING:
@@ -65,9 +65,9 @@ class Fetcher:
             return None
         if (entity, key) not in self.cache:
             table = self.inst.schema.table(entity)
-            kept = rowcache.rows_of(self.conn)
-            if kept is not None and key in kept.get(table.name, {}):
-                self.cache[(entity, key)] = kept[table.name][key]
+            kept = rowcache.cached(self.conn, table.name, key)
+            if kept is not rowcache.MISSING:
+                self.cache[(entity, key)] = kept  # type: ignore[assignment]
                 return self.cache[(entity, key)]
             query = by_id(table)
             if self.conn is not None:
@@ -76,8 +76,7 @@ class Fetcher:
                 with self.inst.engine.connect() as conn:
                     row = conn.execute(query, {"_crm_id": key}).mappings().first()
             self.cache[(entity, key)] = dict(row) if row is not None else None
-            if kept is not None:
-                kept.setdefault(table.name, {})[key] = self.cache[(entity, key)]
+            rowcache.keep(self.conn, table.name, key, self.cache[(entity, key)])
         return self.cache[(entity, key)]
 
     def prefetch(self, entity: str, keys: Iterable[Any]) -> None:
@@ -86,22 +85,18 @@ class Fetcher:
         if self.conn is None or entity not in self.inst.model.entities:
             return
         table = self.inst.schema.table(entity)
-        missing = sorted({k for k in map(as_id, keys)
-                          if k is not None and (entity, k) not in self.cache})
-        kept = rowcache.rows_of(self.conn)
-        if kept is not None:
-            known = kept.get(table.name, {})
-            for key in [k for k in missing if k in known]:
-                self.cache[(entity, key)] = known[key]
-            missing = [k for k in missing if k not in known]
-        for start in range(0, len(missing), 500):
-            chunk = missing[start:start + 500]
-            found = {int(row["id"]): dict(row) for row in self.conn.execute(
-                sa.select(table).where(table.c.id.in_(chunk))).mappings()}
-            for key in chunk:
-                self.cache[(entity, key)] = found.get(key)
-                if kept is not None:
-                    kept.setdefault(table.name, {})[key] = found.get(key)
+        missing = []
+        for key in sorted({k for k in map(as_id, keys)
+                           if k is not None and (entity, k) not in self.cache}):
+            kept = rowcache.cached(self.conn, table.name, key)
+            if kept is rowcache.MISSING:
+                missing.append(key)
+            else:
+                self.cache[(entity, key)] = kept  # type: ignore[assignment]
+        found = rows_by_id(self.conn, table, missing)
+        for key in missing:
+            self.cache[(entity, key)] = found.get(key)
+            rowcache.keep(self.conn, table.name, key, found.get(key))
 
     def find(self, entity: str, field: str, value: Any) -> int | None:
         """`lookup()`: the lowest id of the `entity` records whose `field` equals `value`."""

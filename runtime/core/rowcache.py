@@ -28,9 +28,26 @@ _READS = ("SELECT", "SAVEPOINT", "RELEASE")
 Rows = dict[str, dict[int, Mapping[str, Any] | None]]  # table -> id -> row (None: no row)
 
 
+MISSING = object()  # `cached`: nothing kept for that id
+
+
 def rows_of(conn: Connection | None) -> Rows | None:
     """The rows kept on `conn`, or None outside `kept`."""
     return None if conn is None else conn.info.get(KEY)
+
+
+def cached(conn: Connection | None, table: str, key: int) -> Mapping[str, Any] | None | object:
+    """The row of `table` with id `key` as kept on `conn` (None: there is no such row), or
+    MISSING when none is kept (or outside `kept`)."""
+    rows = rows_of(conn)
+    return MISSING if rows is None else rows.get(table, {}).get(key, MISSING)
+
+
+def keep(conn: Connection | None, table: str, key: int, row: Mapping[str, Any] | None) -> None:
+    """Keep the row of `table` with id `key` (None: there is none) on `conn`, inside `kept`."""
+    rows = rows_of(conn)
+    if rows is not None:
+        rows.setdefault(table, {})[key] = row
 
 
 @contextmanager

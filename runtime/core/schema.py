@@ -7,6 +7,7 @@ back to fields by name and the migration planner compares like with like.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,23 @@ def by_id(table: sa.Table, lock: bool = False) -> Any:
         built = sa.select(table).where(table.c.id == sa.bindparam("_crm_id"))
         return built.with_for_update(key_share=True, of=table) if lock else built
     return caches.STATEMENTS.get(table, ("by_id", lock), build)
+
+
+def rows_by_id(conn: Any, table: sa.Table, ids: Iterable[int], *columns: Any,
+               where: Any = None, lock: bool = False) -> dict[int, dict[str, Any]]:
+    """{id: row} of the rows of `table` with those ids (every column, or `columns` beside
+    the id; `where` narrows them; `lock`: FOR KEY SHARE, in id order), 500 ids a query."""
+    wanted = sorted(set(ids))
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = (sa.select(table.c.id, *columns) if columns else sa.select(table)).where(
+            table.c.id.in_(wanted[start:start + 500]))
+        if where is not None:
+            stmt = stmt.where(where)
+        if lock:
+            stmt = stmt.order_by(table.c.id).with_for_update(key_share=True, of=table)
+        found.update((int(row["id"]), dict(row)) for row in conn.execute(stmt).mappings())
+    return found
 
 
 def _build(model: AppModel) -> Schema:

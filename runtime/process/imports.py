@@ -41,6 +41,7 @@ from runtime.core import caches, rowcache
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
+from runtime.core.schema import rows_by_id
 from runtime.core.values import coerce_value
 from runtime.read.export import unescape
 from runtime.read.queries import entity_of
@@ -192,19 +193,16 @@ def _states(inst: Instance, conn: Connection, ent: Entity, state: str, ids: list
     statement built once (a batch moved record by record reads one per record), many 500
     ids a query."""
     table = inst.schema.table(ent.name)
-    kept = rowcache.rows_of(conn) or {}
-    if len(ids) == 1 and kept.get(table.name, {}).get(ids[0]) is not None:
-        return {ids[0]: kept[table.name][ids[0]][state]}  # as read since the last write
     if len(ids) == 1:
+        kept = rowcache.cached(conn, table.name, ids[0])
+        if isinstance(kept, Mapping):
+            return {ids[0]: kept[state]}  # as read since the last write
         found = conn.execute(caches.STATEMENTS.get(table, "state", lambda: sa.select(
             table.c[state]).where(table.c.id == sa.bindparam("_crm_id"))),
             {"_crm_id": ids[0]}).first()
         return {} if found is None else {ids[0]: found[0]}
-    states: dict[int, Any] = {}
-    for start in range(0, len(ids), 500):
-        states.update((int(i), s) for i, s in conn.execute(sa.select(
-            table.c.id, table.c[state]).where(table.c.id.in_(ids[start:start + 500]))))
-    return states
+    return {rid: row[state] for rid, row in rows_by_id(conn, table, ids,
+                                                      table.c[state]).items()}
 
 
 def problem_text(exc: Exception) -> str:

@@ -27,7 +27,7 @@ from builder.fieldtypes import MAX_INTEGER, coerce
 from builder.model import Entity, Field
 from runtime.core import caches, phones, rowcache, searchindex
 from runtime.core.errors import N_, BadRequest, NotFound
-from runtime.core.schema import by_id
+from runtime.core.schema import by_id, rows_by_id
 from runtime.core.values import as_id, json_value, to_json
 from runtime.read import collation as collations
 from runtime.read import search
@@ -144,14 +144,15 @@ def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
     table = inst.schema.table(entity)
     lock = for_update and conn.dialect.name != "sqlite"
     row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
-    kept = rowcache.rows_of(conn) if not lock else None  # a bulk write's rows read by id
-    if row_filter is None and kept is not None and record_id in kept.get(table.name, {}):
-        row = kept[table.name][record_id]
+    # a bulk write's rows read by id (a locking read always asks the database)
+    kept = rowcache.MISSING if lock else rowcache.cached(conn, table.name, record_id)
+    if row_filter is None and kept is not rowcache.MISSING:
+        row = kept
     elif row_filter is None:  # the common case: one prebuilt statement per table
         row = conn.execute(by_id(table, lock), {"_crm_id": record_id}).mappings().first()
-        if kept is not None:
-            kept.setdefault(table.name, {})[record_id] = row = (
-                None if row is None else dict(row))
+        if not lock and rowcache.rows_of(conn) is not None:
+            row = None if row is None else dict(row)
+            rowcache.keep(conn, table.name, record_id, row)
     else:
         stmt = sa.select(table).where(table.c.id == record_id, row_filter)
         if lock:
@@ -172,17 +173,9 @@ def load_many(inst: Instance, conn: Connection, entity: str, ids: Sequence[int],
     500 a query."""
     ent = inst.model.entity(entity)
     table = inst.schema.table(entity)
-    row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
-    found: dict[int, dict[str, Any]] = {}
-    wanted = sorted(set(ids))
-    for start in range(0, len(wanted), 500):
-        stmt = sa.select(table).where(table.c.id.in_(wanted[start:start + 500]))
-        if row_filter is not None:
-            stmt = stmt.where(row_filter)
-        if for_update and conn.dialect.name != "sqlite":
-            stmt = stmt.order_by(table.c.id).with_for_update(key_share=True, of=table)
-        for row in conn.execute(stmt).mappings():
-            found[int(row["id"])] = dict(row)
+    found = rows_by_id(conn, table, ids, where=read_filter(inst, actor, entity, table)
+                       if actor is not None else None,
+                       lock=for_update and conn.dialect.name != "sqlite")
     attach_links(inst, conn, ent, list(found.values()))
     return {rid: {name: row.get(name) for name in ent.fields}
             | {k: v for k, v in row.items() if k not in ent.fields}

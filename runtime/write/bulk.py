@@ -57,6 +57,7 @@ from runtime.core import phones, rowcache
 from runtime.core.context import Fetcher
 from runtime.core.db import in_transaction, insert_many, is_sqlite, mark_written
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
+from runtime.core.schema import rows_by_id
 from runtime.core.values import Errors, as_id, is_empty
 from runtime.read.queries import entity_of, load_many, not_found
 from runtime.write import checks, derived, records
@@ -504,9 +505,5 @@ def _each(conn: Connection, rid: int, write: Callable[[], Any]) -> Outcome:
 def _versions(inst: Instance, conn: Connection, ent: Entity, ids: list[int]) -> dict[int, int]:
     """{id: version} of the records of `ids` that exist (500 ids a query)."""
     table = inst.schema.table(ent.name)
-    found: dict[int, int] = {}
-    wanted = sorted({i for i in ids if isinstance(i, int)})
-    for start in range(0, len(wanted), 500):
-        found.update((int(i), int(v)) for i, v in conn.execute(sa.select(
-            table.c.id, table.c.version).where(table.c.id.in_(wanted[start:start + 500]))))
-    return found
+    return {rid: int(row["version"]) for rid, row in rows_by_id(
+        conn, table, [i for i in ids if isinstance(i, int)], table.c.version).items()}
