@@ -7,12 +7,15 @@ none (htmx then swaps nothing). Signed out, it answers 286, which stops htmx pol
 
 The poll is a hot path (every open page, every second): 204 and 286 cost one indexed lookup
 (`runtime.process.calls.waiting`); only a waiting call reads the signed-in user in full and
-claims it. Pages poll only when the instance `takes_calls` (the template global).
+claims it. Pages poll only when the instance `takes_calls` (the template global), which each
+process looks up at most once every `TAKES_CALLS_FOR` seconds.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template, session
+import time
+
+from flask import Blueprint, Flask, current_app, render_template, session
 from flask.typing import ResponseReturnValue
 
 from runtime.core.sessions import hash_token
@@ -23,6 +26,8 @@ from runtime.read.calls import pop_view
 from runtime.read.permissions import can
 
 STOP_POLLING = 286  # htmx's status for "stop polling this element"
+TAKES_CALLS = "crmforge_takes_calls"  # app extension: (instance, when looked, answer)
+TAKES_CALLS_FOR = 5.0  # seconds a process keeps its answer to "does the instance take calls"
 
 
 def register(app: Flask) -> None:
@@ -33,8 +38,14 @@ def register(app: Flask) -> None:
 
 
 def instance_takes_calls() -> bool:
-    """Whether the pages poll for calls: the instance can be reported one."""
-    return takes_calls(get_instance())
+    """Whether the pages poll for calls: the instance can be reported one. Every page asks,
+    so a process looks at most once every TAKES_CALLS_FOR seconds (per model it serves): the
+    first API token starts the polling, and the last one revoked stops it, that much later."""
+    inst, now = get_instance(), time.monotonic()
+    seen = current_app.extensions.get(TAKES_CALLS)
+    if seen is None or seen[0] is not inst or now - seen[1] >= TAKES_CALLS_FOR:
+        seen = current_app.extensions[TAKES_CALLS] = (inst, now, takes_calls(inst))
+    return seen[2]
 
 
 def pop() -> ResponseReturnValue:

@@ -247,12 +247,21 @@ def approvals_count() -> int:
     """Pending approval requests this user may decide: one COUNT query, once a request."""
     if "web_approvals" in g:
         return g.web_approvals
+    if not defines_approvals(inst()):
+        return 0  # nothing can wait: no query on every page of a model without approvals
     try:
         g.web_approvals = pending_count(inst(), actor())
         return g.web_approvals
     except Exception:  # noqa: BLE001 - a badge must never break the page
         current_app.logger.exception("approvals count failed")
         return 0
+
+
+def defines_approvals(instance: Instance) -> bool:
+    """Whether any entity of the served model has an approval (on a workflow, the only place
+    one can be asked for)."""
+    return any(entity.approvals for entity in instance.model.entities.values()
+               if entity.workflow is not None)
 
 
 SVG_ICONS = {
