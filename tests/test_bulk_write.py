@@ -20,6 +20,7 @@ from support import Clock, write_pack
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.ops import transfer
+from runtime.process import hook_effects
 from runtime.write import bulk, records
 
 CLUB = """
@@ -240,6 +241,41 @@ def test_a_bulk_write_equals_the_same_rows_one_at_a_time(
 def test_moves_whose_hooks_follow_creation_hooks_keep_the_rows_order(
         ordered_twins: tuple[Instance, Instance], batches: list[list[dict]]) -> None:
     same_as_one_at_a_time(ordered_twins, batches)
+
+
+# hooks on the creation and on the move of members that do not meet (the creation makes
+# clubs, the move only greets): the batch is moved at once, after every creation hook
+APART = AUTOMATIONS + """
+  fan_club:
+    entity: member
+    on: create
+    when: "score != null and score > 80"
+    do:
+      - create: {entity: club, values: {name: "{name} fans"}}
+  farewell:
+    entity: member
+    on: {transition: leave}
+    do:
+      - set: {greeting: "Bye {name}"}
+"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def apart_twins(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
+    """Two instances of the member pack whose creation and move hooks do not meet."""
+    yield from twin_instances(request.param, tmp_path, pack_files(MEMBER, APART))
+
+
+@PROPERTY
+@given(batches=BATCHES)
+@example(batches=[[{"code": "a", "name": "Ann", "score": 90, "stage": "left"},
+                   {"code": "b", "name": "Bo", "score": 95, "stage": "left"}]])
+def test_moves_whose_hooks_do_not_meet_the_creation_hooks_go_at_once(
+        apart_twins: tuple[Instance, Instance], batches: list[list[dict]]) -> None:
+    together, _ = apart_twins
+    member = together.model.entity("member")
+    assert not hook_effects.interfere(together.model, member, {"start", "leave"})
+    same_as_one_at_a_time(apart_twins, batches)
 
 
 def test_a_bad_row_keeps_the_good_rows_checks_and_its_line(

@@ -13,6 +13,9 @@ another's value). A cache whose keys also come from what users choose (a sort, a
 | `SCOPES` | model hash | the expression scope of a model (`core.context`) |
 | `OPENAPI` | model hash | the OpenAPI document (`http.api.openapi`) |
 | `ROLLUPS` | model hash | the rollups over each child entity (`write.derived`) |
+| `HOOK_ORDER` | model hash, entity, transitions | whether a batch's moves wait for every |
+| | | creation hook (`process.hook_effects`) |
+| `ENTITY_PATHS` | model hash, entity | the field paths its expressions name (`process.hook_effects`) |
 | `ROLLUP_GROUPS` | model hash, child | the rollup fields of a child, by parent and link |
 | `ROLLUP_ALIASES` | child table | the alias of a child table for rollup subqueries |
 | `ROLLUP_UPDATES` | parent table, child, link, date | the UPDATE of a parent's rollups (4096) |
@@ -128,6 +131,8 @@ SCHEMAS: Memo[Any] = Memo("schemas")
 SCOPES: Memo[Any] = Memo("scopes")
 OPENAPI: Memo[Any] = Memo("openapi")
 ROLLUPS: Memo[Any] = Memo("rollups")
+HOOK_ORDER: Memo[bool] = Memo("hook_order", limit=4096)
+ENTITY_PATHS: Memo[Any] = Memo("entity_paths", limit=4096)
 ROLLUP_GROUPS: Memo[Any] = Memo("rollup_groups")
 ROLLUP_ALIASES: TableMemo[Any] = TableMemo("rollup_aliases")
 ROLLUP_UPDATES: TableMemo[Any] = TableMemo("rollup_updates", limit=4096)

@@ -43,6 +43,7 @@ from runtime.core.errors import RecordError, ValidationFailed
 from runtime.core.instance import Actor, Instance
 from runtime.core.schema import rows_by_id
 from runtime.core.values import coerce_value
+from runtime.process import hook_effects
 from runtime.read.export import unescape
 from runtime.read.queries import entity_of
 from runtime.write import bulk, records
@@ -147,20 +148,12 @@ def write_many(inst: Instance, actor: Actor, conn: Connection, entity: str,
 
 def _hooks_in_order(model: AppModel, ent: Entity, transitions: set[str]) -> bool:
     """Whether the records of a batch must be moved to their states one at a time, each
-    right after its own `on: create` hooks: when hooks (automations, webhooks) follow both
-    the creation of the entity's records and their moves (by one of `transitions`), the
-    order in which they run may change what they do (a round-robin owner, the ids of the
-    records they create, the order of deliveries). Otherwise the batch is moved at once
-    after all its creation hooks, with the same result."""
-    if not transitions:
-        return False
-    on_create = model.automations_for(ent.name, "create") or model.webhooks_for(ent.name,
-                                                                               "create")
-    on_move = any(a.entity == ent.name and (a.trigger.kind == "update" or (
-        a.trigger.kind == "transition" and a.trigger.transition in transitions))
-        for a in model.automations) or any(
-        model.webhooks_for(ent.name, kind) for kind in ("update", "transition"))
-    return bool(on_create and on_move)
+    right after its own `on: create` hooks: when the hooks that follow their creation and
+    those that follow their moves (by one of `transitions`) may meet — both take ids of one
+    table or turns of one round-robin, or one changes what the other reads
+    (`hook_effects.interfere`) — their order may change what they do. Otherwise the batch
+    is moved at once after all its creation hooks, with the same result."""
+    return hook_effects.interfere(model, ent, transitions)
 
 
 def _state_known(ent: Entity, target: Any) -> None:
