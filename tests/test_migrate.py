@@ -23,7 +23,12 @@ from runtime.core import searchindex
 from runtime.core.db import make_engine
 from runtime.core.schema import build_schema
 from runtime.process import migrate
-from runtime.process.migrate.compare import normalize_default, type_signature, widens
+from runtime.process.migrate.compare import (
+    _Planner,
+    normalize_default,
+    type_signature,
+    widens,
+)
 
 NOW = datetime(2026, 3, 2, 9, 0, 0)
 STAMP = "20260302090000"
@@ -368,6 +373,34 @@ def test_second_plan_is_empty(paths: list[Path], engine: sa.Engine) -> None:
     migrate.apply(plan, engine)
     second = migrate.plan(model, engine)
     assert second.empty, second.lines()
+
+
+@pytest.mark.parametrize("present", [(), ("alembic_version",)], ids=["empty", "ignored-table"])
+@pytest.mark.parametrize("paths", _packs()[:2])
+def test_empty_database_is_planned_as_alembic_would(paths: list[Path], present: tuple[str, ...],
+                                                    engine: sa.Engine) -> None:
+    """A database without a table of ours is planned without Alembic's comparison (every
+    table is new): the plan is the one Alembic's diffs give."""
+    model = _model(tuple(paths))
+    if isinstance(model, str):
+        pytest.skip(f"pack does not validate yet: {model[:200]}")
+    with engine.begin() as conn:
+        for name in present:
+            conn.execute(sa.text(f"CREATE TABLE {name} (version_num VARCHAR(32))"))
+    with engine.connect() as conn:
+        shortcut, alembic = _Planner(model, conn, STAMP), _Planner(model, conn, STAMP)
+        assert not shortcut.has_tables()
+        expected = alembic.plan(alembic.compared())
+        assert len(expected.of_kind("create_table")) == len(build_schema(model).metadata.tables)
+        assert shortcut.plan(shortcut.all_new()) == expected
+        assert migrate.plan(model, conn, now=NOW) == expected
+
+
+def test_a_database_with_a_table_of_ours_is_compared(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE contact (id INTEGER PRIMARY KEY)"))
+    with engine.connect() as conn:
+        assert _Planner(build_model([FIXTURES / "core"]), conn, STAMP).has_tables()
 
 
 # -- small pieces --------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_run_serves_the_app_with_the_database_url(monkeypatch, capsys):
     def fake_run(self: Flask, **kwargs: Any) -> None:
         seen["run"] = kwargs
 
-    monkeypatch.setattr("runtime.ops.serve.create_app", fake_create_app)
+    monkeypatch.setattr("runtime.http.app.create_app", fake_create_app)  # read at run time
     monkeypatch.setattr(Flask, "run", fake_run)
     assert main(["--database-url", "sqlite:///x.db", "run", "--port", "5055"]) == 0
     assert seen["config"] == {"DATABASE_URL": "sqlite:///x.db"}

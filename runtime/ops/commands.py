@@ -28,7 +28,6 @@ from runtime.core.db import database_url, make_engine, write_transaction
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password
-from runtime.http.auth import create_token, revoke_token
 from runtime.ops.demo import load_demo
 from runtime.ops.demo_languages import DEFAULT as DEMO_LANGUAGE
 from runtime.ops.demo_languages import languages as demo_languages
@@ -496,6 +495,8 @@ def _full_name(username: str) -> str:
 
 @guarded
 def cmd_token(args: argparse.Namespace) -> int:
+    from runtime.http.auth import create_token, revoke_token  # loads Flask: only here
+
     inst = open_instance(_url(args))
     if args.action == "revoke":
         token = sys.stdin.readline().strip() if args.token == "-" else args.token

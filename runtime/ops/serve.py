@@ -28,10 +28,6 @@ from gunicorn.app.base import BaseApplication
 from prometheus_client import multiprocess, values
 
 from runtime.core.db import database_url
-from runtime.http import replica
-from runtime.http.app import create_app
-from runtime.http.ops_routes import MULTIPROC_ENV
-from runtime.http.requestlog import LOGGING
 from runtime.process.setup import SetupError, open_instance
 
 MIN_KEY_LENGTH = 32
@@ -82,6 +78,8 @@ def _positive(text: str) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from runtime.http.app import create_app  # the web app (0.5 s to import): only a server
+
     try:
         app = create_app(_config(args))
     except SetupError as exc:
@@ -94,6 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from runtime.http import replica  # the web layer: imported when a server starts
+    from runtime.http.app import create_app  # (0.5 s), not by every command
+
     url = database_url(getattr(args, "database_url", None))
     workers = args.workers or (1 if _is_sqlite(url) else 2)
     try:
@@ -165,6 +166,8 @@ def _metrics_dir() -> str | None:
     PROMETHEUS_MULTIPROC_DIR names one, emptied of an earlier run's files); the new one's path,
     to remove at exit. prometheus_client picks its value class when imported, before this
     ran, so it picks again: the workers forked afterwards make their metrics in the folder."""
+    from runtime.http.ops_routes import MULTIPROC_ENV  # the web layer: only a server needs it
+
     existing = os.environ.get(MULTIPROC_ENV)
     if existing:
         for stale in Path(existing).glob("*.db"):
@@ -183,6 +186,8 @@ class Server(BaseApplication):
     """gunicorn running the app `load()` makes in each worker."""
 
     def __init__(self, options: Mapping[str, Any], load: Callable[[], Any]):
+        from runtime.http.requestlog import LOGGING  # Flask: only a server needs it
+
         self.options = {"worker_class": "gthread" if options.get("threads", 1) > 1 else "sync",
                         "logconfig_dict": LOGGING, "accesslog": None, "proc_name": "crmforge",
                         "child_exit": _child_exit, "control_socket_disable": True, **options}

@@ -41,10 +41,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from threading import Event, Lock, Thread
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from runtime.core.db import database_url, write_transaction
 from runtime.core.instance import Instance
@@ -62,6 +61,9 @@ from runtime.process.setup import open_instance
 from runtime.process.webhooks import deliver_due
 from runtime.write.derived import refresh_windowed, windowed
 
+if TYPE_CHECKING:
+    from huey import Huey
+
 log = logging.getLogger("crmforge.worker")
 QUEUE_NAME = "crmforge"
 
@@ -76,6 +78,8 @@ def queue_url(explicit: str | None = None, instance_dir: str | Path = "instance"
 def make_huey(url: str | None = None, *, name: str = QUEUE_NAME, **kwargs: Any) -> Huey:
     """A Huey for `url` (see `queue_url`): RedisHuey for redis:// and rediss://, SqliteHuey
     for sqlite:///PATH."""
+    from huey import RedisHuey, SqliteHuey  # loads redis (0.1 s): only a worker needs it
+
     url = queue_url(url)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(name, url=url, **kwargs)
@@ -98,6 +102,8 @@ class Worker:
 
     def __init__(self, huey: Huey, open_instance: Callable[[], Instance],
                  retry_delay: float = RETRY_DELAY):
+        from huey import crontab  # loads redis (0.1 s): only a worker needs it
+
         self.huey = huey
         self._open = open_instance
         self._inst: Instance | None = None
@@ -254,6 +260,8 @@ class Ticker:
 
     def __init__(self, open_instance: Callable[[], Instance], interval: float = 60.0,
                  report: Callable[[str], None] | None = None):
+        from huey import MemoryHuey  # loads redis (0.1 s): only a worker needs it
+
         self.worker = Worker(MemoryHuey(QUEUE_NAME), open_instance)
         self.interval = interval
         self.report = report or (lambda line: log.info("%s", line))

@@ -32,18 +32,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial, wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from huey.consumer import Consumer, ConsumerStopped
-from werkzeug.serving import run_simple
 
 from builder.diagnostics import did_you_mean
 from builder.packs import SHIPPED_DIR, custom_dir_as, discover
 from runtime.core.db import normalize_url
 from runtime.core.instance import Instance
-from runtime.http.app import load_or_create_secret_key
-from runtime.http.workspaces import Dispatcher, Site
 from runtime.ops import serve as serving
 from runtime.ops.commands import (
     UserError,
@@ -55,6 +51,11 @@ from runtime.ops.commands import (
 )
 from runtime.ops.worker import Ticker, Worker, cmd_worker, make_huey, queue_url
 from runtime.process.setup import SetupError, assemble, open_instance
+
+if TYPE_CHECKING:
+    from huey.consumer import Consumer
+
+    from runtime.http.workspaces import Dispatcher, Site
 
 DIR_ENV = "CRMFORGE_WORKSPACES_DIR"
 DOMAIN_ENV = "CRMFORGE_WORKSPACE_DOMAIN"
@@ -89,6 +90,8 @@ class Workspace:
     def site(self, secret_key: str) -> Site:
         """What the web dispatcher serves of this workspace: its own database, folder,
         session cookie and a signing key of its own, derived from the server's."""
+        from runtime.http.workspaces import Site  # the web layer (Flask): only servers ask
+
         config = {"DATABASE_URL": self.database_url, "INSTANCE_DIR": str(self.folder),
                   "SECRET_KEY": derived_key(secret_key, self.name),
                   "SESSION_COOKIE_NAME": f"crmforge_session_{self.name}",
@@ -230,6 +233,9 @@ class Registry:
 
 def dispatcher(only: Collection[str] | None = None) -> Dispatcher:
     """The WSGI app serving the registry's workspaces (`only` those, when given)."""
+    from runtime.http.app import load_or_create_secret_key  # Flask (0.5 s): servers only
+    from runtime.http.workspaces import Dispatcher  # the web layer: servers only
+
     root = workspaces_dir()
     key = os.environ.get("CRMFORGE_SECRET_KEY") or load_or_create_secret_key(root)
     registry = Registry(root, key, only)
@@ -347,6 +353,8 @@ def _safe_url(url: str) -> str:
 
 def run_workspaces(args: argparse.Namespace) -> int:
     """`crmforge run --workspaces`: the development server for the workspaces."""
+    from werkzeug.serving import run_simple  # a server's import, not every command's
+
     app = dispatcher(_only(args))
     print(f"CRMForge workspaces on http://{args.host}:{args.port}/ (development server; "
           "production: crmforge serve --workspaces). Ctrl-C stops it.", file=sys.stderr)
@@ -407,6 +415,8 @@ def worker_workspaces(args: argparse.Namespace) -> int:
 def consume(consumers: list[Consumer]) -> None:
     """Run several Huey consumers in this process until a signal stops them. Each starts its
     threads; the last one started holds the signal handlers, and when it stops, all stop."""
+    from huey.consumer import ConsumerStopped  # loads redis (0.1 s): only a worker needs it
+
     for consumer in consumers:
         consumer.start()
     checked = [time.monotonic()] * len(consumers)

@@ -223,11 +223,10 @@ class _Planner:
         self.removed_tables: set[str] = set()
 
     def run(self) -> Plan:
-        context = MigrationContext.configure(self.conn, opts={
-            "compare_type": _compare_type, "compare_server_default": _compare_default,
-            "include_object": _include, "target_metadata": self.target})
-        with searchindex.reflecting():
-            diffs = _flatten(compare_metadata(context, self.target))
+        return self.plan(self.compared() if self.has_tables() else self.all_new())
+
+    def plan(self, diffs: list[tuple]) -> Plan:
+        """The plan from the comparison's `diffs` and what only the model knows."""
         self.renames()
         added = {d[1].name for d in diffs if d[0] == "add_table"}
         self.added_columns = {(d[2], d[3].name) for d in diffs if d[0] == "add_column" and
@@ -241,6 +240,25 @@ class _Planner:
         ops = (*self.new_tables, *local, *self.removed, *self.search_index(),
                *self.notes)
         return Plan(tuple(ops), self.model, self.dialect.name, self.stamp)
+
+    def has_tables(self) -> bool:
+        """Whether the database holds a table the comparison looks at."""
+        return any(_include(None, name, "table", True, None) for name in self.live_tables)
+
+    def compared(self) -> list[tuple]:
+        """Alembic's diffs between the database and the model's tables."""
+        context = MigrationContext.configure(self.conn, opts={
+            "compare_type": _compare_type, "compare_server_default": _compare_default,
+            "include_object": _include, "target_metadata": self.target})
+        with searchindex.reflecting():
+            return _flatten(compare_metadata(context, self.target))
+
+    def all_new(self) -> list[tuple]:
+        """The diffs of an empty database, without Alembic (0.5 s for the shipped packs' 339
+        tables): every table is added. Alembic would list the new tables' indexes and
+        foreign keys too, which come with their tables (`on_add_index`, `on_add_fk`)."""
+        return [("add_table", table) for table in self.target.tables.values()
+                if _include(table, table.name, "table", False, None)]
 
     def _table_order(self, name: str) -> int:
         names = list(self.target.tables)
