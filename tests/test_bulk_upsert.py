@@ -21,7 +21,7 @@ from test_bulk_write import Pair, contents, pack_files, twin_instances
 from runtime.core.errors import RecordError
 from runtime.core.instance import Actor, Instance
 from runtime.ops import transfer
-from runtime.write import records
+from runtime.write import bulk, records
 
 # test_bulk_write's member, with a second unique field that rows may give up and take
 MEMBER = BULK_MEMBER.replace("  name:     {type: text, required: true}",
@@ -210,3 +210,23 @@ def test_who_may_not_update_is_refused_row_by_row(twins: Pair, make_user) -> Non
                                   update_by="code", skip_invalid=True, actor=nobody)
     assert [line for line, _ in result.problems] == [2] and result.updated == 0
     assert records.get(inst, SYSTEM, "member", 1)["score"] == 10
+
+
+def test_the_batch_update_counts_only_the_rows_at_the_version_read(
+        twins: tuple[Instance, Instance]) -> None:
+    """The compiled executemany of a batch's changes (`bulk._update_rows`) matches a row
+    only at the version the batch read: a row saved since is not written, and the count
+    says so (the batch is then written row by row, which names it)."""
+    inst, _ = twins
+    ids = [records.create(inst, SYSTEM, "member", {"code": c, "name": c})["id"]
+           for c in ("p", "q", "r")]
+    table = inst.schema.table("member")
+    with inst.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id == ids[1]).values(version=2))
+        matched = bulk._update_rows(conn, table, [
+            {"name": f"New {n}", "_crm_id": rid, "_crm_version": 1}
+            for n, rid in enumerate(ids)])
+    if inst.engine.dialect.supports_sane_multi_rowcount:
+        assert matched == 2
+    names = {r["id"]: r["name"] for r in records.query(inst, SYSTEM, "member").rows}
+    assert [names[rid] for rid in ids] == ["New 0", "q", "New 2"]

@@ -1,5 +1,6 @@
 """Rows kept on a connection during a bulk write (runtime/core/rowcache.py): a row read by
-id is served again without a query, and never after the connection wrote to its table,
+id is served again without a query, and never after the connection wrote to it (an UPDATE
+by id: those rows; another UPDATE: its table; an INSERT: the ids known to have no row),
 deleted anything, ran raw SQL or rolled back — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -134,10 +135,53 @@ def test_a_batch_sees_a_parent_changed_by_an_earlier_batch_on_the_connection(ins
     assert records.get(inst, SYSTEM, "member", second[0].id)["club_city"] == "Hull"
 
 
+def test_an_update_by_id_forgets_only_its_rows(inst, kept) -> None:
+    conn, selects = kept
+    load(inst, conn, "club", 1)
+    load(inst, conn, "club", 2)
+    records.update(inst, SYSTEM, "club", 1, {"city": "Hull"}, version=None, conn=conn)
+    before = selects.count
+    assert load(inst, conn, "club", 2)["city"] == "York"  # still kept
+    assert selects.count == before
+    assert load(inst, conn, "club", 1)["city"] == "Hull"  # read again
+    assert selects.count == before + 1
+
+
+def test_an_update_of_many_rows_by_id_forgets_each(inst, kept) -> None:
+    conn, selects = kept
+    for rid in (1, 2):
+        load(inst, conn, "club", rid)
+    conn.execute(records.update_statement(inst.schema.table("club")), [
+        {"city": city, "_crm_id": rid, "_crm_version": 1}
+        for rid, city in ((1, "Hull"), (2, "Ely"))])
+    assert [load(inst, conn, "club", rid)["city"] for rid in (1, 2)] == ["Hull", "Ely"]
+
+
+def test_another_update_forgets_its_table(inst, kept) -> None:
+    conn, _ = kept
+    load(inst, conn, "club", 2)
+    table = inst.schema.table("club")
+    conn.execute(table.update().where(table.c.name == "Blue").values(city="Ely"))
+    assert load(inst, conn, "club", 2)["city"] == "Ely"
+
+
+def test_an_insert_forgets_only_the_ids_known_to_have_no_row(inst, kept) -> None:
+    """An INSERT changes no row there is; the id it takes may have been read as missing."""
+    conn, selects = kept
+    assert load(inst, conn, "club", 3) is None
+    load(inst, conn, "club", 1)
+    records.create(inst, SYSTEM, "club", {"name": "Green"}, conn=conn)
+    before = selects.count
+    assert load(inst, conn, "club", 1)["name"] == "Red"
+    assert selects.count == before
+    assert load(inst, conn, "club", 3)["name"] == "Green"
+
+
 def test_an_insert_of_many_rows_forgets_only_its_table(inst, kept) -> None:
     """`db.insert_many` runs its own SQL on SQLite: the cache still knows its table."""
     conn, selects = kept
     load(inst, conn, "club", 1)
+    assert load(inst, conn, "club", 3) is None
     now = inst.now()
     member = {"name": "Cy", "club": 1, "club_city": None, "created_at": now,
               "updated_at": now, "version": 1, "created_by": None, "updated_by": None,
@@ -151,4 +195,6 @@ def test_an_insert_of_many_rows_forgets_only_its_table(inst, kept) -> None:
             if k in inst.schema.table("club").c}
     insert_many(conn, inst.schema.table("club"), [club])
     load(inst, conn, "club", 1)
+    assert selects.count == before  # an INSERT changes no row there is
+    assert load(inst, conn, "club", 3)["name"] == "Green"
     assert selects.count == before + 1

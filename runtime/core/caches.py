@@ -15,7 +15,8 @@ another's value). A cache whose keys also come from what users choose (a sort, a
 | `ROLLUPS` | model hash | the rollups over each child entity (`write.derived`) |
 | `HOOK_ORDER` | model hash, entity, transitions | whether a batch's moves wait for every |
 | | | creation hook (`process.hook_effects`) |
-| `ENTITY_PATHS` | model hash, entity | the field paths its expressions name (`process.hook_effects`) |
+| `ENTITY_PATHS` | model hash, entity | the field paths its expressions name |
+| | | (`process.hook_effects`) |
 | `ROLLUP_GROUPS` | model hash, child | the rollup fields of a child, by parent and link |
 | `ROLLUP_ALIASES` | child table | the alias of a child table for rollup subqueries |
 | `ROLLUP_UPDATES` | parent table, child, link, date | the UPDATE of a parent's rollups (4096) |

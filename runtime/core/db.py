@@ -113,9 +113,34 @@ def insert_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
         return str(compiled), list(zip(compiled.positiontup or (), processors, strict=True))
 
     sql, plan = caches.STATEMENTS.get(table, ("insert_many_raw", keys), compile_once)
+    plan = once_per_value(plan)
     conn.exec_driver_sql(sql, [tuple(convert(row[key]) if convert is not None
                                      and row[key] is not None else row[key]
                                      for key, convert in plan) for row in rows])
+
+
+BindPlan = list[tuple[str, Any]]  # a compiled statement's (parameter, bind processor or None)
+
+
+def once_per_value(plan: BindPlan) -> BindPlan:
+    """`plan` for one executemany, each bind processor run once for a value that the row
+    before gave too: a batch's one `now` in every row (SQLite's DATETIME processor formats
+    it in Python, some µs a time; an import's audit entries all carry it)."""
+    return [(key, None if convert is None else _last_kept(convert)) for key, convert in plan]
+
+
+def _last_kept(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    last: list[Any] = [_NOTHING, None]  # the value last converted (kept alive), its result
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[:] = value, convert(value)
+        return last[1]
+
+    return converted
+
+
+_NOTHING = object()
 
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:

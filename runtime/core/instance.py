@@ -11,6 +11,7 @@ dashboards) take their connection, from the replica unless this context wrote
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,8 +27,17 @@ from runtime.core.schema import Schema, build_schema
 
 
 def utcnow() -> datetime:
-    """Naive UTC, to the second: what every datetime column stores."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    """Naive UTC, to the second: what every datetime column stores. The datetime of the
+    current second is made once (a bulk write asks for it tens of thousands of times)."""
+    global _NOW
+    second = int(time.time())
+    kept = _NOW
+    if kept[0] != second:
+        kept = _NOW = (second, datetime.fromtimestamp(second, UTC).replace(tzinfo=None))
+    return kept[1]
+
+
+_NOW: tuple[int, datetime] = (0, datetime.min)  # (the second, its naive UTC datetime)
 
 
 @dataclass(frozen=True)

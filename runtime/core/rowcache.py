@@ -4,8 +4,10 @@ A bulk write (runtime/write/bulk.py: imports, demo data) checks and writes thous
 records that link to the same few hundred others; each check, formula and automation used to
 read a linked record again (`context.Fetcher`, one cache per operation). Inside `kept(conn)`
 a read by id is kept on the connection and served again until the connection writes to that
-row's table: every INSERT or UPDATE on `conn` forgets the rows of its table, a DELETE, a
-statement it cannot read (raw SQL) or a rollback (of a savepoint too) forgets them all. So a
+row: an UPDATE of rows by id (a statement built with `BY_ID`) forgets those rows, any other
+UPDATE forgets the rows of its table, an INSERT the ids of its table known to have no row (it
+changes no row there is), and a DELETE, a statement it cannot read (raw SQL) or a rollback
+(of a savepoint too) forgets them all. So a
 row served from here is the row the database would return on this connection (other
 connections' commits aside: the bulk write sees the rows as it first read them, as its own
 transaction would on SQLite).
@@ -22,6 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 KEY = "crm_row_cache"
+# the execution option of an UPDATE … WHERE id = :_crm_id: it changes those rows alone
+BY_ID = "crm_update_by_id"
 INSERT_INTO = re.compile(r'\s*INSERT INTO (?:"([^"]+)"|(\w+))[\s(]', re.IGNORECASE)
 _READS = ("SELECT", "SAVEPOINT", "RELEASE")
 
@@ -77,13 +81,30 @@ def _executed(conn: Connection, cursor: Any, statement: str, parameters: Any, co
         return
     compiled = getattr(context, "compiled", None)
     target = getattr(getattr(compiled, "statement", None), "table", None)
-    if (context is not None and (context.isinsert or context.isupdate)
-            and isinstance(target, sa.Table)):
-        rows.pop(target.name, None)
+    if context is not None and context.isupdate and isinstance(target, sa.Table):
+        if context.execution_options.get(BY_ID):
+            kept = rows.get(target.name, {})
+            for params in context.compiled_parameters:
+                kept.pop(params["_crm_id"], None)
+        else:
+            rows.pop(target.name, None)
+    elif context is not None and context.isinsert and isinstance(target, sa.Table):
+        if getattr(compiled.statement, "_post_values_clause", None) is not None:
+            rows.pop(target.name, None)  # ON CONFLICT …: it may change a row there is
+        else:
+            _inserted(rows, target.name)
     elif compiled is None and (inserted := INSERT_INTO.match(statement)):
-        rows.pop(inserted.group(1) or inserted.group(2), None)  # `db.insert_many`'s SQL
+        _inserted(rows, inserted.group(1) or inserted.group(2))  # `db.insert_many`'s SQL
     else:  # a DELETE (the database may cascade it), other raw SQL, DDL: nothing is known
         rows.clear()
+
+
+def _inserted(rows: Rows, table: str) -> None:
+    """New rows in `table`: an id kept as having none may have one now."""
+    kept = rows.get(table)
+    if kept:
+        for key in [key for key, row in kept.items() if row is None]:
+            del kept[key]
 
 
 def _rolled_back(conn: Connection, *args: Any) -> None:

@@ -53,9 +53,15 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from builder.model import Entity
-from runtime.core import phones, rowcache
+from runtime.core import caches, phones, rowcache
 from runtime.core.context import Fetcher
-from runtime.core.db import in_transaction, insert_many, is_sqlite, mark_written
+from runtime.core.db import (
+    in_transaction,
+    insert_many,
+    is_sqlite,
+    mark_written,
+    once_per_value,
+)
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.schema import rows_by_id
 from runtime.core.values import Errors, as_id, is_empty
@@ -363,6 +369,9 @@ def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection, good: li
                 moves.comment)
         for row in changes:
             derived.refresh_rollups(inst, conn, ent.name, row.old, row.record)
+        if any(inst.model.automations_for(ent.name, kind)
+               for kind in ("create", "update", "transition")):
+            _keep_rows(conn, table, [row.record["id"] for row in good])
         for row in good:
             if row.old is None:
                 records.fire_created(inst, conn, actor, ent, row.record)
@@ -376,6 +385,13 @@ def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection, good: li
             then.run(conn, [(row.index, row.record["id"]) for row in good])
 
 
+def _keep_rows(conn: Connection, table: sa.Table, ids: list[int]) -> None:
+    """The batch's rows as written, read 500 at a time and kept for its automations: each
+    reads its record again before each action (`rowcache`)."""
+    for record_id, row in rows_by_id(conn, table, ids).items():
+        rowcache.keep(conn, table.name, record_id, row)
+
+
 def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: sa.Table,
             changes: list[_Checked]) -> None:
     """The changed rows with one compiled UPDATE … WHERE id AND version (executemany): every
@@ -383,27 +399,55 @@ def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: 
     none), so that one statement fits all; each row's version goes up by one."""
     now = inst.now()
     names = [n for n in ent.fields if n in table.c and any(n in row.changed for row in changes)]
+    stamps = [k for k in ("updated_at", "updated_by", "version") if k in ent.fields]
+    stamped = [k for k in ("updated_at", "updated_by", "version") if k in table.c]
+    phoned = any(ent.fields[n].type == "phone" for n in names)
     params = []
     for row in changes:
-        assert row.old is not None
-        row.record.update({k: v for k, v in {"updated_at": now, "updated_by": actor.user_id,
-                                             "version": row.old["version"] + 1}.items()
-                           if k in ent.fields})
-        columns = {n: row.record[n] if n in row.changed else row.old.get(n) for n in names}
-        columns |= phones.shadow_values(ent, columns)
-        columns.update({k: row.record[k] for k in ("updated_at", "updated_by", "version")
-                        if k in table.c})
-        params.append({**columns, "_crm_id": row.old["id"], "_crm_version": row.old["version"]})
+        old, record = row.old, row.record
+        assert old is not None
+        stamp = {"updated_at": now, "updated_by": actor.user_id, "version": old["version"] + 1}
+        record.update({k: stamp[k] for k in stamps})
+        columns = {n: record[n] if n in row.changed else old.get(n) for n in names}
+        if phoned:
+            columns |= phones.shadow_values(ent, columns)
+        columns.update({k: record[k] for k in stamped})
+        columns["_crm_id"], columns["_crm_version"] = old["id"], old["version"]
+        params.append(columns)
     mark_written(conn)
     try:
-        done = conn.execute(records.update_statement(table), params)
+        matched = _update_rows(conn, table, params)
     except sa.exc.IntegrityError as exc:
         raise records.integrity(ent, table, exc) from exc
     # SQLite counts the rows an executemany matched: one fewer means someone saved a record
     # since it was read (the rows one by one say which); PostgreSQL's driver is not trusted
     # to count, but there `_current` locked the rows (FOR NO KEY UPDATE) when it read them
-    if conn.dialect.supports_sane_multi_rowcount and done.rowcount != len(params):
+    if conn.dialect.supports_sane_multi_rowcount and matched != len(params):
         raise Conflict(f"A {ent.label} changed while the batch was written.")
+
+
+def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]) -> int:
+    """Run the table's UPDATE (`records.update_statement`) once per row of `params` (each
+    with the same keys) as one executemany; the count of rows it matched. On SQLite the
+    values go to the driver as SQLAlchemy's own executemany makes them (each through its
+    bind processor, None too), from a statement compiled once per set of keys: SQLAlchemy
+    would build and process every row's parameters anew, as `db.insert_many` explains."""
+    stmt = records.update_statement(table)
+    keys = tuple(params[0])
+    if not is_sqlite(conn) or any(c.onupdate is not None for c in table.c if c.name not in keys):
+        return conn.execute(stmt, params).rowcount
+
+    def compile_once() -> tuple[str, list[tuple[str, Any]]]:
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+        return str(compiled), [
+            (key, compiled.binds[key].type._cached_bind_processor(conn.dialect))
+            for key in compiled.positiontup or ()]
+
+    sql, plan = caches.STATEMENTS.get(table, ("update_many_raw", keys), compile_once)
+    plan = once_per_value(plan)
+    return conn.exec_driver_sql(sql, [
+        tuple(row[key] if convert is None else convert(row[key]) for key, convert in plan)
+        for row in params]).rowcount
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:

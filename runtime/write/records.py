@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
 from builder.model import Entity
-from runtime.core import caches, phones
+from runtime.core import caches, phones, rowcache
 from runtime.core.context import Fetcher, eval_context
 from runtime.core.db import in_transaction, insert_many, mark_written, writes
 from runtime.core.errors import (
@@ -69,7 +71,7 @@ from runtime.read.queries import (
 )
 from runtime.write import attachments, checks, derived
 from runtime.write.checks import find_duplicates
-from runtime.write.timeline import record_reassignment, record_transition
+from runtime.write.timeline import record_reassignment, record_transitions
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -110,7 +112,8 @@ def _statement(table: sa.Table, kind: str) -> Any:
         if kind == "insert":
             return table.insert().returning(table.c.id)
         return table.update().where(table.c.id == sa.bindparam("_crm_id"),
-                                    table.c.version == sa.bindparam("_crm_version"))
+                                    table.c.version == sa.bindparam("_crm_version")
+                                    ).execution_options(**{rowcache.BY_ID: True})
 
     return caches.STATEMENTS.get(table, kind, build)
 
@@ -243,12 +246,23 @@ def _check_create_readonly(inst: Instance, actor: Actor, ent: Entity, record: di
 
 
 def _audit_rows(inst: Instance, actor: Actor, ent: Entity, record_id: int, action: str,
-                changes: list[tuple[str | None, Any, Any]]) -> list[dict[str, Any]]:
-    now = inst.now()
+                changes: list[tuple[str | None, Any, Any]], now: datetime | None = None
+                ) -> list[dict[str, Any]]:
+    """The audit entries of one record's write, at `now` (a batch's moment: else this one)."""
+    now = now or inst.now()
     return [{"entity": ent.name, "record_id": record_id, "action": action, "field": name,
-             "old_value": None if old is None else json.dumps(json_value(old)),
-             "new_value": None if new is None else json.dumps(json_value(new)),
+             "old_value": _audit_text(old), "new_value": _audit_text(new),
              "user_id": actor.user_id, "at": now} for name, old, new in changes]
+
+
+def _audit_text(value: Any) -> str | None:
+    """A value as an audit entry keeps it: its JSON text (None: NULL). A text, what most
+    entries hold, goes straight to the encoder's own function, which is all `json.dumps`
+    runs for one (a bulk update writes several entries a record)."""
+    if value is None:
+        return None
+    value = json_value(value)
+    return encode_basestring_ascii(value) if isinstance(value, str) else json.dumps(value)
 
 
 def _insert_audit(inst: Instance, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -583,8 +597,8 @@ def revised(inst: Instance, actor: Actor, ent: Entity, old: Mapping[str, Any],
         _readonly_when(ent, record, given, old,
                        eval_context(inst, actor, ent.name, old, fetch=fetch), errors)
     columns = inst.schema.table(ent.name).c
-    changed = [n for n in ent.fields if n in columns or ent.fields[n].type == "links"
-               if n not in AUTO_FIELDS and not same(record.get(n), old.get(n))]
+    changed = [n for n, f in ent.fields.items() if n not in AUTO_FIELDS
+               and (n in columns or f.type == "links") and not same(record.get(n), old.get(n))]
     checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
                        errors, fetch)
     checks.check_kind_options(ent, record, [n for n in changed if n in given or (
@@ -602,9 +616,10 @@ def updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
     on the timeline. Rollups are the caller's (`derived.refresh_rollups`)."""
     for old, record, _ in changes:
         _write_links(inst, conn, ent, old["id"], record, old)
+    now = inst.now()  # one moment for the records written together
     _insert_audit(inst, conn, [row for old, record, changed in changes
                                for row in _audit_rows(inst, actor, ent, old["id"], kind, [
-                                   (n, old.get(n), record.get(n)) for n in changed])])
+                                   (n, old.get(n), record.get(n)) for n in changed], now)])
     for old, record, changed in changes:
         if "owner" in changed:
             record_reassignment(inst, conn, actor, ent.name, old["id"], old.get("owner"),
@@ -620,9 +635,9 @@ def moved(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
         return
     assert ent.workflow is not None
     state = ent.workflow.field
-    for old, record, transition in moves:
-        record_transition(inst, conn, actor, ent.name, old["id"], transition, old.get(state),
-                          record.get(state), comment)
+    record_transitions(inst, conn, actor, ent.name, [
+        (old["id"], transition, old.get(state), record.get(state))
+        for old, record, transition in moves], comment)
 
 
 def fire_updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,

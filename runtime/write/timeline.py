@@ -1,6 +1,6 @@
 """Writing the timeline of a record (SPEC §2): notes and logged activities with follow-up
 reminders (`add_entry`, `complete_follow_up`), and the entries the system keeps there —
-workflow transitions (`record_transition`), approval requests and automations
+workflow transitions (`record_transitions`), approval requests and automations
 (`record_event`). A system entry keeps its sentence in English (`body`) and as a key with
 parameters (`data.i18n`, see `runtime.read.timeline.SAID`), so each reader reads it in their
 language; `data.i18n` is the system's own: a note or activity may not set it.
@@ -13,14 +13,14 @@ merged with field changes, decisions and attachments, is `runtime.read.timeline`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from builder.fieldtypes import coerce_date
-from runtime.core.db import in_transaction, mark_written
+from runtime.core.db import in_transaction, insert_many, mark_written
 from runtime.core.errors import Forbidden, NotFound, ValidationFailed
 from runtime.core.values import json_value
 from runtime.read.people import usernames
@@ -116,13 +116,18 @@ def no_comment(inst: Instance, entity: str) -> str:
             "ask its owner or an administrator.")
 
 
-def record_transition(inst: Instance, conn: Connection, actor: Actor, entity: str,
-                      record_id: int, transition: str, from_state: Any, to_state: Any,
-                      comment: str | None = None) -> None:
-    """Keep a workflow transition on the timeline: who, when, from, to, comment.
-    Called by `records.update(..., transition=...)` inside its transaction."""
-    record_event(inst, conn, entity, record_id, "transition", comment or None,
-                 {"transition": transition, "from": from_state, "to": to_state}, actor.user_id)
+Move = tuple[int, str, Any, Any]  # (record id, transition, from state, to state)
+
+
+def record_transitions(inst: Instance, conn: Connection, actor: Actor, entity: str,
+                       moves: Sequence[Move], comment: str | None = None) -> None:
+    """Keep workflow transitions of records of `entity` on their timelines — who, when,
+    from, to, comment — with one statement for them all. Called by `records.update(...,
+    transition=...)` and by the bulk moves inside their transaction."""
+    insert_many(conn, inst.schema.system("timeline"), [
+        _entry(inst, entity, record_id, "transition", comment or None,
+               {"transition": transition, "from": from_state, "to": to_state}, actor.user_id)
+        for record_id, transition, from_state, to_state in moves])
 
 
 def record_reassignment(inst: Instance, conn: Connection, actor: Actor, entity: str,
@@ -145,17 +150,24 @@ def record_event(inst: Instance, conn: Connection, entity: str, record_id: int, 
     (kinds: transition, approval, automation, owner, merge, email, call, change); `user_id`
     None is the system. `body` is the sentence in English (the API, exports, old readers);
     `key` (one of `SAID`) and `params` keep it for the reader's language in `data.i18n`."""
+    # the values go as parameters: one compiled statement serves every entry
+    conn.execute(inst.schema.system("timeline").insert(), _entry(
+        inst, entity, record_id, kind, body, data, user_id, key=key, params=params))
+
+
+def _entry(inst: Instance, entity: str, record_id: int, kind: str, body: str | None,
+           data: Mapping[str, Any] | None, user_id: int | None, *, key: str | None = None,
+           params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The row of one timeline entry (see `record_event`)."""
     stored = dict(data or {})
     if key is not None:
         if key not in SAID:
             raise ValueError(f"unknown timeline sentence {key!r}; add it to SAID")
         stored["i18n"] = {"key": key, "params": json.loads(json.dumps(
             dict(params or {}), default=json_value))}
-    # the values go as parameters: one compiled statement serves every entry
-    conn.execute(inst.schema.system("timeline").insert(), {
-        "entity": entity, "record_id": int(record_id), "kind": kind, "body": body,
-        "data": stored, "follow_up_done": False, "user_id": user_id,
-        "created_at": inst.now()})
+    return {"entity": entity, "record_id": int(record_id), "kind": kind, "body": body,
+            "data": stored, "follow_up_done": False, "user_id": user_id,
+            "created_at": inst.now()}
 
 
 def complete_follow_up(inst: Instance, actor: Actor, entry_id: Any, *, done: bool = True,
