@@ -8,9 +8,11 @@ with the queue on `$CRMFORGE_BENCH_REDIS`, makes the app `crmforge serve` makes 
 serve), and plays each kind of the mix (list, search, record page, dashboard, API update, API
 create, API transition) `--repeat` times in this process through Flask's test client, signed
 in as a rep. For each kind it prints the SQL statements per request (counted by a
-`before_cursor_execute` event on the instance's engines), the connections taken from the pool
-(each also costs PostgreSQL the pool's pre-ping, BEGIN and ROLLBACK or COMMIT) and the median
-CPU milliseconds per request (this thread's CPU time); with `--statements` the text of each
+`before_cursor_execute` event on the instance's engines), the connections taken from the pool,
+the round trips to PostgreSQL (every query message the app sends, counted on the wire by a
+proxy the app connects through: statements, and the pool's pings, BEGIN, ROLLBACK and COMMIT,
+which no SQLAlchemy event shows) and the median CPU milliseconds per request (this thread's
+CPU time); with `--statements` the text of each
 statement of one request of each kind (`--callers`: and the code that ran it); with
 `--profile KIND` where KIND's requests spend their time. The database is dropped at the end.
 
@@ -22,15 +24,19 @@ they do under load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import logging.config
 import os
 import pstats
 import re
+import socket
 import statistics
+import struct
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -57,6 +63,7 @@ class Cost:
 
     statements: list[int] = field(default_factory=list)
     checkouts: list[int] = field(default_factory=list)
+    round_trips: list[int] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # of the last request
 
@@ -64,17 +71,64 @@ class Cost:
         return (f"| {kind} | {statistics.median(self.statements):g} | "
                 f"{min(self.statements)}–{max(self.statements)} | "
                 f"{statistics.median(self.checkouts):g} | "
+                f"{statistics.median(self.round_trips):g} | "
                 f"{statistics.median(self.cpu_ms):.1f} |")
 
 
-class Counter:
-    """Every statement the app's engines run while `counting`, and how many connections
-    it took from their pools (each costs PostgreSQL a round trip or three more than its
-    statements: the pre-ping, BEGIN, and the ROLLBACK or COMMIT)."""
+class Wire:
+    """A proxy between the app and PostgreSQL that counts the query messages the app sends:
+    each one is a round trip (psycopg2 sends every statement, BEGIN, ROLLBACK, COMMIT and
+    the pool's ping as one simple-protocol Query and waits for its answer). The app must
+    connect with sslmode=disable, so that the messages can be read."""
 
-    def __init__(self, engines: list[sa.engine.Engine], callers: bool = False):
+    QUERY, SYNC = b"Q", b"S"  # a simple query; the end of an extended-protocol exchange
+
+    def __init__(self, server: tuple[str, int]):
+        self.server, self.queries = server, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """`url` through this proxy."""
+        return sa.make_url(url).set(host="127.0.0.1", port=self.port, query={
+            "sslmode": "disable"}).render_as_string(hide_password=False)
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            server = socket.create_connection(self.server)
+            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+            threading.Thread(target=self._from_app, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        with source, target, contextlib.suppress(OSError):  # either side may close first
+            while data := source.recv(65536):
+                target.sendall(data)
+
+    def _from_app(self, client: socket.socket, server: socket.socket) -> None:
+        """Forward the app's messages, counting its queries: the startup message has no
+        type byte, every later one has one and then its length."""
+        with client, server:
+            stream = client.makefile("rb")
+            length = struct.unpack("!i", stream.read(4))[0]
+            server.sendall(struct.pack("!i", length) + stream.read(length - 4))
+            while kind := stream.read(1):
+                head = stream.read(4)
+                body = stream.read(struct.unpack("!i", head)[0] - 4)
+                self.queries += kind in (self.QUERY, self.SYNC)
+                server.sendall(kind + head + body)
+
+
+class Counter:
+    """Every statement the app's engines run while `counting`, how many connections it took
+    from their pools and how many round trips to PostgreSQL it made (`Wire`)."""
+
+    def __init__(self, engines: list[sa.engine.Engine], wire: Wire, callers: bool = False):
         self.texts: list[str] = []
         self.checkouts = 0
+        self.wire, self.round_trips = wire, 0
         self.on, self.callers = False, callers
         for engine in engines:
             sa.event.listen(engine, "before_cursor_execute", self._seen)
@@ -90,10 +144,12 @@ class Counter:
     @contextmanager
     def counting(self) -> Iterator[list[str]]:
         self.texts, self.checkouts, self.on = [], 0, True
+        sent = self.wire.queries
         try:
             yield self.texts
         finally:
             self.on = False
+            self.round_trips = self.wire.queries - sent
 
 
 def _caller() -> str:
@@ -191,6 +247,7 @@ def measure(player: Player, counter: Counter, repeat: int,
             if turn:  # the first one warms caches up
                 cost.statements.append(len(texts))
                 cost.checkouts.append(counter.checkouts)
+                cost.round_trips.append(counter.round_trips)
                 cost.cpu_ms.append(used)
                 cost.texts = list(texts)
     return costs
@@ -228,8 +285,8 @@ def _shortened(text: str, keep: int = 160) -> str:
 
 
 def report(costs: dict[str, Cost], statements: bool) -> str:
-    lines = ["| kind | statements (median) | statements (range) | connections | CPU ms "
-             "(median) |", "|---|---|---|---|---|"]
+    lines = ["| kind | statements (median) | statements (range) | connections | round trips "
+             "| CPU ms (median) |", "|---|---|---|---|---|---|"]
     lines += [cost.row(kind) for kind, cost in costs.items()]
     if statements:
         for kind, cost in costs.items():
@@ -263,11 +320,13 @@ def main(argv: list[str] | None = None) -> int:
             load.own_database(server) as url:
         folder = Path(tmp)
         users_file, hot = load.prepare(url, 1, args.records, folder)
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": load.SECRET,
+        where = sa.make_url(url)
+        wire = Wire((where.host or "127.0.0.1", where.port or 5432))
+        app = create_app({"DATABASE_URL": wire.url(url), "SECRET_KEY": load.SECRET,
                           "INSTANCE_DIR": str(folder / "instance"), "WATCH_MODEL": True})
         inst = app.extensions[EXTENSION]
         counter = Counter([e for e in {inst.engine, inst.read_engine} if e is not None],
-                          args.callers)
+                          wire, args.callers)
         me = json.loads(users_file.read_text(encoding="utf-8"))[0]
         only = {k.strip() for k in args.only.split(",") if k.strip()} or None
         player = Player(app, me, hot, args.records)
@@ -279,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({k: {"statements": statistics.median(c.statements),
                                              "connections": statistics.median(c.checkouts),
+                                             "round_trips": statistics.median(c.round_trips),
                                              "cpu_ms": statistics.median(c.cpu_ms)}
                                          for k, c in costs.items()}, indent=1))
     return 0

@@ -2,8 +2,8 @@
 
 SQLite runs in WAL mode with foreign keys on, a busy timeout and the search index's
 `crm_fold` function (core/searchindex.py); a write transaction on SQLite
-starts with BEGIN IMMEDIATE so that two writers queue instead of failing half-way. PostgreSQL
-gets a pre-pinged pool. Nothing here knows about entities.
+starts with BEGIN IMMEDIATE so that two writers queue instead of failing half-way. PostgreSQL's
+pool pings a connection that lay idle before lending it. Nothing here knows about entities.
 """
 
 from __future__ import annotations
@@ -58,7 +58,34 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         engine = sa.create_engine(url, **options, **kwargs)
         _sqlite_events(engine, memory)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_IDLE_SECONDS = 2.0  # a pooled connection unused this long is pinged before it is lent
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before lending it only when it has lain unused a while
+    (SQLAlchemy's pool_pre_ping pings on every checkout: a round trip, and a BEGIN it opens,
+    several times a page). One used a moment ago was alive then; should the server have gone
+    since, its first statement fails as a disconnect, which invalidates the whole pool and
+    answers 503, and the next request connects anew."""
+
+    @sa.event.listens_for(engine.pool, "checkin")
+    def returned(_dbapi_connection, record) -> None:  # noqa: ANN001
+        record.info["crm_returned_at"] = time.monotonic()
+
+    @sa.event.listens_for(engine.pool, "checkout")
+    def lent(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        returned_at = record.info.get("crm_returned_at")  # none: connected just now
+        if returned_at is None or time.monotonic() - returned_at < PING_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)  # psycopg's: in autocommit, no BEGIN
+        except engine.dialect.loaded_dbapi.Error as exc:  # the pool reconnects, or fails
+            raise sa.exc.InvalidatePoolError("an idle connection no longer answers") from exc
 
 
 def _sqlite_events(engine: Engine, memory: bool) -> None:

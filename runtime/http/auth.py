@@ -130,7 +130,7 @@ def set_password(inst: Instance, user_id: int, password: str) -> None:
 
 def _check_password(inst: Instance, username: str, password: str) -> Actor | None:
     users = inst.schema.table("user")
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username)).first()
         if row is None:
             verify_password(_timing_hash(), password)  # answer as slowly as for a real user
@@ -287,7 +287,7 @@ def actor_for_token(inst: Instance, token: str) -> Actor | None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     tokens = inst.schema.system("token")
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         rows = conn.execute(_token_query(inst), {"token_hash": hash_token(token)}).all()
     if not rows or _inactive(rows[0]):
         return None
@@ -305,7 +305,7 @@ def actor_for_username(inst: Instance, username: str) -> Actor | None:
     """The Actor of the active user with this username (an agent named by a telephone
     system, `runtime.http.api.calls`); None when there is none."""
     users = inst.schema.table("user")
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         row = conn.execute(sa.select(users).where(users.c.username == username)).first()
         if row is None or _inactive(row):
             return None
@@ -390,7 +390,7 @@ def actor_for_session(inst: Instance, key: str) -> Actor | None:
         return None
     table = inst.schema.system("session")
     now = inst.now()
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         rows = conn.execute(_session_query(inst), {
             "key_hash": hash_token(key), "since": now - SESSION_LIFETIME}).all()
     if not rows or _inactive(rows[0]) or rows[0]._session_fp != _fingerprint(

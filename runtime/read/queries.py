@@ -92,10 +92,11 @@ def not_found(ent: Entity, record_id: Any) -> NotFound:
 
 @contextmanager
 def reading(inst: Instance, conn: Connection | None) -> Iterator[Connection]:
+    """`conn`, else a connection for reads on the primary (`Instance.primary_reader`)."""
     if conn is not None:
         yield conn
     else:
-        with inst.engine.connect() as own:
+        with inst.primary_reader() as own:
             yield own
 
 

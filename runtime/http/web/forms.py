@@ -545,7 +545,7 @@ def duplicate_check(entity: str) -> ResponseReturnValue:
     record = evaluation_record(model_entity, stored, posted)
     if stored is not None:
         record["id"] = stored["id"]
-    with inst().engine.connect() as conn:
+    with inst().primary_reader() as conn:
         found = checks.find_duplicates(inst(), conn, entity, record)
     hints, seen = [], set()
     for match in found:
@@ -589,7 +589,7 @@ def link_options(entity: str) -> ResponseReturnValue:
     options = list(row_titles(model_entity, rows).items())
     details: dict[int, str] = {}
     if entity == "user":  # people are told apart by their role and team, not their number
-        with inst().engine.connect() as conn:
+        with inst().primary_reader() as conn:
             details = people.user_details(inst(), conn, [key for key, _ in options],
                                           actor().language)
     else:  # titles tell records apart; the number only for two with the same title

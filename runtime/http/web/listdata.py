@@ -203,7 +203,7 @@ def page_titles(entity: Entity, rows: Sequence[dict[str, Any]], template: str | 
     once, through the user's row filter (see `titles.page_titles`)."""
     if not rows:
         return {}, {}
-    with inst().engine.connect() as conn:
+    with inst().primary_reader() as conn:
         return titles.page_titles(inst(), conn, entity.name, rows, actor=actor(),
                                   template=template)
 
@@ -255,7 +255,7 @@ def build_filters(entity: Entity, args: MultiDict) -> list[Filter]:
 
 def title_of(entity: str, record_id: int) -> str | None:
     """The title of a record by id; None when it is missing or the user may not read it."""
-    with inst().engine.connect() as conn:
+    with inst().primary_reader() as conn:
         return titles.title_of(inst(), conn, entity, record_id, actor=actor())
 
 

@@ -193,7 +193,7 @@ def unsubscribe(token: str) -> str:
         if not withdraw(inst, entity, record_id, field_name):
             raise NotFound(N_("There is no one to unsubscribe behind this link any more."))
         return render_template("mail/unsubscribe.html", done=True)
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         record = load(inst, conn, entity, record_id)
     email_field = inst.model.entity(entity).email_field()
     address = record.get(email_field) if record and email_field else None

@@ -118,7 +118,7 @@ def _absorb_ids() -> list[str]:
 def _candidates(entity: Entity, record_id: int) -> ResponseReturnValue:
     """The records this one's duplicate rules find (one per rule), to choose from."""
     record = records.get(inst(), actor(), entity.name, record_id)
-    with inst().engine.connect() as conn:
+    with inst().primary_reader() as conn:
         found = records.find_duplicates(inst(), conn, entity.name, record)
     rows = _rows(entity, sorted({match["record_id"] for match in found}))
     subject = listdata.natives(entity, [record])
