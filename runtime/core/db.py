@@ -133,20 +133,29 @@ def insert_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
         conn.execute(table.insert(), list(rows))
         return
 
-    def compile_once() -> tuple[str, list[Any]]:
-        compiled = table.insert().compile(dialect=conn.dialect, column_keys=list(keys))
-        processors = [table.c[key].type._cached_bind_processor(conn.dialect)
-                      for key in compiled.positiontup or ()]
-        return str(compiled), list(zip(compiled.positiontup or (), processors, strict=True))
-
-    sql, plan = caches.STATEMENTS.get(table, ("insert_many_raw", keys), compile_once)
-    plan = once_per_value(plan)
+    sql, plan = for_driver(conn, table, table.insert(), "insert_many_raw", keys)
     conn.exec_driver_sql(sql, [tuple(convert(row[key]) if convert is not None
                                      and row[key] is not None else row[key]
                                      for key, convert in plan) for row in rows])
 
 
 BindPlan = list[tuple[str, Any]]  # a compiled statement's (parameter, bind processor or None)
+
+
+def for_driver(conn: Connection, table: sa.Table, statement: Any, purpose: str,
+               keys: tuple[str, ...]) -> tuple[str, BindPlan]:
+    """`statement` (of `table`, with parameters `keys`) compiled once for `conn`'s driver:
+    its SQL and, in the order of its positional parameters, each one's key and bind
+    processor (None: none), ready for one executemany (`once_per_value`)."""
+
+    def compile_once() -> tuple[str, BindPlan]:
+        compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        return str(compiled), [
+            (key, compiled.binds[key].type._cached_bind_processor(conn.dialect))
+            for key in compiled.positiontup or ()]
+
+    sql, plan = caches.STATEMENTS.get(table, (purpose, keys), compile_once)
+    return sql, once_per_value(plan)
 
 
 def once_per_value(plan: BindPlan) -> BindPlan:

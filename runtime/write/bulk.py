@@ -53,14 +53,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from builder.model import Entity
-from runtime.core import caches, phones, rowcache
+from runtime.core import phones, rowcache
 from runtime.core.context import Fetcher
 from runtime.core.db import (
+    for_driver,
     in_transaction,
     insert_many,
     is_sqlite,
     mark_written,
-    once_per_value,
 )
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.schema import rows_by_id
@@ -437,14 +437,7 @@ def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]
     if not is_sqlite(conn) or any(c.onupdate is not None for c in table.c if c.name not in keys):
         return conn.execute(stmt, params).rowcount
 
-    def compile_once() -> tuple[str, list[tuple[str, Any]]]:
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
-        return str(compiled), [
-            (key, compiled.binds[key].type._cached_bind_processor(conn.dialect))
-            for key in compiled.positiontup or ()]
-
-    sql, plan = caches.STATEMENTS.get(table, ("update_many_raw", keys), compile_once)
-    plan = once_per_value(plan)
+    sql, plan = for_driver(conn, table, stmt, "update_many_raw", keys)
     return conn.exec_driver_sql(sql, [
         tuple(row[key] if convert is None else convert(row[key]) for key, convert in plan)
         for row in params]).rowcount
