@@ -603,3 +603,43 @@ def test_rollups_over_rollups_follow_a_change(make_instance, pack, admin):
                            conn=conn)
     after = records.get(inst, actor, "shop", shop["id"])
     assert after["ordered"] == "120.00" and after["big_baskets"] == 1
+
+
+TREE = {"entities/node.yaml": """\
+entity: node
+label: Node
+fields:
+  name: {type: text}
+  parent: {type: link, to: node}
+  own: {type: money, rollup: {from: leaf.node, op: sum, field: price}}
+  total: {type: money, formula: "coalesce(own, 0) + coalesce(parent.total, 0)"}
+  doubled: {type: money, formula: "coalesce(own, 0) * 2"}
+""", "entities/leaf.yaml": """\
+entity: leaf
+label: Leaf
+fields:
+  node: {type: link, to: node, required: true}
+  price: {type: money, required: true}
+"""}
+
+
+def test_formulas_refreshed_at_the_end_of_a_batch_read_each_other(make_instance, pack,
+                                                                  admin):
+    """A bulk load refreshes its rollups at its end, then the formulas over them: a formula
+    that reads another record of its own entity (a child's total adds its parent's) sees
+    that record's new value, and records whose changed formulas differ are all written."""
+    from runtime.write import derived
+
+    inst = make_instance(pack(TREE))
+    actor = admin(inst)
+    root = records.create(inst, actor, "node", {"name": "root"})
+    child = records.create(inst, actor, "node", {"name": "child", "parent": root["id"]})
+    other = records.create(inst, actor, "node", {"name": "other"})
+    with inst.engine.begin() as conn, derived.batch(inst, conn):
+        for node, price in ((root, "10"), (child, "1"), (other, "5")):
+            records.create(inst, actor, "leaf", {"node": node["id"], "price": price},
+                           conn=conn)
+    got = {n: records.get(inst, actor, "node", r["id"])
+           for n, r in (("root", root), ("child", child), ("other", other))}
+    assert [(got[n]["total"], got[n]["doubled"]) for n in ("root", "child", "other")] == [
+        ("10.00", "20.00"), ("11.00", "2.00"), ("5.00", "10.00")]

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from builder.model import Entity, Field
-from runtime.core import caches
+from builder.model import AppModel, Entity, Field
+from runtime.core import caches, rowcache
 from runtime.core.context import Fetcher, eval_context, sql_context
 from runtime.core.db import is_sqlite, mark_written
 from runtime.core.expressions import to_sql
@@ -284,14 +284,18 @@ def _aggregate(inst: Instance, child: str, rows: sa.Alias, parents: sa.Table,
 
 def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, ids: set[int]) -> None:
     """Formulas of records whose rollups just changed (they may use them), in id order:
-    500 records read at once, one cache of the records they link to (a record written
-    here is read again when a later one links to it)."""
+    500 records read at once, one cache of the records they link to, and the changed ones
+    written with one statement per set of changed fields — unless a formula reads another
+    record of the same entity: then each is written at once, and read again when a later
+    one links to it."""
     table = inst.schema.table(ent.name)
+    one_by_one = _formulas_read_their_entity(inst.model, ent)
     ordered = sorted(ids)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start:start + 500]
         found = load_many(inst, conn, ent.name, chunk)
         fetch = Fetcher(inst, conn)
+        changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for record_id in chunk:
             record = found.get(record_id)
             if record is None:
@@ -302,6 +306,31 @@ def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, ids: set[in
             changes = {f.name: computed[f.name] for f in ent.fields.values()
                        if f.formula is not None and not same(computed[f.name], record[f.name])}
             if changes:
-                conn.execute(table.update().where(table.c.id == record_id).values(changes))
-                mark_written(conn)
+                changed.setdefault(tuple(changes), []).append({**changes, "_crm_id": record_id})
+            if changes and one_by_one:
+                _write_formulas(conn, table, changed.popitem()[1])
                 fetch.forget(ent.name, record_id)
+        for rows in changed.values():
+            _write_formulas(conn, table, rows)
+
+
+def _formulas_read_their_entity(model: AppModel, ent: Entity) -> bool:
+    """Whether a formula of `ent` follows links to a record of `ent` itself (or a path this
+    cannot follow)."""
+    for f in ent.fields.values():
+        for path in f.formula.names if f.formula is not None else ():
+            current: Entity | None = ent
+            for name in path[:-1]:
+                step = current.fields.get(name) if current is not None else None
+                current = model.entities.get(step.to) if step is not None and step.to else None
+                if current is None or current.name == ent.name:
+                    return True
+    return False
+
+
+def _write_formulas(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """UPDATE each row's formula fields (the same in every row) by its `_crm_id`."""
+    conn.execute(caches.STATEMENTS.get(table, "formulas", lambda: table.update().where(
+        table.c.id == sa.bindparam("_crm_id")).execution_options(**{rowcache.BY_ID: True})),
+        rows)
+    mark_written(conn)
