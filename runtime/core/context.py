@@ -73,7 +73,7 @@ class Fetcher:
             if self.conn is not None:
                 row = self.conn.execute(query, {"_crm_id": key}).mappings().first()
             else:
-                with self.inst.engine.connect() as conn:
+                with self.inst.primary_reader() as conn:
                     row = conn.execute(query, {"_crm_id": key}).mappings().first()
             self.cache[(entity, key)] = dict(row) if row is not None else None
             rowcache.keep(self.conn, table.name, key, self.cache[(entity, key)])
@@ -110,7 +110,7 @@ class Fetcher:
         query = sa.select(sa.func.min(table.c.id)).where(table.c[field] == value)
         if self.conn is not None:
             return self.conn.execute(query).scalar()
-        with self.inst.engine.connect() as conn:
+        with self.inst.primary_reader() as conn:
             return conn.execute(query).scalar()
 
     def forget(self, entity: str, key: Any) -> None:

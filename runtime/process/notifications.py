@@ -141,15 +141,17 @@ def mark_read(inst: Instance, conn: Connection, user_id: int,
 
 def bell(inst: Instance, user_id: int, limit: int) -> dict[str, Any]:
     """The user's unread count and latest unread notifications (`limit` of them)."""
-    with inst.engine.connect() as conn:
-        return {"count": unread_count(inst, conn, user_id),
-                "items": unread(inst, conn, user_id, limit)}
+    with inst.primary_reader() as conn:  # the primary: a page after "mark read" shows it
+        items = unread(inst, conn, user_id, limit)
+        # fewer than `limit` unread are all of them: no count to ask for
+        count = len(items) if len(items) < limit else unread_count(inst, conn, user_id)
+    return {"count": count, "items": items}
 
 
 def latest(inst: Instance, user_id: int, limit: int) -> list[dict[str, Any]]:
     """The user's notifications, read or not, newest first."""
     table = inst.schema.system("notification")
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         return [dict(r) for r in conn.execute(sa.select(table).where(
             table.c.user_id == user_id).order_by(table.c.id.desc()).limit(limit)).mappings()]
 

@@ -112,14 +112,19 @@ class Check:
 
 
 def check(inst: Instance, conn: Connection, actor: Actor, ent: Entity, transition: Transition,
-          record: Mapping[str, Any], *, values: Mapping[str, Any] | None = None
-          ) -> Check | None:
-    """The first reason `actor` may not take `transition` on `record` now, or None."""
+          record: Mapping[str, Any], *, values: Mapping[str, Any] | None = None,
+          waiting: bool | None = None) -> Check | None:
+    """The first reason `actor` may not take `transition` on `record` now, or None.
+
+    `waiting`: whether the record has a pending approval request, when the caller has read
+    it already (None: read it here)."""
     workflow = ent.workflow
     assert workflow is not None
     language = actor.language
     say = say_in(language)
-    if approvals.pending_request(inst, conn, ent.name, record["id"]) is not None:
+    if waiting is None:
+        waiting = _waiting(inst, conn, ent.name, record)
+    if waiting:
         return Check("approval", 409, say(approvals.WAITING))
     state = record.get(workflow.field)
     if state not in transition.from_states:
@@ -184,15 +189,22 @@ def _role_problem(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
                thing=ent.label.get(language).lower(), transition=label)
 
 
+def _waiting(inst: Instance, conn: Connection, entity: str, record: Mapping[str, Any]) -> bool:
+    """Whether the record has a pending approval request (then no transition is taken)."""
+    return approvals.pending_request(inst, conn, entity, record["id"]) is not None
+
+
 def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, Any] | int,
-              *, conn: Connection | None = None) -> list[dict[str, Any]]:
+              *, conn: Connection | None = None,
+              waiting: bool | None = None) -> list[dict[str, Any]]:
     """Every transition of the workflow: `{name, label, to, allowed, reason}` (plus `code`,
     `missing`, `approval`, `from`, `to_label`); `reason` is None when allowed.
 
-    `record` is the record (as stored) or its id."""
+    `record` is the record (as stored) or its id; `waiting` as `check` takes it (read once
+    here when None, not once per transition)."""
     if conn is None:
-        with inst.engine.connect() as own:
-            return available(inst, actor, entity, record, conn=own)
+        with inst.primary_reader() as own:
+            return available(inst, actor, entity, record, conn=own, waiting=waiting)
     ent, workflow = workflow_of(inst, entity)
     if not isinstance(record, Mapping):
         found = load(inst, conn, entity, record_id_of(ent, record))
@@ -202,9 +214,11 @@ def available(inst: Instance, actor: Actor, entity: str, record: Mapping[str, An
         if found is None:
             raise NotFound(f"There is no {ent.label.get().lower()} {record}.")
         record = found
+    if waiting is None:
+        waiting = _waiting(inst, conn, entity, record)
     result = []
     for transition in workflow.transitions.values():
-        problem = check(inst, conn, actor, ent, transition, record)
+        problem = check(inst, conn, actor, ent, transition, record, waiting=waiting)
         needs = None
         if transition.approval and (problem is None or problem.code == "requires"):
             approval = ent.approvals.get(transition.approval)

@@ -345,16 +345,32 @@ def _native(f: Any, value: Any) -> Any:
     return value
 
 
+def record_and_entries(inst: Instance, actor: Actor, entity: str, record_id: Any, *,
+                       limit: int = 100) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The record as stored, every field (as `readable` gives it: NotFound when the actor may
+    not read it), and its timeline (`entries`), through one connection on the primary (a
+    record page: the page after a change shows it)."""
+    with inst.primary_reader() as conn:
+        record = readable(inst, actor, conn, entity, record_id)
+        return record, entries(inst, actor, entity, record["id"], limit=limit, conn=conn,
+                               record=record)
+
+
 def entries(inst: Instance, actor: Actor, entity: str, record_id: Any, *, limit: int = 100,
-            conn: Connection | None = None) -> list[dict[str, Any]]:
+            conn: Connection | None = None,
+            record: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The record's timeline, newest first: notes and activities, field changes (without
-    fields hidden from the actor), transitions, approval decisions and attachments."""
+    fields hidden from the actor), transitions, approval decisions and attachments.
+
+    `record`: the record as `readable` gave it, when the caller has read it already (a
+    record page); it is not read again."""
     ent = entity_of(inst, entity)
     limit = max(1, min(int(limit), 1000))
     hidden = hidden_fields(inst, actor, entity)
     state_field = ent.workflow.field if ent.workflow is not None else None
     with reading(inst, conn) as c:
-        record = readable(inst, actor, c, entity, record_id)
+        if record is None:
+            record = readable(inst, actor, c, entity, record_id)
         rid = record["id"]
         timeline = inst.schema.system("timeline")
         notes = [dict(r) for r in c.execute(sa.select(timeline).where(

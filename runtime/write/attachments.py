@@ -127,13 +127,13 @@ def listing(inst: Instance, entity: str, record_id: int) -> list[dict[str, Any]]
              .select_from(table.outerjoin(users, users.c.id == table.c.user_id))
              .where(table.c.entity == entity, table.c.record_id == record_id)
              .order_by(table.c.id.desc()))
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:  # the primary: the page after an upload shows it
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def find(inst: Instance, attachment_id: int) -> dict[str, Any] | None:
     """One attachment row; None when there is none with this id."""
     table = inst.schema.system("attachment")
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         row = conn.execute(sa.select(table).where(table.c.id == attachment_id)).mappings().first()
     return dict(row) if row is not None else None

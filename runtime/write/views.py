@@ -37,7 +37,7 @@ def _table(inst: Instance) -> sa.Table:
 def saved_views(inst: Instance, actor: Actor, entity: str) -> list[dict[str, Any]]:
     """The user's views of `entity` ({id, name}), by name."""
     table = _table(inst)
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:  # the primary: the list after a save shows the view
         rows = conn.execute(sa.select(table.c.id, table.c.name).where(
             table.c.user_id == actor.user_id, table.c.entity == entity).order_by(
             table.c.name)).mappings().all()
@@ -52,7 +52,7 @@ def saved_settings(inst: Instance, actor: Actor, entity: str,
     if view_id is None:
         return None
     table = _table(inst)
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         settings = conn.execute(sa.select(table.c.settings).where(
             table.c.id == view_id, table.c.user_id == actor.user_id,
             table.c.entity == entity)).scalar()

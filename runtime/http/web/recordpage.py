@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from markupsafe import Markup
 
 from builder.model import Entity, Field
 from runtime.core.errors import NotFound, RecordError, ValidationFailed
+from runtime.core.values import to_json
 from runtime.http.auth import safe_next
 from runtime.http.web import attachments, listdata
 from runtime.http.web.forms import states
@@ -94,9 +95,21 @@ def load(entity: Entity, record_id: int) -> dict[str, Any]:
     try:
         record = records.get(inst(), actor(), entity.name, record_id)
     except NotFound:
-        abort(404, f"There is no {entity_label(entity).lower()} #{record_id}, or you may not "
-                   "see it.")
+        _missing(entity, record_id)
     return listdata.natives(entity, [record])[0]
+
+
+def _missing(entity: Entity, record_id: int) -> NoReturn:
+    abort(404, f"There is no {entity_label(entity).lower()} #{record_id}, or you may not "
+               "see it.")
+
+
+def stored_record(entity: Entity, record_id: int) -> dict[str, Any] | None:
+    """The record as stored (every field) when this request's record page has read it (and
+    found that the user may read it): the workflow panel takes it instead of reading it again.
+    Never shown as it is: it holds the fields hidden from the user."""
+    kept = g.get("web_stored_record")
+    return kept[2] if kept is not None and kept[:2] == (entity.name, record_id) else None
 
 
 def sections(entity: Entity, record: dict[str, Any],
@@ -161,10 +174,10 @@ def related_lists(entity: Entity, record: dict[str, Any]) -> list[RelatedList]:
     return result
 
 
-def timeline_entries(entity: Entity, record_id: int) -> list[dict[str, Any]]:
-
+def timeline_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline's entries with their dates as dates (`read_timeline` gives them as text)."""
     result = []
-    for entry in read_timeline.entries(inst(), actor(), entity.name, record_id):
+    for entry in entries:
         item = dict(entry)
         item["at"] = _parse(item.get("at"), datetime)
         item["follow_up_on"] = _parse(item.get("follow_up_on"), date)
@@ -208,7 +221,13 @@ def _parse(value: Any, kind: type) -> Any:
 
 def record_page(entity: str, record_id: int) -> ResponseReturnValue:
     model_entity = entity_or_404(entity)
-    record = load(model_entity, record_id)
+    try:  # the record read once, for the page, its timeline and its workflow panel
+        stored, entries = read_timeline.record_and_entries(inst(), actor(), entity, record_id)
+    except NotFound:
+        _missing(model_entity, record_id)
+    g.web_stored_record = (entity, record_id, stored)
+    record = listdata.natives(model_entity, [
+        to_json(model_entity, stored, hidden_fields(entity))])[0]
     titles, names = listdata.page_titles(model_entity, [record])
     title = names[record["id"]]
     files = attachments.listing(entity, record_id)
@@ -217,7 +236,7 @@ def record_page(entity: str, record_id: int) -> ResponseReturnValue:
         record=record, title=title, titles=titles,
         sections=sections(model_entity, record, titles),
         related=related_lists(model_entity, record),
-        timeline=timeline_entries(model_entity, record_id), kinds=TIMELINE_KINDS,
+        timeline=timeline_entries(entries), kinds=TIMELINE_KINDS,
         icons=KIND_ICONS, entry_label=entry_label, attachments=files,
         human_size=attachments.human_size,
         can_update=can(entity, "update", record), can_delete=can(entity, "delete", record),

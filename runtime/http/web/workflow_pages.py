@@ -34,7 +34,7 @@ from runtime.http.web.layout import (
     tr,
 )
 from runtime.http.web.localize import typed
-from runtime.http.web.recordpage import refusal
+from runtime.http.web.recordpage import refusal, stored_record
 from runtime.http.web.widgets import read_form
 from runtime.process import approvals, notifications, record_panel, workflow
 from runtime.read.queries import as_id
@@ -82,7 +82,8 @@ def workflow_panel(entity: str, record_id: int) -> dict[str, Any] | None:
     if model_entity is None or model_entity.workflow is None:
         return None
     flow = model_entity.workflow
-    offered, requests, stored = record_panel.workflow_data(inst(), actor(), entity, record_id)
+    offered, requests, stored = record_panel.workflow_data(
+        inst(), actor(), entity, record_id, stored_record(model_entity, record_id))
     current = stored.get(flow.field)
     states = [{"name": name, "label": tr(state.label), "final": state.final,
                "current": name == current} for name, state in flow.states.items()]

@@ -35,7 +35,7 @@ def pending_count(inst: Instance, actor: Actor) -> int:
     requests, _, _ = tables(inst)
     query = sa.select(sa.func.count()).select_from(requests).where(
         decidable(inst, actor.user_id, inst.today()))
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         return int(conn.execute(query).scalar_one())
 
 

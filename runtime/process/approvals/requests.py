@@ -202,7 +202,7 @@ def get(inst: Instance, actor: Actor, request_id: Any) -> dict[str, Any]:
     """One request, for those involved in it (submitter, approvers, their delegates, those
     who decided) and those who may read its record; NotFound for everyone else."""
 
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:
         request = request_row(inst, conn, request_id)
         _, assignees, decisions = tables(inst)
         me = actor.user_id
@@ -242,7 +242,7 @@ def inbox(inst: Instance, actor: Actor, status: str = PENDING,
     requests, assignees, decisions = tables(inst)
     if actor.user_id is None:
         return []
-    with inst.engine.connect() as conn:
+    with inst.primary_reader() as conn:  # the primary: the inbox after a decision shows it
         if status == PENDING:
             people = [actor.user_id, *delegators(inst, conn, actor.user_id)]
             query = sa.select(requests).join(assignees, sa.and_(
