@@ -51,33 +51,35 @@ def measure(url: str) -> dict:
 
 # from a cProfile of the whole command (`python -m cProfile`), kept up to date by hand
 WHERE_THE_TIME_GOES = """\
-Run side by side (2026-12-05, load 2.3 to 2.5, the same data — every table compared at a fixed
-clock, audit and timeline ids aside): the command took 33.6 and 34.6 s of CPU before this
-pass and 25.9 and 26.1 s after it (23% less); the demo data alone 25.7 → 21.5 s of wall time.
-What changed: (1) the packs are read without source positions until a diagnostic asks for
-one, and demo values found good are checked once (checking the five packs with their demo
-data: 4.9 → 1.9 s of CPU); (2) an import's moves to the rows' workflow states go a batch at a
-time (`bulk.move_many`: one UPDATE, the audit, the transitions on the timeline, then each
-record's hooks) unless hooks follow both the creation of the entity's records and the
-transitions the batch uses — then one at a time, in the rows' order, as before (11 of the 35
-moved entities, about 5,000 of 10,011 moves); (3) the records a batch links to are read 500 at a
-time, and rows read by id are kept on the connection for the batch until it writes to their
-table (`core/rowcache.py`): 32,000 SELECTs instead of 85,000 (statements in all: 68,000
-instead of 121,000); (4) the formulas over refreshed rollups read 500 parents at once; (5)
-WeasyPrint is imported only to print a PDF (0.3 s of every command's start); (6) audit entries
-and new rows go to SQLite through `db.insert_many` (a statement compiled once, the columns' own
-converters), and `block` duplicate rules are checked with one query per rule and 500 keys
-(60,000 statements in all). On an idle machine the whole command now takes 22 s (it took 46
-to 63 s when the issue was filed). Where the time
-goes now (py-spy, 250 samples a second): reading and linking the packs and planning the
-tables 12%; the demo data 85%: checking and inserting the new records 25% (of which
-SQLAlchemy's executemany 7%), their `on: create` automations 14%, the moves made one at a time
-13% and the batched ones 6%, the rollups and formulas refreshed at the end 7%, reading the
-demo files' values and `=expressions` 5%. What is left is per-record work in automations and
-in the ordered moves (a `records.update` each: read, formulas, checks, update, audit,
-timeline, hooks): the 15 s target needs the automations' own writes batched as well, and the
-moves of entities whose hooks follow both creation and the move ordered by what the hooks
-touch rather than by whether they exist."""
+Fifth pass (2026-12-05; the same data — every table compared at a fixed clock with the pass
+before, audit and timeline ids aside): on an idle machine 21.8 → 18.3 s (four runs: 18.1,
+20.1, 18.4, 18.3); statements 54,000 →
+34,600 (SELECTs 22,000 → 9,900). What changed: (1) a batch's moves to the rows' workflow
+states wait until every record's creation hooks have run unless the two chains of hooks meet
+(`process/hook_effects.py`: both add rows to one table or notifications, share a round-robin,
+or one changes what the other reads) — 2,270 moves stay one at a time, of 4,907 before (the
+entities whose creation and moves both notify, or both create retention cases, or whose
+created lines read the order's state); (2) a batch's transitions go on the timeline with one
+statement; (3) the row cache forgets only the rows an UPDATE by id wrote, and on an INSERT
+only the ids known to have no row, and a batch's rows are read 500 at a time for its
+automations (each reads its record before each action); (4) the formulas refreshed over
+rollups at the end are written with one statement per set of changed fields; (5) an empty
+database is planned without Alembic's comparison, and the commands that neither serve nor
+queue no longer import Flask, huey or redis (install without demo data: 3.2 → 2.1 s of CPU);
+(6) the clock's datetime is made once a second. The fourth pass (22 s, from 33.6 s of CPU)
+had read the packs without source positions, batched the moves whose hooks do not follow
+creation, kept rows read by id for a batch, and sent audit entries and new rows to SQLite
+through one compiled statement. Where the time goes now (py-spy, 200 samples a second):
+reading and linking the packs 8%, applying the migration 4%; the demo data 81%: checking the
+new records 23% (coercion, defaults, formulas, validations, links), inserting them 10% (most of
+it SQLite's own work on the tables and their search indexes), their `on: create` automations
+14%, the batched moves 11% and those made one at a time 5%, the rollups and formulas
+refreshed at the end 6%, reading the demo files' values and `=expressions` 5%. What is left is
+per-record work: each automation action is a write of its own (a `records.update` or
+`records.create`: 5,900 audit INSERTs and most of the 8,300 UPDATEs), and each record is
+checked field by field in Python. The 15 s target needs an automation's actions run for a
+whole batch at once — its `set`s as one UPDATE — which changes the order in which different
+records' automations write; that is not done."""
 
 
 def report(m: dict, backend: str) -> str:
@@ -103,8 +105,9 @@ def report(m: dict, backend: str) -> str:
         "Every record goes through the one write path (validation, formulas, rollups, audit, "
         "automations), in one transaction, a batch of records of one entity at a time "
         "(`runtime.write.bulk`); rollups are refreshed once at the end of the load "
-        "(`derived.batch`). A record given a workflow state is moved there by a transition, "
-        "one record at a time (its checks, audit, timeline entry and automations). CPU time "
+        "(`derived.batch`). A record given a workflow state is moved there by a transition "
+        "(its checks, audit, timeline entry and automations), a batch at a time unless its "
+        "hooks and its creation's meet (then one at a time, see below). CPU time "
         "is the steadier figure on a busy machine, but it too grows with the load (shared "
         "caches): compare runs made under a similar load.",
         "",
