@@ -52,7 +52,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from builder.expressions import EvalContext, evaluate_condition, render_template, slot_value
-from builder.model import Action, Automation
+from builder.model import Action, Automation, Trigger
 from runtime.core.context import eval_context, scope_of
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError
@@ -103,16 +103,17 @@ def install_hooks(inst: Instance) -> None:
 def triggered_by(inst: Instance, event: WriteEvent) -> list[Automation]:
     """The event automations of the event's entity whose trigger matches it."""
     return [a for a in inst.model.automations
-            if a.entity == event.entity and _matches(a.trigger.kind, a.trigger.transition,
-                                                     event)]
+            if a.entity == event.entity and matches(a.trigger, event.kind, event.transition)]
 
 
-def _matches(kind: str, transition: str | None, event: WriteEvent) -> bool:
-    if kind == "transition":
-        return event.kind == "transition" and transition == event.transition
-    if kind == "update":
-        return event.kind in ("update", "transition")
-    return kind == event.kind
+def matches(trigger: Trigger, kind: str, transition: str | None) -> bool:
+    """Whether an automation with `trigger` runs after a write of `kind` (create, update,
+    transition, delete; a transition's name): `on: update` follows transitions too."""
+    if trigger.kind == "transition":
+        return kind == "transition" and trigger.transition == transition
+    if trigger.kind == "update":
+        return kind in ("update", "transition")
+    return trigger.kind == kind
 
 
 def after_write(inst: Instance, conn: Connection, actor: Actor, event: WriteEvent) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from builder.expressions import Expression, ValueSlot
 from builder.model import Action, AppModel, Entity
 from runtime.core import caches
+from runtime.process import automations
 
 EVERY = "*"
 ANY_ENTITY = "*"  # a path the analysis cannot follow: it may reach any entity
@@ -120,15 +121,11 @@ class _Walk:
         if self.model.webhooks_for(entity, kind) or (
                 kind == "transition" and self.model.webhooks_for(entity, "update")):
             effects.adds.add("crm_webhook_delivery")
+        ent = self.model.entity(entity)
         for automation in self.model.automations:
-            trigger = automation.trigger
-            if automation.entity != entity or not (
-                    trigger.kind == kind == "create" or (
-                        kind in ("update", "transition") and trigger.kind == "update") or (
-                        kind == trigger.kind == "transition"
-                        and trigger.transition == transition)):
+            if automation.entity != entity or not automations.matches(automation.trigger, kind,
+                                                                      transition):
                 continue
-            ent = self.model.entity(entity)
             effects.follows |= _reads(self.model, ent, _names([automation.when,
                                                                 automation.where]))
             for action in automation.actions:

@@ -305,11 +305,14 @@ def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, ids: set[in
                                                          fetch=fetch), {})
             changes = {f.name: computed[f.name] for f in ent.fields.values()
                        if f.formula is not None and not same(computed[f.name], record[f.name])}
-            if changes:
-                changed.setdefault(tuple(changes), []).append({**changes, "_crm_id": record_id})
-            if changes and one_by_one:
-                _write_formulas(conn, table, changed.popitem()[1])
+            if not changes:
+                continue
+            row = {**changes, "_crm_id": record_id}
+            if one_by_one:
+                _write_formulas(conn, table, [row])
                 fetch.forget(ent.name, record_id)
+            else:
+                changed.setdefault(tuple(changes), []).append(row)
         for rows in changed.values():
             _write_formulas(conn, table, rows)
 
