@@ -85,6 +85,11 @@ def coerce_integer(value: Any, field: Field) -> int:
 
 
 def coerce_decimal(value: Any, field: Field) -> Decimal:
+    scale = field.scale if field.scale is not None else (2 if field.type == "money" else 6)
+    precision = field.precision or 18
+    if value.__class__ is Decimal and value.is_finite() and value.as_tuple().exponent == -scale \
+            and (not value or value.adjusted() < precision - scale):
+        return value  # already what the steps below make of it (a formula's result, say)
     text = _number_text(value)
     if isinstance(value, str):
         text = text.removesuffix("%").strip()
@@ -96,8 +101,6 @@ def coerce_decimal(value: Any, field: Field) -> Decimal:
         raise ValueError("must be a number") from None
     if not number.is_finite():
         raise ValueError("must be a finite number")
-    scale = field.scale if field.scale is not None else (2 if field.type == "money" else 6)
-    precision = field.precision or 18
     too_large = ValueError(f"is too large (at most {precision - scale} digits before the "
                            "decimal point)")
     # the magnitude first: quantizing 1e27 or 1e999999 would exceed the context's precision

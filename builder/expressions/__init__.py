@@ -22,6 +22,7 @@ from .nodes import (
 from .parser import FUNCTIONS, Expression, parse
 from .slots import (
     ValueSlot,
+    is_plain,
     parse_repeated_slot,
     parse_slot,
     render_template,
@@ -33,6 +34,6 @@ __all__ = [
     "FIELD_TYPES", "FUNCTIONS", "Binary", "BoolOp", "Call", "CheckContext", "Compare",
     "EvalContext", "Expression", "ExpressionError", "FieldRef", "IfElse", "ListLit", "Literal",
     "Name", "Node", "Scope", "Unary", "UserInfo", "ValueSlot", "check", "evaluate",
-    "evaluate_condition", "infer_type", "parse", "parse_repeated_slot", "parse_slot",
+    "evaluate_condition", "infer_type", "is_plain", "parse", "parse_repeated_slot", "parse_slot",
     "render_template", "slot_value", "template_names",
 ]

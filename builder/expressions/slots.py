@@ -51,11 +51,16 @@ def parse_repeated_slot(value: Any) -> ValueSlot:
     ("=today() - days(3)", "open") thousands of times. Plain text (no "=" first, no brace) is
     a literal without looking further, and is not remembered: names and e-mail addresses
     would push the few expressions out of the cache."""
-    if not isinstance(value, str):
-        return parse_slot(value)
-    if not value.startswith("=") and "{" not in value and "}" not in value:
+    if is_plain(value):
         return ValueSlot("literal", value)
     return _parse_text_slot(value)
+
+
+def is_plain(value: Any) -> bool:
+    """Whether `value` is a literal at a glance: not text, or text with no "=" first and no
+    brace (a slot that is neither may still turn out to be a literal)."""
+    return not isinstance(value, str) or (
+        not value.startswith("=") and "{" not in value and "}" not in value)
 
 
 # the shipped packs' demo files hold some 11,600 different `=expressions` and templates, which

@@ -26,6 +26,10 @@ another's value). A cache whose keys also come from what users choose (a sort, a
 | `PAGE_STATEMENTS` | table, sort, direction, NULLs, collation | a list page's SELECTs |
 | | | (`read.queries`; 4096) |
 | `JSON_PLANS` | entity, hidden fields | the fields a record's JSON shows (`core.values`; 4096) |
+| `ENTITY_PLANS` | entity, purpose | the fields a record's checks look at (`core.values`), |
+| | | those an update compares (`write.records`) |
+| `TRIGGERS` | model hash, entity, kind, transition | the automations a write sets off |
+| | | (`process.automations`) |
 
 Pure parse caches of a string, with nothing of a model in them, stay `functools.lru_cache`s
 (bounded, and right for any model):
@@ -138,5 +142,7 @@ ROLLUP_GROUPS: Memo[Any] = Memo("rollup_groups")
 ROLLUP_ALIASES: TableMemo[Any] = TableMemo("rollup_aliases")
 ROLLUP_UPDATES: TableMemo[Any] = TableMemo("rollup_updates", limit=4096)
 STATEMENTS: TableMemo[Any] = TableMemo("statements")
+ENTITY_PLANS: TableMemo[Any] = TableMemo("entity_plans")
+TRIGGERS: Memo[Any] = Memo("triggers", limit=4096)
 PAGE_STATEMENTS: TableMemo[Any] = TableMemo("page_statements", limit=4096)
 JSON_PLANS: TableMemo[Any] = TableMemo("json_plans", limit=4096)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from builder.expressions import EvalContext, FieldRef, UserInfo
-from builder.model import AppModel
+from builder.model import AppModel, Entity
 from runtime.core import caches, rowcache
 from runtime.core.expressions import SqlContext
 from runtime.core.schema import by_id, rows_by_id
@@ -97,6 +97,24 @@ class Fetcher:
         for key in missing:
             self.cache[(entity, key)] = found.get(key)
             rowcache.keep(self.conn, table.name, key, found.get(key))
+
+    def prefetch_links(self, ent: Entity, records: Iterable[Mapping[str, Any]],
+                       names: Iterable[str] | None = None) -> None:
+        """`prefetch` the records that `records` of `ent` link to through its link fields
+        (those of `names`), one query per linked entity and 500 ids; a value that is not an
+        id is passed over (the checks say what is wrong with it)."""
+        fields = [f for f in ent.fields.values() if f.to is not None
+                  and f.type in ("link", "links") and (names is None or f.name in names)]
+        wanted: dict[str, set[int]] = {}
+        for record in records:
+            for field in fields:
+                raw = record.get(field.name)
+                for item in raw if isinstance(raw, list) else [raw]:
+                    record_id = as_id(item)
+                    if record_id is not None:
+                        wanted.setdefault(field.to or "", set()).add(record_id)
+        for entity, ids in wanted.items():
+            self.prefetch(entity, ids)
 
     def find(self, entity: str, field: str, value: Any) -> int | None:
         """`lookup()`: the lowest id of the `entity` records whose `field` equals `value`."""

@@ -119,8 +119,12 @@ def as_id(value: Any) -> int | None:
 
 
 def is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or (
-        isinstance(value, str) and not value.strip())
+    """None, blank text or an empty list (asked for every field of every record written)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return value == []
 
 
 def unknown_field_message(entity: Entity, name: str) -> str:
@@ -205,9 +209,8 @@ def apply_defaults(entity: Entity, record: dict[str, Any], missing: Iterable[str
 def compute_formulas(entity: Entity, record: dict[str, Any], ctx: EvalContext,
                      errors: Errors) -> None:
     """Store the value of every formula field; a formula may use another one declared
-    before or after it (a second pass settles those)."""
-    formulas = [f for f in entity.fields.values() if f.formula is not None]
-    for _ in range(2 if len(formulas) > 1 else 1):
+    before or after it (a second pass settles those: `_formula_passes`)."""
+    for formulas in _formula_passes(entity):
         for field in formulas:
             assert field.formula is not None
             try:
@@ -218,6 +221,26 @@ def compute_formulas(entity: Entity, record: dict[str, Any], ctx: EvalContext,
                 record[field.name] = None
                 errors.setdefault(field.name, []).append(
                     f"could not be computed ({_reason(exc)}); check the values it uses")
+
+
+def _formula_passes(entity: Entity) -> tuple[tuple[Field, ...], tuple[Field, ...]]:
+    """The formula fields in declaration order, then those the second pass computes again:
+    each that uses a formula declared at or after it, or one computed again. The others
+    would give the same value again (their inputs are set by then), so it is not asked."""
+
+    def build() -> tuple[tuple[Field, ...], tuple[Field, ...]]:
+        formulas = tuple(f for f in entity.fields.values() if f.formula is not None)
+        if len(formulas) < 2:
+            return formulas, ()
+        again: list[Field] = []
+        for index, field in enumerate(formulas):
+            assert field.formula is not None
+            used = {path[0] for path in field.formula.names if len(path) == 1}
+            if any(f.name in used for f in (*formulas[index:], *again)):
+                again.append(field)
+        return formulas, tuple(again)
+
+    return caches.ENTITY_PLANS.get(entity, "formula_passes", build)
 
 
 def _plain(field: Field, value: Any) -> Any:
@@ -268,20 +291,18 @@ def check_fields(entity: Entity, record: Mapping[str, Any], ctx: EvalContext, er
                  *, language: str = "en") -> None:
     """`required` / `required_when` (skipped when `visible_when` or the record's kind hides
     the field), `min`, `max`, and the entity's validations; messages go into `errors`."""
-    for field in entity.fields.values():
-        if field.name in AUTO_FIELDS or field.name == "owner" or field.type == "autonumber" \
-                or field.rollup is not None:
-            continue
+    for field in _checked_fields(entity):
         value = record.get(field.name)
-        visible = field.visible_when is None or condition(field.visible_when, ctx)
-        needed = field.required or (field.required_when is not None
-                                    and condition(field.required_when, ctx))
-        # a field the record's kind does not show is not asked for (docs/records.md)
-        if visible and needed and is_empty(value) and field.formula is None \
-                and entity.shows(record, field.name):
-            errors.setdefault(field.name, []).append("is required; fill it in")
+        if is_empty(value):
+            # a field the record's kind does not show is not asked for (docs/records.md)
+            if (field.required or (field.required_when is not None
+                                   and condition(field.required_when, ctx))) \
+                    and field.formula is None \
+                    and (field.visible_when is None or condition(field.visible_when, ctx)) \
+                    and entity.shows(record, field.name):
+                errors.setdefault(field.name, []).append("is required; fill it in")
             continue
-        if is_empty(value) or not REGISTRY[field.type].ordered:
+        if not REGISTRY[field.type].ordered:
             continue
         for key, word in (("min", "at least"), ("max", "at most")):
             raw = getattr(field, key)
@@ -306,6 +327,20 @@ def check_fields(entity: Entity, record: Mapping[str, Any], ctx: EvalContext, er
         messages = errors.setdefault(target, [])
         if message not in messages:
             messages.append(message)
+
+
+def _checked_fields(entity: Entity) -> tuple[Field, ...]:
+    """The fields `check_fields` has something to check in: required (always or `when`), or
+    of an ordered type with a `min` or `max` — once per entity, not per record."""
+
+    def build() -> tuple[Field, ...]:
+        return tuple(
+            f for f in entity.fields.values()
+            if f.name not in AUTO_FIELDS and f.name != "owner" and f.type != "autonumber"
+            and f.rollup is None and (f.required or f.required_when is not None or (
+                REGISTRY[f.type].ordered and (f.min is not None or f.max is not None))))
+
+    return caches.ENTITY_PLANS.get(entity, "checked_fields", build)
 
 
 def _show(value: Any) -> str:

@@ -26,7 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.diagnostics import Diagnostics
-from builder.expressions import EvalContext, ExpressionError, parse_repeated_slot, slot_value
+from builder.expressions import (
+    EvalContext,
+    ExpressionError,
+    is_plain,
+    parse_repeated_slot,
+    slot_value,
+)
 from builder.loader import load_file
 from builder.model import DemoFile, Field
 from runtime.core.db import write_transaction
@@ -220,7 +226,7 @@ class _Loader:
         entity = self.inst.model.entities.get(row.entity)
         if entity is None:
             raise ValueError(f"there is no entity '{row.entity}'")
-        literals: dict[str, Any] = {}
+        values: dict[str, Any] = {}  # the literals first: expressions may read them
         later: dict[str, Any] = {}
         links: dict[str, Any] = {}
         for name, raw in row.values.items():
@@ -236,9 +242,11 @@ class _Loader:
             if f.type in ("link", "links"):
                 links[name] = raw
                 continue
-            slot = parse_repeated_slot(raw)
-            (literals if slot.kind == "literal" else later)[name] = slot
-        values = {name: slot.value for name, slot in literals.items()}
+            slot = None if is_plain(raw) else parse_repeated_slot(raw)
+            if slot is None or slot.kind == "literal":
+                values[name] = raw
+            else:
+                later[name] = slot
         ctx = EvalContext(record=dict(values), entity=entity.name, now=self.inst.now(),
                           today=self.inst.today())
         for name, slot in later.items():

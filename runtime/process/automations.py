@@ -53,6 +53,7 @@ from sqlalchemy.exc import IntegrityError
 
 from builder.expressions import EvalContext, evaluate_condition, render_template, slot_value
 from builder.model import Action, Automation, Trigger
+from runtime.core import caches
 from runtime.core.context import eval_context, scope_of
 from runtime.core.db import write_transaction
 from runtime.core.errors import RecordError
@@ -100,10 +101,14 @@ def install_hooks(inst: Instance) -> None:
     inst.hooks.add_after_write(after_write)
 
 
-def triggered_by(inst: Instance, event: WriteEvent) -> list[Automation]:
-    """The event automations of the event's entity whose trigger matches it."""
-    return [a for a in inst.model.automations
-            if a.entity == event.entity and matches(a.trigger, event.kind, event.transition)]
+def triggered_by(inst: Instance, event: WriteEvent) -> tuple[Automation, ...]:
+    """The event automations of the event's entity whose trigger matches it (found once per
+    model, entity, kind and transition: every record written asks)."""
+    model = inst.model
+    return caches.TRIGGERS.get(
+        (model.hash, event.entity, event.kind, event.transition),
+        lambda: tuple(a for a in model.automations if a.entity == event.entity
+                      and matches(a.trigger, event.kind, event.transition)))
 
 
 def matches(trigger: Trigger, kind: str, transition: str | None) -> bool:

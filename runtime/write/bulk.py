@@ -64,7 +64,7 @@ from runtime.core.db import (
 )
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.schema import rows_by_id
-from runtime.core.values import Errors, as_id, is_empty
+from runtime.core.values import Errors, is_empty
 from runtime.read.queries import entity_of, load_many, not_found
 from runtime.write import checks, derived, records
 
@@ -194,7 +194,7 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
     """Steps 1 and 2: the rows that pass every check, in order; the others' outcomes get
     their error."""
     fetch = Fetcher(inst, conn)  # nothing is written during the checks: one cache for all
-    _prefetch_links(ent, rows, fetch)
+    fetch.prefetch_links(ent, [values for _, values, _ in rows if isinstance(values, Mapping)])
     current = _current(inst, actor, ent, conn, [rid for _, _, rid in rows if rid is not None])
     prepared = []
     for index, (_, values, rid) in enumerate(rows):
@@ -250,23 +250,6 @@ def _checked(inst: Instance, actor: Actor, ent: Entity, rows: Sequence[Row],
             moved.add(rid)
         good.append(row)
     return good
-
-
-def _prefetch_links(ent: Entity, rows: Sequence[Row], fetch: Fetcher) -> None:
-    """Read the records the rows link to by id into the batch's cache, one query per linked
-    entity and 500 ids: the link checks and formulas then read none of them one by one."""
-    wanted: dict[str, set[int]] = {}
-    for _, values, _ in rows:
-        for name, raw in values.items() if isinstance(values, Mapping) else ():
-            field = ent.fields.get(name)
-            if field is None or field.to is None or field.type not in ("link", "links"):
-                continue
-            for item in raw if isinstance(raw, list) else [raw]:
-                record_id = as_id(item)  # anything else is not an id: the checks say so
-                if record_id is not None:
-                    wanted.setdefault(field.to, set()).add(record_id)
-    for entity, ids in wanted.items():
-        fetch.prefetch(entity, ids)
 
 
 def _current(inst: Instance, actor: Actor, ent: Entity, conn: Connection, ids: list[int]
@@ -398,7 +381,8 @@ def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: 
     row gives each column any row of the batch changes (its own value where it changes
     none), so that one statement fits all; each row's version goes up by one."""
     now = inst.now()
-    names = [n for n in ent.fields if n in table.c and any(n in row.changed for row in changes)]
+    changed = {name for row in changes for name in row.changed}
+    names = [n for n in ent.fields if n in table.c and n in changed]
     stamps = [k for k in ("updated_at", "updated_by", "version") if k in ent.fields]
     stamped = [k for k in ("updated_at", "updated_by", "version") if k in table.c]
     phoned = any(ent.fields[n].type == "phone" for n in names)

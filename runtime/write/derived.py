@@ -295,6 +295,7 @@ def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, ids: set[in
         chunk = ordered[start:start + 500]
         found = load_many(inst, conn, ent.name, chunk)
         fetch = Fetcher(inst, conn)
+        fetch.prefetch_links(ent, found.values(), _formula_links(ent))
         changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for record_id in chunk:
             record = found.get(record_id)
@@ -315,6 +316,12 @@ def _refresh_formulas(inst: Instance, conn: Connection, ent: Entity, ids: set[in
                 changed.setdefault(tuple(changes), []).append(row)
         for rows in changed.values():
             _write_formulas(conn, table, rows)
+
+
+def _formula_links(ent: Entity) -> set[str]:
+    """The link fields of `ent` its formulas follow (the first step of a path)."""
+    return {path[0] for f in ent.fields.values() if f.formula is not None
+            for path in f.formula.names if len(path) > 1}
 
 
 def _formulas_read_their_entity(model: AppModel, ent: Entity) -> bool:
