@@ -198,3 +198,36 @@ def test_an_insert_of_many_rows_forgets_only_its_table(inst, kept) -> None:
     assert selects.count == before  # an INSERT changes no row there is
     assert load(inst, conn, "club", 3)["name"] == "Green"
     assert selects.count == before + 1
+
+
+def test_whether_an_entity_awaits_approval_is_kept_until_a_request_is_written(inst, kept
+                                                                              ) -> None:
+    """On SQLite a bulk write asks once whether any club awaits approval (its transaction
+    holds the database); a request inserted, or changed — by id too —, is asked about
+    again. PostgreSQL asks about each record every time."""
+    from runtime.process.approvals import pending_request
+
+    conn, selects = kept
+    requests = inst.schema.system("approval_request")
+    by_id = requests.update().where(requests.c.id == sa.bindparam("_crm_id")).values(
+        status=sa.bindparam("status")).execution_options(**{rowcache.BY_ID: True})
+    once = conn.dialect.name == "sqlite"
+    assert pending_request(inst, conn, "club", 1) is None
+    before = selects.count
+    assert pending_request(inst, conn, "club", 2) is None
+    assert selects.count == before + (0 if once else 1)
+    conn.execute(requests.insert().values(
+        entity="club", record_id=2, approval="a", transition="t", from_state="x",
+        status="approved", step_index=0, submitted_by=None, submitted_at=inst.now(),
+        version=1))
+    assert pending_request(inst, conn, "club", 2) is None
+    conn.execute(by_id, {"_crm_id": 1, "status": "pending"})
+    assert pending_request(inst, conn, "club", 2)["record_id"] == 2
+    assert pending_request(inst, conn, "club", 1) is None
+    conn.execute(by_id, {"_crm_id": 1, "status": "approved"})
+    assert pending_request(inst, conn, "club", 2) is None
+    conn.execute(requests.insert().values(
+        entity="club", record_id=1, approval="a", transition="t", from_state="x",
+        status="pending", step_index=0, submitted_by=None, submitted_at=inst.now(),
+        version=1))
+    assert pending_request(inst, conn, "club", 1)["record_id"] == 1

@@ -11,6 +11,11 @@ changes no row there is), and a DELETE, a statement it cannot read (raw SQL) or 
 row served from here is the row the database would return on this connection (other
 connections' commits aside: the bulk write sees the rows as it first read them, as its own
 transaction would on SQLite).
+
+A key may also be a tuple naming a question about the table (`approvals.pending_request`:
+whether any record of an entity awaits approval), kept with its answer: None (no row
+answers it) is forgotten as an id with no row is, and any UPDATE of the table — by id too —
+forgets every such answer.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ BY_ID = "crm_update_by_id"
 INSERT_INTO = re.compile(r'\s*INSERT INTO (?:"([^"]+)"|(\w+))[\s(]', re.IGNORECASE)
 _READS = ("SELECT", "SAVEPOINT", "RELEASE")
 
-Rows = dict[str, dict[int, Mapping[str, Any] | None]]  # table -> id -> row (None: no row)
+Key = int | tuple[Any, ...]  # a row's id, or a question (see the module's docstring)
+Rows = dict[str, dict[Key, Mapping[str, Any] | None]]  # table -> key -> row (None: no row)
 
 
 MISSING = object()  # `cached`: nothing kept for that id
@@ -40,14 +46,14 @@ def rows_of(conn: Connection | None) -> Rows | None:
     return None if conn is None else conn.info.get(KEY)
 
 
-def cached(conn: Connection | None, table: str, key: int) -> Mapping[str, Any] | None | object:
+def cached(conn: Connection | None, table: str, key: Key) -> Mapping[str, Any] | None | object:
     """The row of `table` with id `key` as kept on `conn` (None: there is no such row), or
     MISSING when none is kept (or outside `kept`)."""
     rows = rows_of(conn)
     return MISSING if rows is None else rows.get(table, {}).get(key, MISSING)
 
 
-def keep(conn: Connection | None, table: str, key: int, row: Mapping[str, Any] | None) -> None:
+def keep(conn: Connection | None, table: str, key: Key, row: Mapping[str, Any] | None) -> None:
     """Keep the row of `table` with id `key` (None: there is none) on `conn`, inside `kept`."""
     rows = rows_of(conn)
     if rows is not None:
@@ -86,6 +92,8 @@ def _executed(conn: Connection, cursor: Any, statement: str, parameters: Any, co
             kept = rows.get(target.name, {})
             for params in context.compiled_parameters:
                 kept.pop(params["_crm_id"], None)
+            for key in [key for key in kept if isinstance(key, tuple)]:
+                del kept[key]
         else:
             rows.pop(target.name, None)
     elif context is not None and context.isinsert and isinstance(target, sa.Table):

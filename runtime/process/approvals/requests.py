@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from builder.model import Approval, Entity, Step, Transition
+from runtime.core import rowcache
 from runtime.core.context import eval_context
+from runtime.core.db import is_sqlite
 from runtime.core.errors import Conflict, Forbidden, NotFound
 from runtime.core.instance import Actor, Instance
 from runtime.process.approvals import rules
@@ -35,10 +37,28 @@ def pending_request(inst: Instance, conn: Connection, entity: str,
                     record_id: int) -> dict[str, Any] | None:
     """The pending request of a record (the record is locked while there is one)."""
     requests, _, _ = tables(inst)
+    if _none_pending(conn, requests, entity):
+        return None
     row = conn.execute(sa.select(requests).where(
         requests.c.entity == entity, requests.c.record_id == int(record_id),
         requests.c.status == PENDING)).mappings().first()
     return dict(row) if row is not None else None
+
+
+def _none_pending(conn: Connection, requests: sa.Table, entity: str) -> bool:
+    """Whether no record of `entity` awaits approval, asked once in a bulk write on SQLite —
+    whose write transaction holds the database — and kept on its connection until it writes
+    a request (`rowcache`); False elsewhere: each record is asked about."""
+    if rowcache.rows_of(conn) is None or not is_sqlite(conn):
+        return False
+    question = ("pending", entity)
+    answer = rowcache.cached(conn, requests.name, question)
+    if answer is rowcache.MISSING:
+        found = conn.execute(sa.select(requests.c.id).where(
+            requests.c.entity == entity, requests.c.status == PENDING).limit(1)).first()
+        answer = None if found is None else {"id": found.id}
+        rowcache.keep(conn, requests.name, question, answer)
+    return answer is None
 
 
 def request_row(inst: Instance, conn: Connection, request_id: Any) -> dict[str, Any]:
