@@ -168,6 +168,7 @@ class _Loader:
         self.ignored: dict[tuple[str, str], int] = {}  # (file, field): rows
         self.lines: dict[int, list[int | None]] = {}  # id(DemoFile) -> line of each record
         self.new_keys: dict[tuple[str, str], int] = {}  # written to crm_demo_key at the end
+        self.stored: set[tuple[str, str]] = set()  # the keys crm_demo_key held at the start
         self.queue: list[tuple[Row, dict[str, Any]]] = []  # rows of one entity, to write
         self.queued: set[tuple[str, str]] = set()  # their (entity, _key) and ("user", name)
 
@@ -175,6 +176,7 @@ class _Loader:
         keys = self.inst.schema.system("demo_key")
         for entity, key, record_id in conn.execute(sa.select(keys)):
             self.keys[(entity, key)] = int(record_id)  # demo data of packs loaded before
+        self.stored = set(self.keys)
         # the staff first, so that automations of the records after them (round-robin
         # assignment, approvers by role) find someone; links between users wait
         staff = [row for row in self.rows if row.entity == "user"]
@@ -355,9 +357,9 @@ class _Loader:
         if not self.new_keys:
             return
         keys = self.inst.schema.system("demo_key")
-        conn.execute(keys.delete().where(keys.c.entity == sa.bindparam("e"),
-                                         keys.c.key == sa.bindparam("k")),
-                     [{"e": e, "k": k} for e, k in self.new_keys])
+        if replaced := [{"e": e, "k": k} for e, k in self.new_keys if (e, k) in self.stored]:
+            conn.execute(keys.delete().where(keys.c.entity == sa.bindparam("e"),
+                                             keys.c.key == sa.bindparam("k")), replaced)
         conn.execute(keys.insert(), [{"entity": e, "key": k, "record_id": record_id}
                                      for (e, k), record_id in self.new_keys.items()])
 
