@@ -26,8 +26,9 @@ another's value). A cache whose keys also come from what users choose (a sort, a
 | `PAGE_STATEMENTS` | table, sort, direction, NULLs, collation | a list page's SELECTs |
 | | | (`read.queries`; 4096) |
 | `JSON_PLANS` | entity, hidden fields | the fields a record's JSON shows (`core.values`; 4096) |
-| `ENTITY_PLANS` | entity, purpose | the fields a record's checks look at (`core.values`), |
-| | | those an update compares (`write.records`) |
+| `ENTITY_PLANS` | entity, purpose | what each record's write asks of its entity: the fields |
+| | | checked and the formulas' passes (`core.values`), those an update compares, why |
+| | | fields are read-only (`write.records`) |
 | `TRIGGERS` | model hash, entity, kind, transition | the automations a write sets off |
 | | | (`process.automations`) |
 

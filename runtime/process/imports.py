@@ -529,6 +529,7 @@ class _Importer:
         self.link_cache: dict[tuple[str, str], int | str] = {}
         self.codes = choice_codes(ent)
         self.found: dict[Any, list[int]] = {}  # --update-by value: ids (`prefetch`)
+        self.coerced: dict[str, Any] = {}  # --update-by text: its value (`prefetch`)
         self.links_itself = any(f.to == ent.name for f in ent.fields.values()
                                 if f.type in ("link", "links"))
 
@@ -620,20 +621,23 @@ class _Importer:
 
     def prefetch(self, conn: Connection, batch: list[tuple[int, dict[str, Any]]]) -> None:
         """The ids of the records the batch's --update-by values name, in one query per 500
-        values (`existing` asks the database only for a value not found here)."""
-        self.found = {}
+        values (`existing` asks the database only for a value not found here); each text
+        coerced is kept in `coerced`, so that `existing` does not coerce it again."""
+        self.found, self.coerced = {}, {}
         column = next((c for c, n in self.mapping.items() if n == self.update_by), None)
         f = self.ent.fields.get(self.update_by or "")
         if column is None or f is None or f.type in ("link", "links"):
             return
         wanted = set()
         for _, raw in batch:
-            value = raw.get(column)
+            given = raw.get(column)
+            given = unescape(given.strip()) if isinstance(given, str) else given
             try:
-                value = coerce_value(f, unescape(value.strip()) if isinstance(value, str)
-                                     else value)
+                value = coerce_value(f, given)
             except ValueError:
                 continue
+            if isinstance(given, str):
+                self.coerced[given] = value
             if not isinstance(value, list | dict) and value not in (None, ""):
                 wanted.add(value)
         table = self.inst.schema.table(self.ent.name)
@@ -654,7 +658,10 @@ class _Importer:
 
         f = self.ent.fields[self.update_by]
         try:
-            value = coerce_value(f, value) if f.type not in ("link", "links") else value
+            if isinstance(value, str) and value in self.coerced:
+                value = self.coerced[value]
+            elif f.type not in ("link", "links"):
+                value = coerce_value(f, value)
         except ValueError as exc:
             raise ValueError(f"{self.update_by}: {exc}") from None
         if value in self.found:

@@ -12,8 +12,8 @@ here, so `records` is the one module callers need.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -143,6 +143,7 @@ def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, 
     value it has (so a record read and sent back as a whole is fine)."""
     action = "update" if old is not None else "create"
     denied = readonly_fields(inst, actor, ent.name, action)
+    reasons = _readonly_reasons(ent, transition=transition, system=actor.system)
     given: dict[str, Any] = {}
     for name, raw in values.items():
         field = ent.fields.get(name)
@@ -155,7 +156,7 @@ def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, 
             errors.setdefault(name, []).append(str(exc))
             continue
         current = old.get(name) if old is not None else None
-        reason = readonly_reason(ent, field, transition=transition, system=actor.system)
+        reason = reasons.get(name)
         if reason is None and name in denied and old is not None:
             reason = "you may not change it; leave it out"
         if reason is not None:
@@ -166,6 +167,13 @@ def _read_input(inst: Instance, actor: Actor, ent: Entity, values: Mapping[str, 
             continue
         given[name] = value
     return given
+
+
+def _readonly_reasons(ent: Entity, *, transition: bool, system: bool) -> dict[str, str]:
+    """{field: why nobody may type into it} (`readonly_reason`), once per entity and case."""
+    return caches.ENTITY_PLANS.get(ent, ("readonly", transition, system), lambda: {
+        f.name: reason for f in ent.fields.values()
+        if (reason := readonly_reason(ent, f, transition=transition, system=system))})
 
 
 def _is_claim(inst: Instance, actor: Actor, ent: Entity, old: Mapping[str, Any],
@@ -256,13 +264,25 @@ def _audit_rows(inst: Instance, actor: Actor, ent: Entity, record_id: int, actio
 
 
 def _audit_text(value: Any) -> str | None:
-    """A value as an audit entry keeps it: its JSON text (None: NULL). A text, what most
-    entries hold, goes straight to the encoder's own function, which is all `json.dumps`
-    runs for one (a bulk update writes several entries a record)."""
+    """A value as an audit entry keeps it: its JSON text (None: NULL). A text, a whole
+    number or a date, what most entries hold, goes by its exact class straight to what
+    `json.dumps(json_value(value))` would run for it (a bulk update writes several entries a
+    record); anything else goes that way."""
     if value is None:
         return None
+    text = _AUDIT_TEXT.get(value.__class__)
+    if text is not None:
+        return text(value)
     value = json_value(value)
     return encode_basestring_ascii(value) if isinstance(value, str) else json.dumps(value)
+
+
+# the JSON text of a value by its exact class (`_audit_text`): a subclass (bool, datetime)
+# takes the general path
+_AUDIT_TEXT: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring_ascii, int: int.__repr__,
+    date: lambda value: encode_basestring_ascii(value.isoformat()),
+}
 
 
 def _insert_audit(inst: Instance, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -596,16 +616,32 @@ def revised(inst: Instance, actor: Actor, ent: Entity, old: Mapping[str, Any],
     if not actor.system:
         _readonly_when(ent, record, given, old,
                        eval_context(inst, actor, ent.name, old, fetch=fetch), errors)
-    columns = inst.schema.table(ent.name).c
-    changed = [n for n, f in ent.fields.items() if n not in AUTO_FIELDS
-               and (n in columns or f.type == "links") and not same(record.get(n), old.get(n))]
+    changed = _changed(_compared(ent, inst.schema.table(ent.name)), old, record)
     checks.check_links(inst, actor, conn, ent, record, [n for n in changed if n in given],
                        errors, fetch)
     checks.check_kind_options(ent, record, [n for n in changed if n in given or (
         ent.kind_field in changed)], errors)
-    attachments.check_files(inst, conn, actor, ent, record,
-                            [n for n in _input_fields(ent) if n in changed], old["id"], errors)
+    attachments.check_files(inst, conn, actor, ent, record,  # the input fields changed
+                            [n for n in changed if not ent.fields[n].computed], old["id"],
+                            errors)
     return record, changed, errors
+
+
+def _compared(ent: Entity, table: sa.Table) -> tuple[str, ...]:
+    """The fields an update may change (`_changed`): those of the table's columns and the
+    `links`, not the system's — once per entity, not per record."""
+    return caches.ENTITY_PLANS.get(ent, "compared", lambda: tuple(
+        n for n, f in ent.fields.items()
+        if n not in AUTO_FIELDS and (n in table.c or f.type == "links")))
+
+
+def _changed(names: tuple[str, ...], old: Mapping[str, Any], record: Mapping[str, Any]
+             ) -> list[str]:
+    """The fields of `names` whose value in `record` is not the `same` as in `old`. A value
+    that is the very object `old` holds (a field the input left alone) or equal to it is the
+    same without `same`, which only tells apart what `==` does not (blanks, lists as sets)."""
+    return [n for n in names if (new := record.get(n)) is not (was := old.get(n))
+            and new != was and not same(new, was)]
 
 
 def updated(inst: Instance, conn: Connection, actor: Actor, ent: Entity,
