@@ -45,6 +45,7 @@ def test_a_kept_database_is_reused_and_its_index_brought_up_to_date(database_url
     finally:
         inst.engine.dispose()
     assert bench.reused(database_url, 31) is None  # another size: loaded anew
+    assert bench.reused(database_url, 30, every=10) is None  # another share of the surname
     with make_engine(database_url).begin() as conn:
         name = next(iter(searchindex.present(conn)))  # one object of the index lost
         model = build_model([bench.HERE / "person_pack"])
@@ -59,3 +60,10 @@ def test_a_kept_database_is_reused_and_its_index_brought_up_to_date(database_url
         assert times["a"] < times["b"]
     finally:
         again.engine.dispose()
+
+
+def test_the_searched_surname_takes_the_share_asked_for() -> None:
+    names = bench.surnames()
+    term = names[bench.SEARCHED]
+    assert [row[1] for row in bench.rows(400, names)] == [names[n % 200] for n in range(400)]
+    assert [row[1] for row in bench.rows(4000, names, every=20)].count(term) == 200  # 5%

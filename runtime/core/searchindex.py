@@ -16,11 +16,15 @@
   is: digits need no folding). A search reads `LIKE '%term%'` on the stored column: the index
   finds the candidates, and the recheck a trigram match needs reads the stored text instead of
   folding every candidate's value again (docs/performance.md, notes on search). Each folded
-  one-line column also has a btree `ix_prefix_<table>_<column>` (`text_pattern_ops`, carrying
+  one-line column also has a btree `ix_prefix_<table>_<column>` (`text_pattern_ops`, then
   the list's sort columns and `id`), from which a ranked search's exact and prefix matches are
   read without the trigram lookups or the rows (read/queries.py `_best_page`); it holds the
   rows whose values are under `SHORT_BYTES` (a btree entry has a size limit a write must never
-  hit), and `ix_prefix_<table>__long` the ids of the others. When the extension cannot be
+  hit), and `ix_prefix_<table>__long` the ids of the others. The statistics object
+  `ix_prefix_<table>__sizes` (PostgreSQL 14 and later) tells the planner how long those values
+  are: without it, it takes most rows for long ones (each size condition a guess of one in
+  three) and reads the long rows' matches from the trigram index and the table, not from that
+  small index. When the extension cannot be
   created (not installed on the server, or no right to create it), the
   columns are made all the same and searches read them without the index; the migration says
   so.
@@ -65,6 +69,7 @@ PREFIX_PREFIX = "ix_prefix_"  # the btree of a folded column, for exact and pref
 PREFIX_TYPES = frozenset(SEARCH_TYPES) - {"longtext", "richtext"}
 SHORT_BYTES = 1000  # a longer value (rare in a one-line field) is kept out of prefix indexes
 LONG_SUFFIX = "__long"  # `ix_prefix_<table>__long`: the rows with one (no field starts "_")
+SIZES_SUFFIX = "__sizes"  # `ix_prefix_<table>__sizes`: the statistics of those sizes
 FOLD_FUNCTION = "crm_fold"  # SQLite: `fold` as an SQL function
 FOLD_PREFIX = "_fold_"  # PostgreSQL's stored folded copies; no field name starts with "_"
 # the combining marks a fold drops (accents, diaeresis, tilde, cedilla… once NFKD has split
@@ -203,7 +208,11 @@ def _column(table: Any, name: str) -> Any:
 
 
 def _short_ddl(names: tuple[str, ...]) -> str:
-    return " AND ".join(f"coalesce(octet_length({_q(n)}), 0) <= {SHORT_BYTES}" for n in names)
+    return " AND ".join(f"{_size_ddl(n)} <= {SHORT_BYTES}" for n in names)
+
+
+def _size_ddl(name: str) -> str:
+    return f"coalesce(octet_length({_q(name)}), 0)"
 
 
 _NOT_CARRIED = frozenset({"links", "multichoice", "longtext", "richtext"})  # no column, or long
@@ -217,10 +226,13 @@ def indexed(model: AppModel) -> dict[str, tuple[str, ...]]:
 # -- what the index should be -----------------------------------------------------------------
 
 
-def wanted(model: AppModel, dialect: str, trgm_schema: str | None = None) -> dict[str, str]:
+def wanted(model: AppModel, dialect: str, trgm_schema: str | None = None, *,
+           statistics: bool = False) -> dict[str, str]:
     """{object name: its DDL} of the whole search index of `model` on `dialect`. PostgreSQL:
-    the folded columns, named `<table>.<column>` with their `ADD COLUMN` clause, and the
-    trigram indexes when `trgm_schema` (where pg_trgm lives) is given."""
+    the folded columns, named `<table>.<column>` with their `ADD COLUMN` clause, the
+    trigram indexes when `trgm_schema` (where pg_trgm lives) is given, and the statistics of
+    the prefix indexes' sizes when the server has statistics on expressions
+    (`expression_statistics`)."""
     result: dict[str, str] = {}
     entities = {e.table: e for e in model.entities.values()}
     for table, cols in indexed(model).items():
@@ -230,7 +242,7 @@ def wanted(model: AppModel, dialect: str, trgm_schema: str | None = None) -> dic
         elif dialect == "postgresql":
             result.update({f"{table}.{fold_column(c)}": _fold_ddl(c)
                            for c in cols if _is_folded(c)})
-            result.update(_prefix_ddl(table, entities[table]))
+            result.update(_prefix_ddl(table, entities[table], statistics))
             if trgm_schema is not None:
                 result.update({trgm_name(table, c): _trgm_ddl(table, c, trgm_schema)
                                for c in cols})
@@ -269,16 +281,40 @@ def _sqlite_prefix_ddl(table: str, ent: Entity) -> dict[str, str]:
                                    f"({FOLD_FUNCTION}({_q(c)}){carry})" for c in prefixed(ent)}
 
 
-def starts_with(value: Any, text: str, dialect: str) -> Any:
-    """`value` (a folded text, `folded`) starts with `text`, as its prefix index reads it.
-    SQLite: a range, which an index on an expression serves (its LIKE optimisation takes
-    a bare column only): from `text` up to `text` followed by the byte 0xFF, which no UTF-8
-    text holds, so every value starting with `text` lies below it."""
+SEARCHED = sa.bindparam("searched", type_=sa.Text())  # a prefix read's folded search
+PATTERN = sa.bindparam("searched_pattern", type_=sa.Text())  # the same as LIKE 'term%'
+LIKE_ESCAPE = "/"
+
+
+def prefix_parameters(text: str) -> dict[str, str]:
+    """The values of `SEARCHED` and `PATTERN` when the folded search is `text`."""
+    escaped = "".join(LIKE_ESCAPE + ch if ch in (LIKE_ESCAPE, "%", "_") else ch for ch in text)
+    return {SEARCHED.key: text, PATTERN.key: escaped + "%"}
+
+
+def starts_with(value: Any, dialect: str) -> Any:
+    """`value` (a folded text, `folded`) starts with the search (`prefix_parameters`), as
+    its prefix index reads it. SQLite: a range, which an index on an expression serves (its
+    LIKE optimisation takes a bare column only): from the search up to the search followed
+    by the byte 0xFF, which no UTF-8 text holds, so every value starting with it lies below."""
     if dialect != "sqlite":
-        return value.startswith(text, autoescape=True)
-    # a concatenation, not a cast of bytes: SQLite bounds an index range with the first only
-    above = sa.literal(text, sa.Text()).concat(sa.literal_column("CAST(X'FF' AS TEXT)"))
-    return sa.and_(value >= text, value < above)
+        return value.like(PATTERN, escape=LIKE_ESCAPE)
+    return sa.and_(value >= SEARCHED, value < _above())
+
+
+def extends(value: Any, dialect: str) -> Any:
+    """`value` (a folded text) starts with the search and goes on: the prefix matches that
+    are not exact, read from the prefix index after the exact ones (a range that starts past
+    the search: PostgreSQL's `~>~` is the byte order `text_pattern_ops` keeps)."""
+    if dialect != "sqlite":
+        return sa.and_(value.op("~>~")(SEARCHED), value.like(PATTERN, escape=LIKE_ESCAPE))
+    return sa.and_(value > SEARCHED, value < _above())
+
+
+def _above() -> Any:
+    """The search followed by the byte 0xFF (SQLite). A concatenation, not a cast of bytes:
+    SQLite bounds an index range with the first only."""
+    return SEARCHED.concat(sa.literal_column("CAST(X'FF' AS TEXT)"))
 
 
 def _fold_ddl(column: str) -> str:
@@ -292,28 +328,49 @@ def _trgm_ddl(table: str, column: str, schema: str) -> str:
             f"({_q(target)} {_q(schema)}.gin_trgm_ops)")
 
 
-def _prefix_ddl(table: str, ent: Entity) -> dict[str, str]:
+def _prefix_ddl(table: str, ent: Entity, statistics: bool) -> dict[str, str]:
     """Per prefixed column a btree in code-point order (`text_pattern_ops`: `LIKE 'term%'`
-    and `=` read it) carrying the list's sort columns, for an index-only read of a search's
-    best matches; it holds the rows whose values are short (`short_clause`), and
-    `ix_prefix_<table>__long` the ids of the others, so that a too long value neither fails
-    a write nor escapes a search."""
+    and `=` read it), then the list's sort columns and `id` (keys, not INCLUDEd: the exact
+    matches of the sort column are read value by value, each in `id` order), for an
+    index-only read of a search's best matches; it holds the rows whose values are short
+    (`short_clause`), and `ix_prefix_<table>__long` the ids of the others, so that a too long
+    value neither fails a write nor escapes a search. With `statistics`, the statistics of
+    the sizes the predicates read (see the module's docstring)."""
     cols = prefixed(ent)
     if not cols:
         return {}
-    short = _short_ddl(short_columns(ent))
-    carry = ", ".join(_q(c) for c in carried(ent))
+    sizes = short_columns(ent)
+    short = _short_ddl(sizes)
+    carry = "".join(f", {_q(c)}" for c in carried(ent))
     result = {prefix_name(table, c): (
         f"CREATE INDEX {_q(prefix_name(table, c))} ON {_q(table)} USING btree "
-        f"({_q(fold_column(c))} text_pattern_ops) INCLUDE ({carry}) WHERE {short}")
+        f"({_q(fold_column(c))} text_pattern_ops{carry}) WHERE {short}")
         for c in cols}
     result[long_name(table)] = (f"CREATE INDEX {_q(long_name(table))} ON {_q(table)} USING "
                                 f"btree (\"id\") WHERE NOT ({short})")
+    if statistics:
+        result[sizes_name(table)] = (
+            f"CREATE STATISTICS {_q(sizes_name(table))} ON "
+            f"{', '.join(f'({_size_ddl(n)})' for n in sizes)} FROM {_q(table)}")
     return result
 
 
 def long_name(table: str) -> str:
-    return f"{PREFIX_PREFIX}{table[:63 - len(PREFIX_PREFIX) - len(LONG_SUFFIX)]}{LONG_SUFFIX}"
+    return _suffixed(table, LONG_SUFFIX)
+
+
+def sizes_name(table: str) -> str:
+    return _suffixed(table, SIZES_SUFFIX)
+
+
+def _suffixed(table: str, suffix: str) -> str:
+    return f"{PREFIX_PREFIX}{table[:63 - len(PREFIX_PREFIX) - len(suffix)]}{suffix}"
+
+
+def expression_statistics(conn: Connection) -> bool:
+    """Whether the server takes statistics on expressions (PostgreSQL 14 and later)."""
+    version = conn.dialect.server_version_info or (0,)
+    return conn.dialect.name == "postgresql" and version >= (14,)
 
 
 def drop_column_index(conn: Connection, table: str, column: str) -> None:
@@ -360,6 +417,10 @@ def present(conn: Connection) -> dict[str, str]:
             "AND a.attname LIKE :prefix"), {"prefix": FOLD_PREFIX.replace("_", "\\_") + "%"})
         found.update({f"{table}.{column}": f"GENERATED ALWAYS AS ({expression}) STORED"
                       for table, column, expression in columns})
+        found.update(conn.execute(sa.text(
+            "SELECT stxname, pg_get_statisticsobjdef(oid) FROM pg_statistic_ext "
+            "WHERE stxnamespace = current_schema()::regnamespace AND stxname LIKE :prefix"),
+            {"prefix": PREFIX_PREFIX.replace("_", "\\_") + "%"}).all())
         return found
     return {}
 
@@ -381,10 +442,12 @@ def stale(conn: Connection, model: AppModel) -> tuple[set[str], set[str]]:
     """(tables whose index is missing or differs, index objects no entity wants any more)."""
     dialect = conn.dialect.name
     schema = trgm_schema(conn) if dialect == "postgresql" else None
+    statistics = expression_statistics(conn)
     if dialect == "postgresql" and schema is None and not trgm_available(conn):
-        want = wanted(model, dialect, None)  # the folded columns; no index to build them with
+        # the folded columns; no index to build them with
+        want = wanted(model, dialect, None, statistics=statistics)
     else:
-        want = wanted(model, dialect, schema or "public")
+        want = wanted(model, dialect, schema or "public", statistics=statistics)
     have = present(conn)
     tables = set()
     for table, cols in indexed(model).items():
@@ -405,7 +468,7 @@ def _object_names(table: str, cols: tuple[str, ...], dialect: str,
     names = [f"{table}.{fold_column(c)}" for c in cols if _is_folded(c)]
     return [*names, *(n for c in cols if (n := trgm_name(table, c)) in want),
             *(n for c in cols if (n := prefix_name(table, c)) in want),
-            *(n for n in [long_name(table)] if n in want)]
+            *(n for n in [long_name(table), sizes_name(table)] if n in want)]
 
 
 _GIN_TARGET = re.compile(r"USING gin \((.+) \S+\)$")
@@ -416,6 +479,8 @@ def _same(have: str, want: str, dialect: str) -> bool:
         return have == want
     if have.startswith("GENERATED"):  # PostgreSQL rewrites the expression; it folds or not
         return "normalize(" in have.lower()
+    if want.startswith("CREATE STATISTICS"):
+        return _statistics_shape(have) == _statistics_shape(want)
     if "USING btree" in want:  # a prefix index: the same column and carried columns
         return _btree_shape(have) == _btree_shape(want)
     # an index: on the same column (an index from before the stored copies, on the folding
@@ -423,6 +488,13 @@ def _same(have: str, want: str, dialect: str) -> bool:
     targets = [m.group(1).replace('"', "") if (m := _GIN_TARGET.search(ddl)) else None
                for ddl in (have, want)]
     return targets[0] is not None and targets[0] == targets[1]
+
+
+def _statistics_shape(ddl: str) -> str:
+    """What a statistics object's definition says after `ON`, as PostgreSQL and we write it
+    alike (it qualifies the names with the schema)."""
+    shape = re.sub(r"[\s\"()]", "", ddl[ddl.find(" ON "):]).lower()
+    return re.sub(r"from\w+\.", "from", shape.replace("::text", ""))
 
 
 def _btree_shape(ddl: str) -> str:
@@ -446,7 +518,7 @@ def sync(conn: Connection, model: AppModel, tables: set[str], extra: set[str]) -
     schema = None
     if dialect == "postgresql" and tables:
         schema = ensure_trgm(conn, notes)  # None: the folded columns all the same
-    want = wanted(model, dialect, schema)
+    want = wanted(model, dialect, schema, statistics=expression_statistics(conn))
     cols = indexed(model)
     for table in sorted(tables):
         names = _object_names(table, cols[table], dialect, want)
@@ -460,7 +532,8 @@ def sync(conn: Connection, model: AppModel, tables: set[str], extra: set[str]) -
 def _sync_pg(conn: Connection, table: str, names: list[str], want: dict[str, str],
              have: dict[str, str]) -> None:
     """Make `table`'s folded columns that are missing or differ — in one ALTER TABLE, which
-    fills them for the rows already there in one pass — then its trigram indexes, anew."""
+    fills them for the rows already there in one pass — then its indexes (and the statistics
+    of their sizes), anew."""
     columns = [n for n in names if "." in n]
     indexes = [n for n in names if "." not in n]
     for name in indexes:
@@ -473,6 +546,8 @@ def _sync_pg(conn: Connection, table: str, names: list[str], want: dict[str, str
         conn.exec_driver_sql(f"ALTER TABLE {_q(table)} " + ", ".join(want[n] for n in remake))
     for name in indexes:
         conn.exec_driver_sql(want[name])
+    if sizes_name(table) in indexes:  # the planner reads new statistics after an ANALYZE
+        conn.exec_driver_sql(f"ANALYZE {_q(table)}")
 
 
 def _sync_sqlite(conn: Connection, table: str, cols: tuple[str, ...], names: list[str],
@@ -524,6 +599,8 @@ def _drop(conn: Connection, name: str, ddl: str) -> None:
         table, column = name.split(".", 1)
         conn.exec_driver_sql(f"ALTER TABLE IF EXISTS {_q(table)} DROP COLUMN IF EXISTS "
                              f"{_q(column)}")
+    elif name.endswith(SIZES_SUFFIX):
+        conn.exec_driver_sql(f"DROP STATISTICS IF EXISTS {_q(name)}")
     else:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_q(name)}")
 
