@@ -16,7 +16,7 @@ from builder.linker import build_model
 from runtime.core import sortindex
 from runtime.core.instance import Instance
 from runtime.process import migrate
-from runtime.read import accounts, collation, queries
+from runtime.read import accounts, collation, paging
 from runtime.write import bulk, records
 
 PLACE = """\
@@ -60,7 +60,7 @@ def plan_of(inst: Instance, language: str, desc: bool = False) -> str:
         coll = collation.for_language(conn, language)
         assert coll == f"{language}-x-icu"
         columns = [collation.sort_column(ent, table, n, coll) for n, _ in keys]
-        statement = queries._page_statements(table, columns, keys, None, True, coll)[0]
+        statement = paging.page_statements(table, columns, keys, None, True, coll)[0]
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a plan that does not
         # depend on the planner's estimates of a small table
         sql = statement.params(lim=51).compile(dialect=conn.dialect,

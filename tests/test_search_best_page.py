@@ -1,5 +1,5 @@
-"""A ranked search's first page when its exact matches alone fill it (read/queries.py
-`_best_page`): the page is read from the exact matches only — on PostgreSQL those of the
+"""A ranked search's first page when its exact matches alone fill it (read/best_page.py):
+the page is read from the exact matches only — on PostgreSQL those of the
 list's first sort column value by value, the few spellings of the search ("Nuñez", "NUNEZ",
 "núñez") put in the reader's collation —, the prefix matches are not read, and the page, its
 order and its count are the whole ranking's, in every reader's alphabet and sort."""

@@ -18,7 +18,7 @@
   folding every candidate's value again (docs/performance.md, notes on search). Each folded
   one-line column also has a btree `ix_prefix_<table>_<column>` (`text_pattern_ops`, then
   the list's sort columns and `id`), from which a ranked search's exact and prefix matches are
-  read without the trigram lookups or the rows (read/queries.py `_best_page`); it holds the
+  read without the trigram lookups or the rows (read/best_page.py); it holds the
   rows whose values are under `SHORT_BYTES` (a btree entry has a size limit a write must never
   hit), and `ix_prefix_<table>__long` the ids of the others. The statistics object
   `ix_prefix_<table>__sizes` (PostgreSQL 14 and later) tells the planner how long those values
@@ -174,7 +174,7 @@ def prefixes(table: str) -> tuple[str, ...]:
 def carried(ent: Entity) -> tuple[str, ...]:
     """The columns a prefix index carries besides its folded text: the list's sort and `id`,
     so that the exact and prefix matches of a search are ranked and sorted from the index
-    alone (read/queries.py `_best_page`), without reading each match's row."""
+    alone (read/best_page.py), without reading each match's row."""
     names = [s.lstrip("-+") for s in ent.views.list.sort]
     kept = [n for n in names if n in ent.fields and ent.fields[n].type not in _NOT_CARRIED]
     return tuple(dict.fromkeys([*kept, "id"]))

@@ -38,7 +38,7 @@ from runtime.http.api import create_blueprint
 from runtime.http.current import EXTENSION
 from runtime.http.web import register_web
 from runtime.process.setup import open_instance
-from runtime.read.queries import MAX_ID
+from runtime.read.paging import MAX_ID
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"  # package data
 MAX_BODY_BYTES = 2 * 1024 * 1024

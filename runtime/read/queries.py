@@ -4,40 +4,42 @@ quick search, and record titles (one query per linked entity for a whole page).
 Every read applies the actor's row filter (`permissions.read_filter`) in SQL and leaves out
 the fields the actor may not see. Pages never use OFFSET: a cursor carries the sort-key
 values of the row it starts after (or before), and is checked field by field when it comes
-back — a cursor that does not fit the list is a BadRequest, never a server error.
+back (`paging`); a ranked search's first page is read from its best matches (`best_page`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
-from decimal import InvalidOperation
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from builder.diagnostics import did_you_mean
-from builder.fieldtypes import MAX_INTEGER, coerce
 from builder.model import Entity, Field
-from runtime.core import caches, phones, rowcache, searchindex
+from runtime.core import phones, rowcache
 from runtime.core.errors import N_, BadRequest, NotFound
 from runtime.core.schema import by_id, rows_by_id
-from runtime.core.values import as_id, json_value, to_json
+from runtime.core.values import as_id, to_json
 from runtime.read import collation as collations
 from runtime.read import search
+from runtime.read.best_page import best_page
 from runtime.read.listrequest import (
     MAX_LIMIT,
     Day,
     Filter,
     checked_filter,
-    default_sort,
-    sort_key,
+)
+from runtime.read.paging import (
+    bound,
+    decode_cursor,
+    encode_cursor,
+    ranked,
+    read_page,
+    sort_keys,
 )
 from runtime.read.permissions import hidden_fields, read_filter
 from runtime.read.titles import link_titles, title, titles_of, zone_named
@@ -47,9 +49,7 @@ if TYPE_CHECKING:
 
     from runtime.core.instance import Actor, Instance
 
-NEVER_NULL = ("id", search.RANK)  # sort keys with no NULL part to read apart
 TOTAL = "_total"  # the count a ranked first page carries (`count(*) OVER ()`)
-MAX_ID = MAX_INTEGER  # ids are 64-bit: a larger number names no record (and overflows SQL)
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def _field_clause(inst: Instance, dialect: str, ent: Entity, table: sa.Table, fi
         values = [str(v).lower() for v in values]
     if op == "in":
         return column.in_(values)
-    value = _bound(column, values[0])
+    value = bound(column, values[0])
     if field.type == "datetime" and isinstance(values[-1], Day):
         start, end = values[-1]  # the reader's midnights, in UTC: 23, 24 or 25 hours apart
         day = {"eq": lambda: sa.and_(column >= start, column < end),
@@ -260,14 +260,6 @@ def _phone_filter(table: sa.Table, field: Field, op: str, values: list[Any]
     convert = phones.fragment if op == "contains" else phones.e164
     numbers = [convert(str(v), where) for v in values]
     return table.c[phones.shadow(field.name)], [n for n in numbers if n]
-
-
-def _bound(column: Any, value: Any) -> Any:
-    """A value to compare a column with; booleans as bound parameters, so that < and > work
-    on them like on any other value."""
-    if isinstance(value, bool):
-        return sa.literal(value, sa.Boolean())
-    return value
 
 
 def filter_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table,
@@ -309,397 +301,6 @@ def where_clauses(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, *,
     return clauses
 
 
-# -- sorting and cursors ----------------------------------------------------------------------
-
-
-def sort_keys(ent: Entity, sort: Sequence[str] | str | None,
-              hidden: frozenset[str]) -> list[tuple[str, bool]]:
-    """[(field, descending)], ending with `id` so that every row has a unique position."""
-    if isinstance(sort, str):
-        sort = [sort]
-    items = [s.strip() for item in (sort or ()) for s in str(item).split(",") if s.strip()]
-    if not items:  # the list view's sort, without what this reader may not see
-        items = list(default_sort(ent, hidden)) or ["id"]
-    keys: list[tuple[str, bool]] = []
-    for item in items:
-        name, descending = sort_key(ent, item, hidden)
-        if name not in (k for k, _ in keys):
-            keys.append((name, descending))
-    if "id" not in (k for k, _ in keys):
-        keys.append(("id", False))
-    return keys
-
-
-def ranked(ent: Entity, sort: Sequence[str] | str | None, q: str | None,
-           hidden: frozenset[str]) -> bool:
-    """Whether a page is ordered by the search's rank first: a search in the list's own
-    sort (an explicit other sort is kept as asked)."""
-    if not search.cleaned(q).strip():
-        return False
-    if isinstance(sort, str):
-        sort = [sort]
-    items = tuple(s.strip() for item in (sort or ()) for s in str(item).split(",") if s.strip())
-    return not items or items == default_sort(ent, hidden)
-
-
-def _sort_spec(keys: list[tuple[str, bool]]) -> list[str]:
-    return [("-" if desc else "") + name for name, desc in keys]
-
-
-def encode_cursor(keys: list[tuple[str, bool]], row: Mapping[str, Any], direction: str) -> str:
-    payload = {"s": _sort_spec(keys), "d": direction,
-               "k": [json_value(row.get(name)) for name, _ in keys]}
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_key(field: Field | None, value: Any) -> Any:
-    if value is None:
-        return None
-    kind = "integer" if field is None or field.name == "id" else field.type
-    if kind in ("integer", "link"):
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ID:
-            raise ValueError  # past 2⁶³ no database integer compares with it
-        return value
-    if kind in ("decimal", "money", "percent"):
-        if not isinstance(value, str) or field is None:
-            raise ValueError
-        return coerce(field, value)  # a value the column holds: not 1e999999, not NaN
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            raise ValueError
-        return value
-    if not isinstance(value, str) or len(value) > 4096:
-        raise ValueError
-    if kind == "date":
-        return date.fromisoformat(value)
-    if kind == "datetime":
-        return datetime.fromisoformat(value.removesuffix("Z"))
-    return value
-
-
-def decode_cursor(ent: Entity, keys: list[tuple[str, bool]], cursor: str
-                  ) -> tuple[str, list[Any]]:
-    """(direction "n" or "p", key values) of a cursor made for this sort; BadRequest if not."""
-    problem = BadRequest("The cursor is not valid for this list (it is damaged, or was made for "
-                         "another sort order); start again from the first page.")
-    try:
-        text = str(cursor).strip()
-        if len(text) > 8192:
-            raise ValueError
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        payload = json.loads(raw)
-        if not isinstance(payload, dict) or payload.get("s") != _sort_spec(keys):
-            raise ValueError
-        direction, values = payload.get("d"), payload.get("k")
-        if direction not in ("n", "p") or not isinstance(values, list) or \
-                len(values) != len(keys):
-            raise ValueError
-        decoded = [_decode_key(ent.fields.get(name), value)
-                   for (name, _), value in zip(keys, values, strict=True)]
-        if decoded[-1] is None:
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, InvalidOperation, UnicodeDecodeError,
-            RecursionError):
-        raise problem from None
-    return direction, decoded
-
-
-def _keyset(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any],
-            forward: bool) -> ColumnElement:
-    """Rows strictly after (forward) or before the position `values`, in an order where
-    NULLs come last in both directions."""
-    alternatives = []
-    values = [_bound(None, v) for v in values]
-    for index, ((_, desc), column, value) in enumerate(zip(keys, columns, values, strict=True)):
-        ties = [column_i.is_(None) if value_i is None else column_i == value_i
-                for column_i, value_i in zip(columns[:index], values[:index], strict=True)]
-        if forward:
-            if value is None:
-                continue  # nothing sorts after NULL
-            step = sa.or_(column < value if desc else column > value, column.is_(None))
-        else:
-            step = column.is_not(None) if value is None else (
-                column > value if desc else column < value)
-        alternatives.append(sa.and_(*ties, step))
-    return sa.or_(sa.false(), *alternatives)
-
-
-def _order(columns: list[Any], keys: list[tuple[str, bool]], forward: bool, *,
-           not_null: int = 0) -> list[Any]:
-    """ORDER BY of a page; the first `not_null` columns are known to hold no NULL in the
-    rows selected (and `id` never does), so they get a plain order an index can serve."""
-    result = []
-    for index, ((name, desc), column) in enumerate(zip(keys, columns, strict=True)):
-        plain = index < not_null or name in NEVER_NULL
-        if forward:
-            ordered = column.desc() if desc else column.asc()
-            result.append(ordered if plain else ordered.nulls_last())
-        else:
-            ordered = column.asc() if desc else column.desc()
-            result.append(ordered if plain else ordered.nulls_first())
-    return result
-
-
-def _segments(columns: list[Any], keys: list[tuple[str, bool]], values: list[Any] | None,
-              forward: bool) -> list[tuple[list[ColumnElement], int]]:
-    """The page as consecutive index-friendly parts, read in order until it is full:
-    (clauses, how many leading sort columns are non-NULL in it). The non-NULL part of the
-    first sort column is a range (`col <= v AND (col < v OR (col = v AND rest))`), the NULL
-    part (NULLs sort last) is read by a second query only when the page is not yet full."""
-    if values is None and forward and len(keys) >= 2 and keys[0][0] not in NEVER_NULL:
-        # the first page: the non-NULL values in a plain order an index serves (PostgreSQL
-        # cannot read `DESC NULLS LAST` from an ascending index), then the NULL tail
-        return [([columns[0].is_not(None)], 1), ([columns[0].is_(None)], 0)]
-    if values is None or len(keys) < 2 or keys[0][0] in NEVER_NULL:
-        clauses = [] if values is None else [_keyset(columns, keys, values, forward)]
-        return [(clauses, 0)]
-    (_, desc), column, value = keys[0], columns[0], _bound(None, values[0])
-    rest = _keyset(columns[1:], keys[1:], values[1:], forward)
-    if value is None:
-        if forward:  # the NULL tail, after the position
-            return [([column.is_(None), rest], 0)]
-        # backwards from inside the NULL tail: the NULLs before it, then every non-NULL
-        return [([column.is_(None), rest], 0), ([column.is_not(None)], 1)]
-    after = forward != desc  # the rows to read have larger values of the column
-    if after:
-        part = [column >= value, sa.or_(column > value, sa.and_(column == value, rest))]
-    else:
-        part = [column <= value, sa.or_(column < value, sa.and_(column == value, rest))]
-    if forward:
-        return [(part, 1), ([column.is_(None)], 0)]
-    return [(part, 1)]
-
-
-def _page_statements(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
-                     values: list[Any] | None, forward: bool,
-                     collation: str | None = None) -> list[Any]:
-    """The SELECTs of an unfiltered page (see `_segments`), cursor values and the limit
-    as parameters (`k0`…, `lim`): built and cache-keyed once per table, sort, direction,
-    collation and which cursor values are NULL."""
-    shape = None if values is None else tuple(v is None for v in values)
-    key = (tuple(keys), forward, shape, collation)
-    return caches.PAGE_STATEMENTS.get(table, key, lambda: _build_page(
-        table, columns, keys, values, forward))
-
-
-def _build_page(table: sa.Table, columns: list[Any], keys: list[tuple[str, bool]],
-                values: list[Any] | None, forward: bool) -> list[Any]:
-    params = None if values is None else [
-        None if v is None else sa.bindparam(f"k{i}", type_=column.type)
-        for i, (v, column) in enumerate(zip(values, columns, strict=True))]
-    statements = [sa.select(table).where(*part).order_by(
-        *_order(columns, keys, forward, not_null=not_null)).limit(
-        sa.bindparam("lim", type_=sa.Integer())) for part, not_null in
-        _segments(columns, keys, params, forward)]
-    return statements
-
-
-def _read_page(c: Connection, table: sa.Table, extra: list[Any], clauses: list[ColumnElement],
-               columns: list[Any], keys: list[tuple[str, bool]], values: list[Any] | None,
-               forward: bool, collation: str | None, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit + 1` rows from the position `values` on (see `_segments`)."""
-    rows: list[dict[str, Any]] = []
-    if clauses:
-        for part, not_null in _segments(columns, keys, values, forward):
-            stmt = sa.select(table, *extra).where(*clauses, *part).order_by(
-                *_order(columns, keys, forward, not_null=not_null))
-            rows.extend(dict(r) for r in c.execute(stmt.limit(limit + 1 - len(rows)))
-                        .mappings())
-            if len(rows) > limit:
-                break
-    else:  # no filter at all: statements with parameters, built once per sort
-        bind = {f"k{i}": v for i, v in enumerate(values or ()) if v is not None}
-        for stmt in _page_statements(table, columns, keys, values, forward, collation):
-            bind["lim"] = limit + 1 - len(rows)
-            rows.extend(dict(r) for r in c.execute(stmt, bind).mappings())
-            if len(rows) > limit:
-                break
-    return rows
-
-
-PAGE = sa.bindparam("page", type_=sa.Integer())  # how many rows a best page reads
-CAP = sa.bindparam("cap", type_=sa.Integer())  # where its count stops
-
-
-@dataclass(frozen=True)
-class _Best:
-    """What the parts of a search's best matches are read with (`_best_page`); the search
-    itself is a parameter (`searchindex.prefix_parameters`)."""
-
-    ent: Entity
-    table: sa.Table
-    dialect: str
-    keys: list[tuple[str, bool]]  # the page's order: the rank, then the list's sort
-    collation: str | None
-    values: dict[str, Any]  # each visible text search column: its folded text
-    short: ColumnElement | None  # the prefix indexes' predicate (PostgreSQL)
-    other: list[ColumnElement]  # the row filter and the filters
-
-    @property
-    def carried(self) -> list[str]:
-        return [name for name, _ in self.keys[1:] if name != "id"]
-
-    @property
-    def indexed(self) -> list[ColumnElement]:
-        """The rows the prefix indexes hold, as a query must say it to read them."""
-        return [] if self.short is None else [self.short]
-
-    def sort_columns(self, source: Any) -> list[Any]:
-        return [collations.sort_column(self.ent, source, name, self.collation)
-                for name, _ in self.keys[1:]]
-
-
-@dataclass(frozen=True)
-class _BestStatements:
-    exact: Any  # the first rows of the exact matches
-    best: Any  # the first rows of the exact and prefix matches
-    count: Any  # how many of those, up to a cap
-
-
-def _best_page(inst: Instance, actor: Actor, ent: Entity, table: sa.Table, c: Connection,
-               keys: list[tuple[str, bool]], collation: str | None, found: tuple[str, list[str]],
-               filters: Mapping[str, Any] | Iterable[Filter] | None, limit: int,
-               cap: int) -> tuple[list[dict[str, Any]], int]:
-    """The first `limit + 1` rows of a ranked search taken from its exact and prefix matches
-    alone (search.best_matches), and how many such matches there are (up to `cap`; 0 when
-    they do not fill the page). The matches come in parts — a text column's exact matches,
-    its other prefix matches, and on PostgreSQL the rows too long for the prefix indexes —
-    each read from its index up to its own first `limit + 1` in the page's order: a row the
-    page shows is among the first of the part that ranks it best, so the page is the first
-    of those few. The exact parts come first; when they fill the page the prefix parts are
-    not read at all. Only the page's rows are read from the table; the row filter and the
-    filters are in every part."""
-    text, names = found
-    other = where_clauses(inst, actor, ent, table, filters=filters, q=None,
-                          dialect=c.dialect.name)
-    statements = _best_statements(ent, table, c.dialect.name, keys, collation, names, other)
-    bind = {**searchindex.prefix_parameters(text), PAGE.key: limit + 1, CAP.key: cap}
-    rows = [dict(r) for r in c.execute(statements.exact, bind).mappings()]
-    if len(rows) <= limit:
-        rows = [dict(r) for r in c.execute(statements.best, bind).mappings()]
-    if len(rows) <= limit:
-        return rows, 0
-    return rows, c.execute(statements.count, bind).scalar_one()
-
-
-def _best_statements(ent: Entity, table: sa.Table, dialect: str, keys: list[tuple[str, bool]],
-                     collation: str | None, names: list[str],
-                     other: list[ColumnElement]) -> _BestStatements:
-    """The statements of `_best_page`, with the search, the page's size and the cap as
-    parameters: without a row filter or a filter, built once per table, database, sort,
-    collation and visible search columns, as an unfiltered list page's are
-    (`_page_statements`)."""
-    def build() -> _BestStatements:
-        short = None if dialect == "sqlite" else searchindex.short_clause(
-            table, searchindex.short_columns(ent))  # SQLite's indexes hold every row
-        best = _Best(ent, table, dialect, keys, collation,
-                     {n: searchindex.folded(table.c[n], dialect) for n in names}, short, other)
-        exact = _exact_parts(best)
-        return _BestStatements(_first_rows(best, exact),
-                               _first_rows(best, [*exact, *_prefix_parts(best)]),
-                               _best_count(best))
-    if other:
-        return build()
-    key = ("best", dialect, tuple(keys), collation, tuple(names))
-    return caches.PAGE_STATEMENTS.get(table, key, build)
-
-
-def _exact_parts(best: _Best) -> list[Any]:
-    """Per text column, the first records whose folded value is the search (rank 0); on
-    PostgreSQL, those of the list's first sort column value by value (`_exact_by_value`),
-    and the long rows' exact matches."""
-    first = best.keys[1][0]
-    parts = [_exact_by_value(best, name) if best.dialect == "postgresql" and name == first
-             else _part(best, name, [*best.indexed, value == searchindex.SEARCHED], 0)
-             for name, value in best.values.items()]
-    if best.short is not None:
-        parts.append(_part(best, None, [sa.not_(best.short), _exact(best)], 0))
-    return parts
-
-
-def _prefix_parts(best: _Best) -> list[Any]:
-    """Per text column, the first records whose folded value starts with the search and
-    goes on (rank 1); on PostgreSQL, the long rows' prefix matches."""
-    parts = [_part(best, name, [*best.indexed, searchindex.extends(value, best.dialect)], 1)
-             for name, value in best.values.items()]
-    if best.short is not None:
-        parts.append(_part(best, None, [sa.not_(best.short), sa.or_(*(
-            searchindex.starts_with(v, best.dialect) for v in best.values.values()))],
-            sa.case((_exact(best), 0), else_=1)))
-    return parts
-
-
-def _exact(best: _Best) -> ColumnElement:
-    return sa.or_(*(v == searchindex.SEARCHED for v in best.values.values()))
-
-
-def _part(best: _Best, name: str | None, where: list[ColumnElement], rank: Any) -> Any:
-    """The first rows (`id`, the sort columns, `rank`) of those `where` finds, in the list's
-    order; `name`: the column they match, which holds no NULL in them."""
-    table = best.table
-    not_null = int(name is not None and name == best.keys[1][0])
-    rank = rank if isinstance(rank, ColumnElement) else sa.literal(rank, sa.Integer())
-    return sa.select(table.c.id, *(table.c[c] for c in best.carried), rank.label(
-        search.RANK)).where(*where, *best.other).order_by(*_order(
-            best.sort_columns(table), best.keys[1:], True, not_null=not_null)).limit(
-        PAGE).subquery()
-
-
-def _exact_by_value(best: _Best, name: str) -> Any:
-    """The first exact matches of `name`, the list's first sort column, in the list's order
-    without sorting them (PostgreSQL). Their values are the search but for case and accents:
-    a few distinct ones ("Smith", "smith", "Smíth"), found by a skip scan of the column's
-    prefix index (folded text, then the value: one index probe each), put in the reader's
-    order; then each value's rows in the order of the rest of the sort (`id`: the index's
-    own), until the page is full."""
-    table, column = best.table, best.table.c[name]
-    where = [*best.indexed, best.values[name] == searchindex.SEARCHED]
-    distinct = sa.select(sa.func.min(column).label(name)).where(*where).cte(recursive=True)
-    following = sa.select(sa.func.min(column)).where(*where, column > distinct.c[name])
-    distinct = distinct.union_all(sa.select(following.scalar_subquery()).where(
-        distinct.c[name].is_not(None)))
-    rows = sa.select(table.c.id, *(table.c[c] for c in best.carried)).where(
-        *where, *best.other, column == distinct.c[name]).order_by(*_order(
-            best.sort_columns(table)[1:], best.keys[2:], True)).limit(PAGE).lateral()
-    order = [collations.sort_column(best.ent, distinct, name, best.collation),
-             *best.sort_columns(rows)[1:]]
-    return sa.select(rows.c.id, *(rows.c[c] for c in best.carried),
-                     sa.literal(0, sa.Integer()).label(search.RANK)).select_from(
-        distinct).join(rows, sa.true()).where(distinct.c[name].is_not(None)).order_by(
-        *_order(order, best.keys[1:], True, not_null=1)).limit(PAGE).subquery()
-
-
-def _first_rows(best: _Best, parts: list[Any]) -> Any:
-    """The first records of `parts` (each once, at its best rank), in the page's order, with
-    their rows."""
-    hits = sa.union_all(*(sa.select(part) for part in parts)).subquery()
-    carried = [hits.c[name] for name in best.carried]
-    rank = sa.func.min(hits.c[search.RANK]).label(search.RANK)
-    first = sa.select(hits.c.id, *carried, rank).group_by(hits.c.id, *carried).order_by(
-        *_order([rank, *best.sort_columns(hits)], best.keys, True)).limit(PAGE).subquery()
-    return sa.select(best.table, first.c[search.RANK]).join_from(
-        first, best.table, best.table.c.id == first.c.id).order_by(*_order(
-            [first.c[search.RANK], *best.sort_columns(first)], best.keys, True))
-
-
-def _best_count(best: _Best) -> Any:
-    """How many records have a visible text column equal to or starting with the search, up
-    to the cap: each column's matches are read up to the cap (a record once in each); when
-    one column alone has that many, so has the whole, else their union is counted."""
-    starts = [searchindex.starts_with(v, best.dialect) for v in best.values.values()]
-    wheres = [[*best.indexed, start] for start in starts]
-    if best.short is not None:
-        wheres.append([sa.not_(best.short), sa.or_(*starts)])
-    parts = [sa.select(best.table.c.id).where(*where, *best.other).limit(CAP).subquery()
-             for where in wheres]
-    sizes = [sa.select(sa.func.count()).select_from(part).scalar_subquery() for part in parts]
-    union = sa.union(*(sa.select(part.c.id) for part in parts)).subquery()
-    return sa.select(sa.case((sa.or_(*(size >= CAP for size in sizes)), CAP),
-                             else_=sa.select(sa.func.count()).select_from(union)
-                             .scalar_subquery()))
-
-
 def query(inst: Instance, actor: Actor, entity: str, *,
           filters: Mapping[str, Any] | Iterable[Filter] | None = None, q: str | None = None,
           sort: Sequence[str] | str | None = None, limit: int = 50, cursor: str | None = None,
@@ -737,8 +338,10 @@ def query(inst: Instance, actor: Actor, entity: str, *,
         rows: list[dict[str, Any]] = []
         total: tuple[int, bool] | None = None
         if found is not None:
-            rows, matches = _best_page(inst, actor, ent, table, c, keys, collation, found,
-                                       filters, limit, cap)
+            other = where_clauses(inst, actor, ent, table, filters=filters, q=None,
+                                  dialect=c.dialect.name)
+            rows, matches = best_page(c, ent, table, keys, collation, found, other, limit,
+                                      cap)
             # a full page: no other match can rank above it; the count is "at least"
             rows, total = (rows, (min(matches, cap), False)) if len(rows) > limit else ([], None)
         if not rows:
@@ -746,8 +349,8 @@ def query(inst: Instance, actor: Actor, entity: str, *,
                 extra = [*extra, sa.func.count().over().label(TOTAL)]
             clauses = where_clauses(inst, actor, ent, table, filters=filters, q=q,
                                     dialect=c.dialect.name)
-            rows = _read_page(c, table, extra, clauses, columns, keys, values, forward,
-                              collation, limit)
+            rows = read_page(c, table, extra, clauses, columns, keys, values, forward,
+                             collation, limit)
             if counted:
                 matches = rows[0][TOTAL] if rows else 0
                 total = (min(matches, cap), matches <= cap)
