@@ -51,35 +51,29 @@ def measure(url: str) -> dict:
 
 # from a cProfile of the whole command (`python -m cProfile`), kept up to date by hand
 WHERE_THE_TIME_GOES = """\
-Fifth pass (2026-12-05; the same data — every table compared at a fixed clock with the pass
-before, audit and timeline ids aside): on an idle machine 21.8 → 18.3 s (four runs: 18.1,
-20.1, 18.4, 18.3); statements 54,000 →
-34,600 (SELECTs 22,000 → 9,900). What changed: (1) a batch's moves to the rows' workflow
-states wait until every record's creation hooks have run unless the two chains of hooks meet
-(`process/hook_effects.py`: both add rows to one table or notifications, share a round-robin,
-or one changes what the other reads) — 2,270 moves stay one at a time, of 4,907 before (the
-entities whose creation and moves both notify, or both create retention cases, or whose
-created lines read the order's state); (2) a batch's transitions go on the timeline with one
-statement; (3) the row cache forgets only the rows an UPDATE by id wrote, and on an INSERT
-only the ids known to have no row, and a batch's rows are read 500 at a time for its
-automations (each reads its record before each action); (4) the formulas refreshed over
-rollups at the end are written with one statement per set of changed fields; (5) an empty
-database is planned without Alembic's comparison, and the commands that neither serve nor
-queue no longer import Flask, huey or redis (install without demo data: 3.2 → 2.1 s of CPU);
-(6) the clock's datetime is made once a second. The fourth pass (22 s, from 33.6 s of CPU)
-had read the packs without source positions, batched the moves whose hooks do not follow
-creation, kept rows read by id for a batch, and sent audit entries and new rows to SQLite
-through one compiled statement. Where the time goes now (py-spy, 200 samples a second):
-reading and linking the packs 8%, applying the migration 4%; the demo data 81%: checking the
-new records 23% (coercion, defaults, formulas, validations, links), inserting them 10% (most of
-it SQLite's own work on the tables and their search indexes), their `on: create` automations
-14%, the batched moves 11% and those made one at a time 5%, the rollups and formulas
-refreshed at the end 6%, reading the demo files' values and `=expressions` 5%. What is left is
-per-record work: each automation action is a write of its own (a `records.update` or
-`records.create`: 5,900 audit INSERTs and most of the 8,300 UPDATEs), and each record is
-checked field by field in Python. The 15 s target needs an automation's actions run for a
-whole batch at once — its `set`s as one UPDATE — which changes the order in which different
-records' automations write; that is not done."""
+Sixth pass (2026-12-05; the same data — every table compared at a fixed clock with the pass
+before, audit and timeline ids aside): on this machine, idle, the fifth pass's code took 15.1
+and 15.5 s (it had measured 17.9 s on the machine of its session), this one 12.8, 12.8 and
+13.1 s; statements 30,600 → 27,400. What changed, each a cost paid per record or per field:
+(1) a formula is computed a second time only when it uses a formula declared at or after it
+(none of the 114 shipped formulas does; `values._formula_passes`); (2) a record's checks
+look only at the fields with something to check (required, `required_when`, or an ordered
+type with `min`/`max`), found once per entity; (3) the automations a write sets off, and the
+fields' read-only reasons, are found once per model, not per record; (4) on SQLite a bulk
+write asks once per entity whether any record awaits approval, kept on its connection until
+it writes an approval request (`approvals.requests._none_pending`, `rowcache`), instead of one
+query per automation's transition; (5) the formulas refreshed over rollups at the end read the
+records they follow 500 at a time (`Fetcher.prefetch_links`); (6) a formula's Decimal already
+at its field's scale is not coerced again; rows read by id are made into dicts by `zip`;
+demo literals skip slot parsing; the demo keys of new records are not deleted first. Tried
+and dropped: building the tables' secondary indexes after the load (slower: the load's own
+lookups lost them) and a larger SQLite page cache (no difference). Where the time goes now
+(py-spy, 200 samples a second): reading and linking the packs 12%, applying the migration
+4%; the demo data 75%: checking the new records 17% (coercion, defaults, formulas,
+validations, links), inserting them 11% (most of it SQLite's own work on each table's
+indexes: `contact` has 35, and a search index), their `on: create` automations 9% (each
+action a write of its own), the batched moves 8%, the rollups and formulas refreshed at the
+end 5%, the demo files' `=expressions` 5%."""
 
 
 def report(m: dict, backend: str) -> str:
