@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
+import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 from conftest import build_instance, postgres_url, provision_database
@@ -173,3 +174,40 @@ def test_a_page_whose_connections_the_server_ended_answers_503_then_the_next_one
     failed = client.get("/e/deal")
     assert failed.status_code == 503 and failed.headers["Retry-After"] == "5"
     assert client.get("/e/deal").status_code == 200
+
+
+class _CountingCursor(psycopg2.extensions.cursor):
+    """A psycopg2 cursor that counts the statements it sends (`execute`) and the calls that
+    send one statement a row (`executemany`)."""
+
+    calls: ClassVar[dict[str, int]] = {"execute": 0, "executemany": 0}
+
+    def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - psycopg2's name
+        self.calls["execute"] += 1
+        return super().execute(query, vars)
+
+    def executemany(self, query: Any, vars_list: Any) -> Any:
+        self.calls["executemany"] += 1
+        return super().executemany(query, vars_list)
+
+
+@pytest.mark.postgres
+def test_an_update_of_many_rows_goes_to_postgresql_in_pages_of_500(tmp_path):
+    """psycopg2 would send an executemany UPDATE one statement a row, each a round trip:
+    `make_engine` has it sent in pages (`db.PSYCOPG2_BATCHES`), 1,200 rows in 3."""
+    with provision_database("postgresql", tmp_path) as url:
+        engine = make_engine(url, connect_args={"cursor_factory": _CountingCursor})
+        table = sa.Table("paged", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                         sa.Column("n", sa.Integer))
+        try:
+            with engine.begin() as conn:
+                table.create(conn)
+                conn.execute(table.insert(), [{"id": i, "n": 0} for i in range(1200)])
+                _CountingCursor.calls.update(execute=0, executemany=0)
+                conn.execute(table.update().where(table.c.id == sa.bindparam("_id")).values(
+                    n=sa.bindparam("_n")), [{"_id": i, "_n": i} for i in range(1200)])
+                assert _CountingCursor.calls == {"execute": 3, "executemany": 0}
+                assert conn.execute(sa.select(sa.func.sum(table.c.n))).scalar_one() == sum(
+                    range(1200))
+        finally:
+            engine.dispose()

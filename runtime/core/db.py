@@ -58,9 +58,18 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         engine = sa.create_engine(url, **options, **kwargs)
         _sqlite_events(engine, memory)
         return engine
+    if parsed.get_driver_name() == "psycopg2":
+        kwargs = {**PSYCOPG2_BATCHES, **kwargs}
     engine = sa.create_engine(url, **kwargs)
     _ping_when_idle(engine)
     return engine
+
+
+# psycopg2 sends an executemany UPDATE or DELETE one statement a round trip; in batches of
+# 500 (`execute_batch`) a bulk update or upsert costs the database's work, not the wire's.
+# Such an executemany then counts no rows: the bulk write locks the rows it changes first
+# instead (`write.bulk`). INSERTs already go as multi-row VALUES (insertmanyvalues).
+PSYCOPG2_BATCHES = {"executemany_mode": "values_plus_batch", "executemany_batch_page_size": 500}
 
 
 PING_IDLE_SECONDS = 2.0  # a pooled connection unused this long is pinged before it is lent
