@@ -1,4 +1,5 @@
-"""Small packs for the record-layer tests (records, queries, permissions, timeline)."""
+"""Small packs for the record-layer tests (records, queries, permissions, timeline) and the
+request-cost ones."""
 
 from __future__ import annotations
 
@@ -134,3 +135,33 @@ DESK = {
             hidden: [secret, memo]
         """,
 }
+
+DEAL = """\
+entity: deal
+title: "{name}"
+fields:
+  name: {type: text, required: true}
+  amount: {type: money}
+"""
+
+# a deal with a workflow whose `close` waits for an admin's approval, and a rep role
+DEAL_FLOW = DEAL + """\
+workflow:
+  field: stage
+  initial: open
+  states:
+    open: {label: Open}
+    working: {label: Working}
+    closed: {label: Closed, final: true}
+  transitions:
+    start: {from: open, to: working}
+    pause: {from: working, to: open}
+    close: {from: working, to: closed, approval: sign_off}
+approvals:
+  sign_off:
+    steps:
+      - name: admin
+        approvers: {user: admin}
+permissions:
+  rep: {read: true, create: true, update: "owner == user.id", delete: false}
+"""

@@ -15,6 +15,7 @@ import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 from conftest import build_instance, postgres_url, provision_database
+from record_packs import DEAL
 from support import admin_actor
 from web_support import make_app, sign_in
 
@@ -23,15 +24,7 @@ from runtime.core.db import make_engine, write_transaction
 from runtime.read import queries
 from runtime.write import records
 
-PACK = {
-    "entities/deal.yaml": """
-        entity: deal
-        title: "{name}"
-        fields:
-          name: {type: text, required: true}
-          amount: {type: money}
-    """,
-}
+PACK = {"entities/deal.yaml": DEAL}
 
 
 @pytest.fixture

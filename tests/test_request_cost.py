@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from record_packs import DEAL, DEAL_FLOW
 from support import admin_actor, insert_user
 from web_support import make_app, sign_in
 
@@ -20,15 +21,7 @@ from runtime.write import records
 
 BOUND = 5.0  # seconds: how stale a process's "does the instance take calls" may be at most
 
-PACK = {
-    "entities/deal.yaml": """
-        entity: deal
-        title: "{name}"
-        fields:
-          name: {type: text, required: true}
-          amount: {type: money}
-    """,
-}
+PACK = {"entities/deal.yaml": DEAL}
 
 
 class Clock:
@@ -109,34 +102,7 @@ def test_each_list_cell_is_shown_in_full(site) -> None:
 
 # -- the record page and the list page: each read once, in autocommit (issue #16) -------------
 
-FLOW_PACK = {
-    "roles.yaml": "roles:\n  rep: {label: Rep}\n",
-    "entities/deal.yaml": """
-        entity: deal
-        title: "{name}"
-        fields:
-          name: {type: text, required: true}
-          amount: {type: money}
-        workflow:
-          field: stage
-          initial: open
-          states:
-            open: {label: Open}
-            working: {label: Working}
-            closed: {label: Closed, final: true}
-          transitions:
-            start: {from: open, to: working}
-            pause: {from: working, to: open}
-            close: {from: working, to: closed, approval: sign_off}
-        approvals:
-          sign_off:
-            steps:
-              - name: admin
-                approvers: {user: admin}
-        permissions:
-          rep: {read: true, create: true, update: "owner == user.id", delete: false}
-    """,
-}
+FLOW_PACK = {"roles.yaml": "roles:\n  rep: {label: Rep}\n", "entities/deal.yaml": DEAL_FLOW}
 # what one page asks, counted on the tests' data: a change that reads more shows here
 RECORD_PAGE_STATEMENTS = 13  # was 20: the record read 4 times, its approval requests 3
 LIST_PAGE_STATEMENTS = 8  # was 9: the bell counted what its list already told
