@@ -191,9 +191,13 @@ def test_a_batch_of_changes_is_one_update_statement_and_one_audit_statement(
     finally:
         sa.event.remove(inst.engine, "before_cursor_execute", seen)
     assert (result.updated, result.problems) == (40, [])
-    assert statements.count(("UPDATE member SET", True)) == 1
-    assert ("UPDATE member SET", False) not in statements
-    assert statements.count(("INSERT INTO crm_audit", True)) == 1
+    updates = [s for s in statements if s[0] == "UPDATE member SET"]
+    audits = [s for s in statements if s[0] == "INSERT INTO crm_audit"]
+    if inst.engine.dialect.name == "sqlite":  # an executemany each
+        assert (updates, audits) == ([("UPDATE member SET", True)],
+                                     [("INSERT INTO crm_audit", True)])
+    else:  # one UPDATE … FROM (VALUES …); the 80 audit entries by COPY, which no event sees
+        assert (updates, audits) == ([("UPDATE member SET", False)], [])
     with inst.engine.connect() as conn:
         assert conn.execute(sa.text(
             "SELECT count(*) FROM crm_audit WHERE action = 'update' AND record_id IN "

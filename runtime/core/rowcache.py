@@ -107,6 +107,13 @@ def _executed(conn: Connection, cursor: Any, statement: str, parameters: Any, co
         rows.clear()
 
 
+def inserted(conn: Connection, table: str) -> None:
+    """New rows put in `table` on `conn` by what the statement events do not see (COPY)."""
+    rows = rows_of(conn)
+    if rows is not None:
+        _inserted(rows, table)
+
+
 def _inserted(rows: Rows, table: str) -> None:
     """New rows in `table`: an id kept as having none may have one now."""
     kept = rows.get(table)

@@ -61,6 +61,7 @@ from runtime.core.db import (
     insert_many,
     is_sqlite,
     mark_written,
+    update_from_values,
 )
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.schema import rows_by_id
@@ -403,23 +404,31 @@ def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: 
         matched = _update_rows(conn, table, params)
     except sa.exc.IntegrityError as exc:
         raise records.integrity(ent, table, exc) from exc
-    # SQLite counts the rows an executemany matched: one fewer means someone saved a record
-    # since it was read (the rows one by one say which); PostgreSQL's driver is not trusted
-    # to count, but there `_current` locked the rows (FOR NO KEY UPDATE) when it read them
-    if conn.dialect.supports_sane_multi_rowcount and matched != len(params):
+    # one fewer row matched means someone saved a record since it was read, or the batch
+    # changes one record twice (the rows one by one say which); where the driver cannot
+    # count (None), `_current` locked the rows (FOR NO KEY UPDATE) when it read them
+    if matched is not None and matched != len(params):
         raise Conflict(f"A {ent.label} changed while the batch was written.")
 
 
-def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]) -> int:
+def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]
+                 ) -> int | None:
     """Run the table's UPDATE (`records.update_statement`) once per row of `params` (each
-    with the same keys) as one executemany; the count of rows it matched. On SQLite the
-    values go to the driver as SQLAlchemy's own executemany makes them (each through its
-    bind processor, None too), from a statement compiled once per set of keys: SQLAlchemy
-    would build and process every row's parameters anew, as `db.insert_many` explains."""
+    with the same keys); the count of rows it matched, None where the driver cannot tell.
+    On PostgreSQL (psycopg2) the rows go as one UPDATE … FROM (VALUES …) a page
+    (`db.update_from_values`). On SQLite the values go to the driver as SQLAlchemy's own
+    executemany makes them (each through its bind processor, None too), from a statement
+    compiled once per set of keys: SQLAlchemy would build and process every row's
+    parameters anew, as `db.insert_many` explains."""
     stmt = records.update_statement(table)
     keys = tuple(params[0])
-    if not is_sqlite(conn) or any(c.onupdate is not None for c in table.c if c.name not in keys):
-        return conn.execute(stmt, params).rowcount
+    if (any(c.onupdate is not None for c in table.c if c.name not in keys)
+            or not (is_sqlite(conn) or conn.dialect.driver == "psycopg2")):
+        result = conn.execute(stmt, params)
+        return result.rowcount if conn.dialect.supports_sane_multi_rowcount else None
+    if not is_sqlite(conn):
+        return update_from_values(conn, table, params,
+                                  {"id": "_crm_id", "version": "_crm_version"})
 
     sql, plan = for_driver(conn, table, stmt, "update_many_raw", keys)
     return conn.exec_driver_sql(sql, [

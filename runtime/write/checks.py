@@ -242,17 +242,21 @@ def serialise_duplicates(conn: Connection, ent: Entity, record: Mapping[str, Any
 
 def serialise_many(conn: Connection, ent: Entity, records: list[Mapping[str, Any]]) -> None:
     """`serialise_duplicates` for many records at once, before their duplicate checks: the
-    same locks, taken in the records' order in one statement per 500 locks."""
+    same locks, in one statement per 500 locks, taken in the order of their keys so that two
+    batches locking the same keys queue instead of deadlocking."""
     if is_sqlite(conn):
         return
-    keys = list(dict.fromkeys(key for record in records for key in _lock_keys(ent, record)))
+    keys = sorted({key for record in records for key in _lock_keys(ent, record)})
     for start in range(0, len(keys), 500):
         conn.execute(_LOCK_MANY, {"keys": keys[start:start + 500]})
 
 
-# unnest keeps the array's order: the locks are taken in the order the rows would take them
-_LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) "
-                     "WITH ORDINALITY AS t(k, n) ORDER BY n")
+# An advisory lock is the database's, not a schema's: each key is mixed with the current
+# schema's hash, so that the instances (workspaces) of one database do not wait for each
+# other. unnest keeps the array's order, which the locks are taken in.
+_LOCK_MANY = sa.text(
+    "SELECT pg_advisory_xact_lock(k # hashtextextended(coalesce(current_schema(), ''), 0)) "
+    "FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) ORDER BY n")
 
 
 def _lock_keys(ent: Entity, record: Mapping[str, Any]) -> list[int]:
