@@ -196,7 +196,8 @@ def test_a_batch_of_changes_is_one_update_statement_and_one_audit_statement(
     if inst.engine.dialect.name == "sqlite":  # an executemany each
         assert (updates, audits) == ([("UPDATE member SET", True)],
                                      [("INSERT INTO crm_audit", True)])
-    else:  # one UPDATE … FROM (VALUES …); the 80 audit entries by COPY, which no event sees
+    else:  # one UPDATE … FROM the rows COPY put in a temporary table; the 80 audit
+           # entries by COPY too, which no event sees
         assert (updates, audits) == ([("UPDATE member SET", False)], [])
     with inst.engine.connect() as conn:
         assert conn.execute(sa.text(

@@ -1,8 +1,8 @@
 """PostgreSQL's bulk SQL (runtime/core/db.py): many rows by COPY (`insert_many`), many
-changes by one UPDATE … FROM (VALUES …) a page (`update_from_values`), each storing exactly
-what SQLAlchemy's own INSERT or UPDATE of the same values stores; and the duplicate rules'
-advisory locks (runtime/write/checks.py), kept to one schema and taken in the order of
-their keys."""
+changes by COPY into a temporary table and one UPDATE … FROM it (`update_by_copy`), each
+storing exactly what SQLAlchemy's own INSERT or UPDATE of the same values stores; and the
+duplicate rules' advisory locks (runtime/write/checks.py), kept to one schema and taken in
+the order of their keys."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from conftest import provision_database
 from test_bulk_write import AUTOMATIONS, MEMBER, Pair, pack_files, twin_instances
 
 from runtime.core import rowcache
-from runtime.core.db import COPY_FROM, VALUES_PAGE, insert_many, make_engine, update_from_values
+from runtime.core.db import COPY_FROM, insert_many, make_engine, update_by_copy
 from runtime.core.instance import Actor
 from runtime.write import bulk, checks, records
 
@@ -159,16 +159,16 @@ def _sqlalchemy_update(table: sa.Table) -> Any:
                                 table.c.version == sa.bindparam("_crm_version"))
 
 
-def test_changes_in_pages_store_what_an_update_stores(tables) -> None:
+def test_changes_by_copy_store_what_an_update_stores(tables) -> None:
     engine, ours, theirs = tables
-    rows = _rows(VALUES_PAGE + 30, seed=0)  # two pages
+    rows = _rows(530, seed=0)
     changes = _changes(rows)
     changes[3]["_crm_version"] = 7  # changed by someone since it was read: not matched
     with engine.begin() as conn:
         conn.execute(ours.insert(), rows)
         conn.execute(theirs.insert(), rows)
     with engine.begin() as conn:
-        assert update_from_values(conn, ours, changes,
+        assert update_by_copy(conn, ours, changes,
                                   {"id": "_crm_id", "version": "_crm_version"}) == len(rows) - 1
         conn.execute(_sqlalchemy_update(theirs), changes)
     assert _contents(engine, ours) == _contents(engine, theirs)
@@ -183,9 +183,26 @@ def test_a_too_long_text_is_refused_not_cut(tables) -> None:
     changes = _changes(rows)
     changes[1]["name"] = "y" * 21  # the column is VARCHAR(20)
     with pytest.raises(sa.exc.DataError, match="too long"), engine.begin() as conn:
-        update_from_values(conn, ours, changes, {"id": "_crm_id", "version": "_crm_version"})
+        update_by_copy(conn, ours, changes, {"id": "_crm_id", "version": "_crm_version"})
     with engine.begin() as conn:
         assert conn.execute(sa.select(ours.c.version)).scalars().all() == [1, 1, 1]
+
+
+def test_a_refused_batch_leaves_no_table_behind_for_the_next(tables) -> None:
+    engine, ours, _ = tables
+    rows = _rows(4, seed=0)
+    match = {"id": "_crm_id", "version": "_crm_version"}
+    with engine.begin() as conn:
+        conn.execute(ours.insert(), rows)
+        changes = _changes(rows)
+        assert update_by_copy(conn, ours, changes[:2], match) == 2  # two batches, one
+        assert update_by_copy(conn, ours, changes[2:3], match) == 1  # transaction
+        refused = [{**changes[3], "name": "y" * 21}]
+        with pytest.raises(sa.exc.DataError), conn.begin_nested():
+            update_by_copy(conn, ours, refused, match)
+        assert update_by_copy(conn, ours, changes[3:], match) == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(ours.c.version)).scalars().all() == [2, 2, 2, 2]
 
 
 @pytest.fixture

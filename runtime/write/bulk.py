@@ -61,7 +61,7 @@ from runtime.core.db import (
     insert_many,
     is_sqlite,
     mark_written,
-    update_from_values,
+    update_by_copy,
 )
 from runtime.core.errors import Conflict, RecordError, ValidationFailed
 from runtime.core.schema import rows_by_id
@@ -415,11 +415,11 @@ def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]
                  ) -> int | None:
     """Run the table's UPDATE (`records.update_statement`) once per row of `params` (each
     with the same keys); the count of rows it matched, None where the driver cannot tell.
-    On PostgreSQL (psycopg2) the rows go as one UPDATE … FROM (VALUES …) a page
-    (`db.update_from_values`). On SQLite the values go to the driver as SQLAlchemy's own
-    executemany makes them (each through its bind processor, None too), from a statement
-    compiled once per set of keys: SQLAlchemy would build and process every row's
-    parameters anew, as `db.insert_many` explains."""
+    On PostgreSQL (psycopg2) the rows go by COPY into a temporary table, then one
+    UPDATE … FROM it (`db.update_by_copy`). On SQLite the values go to the driver as
+    SQLAlchemy's own executemany makes them (each through its bind processor, None too),
+    from a statement compiled once per set of keys: SQLAlchemy would build and process every
+    row's parameters anew, as `db.insert_many` explains."""
     stmt = records.update_statement(table)
     keys = tuple(params[0])
     if (any(c.onupdate is not None for c in table.c if c.name not in keys)
@@ -427,8 +427,7 @@ def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]
         result = conn.execute(stmt, params)
         return result.rowcount if conn.dialect.supports_sane_multi_rowcount else None
     if not is_sqlite(conn):
-        return update_from_values(conn, table, params,
-                                  {"id": "_crm_id", "version": "_crm_version"})
+        return update_by_copy(conn, table, params, {"id": "_crm_id", "version": "_crm_version"})
 
     sql, plan = for_driver(conn, table, stmt, "update_many_raw", keys)
     return conn.exec_driver_sql(sql, [
