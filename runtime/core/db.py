@@ -213,19 +213,19 @@ def update_by_copy(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str
                    match: Mapping[str, str]) -> int:
     """UPDATE `table` (on PostgreSQL) from `rows`, each with the same keys: a column's new
     value, or for each (column, key) of `match` the value that column must hold for the
-    row to change; the count of rows changed. The rows go by COPY (`_copy`) into a
-    temporary table, and one UPDATE … FROM it … RETURNING changes them: an executemany
-    sends the server one UPDATE per row (psycopg2's `execute_batch` joins them, but each is
-    parsed and planned), which took 2.5 times as long for 100,000 rows, and one UPDATE …
-    FROM (VALUES …) of 500 rows a sixth longer, with twice the CPU. The temporary table's
-    columns have their column's type without a length or precision, so that the assignment
-    checks each value as an UPDATE's parameter is checked (a too-long text is refused, not
-    cut)."""
+    row to change; the count of rows changed. The rows go by COPY into a temporary table
+    (made and dropped by each call), and one UPDATE … FROM it … RETURNING changes them: an
+    executemany sends the server one UPDATE per row (psycopg2's `execute_batch` joins them,
+    but each is parsed and planned), which took 2.5 times as long for 100,000 rows, and one
+    UPDATE … FROM (VALUES …) of 500 rows a sixth longer, with twice the CPU. The temporary
+    table's columns have their column's type without a length or precision, so that the
+    assignment checks each value as an UPDATE's parameter is checked (a too-long text is
+    refused, not cut)."""
 
     def build() -> tuple[sa.Table, str]:
         by_key = {key: column for column, key in match.items()}
         column = {key: table.c[by_key.get(key, key)] for key in keys}
-        changes = sa.Table(f"crm_changes_{table.name}", sa.MetaData(), *(
+        changes = sa.Table("crm_changes", sa.MetaData(), *(
             sa.Column(key, _without_length(column[key].type)) for key in keys),
             prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
         quote = conn.dialect.identifier_preparer.quote
