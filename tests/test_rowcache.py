@@ -1,7 +1,8 @@
 """Rows kept on a connection during a bulk write (runtime/core/rowcache.py): a row read by
 id is served again without a query, and never after the connection wrote to it (an UPDATE
 by id: those rows; another UPDATE: its table; an INSERT: the ids known to have no row),
-deleted anything, ran raw SQL or rolled back — on SQLite and PostgreSQL."""
+deleted anything, ran raw SQL or rolled back — on SQLite and PostgreSQL. A locking read
+(PostgreSQL) is served only a row the transaction holds locked."""
 
 from __future__ import annotations
 
@@ -111,6 +112,60 @@ def test_a_rolled_back_savepoint_forgets_what_it_wrote(inst, kept) -> None:
         raise RuntimeError("roll it back")
     assert load(inst, conn, "club", 1)["city"] == "Leeds"
     assert Fetcher(inst, conn)("club", 1)["city"] == "Leeds"
+
+
+def test_a_locking_read_is_served_only_a_row_the_transaction_holds_locked(inst, kept) -> None:
+    conn, selects = kept
+    postgres = conn.dialect.name == "postgresql"  # SQLite's write transaction locks it all
+    load(inst, conn, "club", 1)
+    load(inst, conn, "club", 1, for_update=True)  # kept, but not locked: asked again
+    assert selects.count == (2 if postgres else 1)
+    load(inst, conn, "club", 1, for_update=True)  # locked by the read before
+    assert selects.count == (2 if postgres else 1)
+    with pytest.raises(RuntimeError), conn.begin_nested():
+        load(inst, conn, "club", 2, for_update=True)
+        raise RuntimeError("roll it back")  # and with it the savepoint's lock
+    load(inst, conn, "club", 2, for_update=True)
+    load(inst, conn, "club", 1, for_update=True)  # a rollback forgets every row
+    assert selects.count == (5 if postgres else 4)
+
+
+def test_a_locking_read_sees_what_another_transaction_committed(inst, kept) -> None:
+    conn, _ = kept
+    assert load(inst, conn, "club", 1)["city"] == "Leeds"  # kept, not locked
+    with inst.engine.begin() as other:
+        records.update(inst, SYSTEM, "club", 1, {"city": "Hull"}, version=None, conn=other)
+    # PostgreSQL locks the row as it is now; SQLite's transaction sees its own snapshot
+    expected = "Hull" if conn.dialect.name == "postgresql" else "Leeds"
+    assert load(inst, conn, "club", 1, for_update=True)["city"] == expected
+
+
+def test_a_batch_s_automations_read_its_rows_without_locking_them_again(make_instance,
+                                                                        pack) -> None:
+    inst = make_instance(pack({**FILES, "automations/city.yaml": """
+automations:
+  settle:
+    entity: club
+    on: create
+    do:
+      - set: {city: Ely}
+"""}))
+    locking: list[str] = []
+
+    def seen(conn, cursor, statement: str, *args) -> None:
+        if "FOR NO KEY UPDATE" in statement or "FOR UPDATE" in statement:
+            locking.append(statement)
+
+    sa.event.listen(inst.engine, "before_cursor_execute", seen)
+    try:
+        outcomes = bulk.upsert_many(inst, SYSTEM, "club",
+                                    [(n, {"name": f"C{n}"}, None) for n in range(3)])
+    finally:
+        sa.event.remove(inst.engine, "before_cursor_execute", seen)
+    assert [o.error for o in outcomes] == [None] * 3
+    with inst.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT DISTINCT city FROM club")).scalars().all() == ["Ely"]
+    assert locking == []  # the batch wrote them: this transaction holds them locked
 
 
 def test_outside_a_bulk_write_nothing_is_kept(inst) -> None:

@@ -12,6 +12,11 @@ row served from here is the row the database would return on this connection (ot
 connections' commits aside: the bulk write sees the rows as it first read them, as its own
 transaction would on SQLite).
 
+On PostgreSQL a locking read (`FOR NO KEY UPDATE`) asks the database, unless the row is one
+this transaction holds locked: it wrote the row, or read it with a lock, and is the only one
+who can change it until it ends (`keep(…, locked=True)`, `cached(…, locked=True)`). A rollback
+(of a savepoint too) forgets the locks with the rows: a savepoint's locks end with it.
+
 A key may also be a tuple naming a question about the table (`approvals.pending_request`:
 whether any record of an entity awaits approval), kept with its answer: None (no row
 answers it) is forgotten as an id with no row is, and any UPDATE of the table — by id too —
@@ -29,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 KEY = "crm_row_cache"
+LOCKED = "crm_row_cache_locked"  # table -> ids of the rows this transaction holds locked
 # the execution option of an UPDATE … WHERE id = :_crm_id: it changes those rows alone
 BY_ID = "crm_update_by_id"
 INSERT_INTO = re.compile(r'\s*INSERT INTO (?:"([^"]+)"|(\w+))[\s(]', re.IGNORECASE)
@@ -46,18 +52,26 @@ def rows_of(conn: Connection | None) -> Rows | None:
     return None if conn is None else conn.info.get(KEY)
 
 
-def cached(conn: Connection | None, table: str, key: Key) -> Mapping[str, Any] | None | object:
+def cached(conn: Connection | None, table: str, key: Key, *, locked: bool = False
+           ) -> Mapping[str, Any] | None | object:
     """The row of `table` with id `key` as kept on `conn` (None: there is no such row), or
-    MISSING when none is kept (or outside `kept`)."""
+    MISSING when none is kept (or outside `kept`); for a locking read (`locked`), only a row
+    this transaction holds locked."""
     rows = rows_of(conn)
-    return MISSING if rows is None else rows.get(table, {}).get(key, MISSING)
+    if rows is None or (locked and key not in conn.info[LOCKED].get(table, ())):
+        return MISSING
+    return rows.get(table, {}).get(key, MISSING)
 
 
-def keep(conn: Connection | None, table: str, key: Key, row: Mapping[str, Any] | None) -> None:
-    """Keep the row of `table` with id `key` (None: there is none) on `conn`, inside `kept`."""
+def keep(conn: Connection | None, table: str, key: Key, row: Mapping[str, Any] | None, *,
+         locked: bool = False) -> None:
+    """Keep the row of `table` with id `key` (None: there is none) on `conn`, inside `kept`;
+    `locked`: this transaction holds the row locked (it wrote it, or read it with a lock)."""
     rows = rows_of(conn)
     if rows is not None:
         rows.setdefault(table, {})[key] = row
+        if locked:
+            conn.info[LOCKED].setdefault(table, set()).add(key)
 
 
 @contextmanager
@@ -67,7 +81,7 @@ def kept(conn: Connection) -> Iterator[None]:
     if KEY in conn.info:
         yield
         return
-    conn.info[KEY] = {}
+    conn.info[KEY], conn.info[LOCKED] = {}, {}
     listeners = (("before_cursor_execute", _executed), ("rollback", _rolled_back),
                  ("rollback_savepoint", _rolled_back))
     for name, listener in listeners:
@@ -78,6 +92,7 @@ def kept(conn: Connection) -> Iterator[None]:
         for name, listener in listeners:
             sa.event.remove(conn, name, listener)
         conn.info.pop(KEY, None)
+        conn.info.pop(LOCKED, None)
 
 
 def _executed(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any,
@@ -126,3 +141,4 @@ def _rolled_back(conn: Connection, *args: Any) -> None:
     rows = conn.info.get(KEY)
     if rows is not None:
         rows.clear()
+        conn.info[LOCKED].clear()

@@ -145,15 +145,16 @@ def load(inst: Instance, conn: Connection, entity: str, record_id: int, *,
     table = inst.schema.table(entity)
     lock = for_update and conn.dialect.name != "sqlite"
     row_filter = read_filter(inst, actor, entity, table) if actor is not None else None
-    # a bulk write's rows read by id (a locking read always asks the database)
-    kept = rowcache.MISSING if lock else rowcache.cached(conn, table.name, record_id)
+    # a bulk write's rows read by id (a locking read asks the database unless this
+    # transaction holds the row locked already)
+    kept = rowcache.cached(conn, table.name, record_id, locked=lock)
     if row_filter is None and kept is not rowcache.MISSING:
         row = kept
     elif row_filter is None:  # the common case: one prebuilt statement per table
         row = conn.execute(by_id(table, lock), {"_crm_id": record_id}).mappings().first()
-        if not lock and rowcache.rows_of(conn) is not None:
+        if rowcache.rows_of(conn) is not None:
             row = None if row is None else dict(row)
-            rowcache.keep(conn, table.name, record_id, row)
+            rowcache.keep(conn, table.name, record_id, row, locked=lock and row is not None)
     else:
         stmt = sa.select(table).where(table.c.id == record_id, row_filter)
         if lock:

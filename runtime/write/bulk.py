@@ -371,9 +371,10 @@ def _write(inst: Instance, actor: Actor, ent: Entity, conn: Connection, good: li
 
 def _keep_rows(conn: Connection, table: sa.Table, ids: list[int]) -> None:
     """The batch's rows as written, read 500 at a time and kept for its automations: each
-    reads its record again before each action (`rowcache`)."""
+    reads its record again before each action (`rowcache`), with a lock on PostgreSQL,
+    which this transaction holds already: it wrote them."""
     for record_id, row in rows_by_id(conn, table, ids).items():
-        rowcache.keep(conn, table.name, record_id, row)
+        rowcache.keep(conn, table.name, record_id, row, locked=True)
 
 
 def _update(inst: Instance, actor: Actor, ent: Entity, conn: Connection, table: sa.Table,
