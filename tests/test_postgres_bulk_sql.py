@@ -83,19 +83,15 @@ def _contents(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
             sa.select(table, sa.cast(table.c.tags, sa.Text)).order_by(table.c.id))]
 
 
-def _statements(engine: sa.Engine) -> tuple[list[str], Any]:
+def _inserted(engine: sa.Engine, ours: sa.Table, theirs: sa.Table,
+              rows: list[dict[str, Any]]) -> list[str]:
+    """`rows` into `ours` by `insert_many`, into `theirs` by SQLAlchemy's INSERT; the
+    statements `insert_many` ran that SQLAlchemy's events saw (their first three words)."""
     seen: list[str] = []
 
     def note(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
         seen.append(" ".join(sql.split()[:3]))
 
-    return seen, note
-
-
-def test_many_rows_go_by_copy_and_store_what_an_insert_stores(tables) -> None:
-    engine, ours, theirs = tables
-    rows = _rows(COPY_FROM + 40, seed=0)
-    seen, note = _statements(engine)
     sa.event.listen(engine, "before_cursor_execute", note)
     try:
         with engine.begin() as conn:
@@ -104,6 +100,13 @@ def test_many_rows_go_by_copy_and_store_what_an_insert_stores(tables) -> None:
         sa.event.remove(engine, "before_cursor_execute", note)
     with engine.begin() as conn:
         conn.execute(theirs.insert(), rows)
+    return seen
+
+
+def test_many_rows_go_by_copy_and_store_what_an_insert_stores(tables) -> None:
+    engine, ours, theirs = tables
+    rows = _rows(COPY_FROM + 40, seed=0)
+    seen = _inserted(engine, ours, theirs, rows)
     assert not [s for s in seen if s.startswith("INSERT")]  # COPY, which no event sees
     assert _contents(engine, ours) == _contents(engine, theirs)
     assert len(_contents(engine, ours)) == len(rows)
@@ -111,17 +114,7 @@ def test_many_rows_go_by_copy_and_store_what_an_insert_stores(tables) -> None:
 
 def test_fewer_rows_than_copy_takes_go_as_an_insert(tables) -> None:
     engine, ours, theirs = tables
-    rows = _rows(COPY_FROM - 1, seed=3)
-    seen, note = _statements(engine)
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        with engine.begin() as conn:
-            insert_many(conn, ours, rows)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
-    with engine.begin() as conn:
-        conn.execute(theirs.insert(), rows)
-    assert seen == ['INSERT INTO ours']
+    assert _inserted(engine, ours, theirs, _rows(COPY_FROM - 1, seed=3)) == ["INSERT INTO ours"]
     assert _contents(engine, ours) == _contents(engine, theirs)
 
 
