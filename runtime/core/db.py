@@ -143,22 +143,24 @@ def insert_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     if not rows:
         return
     keys = tuple(rows[0])
-    sqlite = is_sqlite(conn)
-    if any(c.default is not None for c in table.c if c.name not in keys) or not (
-            sqlite or (conn.dialect.driver == "psycopg2" and len(rows) >= COPY_FROM)):
-        conn.execute(table.insert(), list(rows))
-        return
-    if not sqlite:
+    defaults = any(c.default is not None for c in table.c if c.name not in keys)
+    if not defaults and copies(conn) and len(rows) >= COPY_FROM:
         _copy(conn, table, keys, rows)
-        return
-
-    sql, plan = for_driver(conn, table, table.insert(), "insert_many_raw", keys)
-    conn.exec_driver_sql(sql, [tuple(convert(row[key]) if convert is not None
-                                     and row[key] is not None else row[key]
-                                     for key, convert in plan) for row in rows])
+    elif not defaults and is_sqlite(conn):
+        sql, plan = for_driver(conn, table, table.insert(), "insert_many_raw", keys)
+        conn.exec_driver_sql(sql, [tuple(convert(row[key]) if convert is not None
+                                         and row[key] is not None else row[key]
+                                         for key, convert in plan) for row in rows])
+    else:
+        conn.execute(table.insert(), list(rows))
 
 
 COPY_FROM = 50  # rows: fewer go as an INSERT (which statement counters and metrics see)
+
+
+def copies(conn: Connection) -> bool:
+    """Whether `conn`'s driver takes COPY (psycopg2's `copy_expert`): `_copy`, `update_by_copy`."""
+    return conn.dialect.driver == "psycopg2"
 
 
 def _copy(conn: Connection, table: sa.Table, keys: tuple[str, ...],

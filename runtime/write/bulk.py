@@ -56,6 +56,7 @@ from builder.model import Entity
 from runtime.core import phones, rowcache
 from runtime.core.context import Fetcher
 from runtime.core.db import (
+    copies,
     for_driver,
     in_transaction,
     insert_many,
@@ -424,10 +425,10 @@ def _update_rows(conn: Connection, table: sa.Table, params: list[dict[str, Any]]
     stmt = records.update_statement(table)
     keys = tuple(params[0])
     if (any(c.onupdate is not None for c in table.c if c.name not in keys)
-            or not (is_sqlite(conn) or conn.dialect.driver == "psycopg2")):
+            or not (is_sqlite(conn) or copies(conn))):
         result = conn.execute(stmt, params)
         return result.rowcount if conn.dialect.supports_sane_multi_rowcount else None
-    if not is_sqlite(conn):
+    if copies(conn):
         return update_by_copy(conn, table, params, {"id": "_crm_id", "version": "_crm_version"})
 
     sql, plan = for_driver(conn, table, stmt, "update_many_raw", keys)
