@@ -118,6 +118,16 @@ def test_fewer_rows_than_copy_takes_go_as_an_insert(tables) -> None:
     assert _contents(engine, ours) == _contents(engine, theirs)
 
 
+def test_a_nul_is_refused_and_nothing_is_written(tables) -> None:
+    engine, ours, _ = tables
+    rows = _rows(COPY_FROM, seed=0)
+    rows[7]["body"] = "a\x00b"  # no PostgreSQL text holds one
+    with pytest.raises(sa.exc.DataError, match="0x00"), engine.begin() as conn:
+        insert_many(conn, ours, rows)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(ours)).scalar() == 0
+
+
 def test_a_copy_rolled_back_with_its_savepoint_leaves_nothing(tables) -> None:
     engine, ours, _ = tables
     with engine.begin() as conn:

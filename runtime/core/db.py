@@ -196,12 +196,17 @@ def _copy_data(conn: Connection, table: sa.Table, keys: tuple[str, ...],
 
 
 def _copy_in(conn: Connection, table: sa.Table, keys: tuple[str, ...], data: str) -> None:
+    """COPY `data` into `table`; the driver's error as SQLAlchemy raises a statement's
+    (IntegrityError, DataError…), which callers catch."""
     preparer = conn.dialect.identifier_preparer
+    statement = (f"COPY {preparer.format_table(table)} "
+                 f"({', '.join(preparer.quote(key) for key in keys)}) FROM STDIN")
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.copy_expert(f"COPY {preparer.format_table(table)} "
-                           f"({', '.join(preparer.quote(key) for key in keys)}) FROM STDIN",
-                           io.StringIO(data))
+        cursor.copy_expert(statement, io.StringIO(data))
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, None, exc, conn.dialect.loaded_dbapi.Error,
+                                         dialect=conn.dialect) from exc
     finally:
         cursor.close()
     rowcache.inserted(conn, table.name)
