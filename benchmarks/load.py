@@ -7,9 +7,10 @@ What it does, all on 127.0.0.1:
    `benchmarks/load_pack`, creates as many sales reps as the largest user count (password and
    API token each) and `--records` deals; the database is dropped at the end;
 2. for each of `--processes` (default 1 then 2), serves it with `crmforge serve --workers N
-   --threads T` (the queue on Redis: `$CRMFORGE_BENCH_REDIS`, default
-   redis://127.0.0.1:6379/11) and sweeps the user counts of `--sweep` (default 1, 2, 4, 8, 16):
-   each run signs its users in, then plays the mix for `--seconds` (default 20) with our asyncio
+   --threads T [--connections C]` (the queue on Redis: `$CRMFORGE_BENCH_REDIS`, default
+   redis://127.0.0.1:6379/11) and sweeps the user counts of `--sweep` (default 1, 2, 4, 8, 16),
+   `--rounds` times in turn (default 3; a count's runs are pooled, see `pooled`): each run
+   signs its users in, then plays the mix for `--seconds` (default 10) with our asyncio
    client (`benchmarks/loadclient.py`; `--client locust` plays `benchmarks/locustfile.py`);
 3. after each run compares the deals' counters in the database with the updates that
    succeeded (a lost update shows as a difference), and measures the CPU the client, the
@@ -32,12 +33,14 @@ import os
 import platform
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ from runtime.core.instance import Actor, Instance
 from runtime.core.passwords import hash_password
 from runtime.http.auth import create_token
 from runtime.ops.cli import main as crmforge
+from runtime.ops.serve import DEFAULT_THREADS
 from runtime.process.setup import open_instance
 from runtime.write import bulk, records
 
@@ -189,9 +193,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(url: str, processes: int, threads: int, folder: Path,
+def serving(url: str, processes: int, options: list[str], folder: Path,
             redis: str) -> Iterator[tuple[str, int]]:
-    """`crmforge serve` on a free port while the block runs: its base address and process id."""
+    """`crmforge serve --workers processes *options` on a free port while the block runs: its
+    base address and process id."""
     port = free_port()
     env = {**os.environ, "CRMFORGE_SECRET_KEY": SECRET, "CRMFORGE_QUEUE_URL": redis,
            "PYTHONPATH": str(ROOT), "CRMFORGE_CUSTOM_DIR": str(folder / "custom")}
@@ -202,7 +207,7 @@ def serving(url: str, processes: int, threads: int, folder: Path,
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "runtime.ops.cli", "--database-url", url, "serve",
-             "--port", str(port), "--workers", str(processes), "--threads", str(threads)],
+             "--port", str(port), "--workers", str(processes), *options],
             cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -279,11 +284,48 @@ def measure(url: str, base: str, pid: int, processes: int, users: int, seconds: 
 
 
 def sweep(url: str, processes: int, users: list[int], seconds: float,
-          setup: dict[str, Any]) -> list[Run]:
-    """Each user count in turn against one `crmforge serve` of `processes` processes."""
-    with serving(url, processes, setup["threads"], setup["folder"], setup["redis"]) as (
+          setup: dict[str, Any], rounds: int = 1) -> list[Run]:
+    """Each user count in turn against one `crmforge serve` of `processes` processes, the
+    whole sweep `rounds` times (1, 2, 4, 1, 2, 4, ...): a run per user count, its rounds
+    pooled."""
+    with serving(url, processes, setup["serve"], setup["folder"], setup["redis"]) as (
             base, pid):
-        return [measure(url, base, pid, processes, n, seconds, setup) for n in users]
+        played = [measure(url, base, pid, processes, n, seconds, setup)
+                  for _ in range(rounds) for n in users]
+    return [pooled([run for run in played if run.users == n]) for n in users]
+
+
+def pooled(runs: list[Run]) -> Run:
+    """A user count's rounds as one run: their requests, failures, seconds, CPU, updates and
+    lost updates added up, each kind's percentiles the median of the rounds' (a slow minute
+    of the machine moves none of them)."""
+    if len(runs) == 1:
+        return runs[0]
+    results = [run.result for run in runs]
+    kinds = {}
+    for name in sorted({kind for result in results for kind in result["kinds"]}):
+        found = [result["kinds"][name] for result in results if name in result["kinds"]]
+        timed = [entry for entry in found if entry["requests"]]
+        kinds[name] = {"requests": sum(entry["requests"] for entry in found),
+                       "failures": sum(entry["failures"] for entry in found),
+                       **{q: statistics.median(entry[q] for entry in timed) if timed else 0.0
+                          for q in ("p50", "p95", "p99")}}
+    errors: Counter[tuple[str, str]] = Counter()
+    for result in results:
+        errors.update({(e["name"], e["error"]): e["count"] for e in result["errors"]})
+    added = {key: sum(result[key] for result in results)
+             for key in ("signed_in", "seconds", "requests", "failures", "updates",
+                         "conflicts", "gave_up")}
+    cpu = Counter()
+    for result in results:
+        cpu.update(result.get("cpu", {}))
+    result = {**added, "measured": all(r["measured"] for r in results), "kinds": kinds,
+              "cpu": dict(cpu), "rounds": len(runs),
+              "errors": [{"name": name, "error": error, "count": count}
+                         for (name, error), count in errors.most_common()]}
+    first = runs[0]
+    return Run(first.processes, first.users, result, sum(run.lost for run in runs),
+               first.client)
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -309,13 +351,12 @@ def report(runs: list[Run], args: argparse.Namespace,
         f"{platform.machine()}, {cores} cores ({_cpu()}), Python "
         f"{platform.python_version()}, PostgreSQL, Redis and the client on the same machine; "
         f"load average {_load()} at the end (1 / 5 / 15 minutes; other work on the machine "
-        f"slows every figure). {args.records:,} deals; each run {args.seconds:g} s after "
-        f"every user signed in; {args.threads} threads per process; users {swept} on "
-        "each process count (one server per process count); sales reps (role `rep`, no row "
-        "filter) doing 40% list and search, 25% record page, 10% dashboard (web pages), 15% "
-        "update, 5% create, 5% transition (JSON API). An update reads a deal of "
-        f"{HOT} shared ones and saves its counter plus one with the version it read; a 409 is "
-        "read again and retried (counted, not an error).", "",
+        f"slows every figure). {args.records:,} deals; users {swept} on each process "
+        f"count (one server per process count), {_rounds(args)}; {_server(args)}; sales "
+        "reps (role `rep`, no row filter) doing 40% list and search, 25% record page, 10% "
+        "dashboard (web pages), 15% update, 5% create, 5% transition (JSON API). An update "
+        f"reads a deal of {HOT} shared ones and saves its counter plus one with the version it "
+        "read; a 409 is read again and retried (counted, not an error).", "",
         f"The knee is the fewest users whose throughput is within {KNEE_TOLERANCE:.0%} of the "
         "best of the sweep: where throughput stops rising. CPU columns: cores used while "
         "measuring (CPU seconds per second) by the client, by the `crmforge serve` processes, "
@@ -359,6 +400,23 @@ def report(runs: list[Run], args: argparse.Namespace,
         lines += ["", "Errors: " + "; ".join(f"{e['count']}× {e['name']}: {e['error']}"
                                              for e in errors[:5])]
     return "\n".join(lines), ok
+
+
+def _server(args: argparse.Namespace) -> str:
+    if args.connections and args.connections != args.threads:
+        return (f"{args.threads} threads per process, each taking up to {args.connections} "
+                "connections at once")
+    return (f"{args.threads} threads per process, each taking as many connections at once "
+            "(the rest wait for the first free process)")
+
+
+def _rounds(args: argparse.Namespace) -> str:
+    if args.rounds == 1:
+        return f"each run {args.seconds:g} s after every user signed in"
+    return (f"the sweep played {args.rounds} times in turn, each run {args.seconds:g} s after "
+            "every user signed in, so that a slower minute of the machine falls on every "
+            f"user count alike; a count's {args.rounds} runs pooled: throughput over all of "
+            "them, each percentile the median of theirs")
 
 
 def cpu_share(runs: list[Run]) -> str:
@@ -438,13 +496,20 @@ def _cpu() -> str:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=20,
-                   help="each run, measured after every user signed in (default 20)")
+    p.add_argument("--seconds", type=float, default=10,
+                   help="each run, measured after every user signed in (default 10)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="times each sweep is played, in turn on the same server; a user "
+                        "count's figures pool its rounds (default 3)")
     p.add_argument("--sweep", default="1,2,4,8,16",
                    help="user counts, run in turn on each process count (default 1,2,4,8,16)")
     p.add_argument("--records", type=int, default=5000, help="deals (default 5000)")
     p.add_argument("--processes", default="1,2", help="server processes per sweep (default 1,2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                   help=f"threads per process (default {DEFAULT_THREADS}, as crmforge serve)")
+    p.add_argument("--connections", type=int,
+                   help="connections a process takes at once (default: its threads, as "
+                        "crmforge serve)")
     p.add_argument("--client", choices=("asyncio", "locust"), default="asyncio",
                    help="who plays the users: benchmarks/loadclient.py (default) or locust")
     p.add_argument("--keep-alive", action="store_true",
@@ -454,13 +519,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the last run, locust at the most users and processes (its CPU)")
     p.add_argument("--no-report", action="store_true", help="do not write docs/performance.md")
     p.add_argument("--quick", action="store_true",
-                   help="a few seconds, 1 process, 1 then 4 users, few deals; writes nothing")
+                   help="a few seconds, 1 process, 1 then 4 users twice, few deals; writes "
+                        "nothing")
     args = p.parse_args(argv)
     if args.quick:
-        args.seconds, args.sweep, args.records = 3, "1,4", 200
+        args.seconds, args.sweep, args.records, args.rounds = 2, "1,4", 200, 2
         args.processes, args.no_report, args.no_compare = "1", True, True
     args.users = sorted({int(n) for n in args.sweep.split(",")})
     return args
+
+
+def serve_options(args: argparse.Namespace) -> list[str]:
+    connections = ["--connections", str(args.connections)] if args.connections else []
+    return ["--threads", str(args.threads), *connections]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -470,14 +541,14 @@ def main(argv: list[str] | None = None) -> int:
             own_database(server) as url:
         folder = Path(tmp)
         users_file, hot = prepare(url, max(args.users), args.records, folder)
-        setup = {"threads": args.threads, "folder": folder, "users_file": users_file,
+        setup = {"serve": serve_options(args), "folder": folder, "users_file": users_file,
                  "hot": hot, "max_id": args.records, "client": args.client,
                  "keep_alive": args.keep_alive,
                  "team": json.loads(users_file.read_text(encoding="utf-8")),
                  "redis": os.environ.get("CRMFORGE_BENCH_REDIS", REDIS)}
         counts = [int(n) for n in args.processes.split(",")]
         runs = [run for processes in counts
-                for run in sweep(url, processes, args.users, args.seconds, setup)]
+                for run in sweep(url, processes, args.users, args.seconds, setup, args.rounds)]
         compared = []
         if args.client != "locust" and not args.no_compare:
             compared = sweep(url, max(counts), [max(args.users)], args.seconds,

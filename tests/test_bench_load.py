@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import postgres_url
 
-from benchmarks.load import REDIS, SERVER
+from benchmarks.load import REDIS, SERVER, Run, pooled
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,4 +56,37 @@ def test_the_load_benchmark_runs_in_its_quick_mode(tmp_path: Path) -> None:
     assert "| lost updates | 0 | 0 | yes |" in done.stdout, done.stdout
     row = next(line for line in done.stdout.splitlines() if line.startswith("| 1 process |"))
     assert float(row.split("|")[4]) > 0, row  # requests/s: something was measured
+    assert "the sweep played 2 times in turn" in done.stdout
     assert doc.read_text(encoding="utf-8") == before
+
+
+def kind(requests: int, p95: float, failures: int = 0) -> dict[str, float]:
+    return {"requests": requests, "failures": failures, "p50": p95 / 2, "p95": p95,
+            "p99": p95 * 2}
+
+
+def result(seconds: float, kinds: dict[str, dict[str, float]], **counts: int) -> dict:
+    return {"signed_in": 4, "measured": True, "seconds": seconds, "kinds": kinds,
+            "requests": sum(k["requests"] for k in kinds.values()),
+            "failures": sum(k["failures"] for k in kinds.values()), "errors": [],
+            "updates": counts.get("updates", 0), "conflicts": counts.get("conflicts", 0),
+            "gave_up": 0, "cpu": {"client": 0.5, "servers": 9.0, "busy": 15.0}}
+
+
+def test_a_user_counts_rounds_pool_into_one_run() -> None:
+    """Throughput over all rounds; each percentile the median of the rounds' (one slow round
+    moves none); errors, updates, lost updates and CPU added up."""
+    rounds = [Run(2, 4, result(10, {"list": kind(400, 40)}, updates=30), 0),
+              Run(2, 4, result(10, {"list": kind(200, 400, failures=1),
+                                    "search": kind(0, 0, failures=2)}, updates=10), 1),
+              Run(2, 4, result(10, {"list": kind(300, 50)}, updates=20), 0)]
+    rounds[1].result["errors"] = [{"name": "list", "error": "HTTP 500", "count": 1}]
+    run = pooled(rounds)
+    assert (run.processes, run.users, run.throughput) == (2, 4, 900 / 30)
+    assert (run.p50("list"), run.p95("list"), run.result["kinds"]["list"]["p99"]) == (25, 50, 100)
+    assert run.result["kinds"]["search"] == {"requests": 0, "failures": 2, "p50": 0.0,
+                                             "p95": 0.0, "p99": 0.0}
+    assert (run.errors, run.lost, run.result["updates"]) == (3, 1, 60)
+    assert run.result["errors"] == [{"name": "list", "error": "HTTP 500", "count": 1}]
+    assert run.cores("servers") == 27.0 / 30
+    assert pooled(rounds[:1]) is rounds[0]

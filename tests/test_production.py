@@ -9,6 +9,7 @@ workers without dropping a request; the metrics of all workers are added up.
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import os
@@ -237,6 +238,36 @@ def test_sighup_replaces_the_workers_without_dropping_a_request(serve):
     assert any("Hang up" in line["message"] for line in server.lines())
     assert sum("Booting worker" in line["message"] for line in server.lines()) > booted
     assert set(statuses) == {200}
+
+
+def test_a_worker_takes_as_many_connections_as_it_has_threads(serve):
+    """By default a worker holds no connection beyond its threads: each closes after its
+    response, and the next goes to whichever worker is free. Clients that connect and send
+    nothing hold those places for the keep-alive timeout, not for ever. `--connections` above
+    the threads keeps connections alive."""
+    server = serve("--workers", "1", "--threads", "2")
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        status, _, headers = get(server.base + "/healthz")  # once they are dropped (5 s)
+    finally:
+        for sock in idle:
+            sock.close()
+    assert status == 200 and headers["Connection"] == "close"
+    assert not [line for line in server.lines() if line["level"] == "WARNING"]
+
+    roomy = serve("--workers", "1", "--threads", "2", "--connections", "8")
+    conn = http.client.HTTPConnection("127.0.0.1", roomy.port, timeout=30)
+    sockets = []
+    try:
+        for _ in range(3):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read()) == {"status": "ok"}
+            assert response.getheader("Connection") != "close"
+            sockets.append(conn.sock)
+    finally:
+        conn.close()
+    assert sockets[0] is sockets[1] is sockets[2]  # one connection served all three
 
 
 def test_metrics_add_up_every_worker(site: Site, serve, tmp_path: Path):

@@ -76,14 +76,19 @@ def test_create_app_opens_the_instance_of_the_environment(monkeypatch, tmp_path)
 
 def test_serve_options():
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port, args.workers, args.threads) == ("127.0.0.1", 8000, None, 4)
+    assert (args.host, args.port, args.workers, args.threads) == (
+        "127.0.0.1", 8000, None, serve.DEFAULT_THREADS)
+    assert serve.connections(args) == serve.DEFAULT_THREADS  # as many as it has threads
     args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "9000",
                                       "--workers", "3", "--threads", "1"])
     assert (args.host, args.port, args.workers, args.threads) == ("0.0.0.0", 9000, 3, 1)
+    assert serve.connections(args) == 1
+    args = build_parser().parse_args(["serve", "--threads", "3", "--connections", "50"])
+    assert serve.connections(args) == 50
 
 
 @pytest.mark.parametrize("argv", [["serve", "--workers", "0"], ["serve", "--threads", "x"],
-                                  ["serve", "--port", "eighty"]])
+                                  ["serve", "--port", "eighty"], ["serve", "--connections", "0"]])
 def test_serve_rejects_bad_options(argv):
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)

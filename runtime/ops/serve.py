@@ -32,6 +32,7 @@ from runtime.process.setup import SetupError, open_instance
 
 MIN_KEY_LENGTH = 32
 DEFAULT_PORT = 8000
+DEFAULT_THREADS = 4
 
 
 class ServeRefused(Exception):
@@ -59,8 +60,11 @@ def _add_serve(sub: Any) -> None:
                    help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--workers", type=_positive, metavar="N",
                    help="worker processes (default 2 on PostgreSQL, 1 on SQLite)")
-    p.add_argument("--threads", type=_positive, default=4, metavar="N",
-                   help="threads per worker (default 4)")
+    p.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, metavar="N",
+                   help=f"threads per worker (default {DEFAULT_THREADS})")
+    p.add_argument("--connections", type=_positive, metavar="N",
+                   help="connections a worker takes at once (default: its threads; the "
+                        "others wait for the first free worker)")
     p.add_argument("--timeout", type=_positive, default=60, metavar="SECONDS",
                    help="restart a worker silent for this long (default 60)")
     p.add_argument("--allow-sqlite-workers", action="store_true",
@@ -113,12 +117,25 @@ def serve(args: argparse.Namespace, workers: int, load: Callable[[], Any]) -> in
     """Run gunicorn with `args`' options: `workers` processes, each serving the WSGI app
     `load()` makes (one instance's app, or the workspaces' dispatcher)."""
     created = _metrics_dir()
+    places = connections(args)
     options = {"bind": _bind(args.host, args.port), "workers": workers,
                "threads": args.threads, "timeout": args.timeout,
+               "worker_connections": places,
+               # none kept alive when no place is left for one (else gunicorn warns)
+               **({"keepalive": 0} if places <= args.threads else {}),
                # in the master, at its end (a worker leaving must not take the folder along)
                "on_exit": lambda _arbiter: created and shutil.rmtree(created, True)}
     Server(options, load).run()
     return 0
+
+
+def connections(args: argparse.Namespace) -> int:
+    """The connections each worker takes at once: `--connections`, or as many as it has threads.
+    A worker that took more would queue them behind its busy threads (and its one interpreter
+    lock) while another worker sits idle; left in the listen queue, they go to whichever
+    worker is free first. Keep-alive needs connections beyond the threads: without them each
+    connection closes after its response, as a proxy in front expects."""
+    return args.connections or args.threads
 
 
 def check_secret_key(key: str | None, allow_generated: bool) -> None:
