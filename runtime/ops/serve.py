@@ -32,7 +32,7 @@ from runtime.process.setup import SetupError, open_instance
 
 MIN_KEY_LENGTH = 32
 DEFAULT_PORT = 8000
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 2
 
 
 class ServeRefused(Exception):
