@@ -8,10 +8,11 @@ What it does, all on 127.0.0.1:
    API token each) and `--records` deals; the database is dropped at the end;
 2. for each of `--processes` (default 1 then 2), serves it with `crmforge serve --workers N
    --threads T [--connections C]` (the queue on Redis: `$CRMFORGE_BENCH_REDIS`, default
-   redis://127.0.0.1:6379/11) and sweeps the user counts of `--sweep` (default 1, 2, 4, 8, 16),
-   `--rounds` times in turn (default 3; a count's runs are pooled, see `pooled`): each run
-   signs its users in, then plays the mix for `--seconds` (default 10) with our asyncio
-   client (`benchmarks/loadclient.py`; `--client locust` plays `benchmarks/locustfile.py`);
+   redis://127.0.0.1:6379/11) and sweeps the user counts of `--sweep` (default 1, 2, 4, 8, 16);
+   the process counts in turn, `--rounds` times (default 3; a count's runs are pooled, see
+   `pooled`): each run signs its users in, then plays the mix for `--seconds` (default 10)
+   with our asyncio client (`benchmarks/loadclient.py`; `--client locust` plays
+   `benchmarks/locustfile.py`);
 3. after each run compares the deals' counters in the database with the updates that
    succeeded (a lost update shows as a difference), and measures the CPU the client, the
    servers and the whole machine used (`loadclient.cpu_marks`);
@@ -284,15 +285,22 @@ def measure(url: str, base: str, pid: int, processes: int, users: int, seconds: 
 
 
 def sweep(url: str, processes: int, users: list[int], seconds: float,
-          setup: dict[str, Any], rounds: int = 1) -> list[Run]:
-    """Each user count in turn against one `crmforge serve` of `processes` processes, the
-    whole sweep `rounds` times (1, 2, 4, 1, 2, 4, ...): a run per user count, its rounds
-    pooled."""
+          setup: dict[str, Any]) -> list[Run]:
+    """Each user count in turn against one `crmforge serve` of `processes` processes."""
     with serving(url, processes, setup["serve"], setup["folder"], setup["redis"]) as (
             base, pid):
-        played = [measure(url, base, pid, processes, n, seconds, setup)
-                  for _ in range(rounds) for n in users]
-    return [pooled([run for run in played if run.users == n]) for n in users]
+        return [measure(url, base, pid, processes, n, seconds, setup) for n in users]
+
+
+def rounds_of(url: str, counts: list[int], users: list[int], seconds: float,
+              setup: dict[str, Any], rounds: int) -> list[Run]:
+    """Every process count's sweep, the counts in turn `rounds` times (1 process, 2
+    processes, 1 process, ...; a new server each time): one run per process and user count,
+    its rounds pooled."""
+    played = [run for _ in range(rounds) for processes in counts
+              for run in sweep(url, processes, users, seconds, setup)]
+    return [pooled([run for run in played if (run.processes, run.users) == (processes, n)])
+            for processes in counts for n in users]
 
 
 def pooled(runs: list[Run]) -> Run:
@@ -413,10 +421,11 @@ def _server(args: argparse.Namespace) -> str:
 def _rounds(args: argparse.Namespace) -> str:
     if args.rounds == 1:
         return f"each run {args.seconds:g} s after every user signed in"
-    return (f"the sweep played {args.rounds} times in turn, each run {args.seconds:g} s after "
-            "every user signed in, so that a slower minute of the machine falls on every "
-            f"user count alike; a count's {args.rounds} runs pooled: throughput over all of "
-            "them, each percentile the median of theirs")
+    return (f"the sweeps played {args.rounds} times, the process counts in turn (a new "
+            f"server each time), each run {args.seconds:g} s after every user signed in, so "
+            "that a slower minute of the machine falls on every process and user count alike; "
+            f"a count's {args.rounds} runs pooled: throughput over all of them, each "
+            "percentile the median of theirs")
 
 
 def cpu_share(runs: list[Run]) -> str:
@@ -499,8 +508,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10,
                    help="each run, measured after every user signed in (default 10)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="times each sweep is played, in turn on the same server; a user "
-                        "count's figures pool its rounds (default 3)")
+                   help="times the sweeps are played, the process counts in turn; a process "
+                        "and user count's figures pool its rounds (default 3)")
     p.add_argument("--sweep", default="1,2,4,8,16",
                    help="user counts, run in turn on each process count (default 1,2,4,8,16)")
     p.add_argument("--records", type=int, default=5000, help="deals (default 5000)")
@@ -547,8 +556,7 @@ def main(argv: list[str] | None = None) -> int:
                  "team": json.loads(users_file.read_text(encoding="utf-8")),
                  "redis": os.environ.get("CRMFORGE_BENCH_REDIS", REDIS)}
         counts = [int(n) for n in args.processes.split(",")]
-        runs = [run for processes in counts
-                for run in sweep(url, processes, args.users, args.seconds, setup, args.rounds)]
+        runs = rounds_of(url, counts, args.users, args.seconds, setup, args.rounds)
         compared = []
         if args.client != "locust" and not args.no_compare:
             compared = sweep(url, max(counts), [max(args.users)], args.seconds,

@@ -56,7 +56,7 @@ def test_the_load_benchmark_runs_in_its_quick_mode(tmp_path: Path) -> None:
     assert "| lost updates | 0 | 0 | yes |" in done.stdout, done.stdout
     row = next(line for line in done.stdout.splitlines() if line.startswith("| 1 process |"))
     assert float(row.split("|")[4]) > 0, row  # requests/s: something was measured
-    assert "the sweep played 2 times in turn" in done.stdout
+    assert "the sweeps played 2 times" in done.stdout
     assert doc.read_text(encoding="utf-8") == before
 
 
