@@ -328,7 +328,7 @@ def pooled(runs: list[Run]) -> Run:
     for result in results:
         cpu.update(result.get("cpu", {}))
     result = {**added, "measured": all(r["measured"] for r in results), "kinds": kinds,
-              "cpu": dict(cpu), "rounds": len(runs),
+              "cpu": dict(cpu),
               "errors": [{"name": name, "error": error, "count": count}
                          for (name, error), count in errors.most_common()]}
     first = runs[0]
